@@ -1,0 +1,361 @@
+//! The access catalog: the commercial catalog plus declared permissions (interned to dense ids), patterns
+//! compiled to permission bitsets, and system roles with their inheritance closed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kisum_entitlements::{BitSet, Catalog, Idx, Issues, is_segment};
+
+use crate::doc::{AccessCatalogDoc, RoleDoc};
+use crate::error::AccessError;
+use crate::ids::RoleId;
+
+/// A declared permission, interned: checks take this id, never a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PermissionId(u32);
+
+impl PermissionId {
+    /// The dense index of the permission in its catalog.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A declared permission.
+#[derive(Debug, Clone)]
+pub struct PermissionDef {
+    /// `module:resource:action`.
+    pub key: Arc<str>,
+    /// The module (first segment).
+    pub module: Idx,
+    /// The feature it requires, if any.
+    pub feature: Option<Idx>,
+    /// Whether delegations may confer it.
+    pub delegable: bool,
+}
+
+/// A role inside a company: one of the catalog's system roles or one of the company's custom roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoleRef {
+    /// A system role, by index in the catalog.
+    System(u32),
+    /// A custom role, by index in its company.
+    Custom(u32),
+}
+
+/// A compiled role.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Its id.
+    pub id: RoleId,
+    /// The patterns it grants, as written.
+    pub grants: Vec<Arc<str>>,
+    /// The roles it inherits.
+    pub inherits: Vec<RoleRef>,
+    /// What its own grants match.
+    pub direct: BitSet,
+    /// What it grants with everything it inherits.
+    pub closure: BitSet,
+}
+
+/// The compiled catalog. Immutable; shared by `Arc` between the world, the directory and snapshots.
+#[derive(Debug, Clone)]
+pub struct AccessCatalog {
+    commercial: Catalog,
+    doc: AccessCatalogDoc,
+    permissions: Vec<PermissionDef>,
+    permission_ix: HashMap<Arc<str>, PermissionId>,
+    delegable: BitSet,
+    system_roles: Vec<Role>,
+    system_ix: HashMap<RoleId, u32>,
+}
+
+fn u32_of(i: usize) -> u32 {
+    // INVARIANT: catalogs and companies are far smaller than 2^32 items.
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+impl AccessCatalog {
+    /// Validates and compiles a catalog on its own (paths under `/catalog`).
+    pub fn from_doc(doc: &AccessCatalogDoc) -> Result<AccessCatalog, AccessError> {
+        let mut issues = Issues::new();
+        let catalog = AccessCatalog::compile(doc, &mut issues);
+        if issues.is_empty() { Ok(catalog) } else { Err(AccessError::Validation(issues.into_vec())) }
+    }
+
+    pub(crate) fn compile(doc: &AccessCatalogDoc, issues: &mut Issues) -> AccessCatalog {
+        let commercial = Catalog::compile(&doc.commercial(), "/catalog", issues);
+        let mut cat = AccessCatalog {
+            commercial,
+            doc: doc.clone(),
+            permissions: Vec::new(),
+            permission_ix: HashMap::new(),
+            delegable: BitSet::new(0),
+            system_roles: Vec::new(),
+            system_ix: HashMap::new(),
+        };
+        for (i, p) in doc.permissions.iter().enumerate() {
+            let at = format!("/catalog/permissions/{i}");
+            let segments: Vec<&str> = p.key.split(':').collect();
+            let [module, _, _] = segments.as_slice() else {
+                issues.push(format!("{at}/key"), format!("`{}` is not a key module:resource:action", clip(&p.key)));
+                continue;
+            };
+            if !segments.iter().all(|s| is_segment(s)) {
+                issues.push(format!("{at}/key"), format!("`{}` has a segment outside [a-z0-9_]+", clip(&p.key)));
+                continue;
+            }
+            let Some(module_ix) = cat.commercial.module_index(module) else {
+                issues.push(format!("{at}/key"), format!("unknown module `{module}`"));
+                continue;
+            };
+            let feature = match &p.feature {
+                None => None,
+                Some(f) => match cat.commercial.feature_index(f) {
+                    Some(fi) if cat.commercial.feature(fi).is_some_and(|d| d.module == module_ix) => Some(fi),
+                    Some(_) => {
+                        issues.push(format!("{at}/feature"), format!("feature `{f}` is not of module `{module}`"));
+                        continue;
+                    }
+                    None => {
+                        issues.push(format!("{at}/feature"), format!("unknown feature `{}`", clip(f)));
+                        continue;
+                    }
+                },
+            };
+            let key: Arc<str> = Arc::from(p.key.as_str());
+            if cat.permission_ix.contains_key(&key) {
+                issues.push(format!("{at}/key"), format!("duplicate permission `{key}`"));
+                continue;
+            }
+            cat.permission_ix.insert(key.clone(), PermissionId(u32_of(cat.permissions.len())));
+            cat.permissions.push(PermissionDef {
+                key,
+                module: module_ix,
+                feature,
+                delegable: p.delegable != Some(false),
+            });
+        }
+        cat.delegable = BitSet::new(cat.permissions.len());
+        for (i, p) in cat.permissions.iter().enumerate() {
+            if p.delegable {
+                cat.delegable.insert(i);
+            }
+        }
+        cat.system_roles = compile_roles(&cat, &doc.roles, "/catalog/roles", None, issues);
+        cat.system_ix = cat.system_roles.iter().enumerate().map(|(i, r)| (r.id.clone(), u32_of(i))).collect();
+        cat
+    }
+
+    /// The commercial catalog.
+    pub fn commercial(&self) -> &Catalog {
+        &self.commercial
+    }
+
+    /// The document this catalog was compiled from.
+    pub fn doc(&self) -> &AccessCatalogDoc {
+        &self.doc
+    }
+
+    /// Resolves a permission key, or `UNKNOWN_PERMISSION` if the catalog does not declare it.
+    pub fn permission(&self, key: &str) -> Result<PermissionId, AccessError> {
+        self.permission_ix.get(key).copied().ok_or_else(|| AccessError::UnknownPermission(clip(key)))
+    }
+
+    /// The declaration of a permission.
+    pub fn permission_def(&self, id: PermissionId) -> Option<&PermissionDef> {
+        self.permissions.get(id.index())
+    }
+
+    /// The key of a permission (empty for an id of another catalog).
+    pub fn key(&self, id: PermissionId) -> &str {
+        self.permissions.get(id.index()).map_or("", |p| &p.key)
+    }
+
+    /// The number of permissions (the capacity of permission bitsets).
+    pub fn permission_count(&self) -> usize {
+        self.permissions.len()
+    }
+
+    /// Every permission id, in declaration order.
+    pub fn permission_ids(&self) -> impl Iterator<Item = PermissionId> + '_ {
+        (0..self.permissions.len()).map(|i| PermissionId(u32_of(i)))
+    }
+
+    /// The permission at dense index `index`.
+    pub fn permission_at(&self, index: usize) -> Option<PermissionId> {
+        (index < self.permissions.len()).then(|| PermissionId(u32_of(index)))
+    }
+
+    /// The permissions delegations may confer.
+    pub fn delegable(&self) -> &BitSet {
+        &self.delegable
+    }
+
+    /// The system roles.
+    pub fn system_roles(&self) -> &[Role] {
+        &self.system_roles
+    }
+
+    /// A system role by id.
+    pub fn system_role(&self, id: &str) -> Option<(u32, &Role)> {
+        let ix = *self.system_ix.get(id)?;
+        Some((ix, self.system_roles.get(ix as usize)?))
+    }
+
+    /// Compiles a pattern (`*`, `m:*`, `m:r:*` or a declared key) to the permissions it matches.
+    pub fn pattern(&self, text: &str) -> Result<BitSet, String> {
+        let mut bits = BitSet::new(self.permissions.len());
+        let segments: Vec<&str> = text.split(':').collect();
+        let bad = || format!("`{}` is not a pattern (`*`, `m:*`, `m:r:*` or a declared key)", clip(text));
+        match segments.as_slice() {
+            ["*"] => return Ok(BitSet::full(self.permissions.len())),
+            [m, "*"] | [m, _, "*"] => {
+                if !segments.iter().take(segments.len() - 1).all(|s| is_segment(s)) {
+                    return Err(bad());
+                }
+                let module = self.commercial.module_index(m).ok_or_else(|| format!("unknown module `{}`", clip(m)))?;
+                let prefix = text.trim_end_matches('*');
+                for (i, p) in self.permissions.iter().enumerate() {
+                    if p.module == module && p.key.starts_with(prefix) {
+                        bits.insert(i);
+                    }
+                }
+            }
+            [_, _, _] if segments.iter().all(|s| is_segment(s)) => {
+                let id = self.permission_ix.get(text).ok_or_else(|| format!("unknown permission `{}`", clip(text)))?;
+                bits.insert(id.index());
+            }
+            _ => return Err(bad()),
+        }
+        Ok(bits)
+    }
+
+    /// Compiles a list of patterns, recording problems under `path/{i}`.
+    pub(crate) fn patterns(&self, texts: &[String], path: &str, issues: &mut Issues) -> BitSet {
+        let mut bits = BitSet::new(self.permissions.len());
+        for (i, text) in texts.iter().enumerate() {
+            match self.pattern(text) {
+                Ok(b) => bits.union_with(&b),
+                Err(e) => issues.push(format!("{path}/{i}"), e),
+            }
+        }
+        bits
+    }
+}
+
+/// Echoes at most 80 characters of untrusted input.
+pub(crate) fn clip(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+/// Compiles a set of roles (the system roles, or one company's custom roles when `system` is given):
+/// patterns, references (custom first, then system), and the inheritance closure; a cycle is a problem.
+pub(crate) fn compile_roles(
+    cat: &AccessCatalog,
+    docs: &[RoleDoc],
+    path: &str,
+    system: Option<&[Role]>,
+    issues: &mut Issues,
+) -> Vec<Role> {
+    // In the system set, references between its own roles are `System`; in a custom set they are `Custom`.
+    let local_ref = |ix: u32| if system.is_some() { RoleRef::Custom(ix) } else { RoleRef::System(ix) };
+    let mut roles: Vec<Role> = Vec::with_capacity(docs.len());
+    let mut local: HashMap<&str, u32> = HashMap::new();
+    let mut doc_index: Vec<usize> = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        let at = format!("{path}/{i}");
+        let id = match RoleId::parse(&doc.id) {
+            Ok(id) => id,
+            Err(e) => {
+                issues.push(format!("{at}/id"), e.to_string());
+                continue;
+            }
+        };
+        if system.is_some() && cat.system_role(&doc.id).is_some() {
+            issues.push(format!("{at}/id"), format!("custom role `{id}` reuses a system role's id"));
+            continue;
+        }
+        if local.contains_key(doc.id.as_str()) {
+            issues.push_conflict(format!("{at}/id"), format!("duplicate role `{id}`"));
+            continue;
+        }
+        let direct = cat.patterns(&doc.grants, &format!("{at}/grants"), issues);
+        local.insert(doc.id.as_str(), u32_of(roles.len()));
+        let grants = doc.grants.iter().map(|g| Arc::from(g.as_str())).collect();
+        roles.push(Role { id, grants, inherits: Vec::new(), direct, closure: BitSet::new(0) });
+        doc_index.push(i);
+    }
+    for (role, &i) in roles.iter_mut().zip(&doc_index) {
+        let Some(doc) = docs.get(i) else { continue };
+        for (j, parent) in doc.inherits.iter().enumerate() {
+            if let Some(&ix) = local.get(parent.as_str()) {
+                role.inherits.push(local_ref(ix));
+            } else if let Some((ix, _)) = system.and_then(|_| cat.system_role(parent)) {
+                role.inherits.push(RoleRef::System(ix));
+            } else {
+                issues.push(format!("{path}/{i}/inherits/{j}"), format!("unknown role `{}`", clip(parent)));
+            }
+        }
+    }
+    let mut walk = Closure { roles: &roles, system, state: vec![0; roles.len()], closures: vec![None; roles.len()] };
+    let mut cycles = Vec::new();
+    for start in 0..roles.len() {
+        walk.close(start, &mut cycles);
+    }
+    let closures = walk.closures;
+    for i in cycles {
+        let id = roles.get(i).map_or("?", |r| r.id.as_str());
+        let at = doc_index.get(i).map_or_else(|| path.to_owned(), |d| format!("{path}/{d}/inherits"));
+        issues.push(at, format!("role inheritance has a cycle through `{id}`"));
+    }
+    for (role, closure) in roles.iter_mut().zip(closures) {
+        role.closure = closure.unwrap_or_else(|| role.direct.clone());
+    }
+    roles
+}
+
+/// Depth-first closure of role inheritance over one set of roles.
+struct Closure<'a> {
+    roles: &'a [Role],
+    system: Option<&'a [Role]>,
+    /// 0 = unvisited, 1 = on the stack, 2 = done.
+    state: Vec<u8>,
+    closures: Vec<Option<BitSet>>,
+}
+
+impl Closure<'_> {
+    fn close(&mut self, i: usize, cycles: &mut Vec<usize>) -> Option<BitSet> {
+        match self.state.get(i).copied() {
+            Some(2) => return self.closures.get(i).cloned().flatten(),
+            Some(1) => {
+                cycles.push(i);
+                return None;
+            }
+            Some(_) => {}
+            None => return None,
+        }
+        let role = self.roles.get(i)?;
+        if let Some(s) = self.state.get_mut(i) {
+            *s = 1;
+        }
+        let mut closure = role.direct.clone();
+        for parent in &role.inherits {
+            let inherited = match (*parent, self.system) {
+                (RoleRef::System(p), None) | (RoleRef::Custom(p), Some(_)) => self.close(p as usize, cycles),
+                (RoleRef::System(p), Some(system)) => system.get(p as usize).map(|r| r.closure.clone()),
+                (RoleRef::Custom(_), None) => None,
+            };
+            if let Some(c) = inherited {
+                closure.union_with(&c);
+            }
+        }
+        if let Some(s) = self.state.get_mut(i) {
+            *s = 2;
+        }
+        if let Some(c) = self.closures.get_mut(i) {
+            *c = Some(closure.clone());
+        }
+        Some(closure)
+    }
+}
