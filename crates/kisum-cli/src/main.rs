@@ -149,12 +149,13 @@ const CHECK_FLAGS: &[&str] = &["world", "principal", "company", "permission", "r
 fn check(rest: &[String], out: &mut String, human: bool) -> Result<u8, Problem> {
     let args = Args::parse(rest, CHECK_FLAGS)?;
     args.no_positionals()?;
-    let world = args.world()?;
     let principal = Principal::parse(args.required("principal")?).map_err(|e| usage(e.to_string()))?;
     let company = args.required("company")?;
-    let permission = world.permission(args.required("permission")?).map_err(|e| e.to_problem())?;
+    let key = args.required("permission")?;
     let resource = args.resource()?;
     let at = args.at()?;
+    let world = args.world()?;
+    let permission = world.permission(key).map_err(|e| e.to_problem())?;
     let explanation = world.explain(&principal, company, permission, resource.as_ref(), at);
     if human {
         out.push_str(&describe(&world, &principal, company, permission, resource.as_ref(), at, &explanation));
@@ -207,15 +208,17 @@ fn describe(
 fn who_can(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     let args = Args::parse(rest, &["world", "company", "permission", "resource", "at"])?;
     args.no_positionals()?;
-    let world = args.world()?;
     let company = args.required("company")?;
-    let permission = world.permission(args.required("permission")?).map_err(|e| e.to_problem())?;
+    let key = args.required("permission")?;
     let resource = args.resource()?;
+    let at = args.at()?;
+    let world = args.world()?;
+    let permission = world.permission(key).map_err(|e| e.to_problem())?;
     if world.company(company).is_none() {
         return Err(Problem::new(ErrorCode::NotFound, format!("unknown company `{}`", clip(company))));
     }
     let who: Vec<String> =
-        world.who_can(company, permission, resource.as_ref(), args.at()?).iter().map(ToString::to_string).collect();
+        world.who_can(company, permission, resource.as_ref(), at).iter().map(ToString::to_string).collect();
     out.push_str(&serde_json::to_string(&who).unwrap_or_default());
     out.push('\n');
     Ok(0)
@@ -224,10 +227,11 @@ fn who_can(rest: &[String], out: &mut String) -> Result<u8, Problem> {
 fn entitlements(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     let args = Args::parse(rest, &["world", "company", "at"])?;
     args.no_positionals()?;
-    let world = args.world()?;
     let company = args.required("company")?;
+    let at = args.at()?;
+    let world = args.world()?;
     let summary = world
-        .entitlements(company, args.at()?)
+        .entitlements(company, at)
         .ok_or_else(|| Problem::new(ErrorCode::NotFound, format!("unknown company `{}`", clip(company))))?;
     out.push_str(&serde_json::to_string(&summary).unwrap_or_default());
     out.push('\n');

@@ -1,0 +1,335 @@
+//! The directory's write rules (DESIGN.md §4 "Writes"), versions, audit and concurrency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kisum_access::doc::{DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
+use kisum_access::{AccessError, Actor, Change, Directory, MemoryAudit, Principal, Timestamp, World};
+use kisum_entitlements::doc::{PlanRefDoc, SubscriptionDoc, SubscriptionStatus};
+use kisum_errors::{ErrorCode, KisumError};
+
+use crate::worlds::{catalog, day};
+
+/// Company `a` on the `basic` package (3 seats): `boss` owns it, `rita` reads, `fin` runs finance
+/// (not entitled on basic), `new` is invited. Company `b` on `full`: `bob` owns it.
+fn fixture() -> WorldDoc {
+    let mut doc: WorldDoc = serde_json::from_value(serde_json::json!({
+        "catalog": {},
+        "companies": [
+            {"id": "a", "subscriptions": [{"id": "s", "plan": {"package": "basic", "version": 1},
+              "status": "active", "starts_at": "2026-01-01T00:00:00Z"}]},
+            {"id": "b", "subscriptions": [{"id": "s", "plan": {"package": "full", "version": 1},
+              "status": "active", "starts_at": "2026-01-01T00:00:00Z"}]}
+        ],
+        "users": [{"id": "boss"}, {"id": "rita"}, {"id": "fin"}, {"id": "new"}, {"id": "bob"}, {"id": "zoe"}],
+        "agents": [{"id": "bot", "company": "a"}],
+        "memberships": [
+            {"user": "boss", "company": "a", "status": "active", "roles": ["owner"]},
+            {"user": "rita", "company": "a", "status": "active", "roles": ["reader"]},
+            {"user": "new", "company": "a", "status": "invited", "roles": ["reader"]},
+            {"user": "bob", "company": "b", "status": "active", "roles": ["owner"]},
+            {"user": "fin", "company": "b", "status": "active", "roles": ["finance"]}
+        ],
+        "delegations": [
+            {"id": "d1", "company": "a", "from": {"user": "boss"}, "to": {"user": "rita"}, "grants": ["core:*"],
+             "not_before": "2026-01-01T00:00:00Z", "expires_at": "2026-03-01T00:00:00Z", "redelegable": true},
+            {"id": "d2", "company": "a", "from": {"user": "rita"}, "to": {"agent": "bot"}, "grants": ["core:doc:*"],
+             "not_before": "2026-01-01T00:00:00Z", "expires_at": "2026-03-01T00:00:00Z", "redelegable": false}
+        ]
+    }))
+    .unwrap();
+    doc.catalog = catalog();
+    doc
+}
+
+fn directory() -> (Directory, Arc<MemoryAudit>) {
+    let audit = Arc::new(MemoryAudit::default());
+    (Directory::new(World::from_doc(&fixture()).unwrap(), audit.clone()), audit)
+}
+
+fn user(id: &str) -> Actor {
+    Actor::User(id.parse().unwrap())
+}
+
+fn member(user: &str, company: &str, status: MembershipStatus, roles: &[&str]) -> Change {
+    Change::PutMembership(MembershipDoc {
+        user: user.into(),
+        company: company.into(),
+        status,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        expires_at: None,
+        restrictions: Vec::new(),
+    })
+}
+
+fn code(result: Result<kisum_access::Receipt, AccessError>) -> ErrorCode {
+    result.expect_err("the write should have been refused").code()
+}
+
+const T: fn() -> Timestamp = || day(10);
+
+#[test]
+fn only_assign_what_you_hold() {
+    let (dir, _) = directory();
+    // rita (reader, plus core:* delegated) may not make `new` an owner, nor a finance member...
+    assert_eq!(
+        code(dir.apply(&user("rita"), T(), member("new", "a", MembershipStatus::Invited, &["owner"]))),
+        ErrorCode::Forbidden
+    );
+    // ...but she holds everything `reader` grants that is entitled on basic (core:doc:read).
+    dir.apply(&user("rita"), T(), member("zoe", "a", MembershipStatus::Invited, &["reader"])).unwrap();
+    // She may not change the owner's membership, which holds more than she does.
+    assert_eq!(
+        code(dir.apply(&user("rita"), T(), member("boss", "a", MembershipStatus::Active, &["owner", "reader"]))),
+        ErrorCode::Forbidden
+    );
+    // A user without an active membership may do nothing in the company.
+    assert_eq!(
+        code(dir.apply(&user("bob"), T(), member("zoe", "a", MembershipStatus::Invited, &[]))),
+        ErrorCode::Forbidden
+    );
+    // The owner may assign anything.
+    dir.apply(&user("boss"), T(), member("zoe", "a", MembershipStatus::Invited, &["owner"])).unwrap();
+}
+
+fn delegation(id: &str, from: &str, to: &str, grants: &[&str]) -> Change {
+    Change::PutDelegation(DelegationDoc {
+        id: id.into(),
+        company: "a".into(),
+        from: PrincipalDoc::User(from.into()),
+        to: PrincipalDoc::User(to.into()),
+        grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+        resources: None,
+        not_before: day(5),
+        expires_at: day(30),
+        redelegable: false,
+        revoked_at: None,
+    })
+}
+
+#[test]
+fn only_delegate_what_you_may_pass_on() {
+    let (dir, _) = directory();
+    // rita may pass on core:* (received through a redelegable delegation) besides her own reader rights.
+    dir.apply(&user("rita"), T(), delegation("x1", "rita", "new", &["core:doc:*"])).unwrap();
+    // Only what is entitled now is judged: on `basic`, `*` matches nothing more she could not pass on.
+    dir.apply(&user("rita"), T(), delegation("x2", "rita", "new", &["*"])).unwrap();
+    // Non-delegable permissions are never conferred, so matching them is not a reason to refuse.
+    dir.apply(&user("boss"), T(), delegation("x3", "boss", "rita", &["core:*"])).unwrap();
+    // Nobody delegates someone else's access.
+    assert_eq!(
+        code(dir.apply(&user("rita"), T(), delegation("x4", "boss", "new", &["core:doc:read"]))),
+        ErrorCode::Forbidden
+    );
+    // Only the delegator revokes (the platform may too).
+    let revoke = |id: &str| Change::RevokeDelegation { company: "a".into(), delegation: id.into() };
+    assert_eq!(code(dir.apply(&user("rita"), T(), revoke("d1"))), ErrorCode::Forbidden);
+    dir.apply(&user("boss"), T(), revoke("d1")).unwrap();
+    dir.apply(&user("boss"), T(), revoke("x3")).unwrap();
+    let bot = Principal::parse("agent:bot").unwrap();
+    let (doc_read, doc_write) = (dir.permission("core:doc:read").unwrap(), dir.permission("core:doc:write").unwrap());
+    assert!(!dir.check(&bot, "a", doc_write, None, day(11)).is_allowed(), "revoking d1 cut the chain to the bot");
+    assert!(dir.check(&bot, "a", doc_read, None, day(11)).is_allowed(), "rita's own reader rights still reach it");
+    // Without d1, rita holds core:doc:read (reader) but no longer core:doc:write.
+    dir.apply(&user("rita"), T(), delegation("x5", "rita", "new", &["core:doc:read"])).unwrap();
+    assert_eq!(
+        code(dir.apply(&user("rita"), T(), delegation("x6", "rita", "new", &["core:doc:write"]))),
+        ErrorCode::Forbidden
+    );
+    // What she received through a non-redelegable delegation is hers to use, not to pass on.
+    dir.apply(&user("boss"), T(), delegation("x7", "boss", "rita", &["core:doc:write"])).unwrap();
+    let rita = Principal::parse("user:rita").unwrap();
+    assert!(dir.check(&rita, "a", dir.permission("core:doc:write").unwrap(), None, day(11)).is_allowed());
+    assert_eq!(
+        code(dir.apply(&user("rita"), T(), delegation("x8", "rita", "new", &["core:doc:write"]))),
+        ErrorCode::Forbidden
+    );
+}
+
+#[test]
+fn a_company_keeps_an_active_owner() {
+    let (dir, _) = directory();
+    let suspend_boss = || member("boss", "a", MembershipStatus::Suspended, &["owner"]);
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), suspend_boss())), ErrorCode::Conflict);
+    assert_eq!(
+        code(dir.apply(&Actor::Platform, T(), Change::RemoveMembership { company: "a".into(), user: "boss".into() })),
+        ErrorCode::Conflict
+    );
+    dir.apply(&Actor::Platform, T(), member("rita", "a", MembershipStatus::Active, &["owner"])).unwrap();
+    dir.apply(&Actor::Platform, T(), suspend_boss()).unwrap();
+}
+
+#[test]
+fn seats_limit_activation_and_failed_writes_change_nothing() {
+    let (dir, audit) = directory();
+    let before = dir.to_doc();
+    let version = dir.principal_version(&Principal::parse("user:zoe").unwrap(), "a");
+    dir.apply(&Actor::Platform, T(), member("new", "a", MembershipStatus::Active, &["reader"])).unwrap();
+    let err = dir.apply(&Actor::Platform, T(), member("zoe", "a", MembershipStatus::Active, &["reader"])).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::LimitExceeded);
+    assert!(err.to_string().contains("3 used + 1 requested > 3"), "{err}");
+    // Invited members take no seat.
+    dir.apply(&Actor::Platform, T(), member("zoe", "a", MembershipStatus::Invited, &["reader"])).unwrap();
+    assert_eq!(audit.records().len(), 2);
+    // Bad input is refused whole and nothing stored changes.
+    let after_good = dir.to_doc();
+    assert_ne!(before, after_good);
+    for bad in [
+        member("ghost", "a", MembershipStatus::Invited, &[]),
+        member("zoe", "a", MembershipStatus::Invited, &["nope"]),
+        member("zoe", "nowhere", MembershipStatus::Invited, &[]),
+        Change::PutSubscription {
+            company: "a".into(),
+            subscription: SubscriptionDoc {
+                id: "s2".into(),
+                plan: PlanRefDoc { package: Some("full".into()), addon: None, version: 1 },
+                status: SubscriptionStatus::Active,
+                starts_at: day(20),
+                ends_at: None,
+                trial_ends_at: None,
+                grace_until: None,
+                quantity: None,
+            },
+        },
+        Change::PutAgent(serde_json::from_str(r#"{"id":"bot","company":"b"}"#).unwrap()),
+        Change::RemoveRole { company: "a".into(), role: "nope".into() },
+    ] {
+        let kind = bad.kind();
+        let err = dir.apply(&Actor::Platform, T(), bad).unwrap_err();
+        assert!(
+            matches!(err.code(), ErrorCode::ValidationFailed | ErrorCode::Conflict | ErrorCode::NotFound),
+            "{kind}: {err}"
+        );
+    }
+    assert_eq!(dir.to_doc(), after_good);
+    assert_eq!(audit.records().len(), 2, "failed writes leave no audit record");
+    assert!(dir.principal_version(&Principal::parse("user:zoe").unwrap(), "a") > version);
+}
+
+#[test]
+fn conflicts_are_reported_as_such() {
+    let (dir, _) = directory();
+    let overlap = Change::PutSubscription {
+        company: "a".into(),
+        subscription: SubscriptionDoc {
+            id: "s2".into(),
+            plan: PlanRefDoc { package: Some("full".into()), addon: None, version: 1 },
+            status: SubscriptionStatus::Active,
+            starts_at: day(20),
+            ends_at: None,
+            trial_ends_at: None,
+            grace_until: None,
+            quantity: None,
+        },
+    };
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), overlap)), ErrorCode::Conflict);
+    let duplicate =
+        Change::CreateCompany { company: serde_json::from_str(r#"{"id":"b"}"#).unwrap(), owner: "zoe".into() };
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), duplicate)), ErrorCode::Conflict);
+    let mut foreign = delegation("d1", "bob", "fin", &["fin:*"]);
+    if let Change::PutDelegation(d) = &mut foreign {
+        d.company = "b".into();
+    }
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), foreign)), ErrorCode::Conflict, "delegation ids are world-wide");
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), Change::AddUser { user: "bob".into() })), ErrorCode::Conflict);
+    assert_eq!(code(dir.apply(&user("bob"), T(), Change::AddUser { user: "yan".into() })), ErrorCode::Forbidden);
+}
+
+#[test]
+fn creating_a_company_is_atomic_with_its_owner() {
+    let (dir, audit) = directory();
+    let company = || {
+        serde_json::from_str::<kisum_access::doc::CompanyDoc>(
+            r#"{"id":"c","subscriptions":[
+        {"id":"s","plan":{"package":"basic","version":1},"status":"active","starts_at":"2026-01-01T00:00:00Z"}]}"#,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        code(dir.apply(&user("zoe"), T(), Change::CreateCompany { company: company(), owner: "bob".into() })),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(dir.apply(&user("yan"), T(), Change::CreateCompany { company: company(), owner: "yan".into() })),
+        ErrorCode::ValidationFailed
+    );
+    assert!(dir.company("c").is_none(), "a failed creation leaves nothing behind");
+    let receipt =
+        dir.apply(&user("zoe"), T(), Change::CreateCompany { company: company(), owner: "zoe".into() }).unwrap();
+    assert!(receipt.company_wide);
+    let zoe = Principal::parse("user:zoe").unwrap();
+    assert!(dir.check(&zoe, "c", dir.permission("core:member:manage").unwrap(), None, T()).is_allowed());
+    let record = audit.records().pop().unwrap();
+    assert_eq!((record.change, record.company.as_deref(), record.actor), ("create_company", Some("c"), user("zoe")));
+    dir.apply(&Actor::Platform, T(), Change::RemoveCompany { company: "c".into() }).unwrap();
+    assert_eq!(
+        dir.check(&zoe, "c", dir.permission("core:doc:read").unwrap(), None, T()).reason(),
+        Some(kisum_access::DenyReason::UnknownCompany)
+    );
+}
+
+#[test]
+fn versions_tell_caches_what_changed() {
+    let (dir, audit) = directory();
+    let p = |s: &str| Principal::parse(s).unwrap();
+    let snapshot = dir.snapshot(&p("agent:bot"), "a", T());
+    let fin_version = dir.principal_version(&p("user:fin"), "b");
+    // Changing rita's membership touches rita and everyone downstream of her delegations (the bot).
+    let receipt = dir.apply(&Actor::Platform, T(), member("rita", "a", MembershipStatus::Active, &[])).unwrap();
+    assert!(!receipt.company_wide);
+    assert_eq!(
+        receipt.principals,
+        vec![p("user:rita"), p("agent:bot")]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    assert!(dir.principal_version(&p("agent:bot"), "a") > snapshot.version(), "the bot's snapshot is stale");
+    assert_eq!(dir.principal_version(&p("user:fin"), "b"), fin_version, "another company is untouched");
+    let boss_version = dir.principal_version(&p("user:boss"), "a");
+    // A company-wide change (a custom role) moves every principal of the company.
+    let role = serde_json::from_str(r#"{"id":"helper","grants":["core:doc:read"]}"#).unwrap();
+    assert!(dir.apply(&Actor::Platform, T(), Change::PutRole { company: "a".into(), role }).unwrap().company_wide);
+    assert!(dir.principal_version(&p("user:boss"), "a") > boss_version);
+    let record = audit.records().into_iter().find(|r| r.change == "put_membership").unwrap();
+    assert!(record.before.unwrap().contains("reader") && !record.after.unwrap().contains("reader"));
+}
+
+#[test]
+fn readers_never_wait_and_see_whole_versions() {
+    let (dir, _) = directory();
+    let dir = Arc::new(dir);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (dir, stop) = (dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let rita = Principal::parse("user:rita").unwrap();
+                let read = dir.permission("core:doc:read").unwrap();
+                let write = dir.permission("core:doc:write").unwrap();
+                let (mut seen_reader, mut seen_writer, mut n) = (false, false, 0u64);
+                while !stop.load(Ordering::Relaxed) || n < 1000 {
+                    // Both checks on one version: rita is either `reader` or `writer`, never neither.
+                    let both = dir.check_many(&rita, "a", &[(read, None), (write, None)], day(70));
+                    assert!(both[0].is_allowed() || both[1].is_allowed());
+                    seen_reader |= both[0].is_allowed();
+                    seen_writer |= both[1].is_allowed();
+                    n += 1;
+                }
+                (seen_reader, seen_writer)
+            })
+        })
+        .collect();
+    let role = serde_json::from_str(r#"{"id":"writer","grants":["core:doc:write"]}"#).unwrap();
+    dir.apply(&Actor::Platform, T(), Change::PutRole { company: "a".into(), role }).unwrap();
+    for i in 0..200 {
+        let role = if i % 2 == 0 { "writer" } else { "reader" };
+        dir.apply(&Actor::Platform, T(), member("rita", "a", MembershipStatus::Active, &[role])).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        let (r, w) = reader.join().unwrap();
+        assert!(r || w);
+    }
+}
