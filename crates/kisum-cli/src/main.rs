@@ -13,6 +13,8 @@ use kisum_access::scenario::{Report, run_file, scenario_files};
 use kisum_access::{Explanation, PermissionId, Principal, ResourceRef, Timestamp, World};
 use kisum_errors::{ErrorCode, KisumError, Problem};
 
+mod token;
+
 const USAGE: &str = "\
 usage: kisum <command> [options]
 
@@ -26,6 +28,7 @@ commands:
   validate     --world FILE              exit 0 if valid, 2 with every problem otherwise
   scenario     FILE_OR_DIR...            runs QA scenario files; exit 1 if any expectation fails
   demo                                   walks through the bundled demo world
+{TOKEN}
 
 --at defaults to now. Errors exit 2 with one line of problem+json on stderr.";
 
@@ -135,8 +138,9 @@ fn run(args: &[String], out: &mut String) -> Result<u8, Problem> {
         "validate" => validate(rest),
         "scenario" => scenario(rest, out),
         "demo" => demo(rest, out),
+        "token" => token::run(rest, out),
         "help" | "--help" | "-h" => {
-            out.push_str(USAGE);
+            out.push_str(&USAGE.replace("{TOKEN}", token::USAGE));
             out.push('\n');
             Ok(0)
         }

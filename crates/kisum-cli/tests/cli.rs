@@ -200,3 +200,78 @@ fn scenario_counts_and_reports_failures() {
     assert!(text.ends_with(&format!("{} passed, {} failed\n", checks - 1, checks + 1)), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn token_keygen_jwks_sign_verify() {
+    let dir = std::env::temp_dir().join(format!("kisum-token-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let kek = kisum(&["token", "kek"]);
+    assert_eq!(kek.status.code(), Some(0));
+    std::fs::write(path("kek"), &kek.stdout).unwrap();
+    for alg in ["EdDSA", "ES256"] {
+        let key = path(&format!("{alg}.key"));
+        let created =
+            kisum(&["token", "keygen", "--kid", alg, "--alg", alg, "--kek-file", &path("kek"), "--out", &key]);
+        assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+        let stored = std::fs::read_to_string(&key).unwrap();
+        // A second keygen never overwrites the stored key.
+        let again = kisum(&["token", "keygen", "--kid", alg, "--kek-file", &path("kek"), "--out", &key]);
+        assert_problem(&again, "CONFLICT");
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), stored);
+
+        let jwks = kisum(&["token", "jwks", "--key", &key, "--kek-file", &path("kek")]);
+        assert_eq!(jwks.status.code(), Some(0));
+        std::fs::write(path("jwks.json"), &jwks.stdout).unwrap();
+        let claims = serde_json::json!({
+            "iss": "https://auth", "sub": "alice", "aud": "finance", "iat": 1_767_225_600, "exp": 1_767_226_200,
+            "jti": "j", "cid": "acme", "sid": "s", "ver": 1 });
+        std::fs::write(path("claims.json"), claims.to_string()).unwrap();
+        let signed =
+            kisum(&["token", "sign", "--key", &key, "--kek-file", &path("kek"), "--claims", &path("claims.json")]);
+        assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+        let token = stdout(&signed);
+        let verify = |aud: &str, at: &str| {
+            kisum(&[
+                "token",
+                "verify",
+                "--jwks",
+                &path("jwks.json"),
+                "--iss",
+                "https://auth",
+                "--aud",
+                aud,
+                "--at",
+                at,
+                token.trim(),
+            ])
+        };
+        let ok = verify("finance", "2026-01-01T00:05:00Z");
+        assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+        let back: serde_json::Value = serde_json::from_str(stdout(&ok).trim()).unwrap();
+        assert_eq!(back, claims);
+        let wrong = verify("artist", "2026-01-01T00:05:00Z");
+        assert_eq!(wrong.status.code(), Some(1));
+        assert!(wrong.stdout.is_empty());
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&stderr(&wrong)).unwrap()["code"], "TOKEN_INVALID");
+        let late = verify("finance", "2026-01-01T00:10:30Z");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&stderr(&late)).unwrap()["code"], "TOKEN_EXPIRED");
+    }
+    let other_kek = path("other");
+    std::fs::write(&other_kek, "00".repeat(32)).unwrap();
+    assert_problem(
+        &kisum(&["token", "jwks", "--key", &path("EdDSA.key"), "--kek-file", &other_kek]),
+        "VALIDATION_FAILED",
+    );
+    std::fs::write(path("oct.json"), r#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}"#).unwrap();
+    assert_problem(
+        &kisum(&["token", "verify", "--jwks", &path("oct.json"), "--iss", "i", "--aud", "a", "x.y.z"]),
+        "VALIDATION_FAILED",
+    );
+    assert_problem(
+        &kisum(&["token", "verify", "--jwks", &path("jwks.json"), "--iss", "i", "--aud", "a"]),
+        "VALIDATION_FAILED",
+    );
+    assert_problem(&kisum(&["token", "keygen", "--kid", "k"]), "VALIDATION_FAILED");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,260 @@
+//! Signing and verification. The verifier checks, in this order: size, segments and encoding, header
+//! (RFC 8725), key and pinned algorithm, signature, claims (types, issuer, audience, kind, lifetime,
+//! `act` depth), and last time — so that `TOKEN_EXPIRED` is only ever said of a token that was genuine.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+
+use kisum_entitlements::Timestamp;
+use serde_json::Value;
+
+use crate::claims::{Claims, TokenKind, VerifiedClaims};
+use crate::error::TokenError;
+use crate::jws::{UnverifiedToken, b64_encode, header_json};
+use crate::key::{Jwks, PrivateKey};
+
+/// The largest leeway a verifier may allow, in seconds.
+pub const MAX_LEEWAY_SECONDS: u32 = 60;
+/// The default leeway, in seconds.
+pub const DEFAULT_LEEWAY_SECONDS: u32 = 30;
+
+/// Signs `claims` as an access token (`typ: at+jwt`) with `key`. Refuses claims a verifier would refuse
+/// for their shape, so that a signer never issues a token that cannot be used.
+pub fn sign(key: &PrivateKey, claims: &Claims) -> Result<String, TokenError> {
+    claims.check_for_signing()?;
+    let header = b64_encode(header_json(key.algorithm(), key.kid()).as_bytes());
+    let payload = serde_json::to_vec(claims).map_err(|e| TokenError::Claims(e.to_string()))?;
+    let signing_input = format!("{header}.{}", b64_encode(&payload));
+    let signature = key.sign(signing_input.as_bytes())?;
+    Ok(format!("{signing_input}.{}", b64_encode(&signature)))
+}
+
+/// Which kinds of token a route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// User tokens only.
+    User,
+    /// Service tokens only.
+    Service,
+    /// Both ("dual auth").
+    Both,
+}
+
+/// What a verifier requires. Every field has a secure default or must be given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    /// The required `iss`.
+    pub issuer: String,
+    /// The audience that `aud` must name: this service.
+    pub audience: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. Defaults to 30; at most 60.
+    pub leeway: u32,
+    /// The kinds of token accepted. Defaults to [`Accept::User`].
+    pub accept: Accept,
+}
+
+impl Validation {
+    /// A validation for tokens from `issuer` meant for `audience`, with the defaults.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Validation {
+        Validation {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: DEFAULT_LEEWAY_SECONDS,
+            accept: Accept::User,
+        }
+    }
+}
+
+const CACHE_SHARDS: usize = 16;
+/// Verified tokens kept per verifier, at most.
+pub const CACHE_CAPACITY: usize = 16 * 1024;
+
+struct CacheEntry {
+    token: Box<str>,
+    claims: Arc<VerifiedClaims>,
+}
+
+/// Verified tokens, keyed by a keyed hash of the token and confirmed by comparing the whole token, so a
+/// token seen again costs a hash and a comparison instead of a signature check. Entries never outlive
+/// their `exp`; time rules are re-checked on every hit.
+struct Cache {
+    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<u64, CacheEntry>>>,
+}
+
+impl Cache {
+    fn new() -> Cache {
+        Cache { hasher: RandomState::new(), shards: (0..CACHE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+    }
+
+    fn shard(&self, hash: u64) -> Option<&Mutex<HashMap<u64, CacheEntry>>> {
+        self.shards.get((hash % CACHE_SHARDS as u64) as usize)
+    }
+
+    fn get(&self, hash: u64, token: &str) -> Option<Arc<VerifiedClaims>> {
+        let shard = self.shard(hash)?.lock().ok()?;
+        shard.get(&hash).filter(|e| &*e.token == token).map(|e| e.claims.clone())
+    }
+
+    fn insert(&self, hash: u64, token: &str, claims: Arc<VerifiedClaims>, now: Timestamp) {
+        let Some(Ok(mut shard)) = self.shard(hash).map(Mutex::lock) else { return };
+        if shard.len() >= CACHE_CAPACITY / CACHE_SHARDS {
+            shard.retain(|_, e| Timestamp::from_unix(e.claims.claims().exp) > now);
+            if shard.len() >= CACHE_CAPACITY / CACHE_SHARDS {
+                shard.clear();
+            }
+        }
+        shard.insert(hash, CacheEntry { token: token.into(), claims });
+    }
+
+    fn remove(&self, hash: u64) {
+        if let Some(Ok(mut shard)) = self.shard(hash).map(Mutex::lock) {
+            shard.remove(&hash);
+        }
+    }
+}
+
+/// Verifies access tokens against a JWK set. Immutable and `Send + Sync`: build one per key set and
+/// share it; swap in a new one when the key set changes.
+pub struct Verifier {
+    jwks: Jwks,
+    validation: Validation,
+    cache: Option<Cache>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("keys", &self.jwks.len()).field("validation", &self.validation).finish()
+    }
+}
+
+impl Verifier {
+    /// A verifier with a cache of verified tokens. The leeway must be at most 60 s.
+    pub fn new(jwks: Jwks, validation: Validation) -> Result<Verifier, TokenError> {
+        if validation.leeway > MAX_LEEWAY_SECONDS {
+            return Err(TokenError::Key(format!(
+                "leeway {} s is above the {MAX_LEEWAY_SECONDS} s limit",
+                validation.leeway
+            )));
+        }
+        Ok(Verifier { jwks, validation, cache: Some(Cache::new()) })
+    }
+
+    /// The same verifier without the cache (every call checks the signature).
+    pub fn without_cache(mut self) -> Verifier {
+        self.cache = None;
+        self
+    }
+
+    /// The key set.
+    pub fn jwks(&self) -> &Jwks {
+        &self.jwks
+    }
+
+    /// Verifies `token` at `now`.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Arc<VerifiedClaims>, TokenError> {
+        if token.len() > crate::jws::MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid("token larger than 8 KiB"));
+        }
+        let Some(cache) = &self.cache else {
+            let claims = Arc::new(self.verify_uncached(token)?);
+            self.check_time(claims.claims(), now)?;
+            return Ok(claims);
+        };
+        let hash = cache.hasher.hash_one(token);
+        if let Some(claims) = cache.get(hash, token) {
+            if let Err(e) = self.check_time(claims.claims(), now) {
+                if e == TokenError::Expired {
+                    cache.remove(hash);
+                }
+                return Err(e);
+            }
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify_uncached(token)?);
+        self.check_time(claims.claims(), now)?;
+        cache.insert(hash, token, claims.clone(), now);
+        Ok(claims)
+    }
+
+    /// Everything but time.
+    fn verify_uncached(&self, token: &str) -> Result<VerifiedClaims, TokenError> {
+        let parsed = UnverifiedToken::parse(token)?;
+        let key = self.jwks.get(&parsed.header.kid).ok_or(TokenError::UnknownKey)?;
+        if key.algorithm() != parsed.header.alg {
+            return Err(TokenError::Invalid("alg does not match the key's algorithm"));
+        }
+        if !key.verify_segment(parsed.signing_input.as_bytes(), parsed.signature) {
+            return Err(TokenError::Invalid("bad signature"));
+        }
+        let object = crate::jws::strict_object(&parsed.payload, "claims are not a JSON object without duplicate keys")?;
+        let claims: Claims = serde_json::from_value(Value::Object(object))
+            .map_err(|_| TokenError::Invalid("a claim is missing or of the wrong type"))?;
+        if claims.iss != self.validation.issuer {
+            return Err(TokenError::Invalid("wrong issuer"));
+        }
+        if !claims.aud.contains(&self.validation.audience) {
+            return Err(TokenError::Invalid("wrong audience"));
+        }
+        let kind = claims.kind().map_err(TokenError::Invalid)?;
+        match (self.validation.accept, kind) {
+            (Accept::User, TokenKind::Service) => {
+                return Err(TokenError::Invalid("a service token where a user token is required"));
+            }
+            (Accept::Service, TokenKind::User) => {
+                return Err(TokenError::Invalid("a user token where a service token is required"));
+            }
+            _ => {}
+        }
+        Ok(VerifiedClaims::new(claims, kind))
+    }
+
+    /// `TOKEN_EXPIRED` iff now ≥ exp + leeway; `TOKEN_INVALID` if `nbf` or `iat` is later than
+    /// now + leeway.
+    fn check_time(&self, claims: &Claims, now: Timestamp) -> Result<(), TokenError> {
+        let leeway = i64::from(self.validation.leeway);
+        let at = |secs: i64| Timestamp::from_unix(secs);
+        if now >= at(claims.exp.saturating_add(leeway)) {
+            return Err(TokenError::Expired);
+        }
+        let latest = now.checked_add_seconds(leeway).unwrap_or(now);
+        let future = |secs: i64| at(secs) > latest;
+        if claims.nbf.is_some_and(future) {
+            return Err(TokenError::Invalid("not valid yet (nbf)"));
+        }
+        if future(claims.iat) {
+            return Err(TokenError::Invalid("issued in the future (iat)"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Algorithm;
+
+    #[test]
+    fn the_cache_serves_repeats_but_never_past_exp() {
+        let key = PrivateKey::generate(Algorithm::EdDSA, "k").unwrap();
+        let verifier = Verifier::new(Jwks::from_keys([&key]).unwrap(), Validation::new("iss", "aud")).unwrap();
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "iss": "iss", "sub": "alice", "aud": "aud", "exp": 1000, "iat": 500, "jti": "j",
+            "cid": "acme", "sid": "s", "ver": 1 }))
+        .unwrap();
+        let token = sign(&key, &claims).unwrap();
+        let first = verifier.verify(&token, Timestamp::from_unix(600)).unwrap();
+        let second = verifier.verify(&token, Timestamp::from_unix(601)).unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "served from the cache");
+        assert_eq!(verifier.verify(&token, Timestamp::from_unix(1030)).unwrap_err(), TokenError::Expired);
+        assert_eq!(verifier.verify(&token, Timestamp::from_unix(1100)).unwrap_err(), TokenError::Expired);
+        // A token differing in one character is never taken for a cached one.
+        let mut bytes = token.clone().into_bytes();
+        let last = bytes.len() - 1;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(bytes).unwrap();
+        assert!(verifier.verify(&altered, Timestamp::from_unix(600)).is_err());
+    }
+}
