@@ -3,12 +3,58 @@
 //! crate's manifest. Sizes: `KISUM_PEER_SIZES` (default `1000,10000`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+/// Counts live heap bytes, so that memory per membership is each engine's own allocations, not a
+/// resident-set figure blurred by the allocator reusing what an earlier engine freed. The only unsafe
+/// code of the project: it forwards to the system allocator unchanged.
+mod counting {
+    #![allow(unsafe_code)]
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    pub static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+    pub struct Counting;
+
+    // SAFETY: every call is forwarded to `System` with the same arguments; only a counter is updated.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded unchanged.
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                LIVE.fetch_add(layout.size(), Relaxed);
+            }
+            p
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded unchanged.
+            unsafe { System.dealloc(ptr, layout) };
+            LIVE.fetch_sub(layout.size(), Relaxed);
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: forwarded unchanged.
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                LIVE.fetch_add(new_size, Relaxed);
+                LIVE.fetch_sub(layout.size(), Relaxed);
+            }
+            p
+        }
+    }
+
+    pub fn live() -> usize {
+        LIVE.load(Relaxed)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion};
-use kisum_peers::{Casbin, Cedar, Kisum, Query, disagreements, queries, resident_bytes, world};
+use kisum_peers::{Casbin, Cedar, Kisum, Query, disagreements, queries, world};
 use plotters::prelude::*;
 
 /// Queries per size in a benchmark run (`cargo bench`); `cargo test` uses fewer, to stay quick.
@@ -34,23 +80,23 @@ fn build(companies: usize) -> Built {
     let mut build_seconds = Vec::new();
     let mut bytes = Vec::new();
     // Each engine is built while the previous ones stay alive, so the growth of resident memory is its own.
-    let (r0, t) = (resident_bytes(), Instant::now());
+    let (r0, t) = (counting::live(), Instant::now());
     let mut kisum = Kisum::new(&doc).unwrap();
     build_seconds.push(("kisum (load + directory)", t.elapsed().as_secs_f64()));
-    bytes.push(("kisum", (resident_bytes().saturating_sub(r0)) as f64 / memberships));
+    bytes.push(("kisum", (counting::live().saturating_sub(r0)) as f64 / memberships));
     let count = if benchmarking() { QUERIES } else { TEST_QUERIES };
     let queries = queries(&doc, &kisum.directory, count, 7).unwrap();
     kisum.prepare(&queries);
 
-    let (r0, t) = (resident_bytes(), Instant::now());
+    let (r0, t) = (counting::live(), Instant::now());
     let cedar = Cedar::new(&doc, &kisum.directory).unwrap();
     build_seconds.push(("cedar", t.elapsed().as_secs_f64()));
-    bytes.push(("cedar", (resident_bytes().saturating_sub(r0)) as f64 / memberships));
+    bytes.push(("cedar", (counting::live().saturating_sub(r0)) as f64 / memberships));
 
-    let (r0, t) = (resident_bytes(), Instant::now());
+    let (r0, t) = (counting::live(), Instant::now());
     let casbin = Casbin::new(&doc, &kisum.directory).unwrap();
     build_seconds.push(("casbin (both enforcers)", t.elapsed().as_secs_f64()));
-    bytes.push(("casbin (both enforcers)", (resident_bytes().saturating_sub(r0)) as f64 / memberships));
+    bytes.push(("casbin (both enforcers)", (counting::live().saturating_sub(r0)) as f64 / memberships));
 
     let wrong = disagreements(&kisum, &cedar, &casbin, &queries).unwrap();
     assert!(wrong.is_empty(), "engines disagree with kisum at {companies} companies:\n{}", wrong.join("\n"));

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The same multi-tenant world expressed for kisum, Cedar and casbin-rs, a query set every engine can
 //! express, and the agreement check that must pass before anything is timed.
 //!
@@ -212,7 +213,6 @@ fn facts(doc: &WorldDoc, world: &Directory) -> Result<Facts, Error> {
 pub struct Cedar {
     policies: cedar_policy::PolicySet,
     entities: cedar_policy::Entities,
-    all: HashMap<cedar_policy::EntityUid, cedar_policy::Entity>,
     authorizer: cedar_policy::Authorizer,
 }
 
@@ -361,9 +361,8 @@ impl Cedar {
             let set = parents.remove(u.id.as_str()).unwrap_or_default();
             entities.push(Entity::new_no_attrs(uid("User", &u.id)?, set));
         }
-        let all: HashMap<_, _> = entities.iter().map(|e| (e.uid(), e.clone())).collect();
         let entities = cedar_policy::Entities::from_entities(entities, None)?;
-        Ok(Cedar { policies, entities, all, authorizer: cedar_policy::Authorizer::new() })
+        Ok(Cedar { policies, entities, authorizer: cedar_policy::Authorizer::new() })
     }
 
     /// The request of a query.
@@ -410,7 +409,7 @@ impl Cedar {
             if !seen.insert(next.clone()) {
                 continue;
             }
-            let Some(entity) = self.all.get(&next) else { continue };
+            let Some(entity) = self.entities.get(&next) else { continue };
             wanted.extend(self.entities.ancestors(&next).into_iter().flatten().cloned());
             out.push(entity.clone());
         }
@@ -580,14 +579,6 @@ pub fn disagreements(kisum: &Kisum, cedar: &Cedar, casbin: &Casbin, queries: &[Q
         }
     }
     Ok(out)
-}
-
-/// The resident memory of this process, in bytes (Linux), for memory-per-membership estimates.
-pub fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * 4096)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kisum_entitlements::{BitSet, CompanyId, CompanyPlans, Entitlements, Issues, Timestamp};
+use kisum_entitlements::{BitSet, CompanyId, CompanyPlans, Idx, Issues, Item, Source, Timestamp};
 
 use crate::catalog::{AccessCatalog, Role, RoleRef, clip, compile_roles};
 use crate::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, ResourceDoc};
@@ -26,6 +26,8 @@ pub(crate) struct Membership {
     pub role_bits: BitSet,
     /// Everything its restrictions match.
     pub restrict_bits: BitSet,
+    /// The delegations whose delegate is this member.
+    pub incoming: Vec<u32>,
 }
 
 impl Membership {
@@ -64,14 +66,18 @@ impl Delegation {
     }
 }
 
-/// The entitlements of one stretch of time between two boundaries, with per-permission masks.
+/// The entitlements of one stretch of time between two boundaries, as per-permission masks and the
+/// first source of each module and feature (for explanations).
 #[derive(Debug, Clone)]
 pub(crate) struct Segment {
-    pub entitlements: Entitlements,
     /// Permissions whose module is entitled.
     pub module_ok: BitSet,
     /// Permissions whose module and feature (if any) are entitled.
     pub entitled: BitSet,
+    /// By module index: the first source that entitles it.
+    pub module_source: Vec<Option<Source>>,
+    /// By feature index: the first source that entitles it.
+    pub feature_source: Vec<Option<Source>>,
 }
 
 /// The source documents of a company: what a write edits and what an export writes out.
@@ -106,7 +112,9 @@ pub struct Company {
     pub(crate) member_ix: HashMap<UserId, u32>,
     pub(crate) agents: HashSet<AgentId>,
     pub(crate) delegations: Vec<Delegation>,
-    pub(crate) incoming: HashMap<Principal, Vec<u32>>,
+    /// Delegations to agents, by agent; delegations to members are listed in their membership, and those
+    /// to users without a membership confer nothing, so they are not indexed.
+    pub(crate) incoming_agents: HashMap<AgentId, Vec<u32>>,
     pub(crate) boundaries: Vec<Timestamp>,
     pub(crate) segments: Vec<Segment>,
     /// Bumped by every write to the company.
@@ -161,7 +169,7 @@ impl Company {
             member_ix: HashMap::new(),
             agents: HashSet::new(),
             delegations: Vec::new(),
-            incoming: HashMap::new(),
+            incoming_agents: HashMap::new(),
             boundaries: Vec::new(),
             segments: Vec::new(),
             version: 0,
@@ -255,6 +263,7 @@ impl Company {
             expires_at: doc.expires_at,
             role_bits,
             restrict_bits,
+            incoming: Vec::new(),
         });
     }
 
@@ -352,7 +361,14 @@ impl Company {
             return;
         }
         let index = u32_of(self.delegations.len());
-        self.incoming.entry(to.clone()).or_default().push(index);
+        match &to {
+            Principal::User(user) => {
+                if let Some(member) = self.member_ix.get(user).and_then(|&i| self.members.get_mut(i as usize)) {
+                    member.incoming.push(index);
+                }
+            }
+            Principal::Agent(agent) => self.incoming_agents.entry(agent.clone()).or_default().push(index),
+        }
         self.delegations.push(Delegation {
             id,
             from_member: self.member_ix.get(&from).copied(),
@@ -388,10 +404,13 @@ impl Company {
         self.members.get(*self.member_ix.get(user)? as usize)
     }
 
-    /// The delegations whose delegate is `to`.
+    /// The delegations whose delegate is `to` (none for a user without a membership).
     #[inline]
     pub(crate) fn incoming(&self, to: &Principal) -> &[u32] {
-        self.incoming.get(to).map_or(&[], Vec::as_slice)
+        match to {
+            Principal::User(user) => self.member(user.as_str()).map_or(&[], |m| m.incoming.as_slice()),
+            Principal::Agent(agent) => self.incoming_agents.get(agent).map_or(&[], Vec::as_slice),
+        }
     }
 
     /// The company id.
@@ -450,7 +469,11 @@ fn segment(cat: &AccessCatalog, plans: &CompanyPlans, t: Timestamp) -> Segment {
             }
         }
     }
-    Segment { entitlements, module_ok, entitled }
+    let commercial = cat.commercial();
+    let first = |item: Item| entitlements.sources(item).next();
+    let module_source = (0..commercial.module_count()).map(|m| first(Item::Module(Idx(u32_of(m))))).collect();
+    let feature_source = (0..commercial.feature_count()).map(|f| first(Item::Feature(Idx(u32_of(f))))).collect();
+    Segment { module_ok, entitled, module_source, feature_source }
 }
 
 /// Parses a resource document.

@@ -486,10 +486,13 @@ impl Directory {
                 new.epoch = version;
                 Vec::new()
             }
-            Some(start) => {
-                let mut affected = downstream(&new, &start);
-                if let Some(o) = &old {
-                    affected.extend(downstream(o, &start));
+            Some(starts) => {
+                let mut affected = HashSet::new();
+                for start in &starts {
+                    affected.extend(downstream(&new, start));
+                    if let Some(o) = &old {
+                        affected.extend(downstream(o, start));
+                    }
                 }
                 let mut affected: Vec<Principal> = affected.into_iter().collect();
                 affected.sort();
@@ -713,11 +716,11 @@ fn downstream(company: &Company, start: &Principal) -> HashSet<Principal> {
 }
 
 /// The effect of an edit on the source documents: the item before and after, and whom it touches
-/// (`None`: everyone in the company).
+/// directly (`None`: everyone in the company).
 struct Edit {
     before: Option<String>,
     after: Option<String>,
-    touched: Option<Principal>,
+    touched: Option<Vec<Principal>>,
 }
 
 fn json<T: Serialize>(value: &T) -> Option<String> {
@@ -796,26 +799,32 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         }
         Change::PutMembership(m) => {
             let before = put(&mut source.memberships, m.clone(), |x| x.user == m.user);
-            Ok(Edit { before: before.as_ref().and_then(json), after: json(m), touched: user_principal(&m.user) })
+            Ok(Edit {
+                before: before.as_ref().and_then(json),
+                after: json(m),
+                touched: user_principal(&m.user).map(|p| vec![p]),
+            })
         }
         Change::RemoveMembership { user, .. } => {
             let before =
                 take(&mut source.memberships, |x| &x.user == user).ok_or_else(|| not_found("membership", user))?;
-            Ok(Edit { before: json(&before), after: None, touched: user_principal(user) })
+            Ok(Edit { before: json(&before), after: None, touched: user_principal(user).map(|p| vec![p]) })
         }
         Change::PutAgent(a) => {
             let before = put(&mut source.agents, a.clone(), |x| x.id == a.id);
-            let touched = AgentId::parse(&a.id).ok().map(Principal::Agent);
+            let touched = AgentId::parse(&a.id).ok().map(|a| vec![Principal::Agent(a)]);
             Ok(Edit { before: before.as_ref().and_then(json), after: json(a), touched })
         }
         Change::RemoveAgent { agent, .. } => {
             let before = take(&mut source.agents, |x| &x.id == agent).ok_or_else(|| not_found("agent", agent))?;
-            let touched = AgentId::parse(agent).ok().map(Principal::Agent);
+            let touched = AgentId::parse(agent).ok().map(|a| vec![Principal::Agent(a)]);
             Ok(Edit { before: json(&before), after: None, touched })
         }
         Change::PutDelegation(d) => {
             let before = put(&mut source.delegations, d.clone(), |x| x.id == d.id);
-            Ok(Edit { before: before.as_ref().and_then(json), after: json(d), touched: principal_of(&d.to) })
+            // A replaced delegation may have had another delegate: both lose or gain access.
+            let touched = [Some(&d.to), before.as_ref().map(|b| &b.to)].into_iter().flatten().filter_map(principal_of);
+            Ok(Edit { before: before.as_ref().and_then(json), after: json(d), touched: Some(touched.collect()) })
         }
         Change::RevokeDelegation { delegation, .. } => {
             let d = source
@@ -827,7 +836,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
             if d.revoked_at.is_none_or(|r| r > at) {
                 d.revoked_at = Some(at);
             }
-            Ok(Edit { before, after: json(d), touched: principal_of(&d.to) })
+            Ok(Edit { before, after: json(d), touched: Some(principal_of(&d.to).into_iter().collect()) })
         }
         Change::PutSubscription { subscription, .. } => {
             platform_only(actor, change.kind())?;

@@ -1,7 +1,7 @@
 //! Effective-access evaluation (DESIGN.md §4): decisions with exactly one deny reason, delegation chains
 //! as attenuation, compiled snapshots, and explanations.
 
-use kisum_entitlements::{BitSet, Item, Source, Timestamp};
+use kisum_entitlements::{BitSet, Source, Timestamp};
 use kisum_errors::DenyReason;
 use serde::Serialize;
 
@@ -163,30 +163,35 @@ impl Company {
         };
         let grant = grant.or_else(|| {
             let mut chain = Chain::default();
-            self.find_chain(principal, p, resource, t, &mut chain).then_some(Grant::Delegation(chain))
+            let incoming = match member {
+                Some(m) => m.incoming.as_slice(),
+                None => self.incoming(principal),
+            };
+            self.find_chain(incoming, p, resource, t, &mut chain).then_some(Grant::Delegation(chain))
         });
         match grant {
             Some(grant) => Decision::Allow(Allow {
                 grant,
-                module_source: segment.entitlements.sources(Item::Module(def.module)).next(),
-                feature_source: def.feature.and_then(|f| segment.entitlements.sources(Item::Feature(f)).next()),
+                module_source: segment.module_source.get(def.module.get()).copied().flatten(),
+                feature_source: def.feature.and_then(|f| segment.feature_source.get(f.get()).copied().flatten()),
             }),
             None => Decision::Deny(DenyReason::PermissionNotGranted),
         }
     }
 
-    /// Whether some path of at most three delegations, none used twice, confers permission `p` on `to`
-    /// (for `resource`) at `t`, rooted at a member whose own roles grant it. Fills `chain` with the path.
+    /// Whether some path of at most three delegations, none used twice, confers permission `p` through
+    /// the `incoming` delegations of a principal (for `resource`) at `t`, rooted at a member whose own
+    /// roles grant it. Fills `chain` with the path.
     fn find_chain(
         &self,
-        to: &Principal,
+        incoming: &[u32],
         p: usize,
         resource: Option<&ResourceRef>,
         t: Timestamp,
         chain: &mut Chain,
     ) -> bool {
         let first = chain.links().is_empty();
-        for &di in self.incoming(to) {
+        for &di in incoming {
             if chain.contains(di) {
                 continue;
             }
@@ -210,7 +215,7 @@ impl Company {
             if from.role_bits.contains(p) {
                 return true;
             }
-            if !chain.is_full() && self.find_chain(&Principal::User(d.from.clone()), p, resource, t, chain) {
+            if !chain.is_full() && self.find_chain(&from.incoming, p, resource, t, chain) {
                 return true;
             }
             chain.pop();
@@ -251,7 +256,11 @@ impl Company {
             granted: &mut snap.granted,
             scoped: &mut snap.scoped,
         };
-        walk.collect(principal, &segment.entitled, None, &mut Chain::default());
+        let incoming = match member {
+            Some(m) => m.incoming.as_slice(),
+            None => self.incoming(principal),
+        };
+        walk.collect(incoming, &segment.entitled, None, &mut Chain::default());
         snap.valid_until = walk.until;
         snap.effective = snap.granted.clone();
         snap.effective.intersect_with(&snap.entitled);
@@ -280,7 +289,7 @@ impl Company {
             granted: &mut granted,
             scoped: &mut scoped,
         };
-        walk.collect(&Principal::User(user.clone()), &segment.entitled, None, &mut Chain::default());
+        walk.collect(&member.incoming, &segment.entitled, None, &mut Chain::default());
         granted.intersect_with(&segment.entitled);
         granted.difference_with(&member.restrict_bits);
         granted.intersect_with(cat.delegable());
@@ -306,11 +315,12 @@ struct PathWalk<'a> {
 }
 
 impl PathWalk<'_> {
-    /// `mask`: what the links walked so far let through; `scope`: their resource scopes intersected.
-    fn collect(&mut self, to: &Principal, mask: &BitSet, scope: Option<&[ResourceRef]>, chain: &mut Chain) {
+    /// `incoming`: the delegations into the principal reached so far; `mask`: what the links walked so
+    /// far let through; `scope`: their resource scopes intersected.
+    fn collect(&mut self, incoming: &[u32], mask: &BitSet, scope: Option<&[ResourceRef]>, chain: &mut Chain) {
         let company = self.company;
         let first = chain.links().is_empty();
-        for &di in company.incoming(to) {
+        for &di in incoming {
             let Some(d) = company.delegations.get(di as usize) else { continue };
             if chain.contains(di) || ((self.redelegable_only || !first) && !d.redelegable) {
                 continue;
@@ -352,7 +362,7 @@ impl PathWalk<'_> {
                 }
             }
             if !chain.is_full() && chain.push(di) {
-                self.collect(&Principal::User(d.from.clone()), &through, narrowed.as_deref(), chain);
+                self.collect(&from.incoming, &through, narrowed.as_deref(), chain);
                 chain.pop();
             }
         }

@@ -2,19 +2,56 @@
 
 use std::fmt;
 
+/// Words kept inline: capacities up to 256 bits need no heap allocation, so a bitset over a catalog of
+/// a few hundred permissions sits in the struct that owns it (one cache line fewer per check).
+const INLINE_WORDS: usize = 4;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Words {
+    Inline { len: u8, data: [u64; INLINE_WORDS] },
+    Heap(Box<[u64]>),
+}
+
 /// A set of dense indices `0..capacity`, one bit each.
 ///
 /// Sets combined with each other must have been created with the same capacity (they always are when
 /// they index the same catalog); bits beyond the shorter operand are treated as absent.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BitSet {
-    words: Box<[u64]>,
+    words: Words,
+}
+
+impl Default for BitSet {
+    fn default() -> Self {
+        BitSet::new(0)
+    }
 }
 
 impl BitSet {
     /// An empty set able to hold `0..capacity`.
     pub fn new(capacity: usize) -> Self {
-        BitSet { words: vec![0; capacity.div_ceil(64)].into_boxed_slice() }
+        let n = capacity.div_ceil(64);
+        let words = match u8::try_from(n) {
+            Ok(len) if n <= INLINE_WORDS => Words::Inline { len, data: [0; INLINE_WORDS] },
+            _ => Words::Heap(vec![0; n].into_boxed_slice()),
+        };
+        BitSet { words }
+    }
+
+    #[inline]
+    fn words(&self) -> &[u64] {
+        match &self.words {
+            Words::Inline { len, data } => data.get(..usize::from(*len)).unwrap_or(&[]),
+            Words::Heap(words) => words,
+        }
+    }
+
+    #[inline]
+    fn words_mut(&mut self) -> &mut [u64] {
+        match &mut self.words {
+            Words::Inline { len, data } => data.get_mut(..usize::from(*len)).unwrap_or(&mut []),
+            Words::Heap(words) => words,
+        }
     }
 
     /// A set holding every index in `0..capacity`.
@@ -29,13 +66,13 @@ impl BitSet {
     /// Whether `i` is in the set. An index past the capacity is never in it.
     #[inline]
     pub fn contains(&self, i: usize) -> bool {
-        self.words.get(i >> 6).is_some_and(|w| (w >> (i & 63)) & 1 == 1)
+        self.words().get(i >> 6).is_some_and(|w| (w >> (i & 63)) & 1 == 1)
     }
 
     /// Adds `i`; an index past the capacity is ignored.
     #[inline]
     pub fn insert(&mut self, i: usize) {
-        if let Some(w) = self.words.get_mut(i >> 6) {
+        if let Some(w) = self.words_mut().get_mut(i >> 6) {
             *w |= 1 << (i & 63);
         }
     }
@@ -43,51 +80,53 @@ impl BitSet {
     /// Removes `i`.
     #[inline]
     pub fn remove(&mut self, i: usize) {
-        if let Some(w) = self.words.get_mut(i >> 6) {
+        if let Some(w) = self.words_mut().get_mut(i >> 6) {
             *w &= !(1 << (i & 63));
         }
     }
 
     /// Adds every member of `other`.
     pub fn union_with(&mut self, other: &BitSet) {
-        self.words.iter_mut().zip(other.words.iter()).for_each(|(a, b)| *a |= b);
+        self.words_mut().iter_mut().zip(other.words()).for_each(|(a, b)| *a |= b);
     }
 
     /// Keeps only the members also in `other`.
     pub fn intersect_with(&mut self, other: &BitSet) {
-        for (i, a) in self.words.iter_mut().enumerate() {
-            *a &= other.words.get(i).copied().unwrap_or(0);
+        let other = other.words();
+        for (i, a) in self.words_mut().iter_mut().enumerate() {
+            *a &= other.get(i).copied().unwrap_or(0);
         }
     }
 
     /// Removes every member of `other`.
     pub fn difference_with(&mut self, other: &BitSet) {
-        self.words.iter_mut().zip(other.words.iter()).for_each(|(a, b)| *a &= !b);
+        self.words_mut().iter_mut().zip(other.words()).for_each(|(a, b)| *a &= !b);
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|w| *w == 0)
+        self.words().iter().all(|w| *w == 0)
     }
 
     /// Whether every member of `self` is in `other`.
     pub fn is_subset(&self, other: &BitSet) -> bool {
-        self.words.iter().enumerate().all(|(i, a)| a & !other.words.get(i).copied().unwrap_or(0) == 0)
+        let other = other.words();
+        self.words().iter().enumerate().all(|(i, a)| a & !other.get(i).copied().unwrap_or(0) == 0)
     }
 
     /// The number of members.
     pub fn len(&self) -> usize {
-        self.words.iter().map(|w| w.count_ones() as usize).sum()
+        self.words().iter().map(|w| w.count_ones() as usize).sum()
     }
 
     /// Removes every member.
     pub fn clear(&mut self) {
-        self.words.iter_mut().for_each(|w| *w = 0);
+        self.words_mut().iter_mut().for_each(|w| *w = 0);
     }
 
     /// The members, in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &word)| {
+        self.words().iter().enumerate().flat_map(|(i, &word)| {
             let mut w = word;
             std::iter::from_fn(move || {
                 if w == 0 {
@@ -135,5 +174,12 @@ mod tests {
         u.remove(5);
         assert!(u.is_empty());
         assert_eq!(BitSet::full(70).len(), 70);
+        // Past the inline capacity the words move to the heap; behaviour is the same.
+        let mut big = BitSet::full(1000);
+        big.remove(999);
+        assert_eq!(big.len(), 999);
+        assert!(big.contains(998) && !big.contains(999) && !big.contains(1000));
+        assert!(BitSet::new(256).is_empty());
+        assert_eq!(BitSet::full(256).len(), 256);
     }
 }

@@ -292,6 +292,18 @@ fn versions_tell_caches_what_changed() {
     let role = serde_json::from_str(r#"{"id":"helper","grants":["core:doc:read"]}"#).unwrap();
     assert!(dir.apply(&Actor::Platform, T(), Change::PutRole { company: "a".into(), role }).unwrap().company_wide);
     assert!(dir.principal_version(&p("user:boss"), "a") > boss_version);
+    // Re-pointing a delegation touches its old delegate (and who is downstream of it) as well as the new.
+    let mut moved = fixture().delegations[0].clone();
+    moved.to = PrincipalDoc::User("new".into());
+    let receipt = dir.apply(&Actor::Platform, T(), Change::PutDelegation(moved)).unwrap();
+    assert_eq!(
+        receipt.principals,
+        [p("user:new"), p("user:rita"), p("agent:bot")]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
     let record = audit.records().into_iter().find(|r| r.change == "put_membership").unwrap();
     assert!(record.before.unwrap().contains("reader") && !record.after.unwrap().contains("reader"));
 }
