@@ -320,14 +320,10 @@ impl Directory {
         resource: Option<&ResourceRef>,
         at: Timestamp,
     ) -> Decision {
-        let Some(shard) = self.shards.get(shard_of(company)) else {
-            return world::check(&self.catalog, None, principal, permission, resource, at);
-        };
-        let shard = shard.load();
-        match shard.get(company) {
-            Some(slot) => world::check(&self.catalog, Some(&slot.load()), principal, permission, resource, at),
-            None => world::check(&self.catalog, None, principal, permission, resource, at),
-        }
+        // Guards, not clones: no reference count is touched on the check path.
+        let shard = self.shards.get(shard_of(company)).map(ArcSwap::load);
+        let partition = shard.as_ref().and_then(|s| s.get(company)).map(|slot| slot.load());
+        world::check(&self.catalog, partition.as_deref().map(Arc::as_ref), principal, permission, resource, at)
     }
 
     /// Decides many checks of one principal in one company, on one consistent version of it.
@@ -372,9 +368,7 @@ impl Directory {
 
     /// The company's entitlements at `at`; `None` for an unknown company.
     pub fn entitlements(&self, company: &str, at: Timestamp) -> Option<EntitlementsSummary> {
-        let company = self.company(company)?;
-        let ent = company.plans.entitlements(self.catalog.commercial(), at);
-        Some(ent.summary(self.catalog.commercial(), &company.plans))
+        world::entitlements(&self.catalog, &*self.company(company)?, at)
     }
 
     /// The principal's current version in the company (compare with [`Snapshot::version`]).

@@ -32,6 +32,10 @@ pub struct WorldDoc {
 }
 
 /// The catalog: the commercial part plus permissions and system roles.
+///
+/// The commercial fields repeat [`CatalogDoc`]'s rather than flattening it in: serde cannot combine
+/// `flatten` with `deny_unknown_fields`, and refusing unknown fields matters more (a typo must never
+/// silently change a decision).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessCatalogDoc {

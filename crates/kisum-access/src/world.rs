@@ -142,9 +142,7 @@ impl World {
 
     /// The company's entitlements at `at`; `None` for an unknown company.
     pub fn entitlements(&self, company: &str, at: Timestamp) -> Option<EntitlementsSummary> {
-        let company = self.company(company)?;
-        let ent = company.plans.entitlements(self.catalog.commercial(), at);
-        Some(ent.summary(self.catalog.commercial(), &company.plans))
+        entitlements(&self.catalog, self.company(company)?, at)
     }
 }
 
@@ -163,6 +161,11 @@ pub(crate) fn check(
         Some(c) => c.decide(cat, principal, permission, resource, at),
         None => Decision::Deny(DenyReason::UnknownCompany),
     }
+}
+
+pub(crate) fn entitlements(cat: &AccessCatalog, company: &Company, at: Timestamp) -> Option<EntitlementsSummary> {
+    let ent = company.plans.entitlements(cat.commercial(), at);
+    Some(ent.summary(cat.commercial(), &company.plans))
 }
 
 pub(crate) fn snapshot(
