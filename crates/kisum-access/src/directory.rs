@@ -585,6 +585,14 @@ impl Directory {
                     if let Some(i) = new.roles.iter().position(|r| r.id.as_str() == role.id) {
                         must_hold(&[RoleRef::Custom(i as u32)], new, "defining it")?;
                     }
+                    if let Some(i) = judge.roles.iter().position(|r| r.id.as_str() == role.id) {
+                        must_hold(&[RoleRef::Custom(i as u32)], judge, "redefining it")?;
+                    }
+                }
+                Change::RemoveRole { role, .. } => {
+                    if let Some(i) = judge.roles.iter().position(|r| r.id.as_str() == role) {
+                        must_hold(&[RoleRef::Custom(i as u32)], judge, "removing it")?;
+                    }
                 }
                 Change::PutDelegation(d) => {
                     if d.from != PrincipalDoc::User(user.to_string()) {

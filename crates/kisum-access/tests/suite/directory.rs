@@ -90,6 +90,17 @@ fn only_assign_what_you_hold() {
     );
     // The owner may assign anything.
     dir.apply(&user("boss"), T(), member("zoe", "a", MembershipStatus::Invited, &["owner"])).unwrap();
+    // Custom roles: nobody defines, redefines or removes one that grants more than they hold.
+    let role = |grants: &str| {
+        serde_json::from_str::<kisum_access::doc::RoleDoc>(&format!(r#"{{"id":"ops","grants":[{grants}]}}"#)).unwrap()
+    };
+    let put = |grants: &str| Change::PutRole { company: "a".into(), role: role(grants) };
+    assert_eq!(code(dir.apply(&user("rita"), T(), put(r#""core:member:manage""#))), ErrorCode::Forbidden);
+    dir.apply(&user("boss"), T(), put(r#""core:member:manage""#)).unwrap();
+    assert_eq!(code(dir.apply(&user("rita"), T(), put(r#""core:doc:read""#))), ErrorCode::Forbidden, "a demotion too");
+    let remove = || Change::RemoveRole { company: "a".into(), role: "ops".into() };
+    assert_eq!(code(dir.apply(&user("rita"), T(), remove())), ErrorCode::Forbidden);
+    dir.apply(&user("boss"), T(), remove()).unwrap();
 }
 
 fn delegation(id: &str, from: &str, to: &str, grants: &[&str]) -> Change {
