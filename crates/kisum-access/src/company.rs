@@ -81,7 +81,7 @@ pub(crate) struct Segment {
 }
 
 /// The source documents of a company: what a write edits and what an export writes out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompanySource {
     /// The company with its custom roles, subscriptions and overrides.
     pub company: CompanyDoc,
@@ -175,12 +175,8 @@ impl Company {
             version: 0,
             epoch: 0,
             principal_versions: HashMap::new(),
-            source: CompanySource {
-                company: CompanyDoc { id: String::new(), roles: vec![], subscriptions: vec![], overrides: vec![] },
-                memberships: vec![],
-                agents: vec![],
-                delegations: vec![],
-            },
+            // Moved in once everything below has been compiled from it.
+            source: CompanySource::default(),
         };
         for (i, doc) in source.agents.iter().enumerate() {
             let path = at(paths.agents, i, "agents");

@@ -104,7 +104,7 @@ pub struct RoleDoc {
 }
 
 /// A company.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyDoc {
     /// The company id.
