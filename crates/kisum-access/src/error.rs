@@ -2,7 +2,7 @@
 //! [`Decision`](crate::Decision); these are for loading, writes and undeclared permissions.
 
 use kisum_entitlements::{EntitlementsError, LimitValue};
-use kisum_errors::{ErrorCode, FieldError, KisumError};
+use kisum_errors::{ErrorCode, FieldError, KisumError, summarize};
 
 /// Everything that can go wrong outside a decision.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,14 +37,6 @@ pub enum AccessError {
     /// The write names something that does not exist.
     #[error("not found: {0}")]
     NotFound(String),
-}
-
-fn summarize(errors: &[FieldError]) -> String {
-    let mut text = errors.iter().take(3).map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    if errors.len() > 3 {
-        text.push_str(&format!("; and {} more", errors.len() - 3));
-    }
-    text
 }
 
 impl From<EntitlementsError> for AccessError {

@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use kisum_errors::{ErrorCode, FieldError, KisumError};
+use kisum_errors::{ErrorCode, FieldError, KisumError, summarize};
 
 use crate::LimitValue;
 
@@ -28,14 +28,6 @@ pub enum EntitlementsError {
     /// The limit key is not declared in the catalog.
     #[error("unknown limit `{0}`")]
     UnknownLimit(String),
-}
-
-fn summarize(errors: &[FieldError]) -> String {
-    let mut text = errors.iter().take(3).map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    if errors.len() > 3 {
-        text.push_str("; ...");
-    }
-    text
 }
 
 impl KisumError for EntitlementsError {

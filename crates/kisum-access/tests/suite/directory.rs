@@ -68,6 +68,20 @@ fn code(result: Result<kisum_access::Receipt, AccessError>) -> ErrorCode {
 
 const T: fn() -> Timestamp = || day(10);
 
+/// A second package subscription, which overlaps company `a`'s open-ended one.
+fn full_package_from_day_20() -> SubscriptionDoc {
+    SubscriptionDoc {
+        id: "s2".into(),
+        plan: PlanRefDoc { package: Some("full".into()), addon: None, version: 1 },
+        status: SubscriptionStatus::Active,
+        starts_at: day(20),
+        ends_at: None,
+        trial_ends_at: None,
+        grace_until: None,
+        quantity: None,
+    }
+}
+
 #[test]
 fn only_assign_what_you_hold() {
     let (dir, _) = directory();
@@ -189,19 +203,7 @@ fn seats_limit_activation_and_failed_writes_change_nothing() {
         member("ghost", "a", MembershipStatus::Invited, &[]),
         member("zoe", "a", MembershipStatus::Invited, &["nope"]),
         member("zoe", "nowhere", MembershipStatus::Invited, &[]),
-        Change::PutSubscription {
-            company: "a".into(),
-            subscription: SubscriptionDoc {
-                id: "s2".into(),
-                plan: PlanRefDoc { package: Some("full".into()), addon: None, version: 1 },
-                status: SubscriptionStatus::Active,
-                starts_at: day(20),
-                ends_at: None,
-                trial_ends_at: None,
-                grace_until: None,
-                quantity: None,
-            },
-        },
+        Change::PutSubscription { company: "a".into(), subscription: full_package_from_day_20() },
         Change::PutAgent(serde_json::from_str(r#"{"id":"bot","company":"b"}"#).unwrap()),
         Change::RemoveRole { company: "a".into(), role: "nope".into() },
     ] {
@@ -220,19 +222,7 @@ fn seats_limit_activation_and_failed_writes_change_nothing() {
 #[test]
 fn conflicts_are_reported_as_such() {
     let (dir, _) = directory();
-    let overlap = Change::PutSubscription {
-        company: "a".into(),
-        subscription: SubscriptionDoc {
-            id: "s2".into(),
-            plan: PlanRefDoc { package: Some("full".into()), addon: None, version: 1 },
-            status: SubscriptionStatus::Active,
-            starts_at: day(20),
-            ends_at: None,
-            trial_ends_at: None,
-            grace_until: None,
-            quantity: None,
-        },
-    };
+    let overlap = Change::PutSubscription { company: "a".into(), subscription: full_package_from_day_20() };
     assert_eq!(code(dir.apply(&Actor::Platform, T(), overlap)), ErrorCode::Conflict);
     let duplicate =
         Change::CreateCompany { company: serde_json::from_str(r#"{"id":"b"}"#).unwrap(), owner: "zoe".into() };
