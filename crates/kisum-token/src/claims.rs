@@ -179,4 +179,54 @@ impl VerifiedClaims {
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.claims.scope.as_deref().unwrap_or_default().split_ascii_whitespace()
     }
+
+    /// Whether a service token's scopes match permission `key` (patterns `*`, `m:*`, `m:r:*` or the key
+    /// itself, as everywhere in Kisum). Always `false` for user tokens, whose access comes from the
+    /// company's model instead.
+    pub fn scope_allows(&self, key: &str) -> bool {
+        self.kind == TokenKind::Service && self.scopes().any(|pattern| pattern_matches(pattern, key))
+    }
+}
+
+/// Whether a Kisum pattern matches a permission key: `*`, a whole-segment prefix ending in `:*`, or the
+/// key itself. Nothing else is a pattern.
+fn pattern_matches(pattern: &str, key: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some("") => true,
+        Some(prefix) if prefix.ends_with(':') && !prefix.contains('*') && prefix.matches(':').count() <= 2 => {
+            key.starts_with(prefix)
+        }
+        Some(_) => false,
+        None => pattern == key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_match_like_every_kisum_pattern() {
+        for (pattern, key, matches) in [
+            ("*", "finance:invoice:read", true),
+            ("finance:*", "finance:invoice:read", true),
+            ("finance:invoice:*", "finance:invoice:read", true),
+            ("finance:invoice:read", "finance:invoice:read", true),
+            ("finance:*", "financex:invoice:read", false),
+            ("fin*", "finance:invoice:read", false),
+            ("finance:*:read", "finance:invoice:read", false),
+            ("finance:invoice:read:*", "finance:invoice:read", false),
+            ("finance:invoice", "finance:invoice:read", false),
+        ] {
+            assert_eq!(pattern_matches(pattern, key), matches, "{pattern} {key}");
+        }
+        let service: Claims = serde_json::from_value(serde_json::json!({
+            "iss": "i", "sub": "billing", "aud": "finance", "exp": 100, "iat": 50, "jti": "j",
+            "client_id": "billing", "scope": "finance:invoice:* core:company:read" }))
+        .unwrap();
+        let verified = VerifiedClaims::new(service.clone(), service.kind().unwrap());
+        assert!(verified.scope_allows("finance:invoice:approve"));
+        assert!(verified.scope_allows("core:company:read"));
+        assert!(!verified.scope_allows("core:company:update"));
+    }
 }
