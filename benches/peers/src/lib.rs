@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use kisum_access::doc::{MembershipStatus, PrincipalDoc, WorldDoc};
 use kisum_access::synth::{self, Rng, Spec};
-use kisum_access::{Directory, PermissionId, Principal, Snapshot, Timestamp, World};
+use kisum_access::{Access, CompanyId, Directory, PermissionId, Principal, Snapshot, Timestamp, World};
 
 /// Any error of a translation: the benchmark stops on it.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -42,6 +42,8 @@ pub struct Query {
     pub id: PermissionId,
     /// The user as a kisum principal.
     pub principal: Principal,
+    /// The company as a kisum id.
+    pub company_id: CompanyId,
     /// kisum's answer.
     pub expected: bool,
 }
@@ -91,7 +93,8 @@ pub fn queries(doc: &WorldDoc, world: &Directory, count: usize, seed: u64) -> Re
         }
         let Some((key, id)) = permissions.get(rng.below(permissions.len())).cloned() else { break };
         let principal = Principal::parse(&format!("user:{user}"))?;
-        let expected = world.check(&principal, company, id, None, at).is_allowed();
+        let company_id = CompanyId::parse(company)?;
+        let expected = world.check(&principal, &company_id, id, None, at).is_allowed();
         if (expected && allows >= count / 2) || (!expected && denies >= count - count / 2) {
             continue;
         }
@@ -110,6 +113,7 @@ pub fn queries(doc: &WorldDoc, world: &Directory, count: usize, seed: u64) -> Re
             permission: key,
             id,
             principal,
+            company_id,
             expected,
         });
     }
@@ -128,7 +132,7 @@ pub struct Kisum {
 impl Kisum {
     /// Loads the world into a directory.
     pub fn new(doc: &WorldDoc) -> Result<Kisum, Error> {
-        Ok(Kisum { directory: Directory::from_world(World::from_doc(doc)?), snapshots: HashMap::new() })
+        Ok(Kisum { directory: Directory::new(World::from_doc(doc)?), snapshots: HashMap::new() })
     }
 
     /// Compiles a snapshot for every (user, company) of `queries`.
@@ -137,14 +141,14 @@ impl Kisum {
             let directory = &self.directory;
             self.snapshots
                 .entry((q.user.clone(), q.company.clone()))
-                .or_insert_with(|| directory.snapshot(&q.principal, &q.company, instant()));
+                .or_insert_with(|| directory.snapshot(&q.principal, &q.company_id, instant()));
         }
     }
 
     /// Direct evaluation.
     #[inline]
     pub fn check(&self, q: &Query) -> bool {
-        self.directory.check(&q.principal, &q.company, q.id, None, instant()).is_allowed()
+        self.directory.check(&q.principal, &q.company_id, q.id, None, instant()).is_allowed()
     }
 
     /// The snapshot of the query's principal, looked up outside the timed check.
@@ -199,7 +203,7 @@ fn facts(doc: &WorldDoc, world: &Directory) -> Result<Facts, Error> {
     }
     let mut entitled = BTreeMap::new();
     for c in &doc.companies {
-        let summary = world.entitlements(&c.id, at).ok_or("company vanished")?;
+        let summary = world.entitlements(&CompanyId::parse(&c.id)?, at).ok_or("company vanished")?;
         entitled.insert(c.id.clone(), (summary.modules, summary.features));
     }
     Ok(Facts { roles, members, restrictions, entitled })

@@ -2,24 +2,28 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+mod change;
 mod company;
 mod directory;
 pub mod doc;
 mod error;
 mod eval;
 mod ids;
+mod query;
 pub mod scenario;
 mod snapshot;
 pub mod synth;
 mod world;
 
 pub use catalog::{AccessCatalog, PermissionDef, PermissionId, Role, RoleRef};
+pub use change::{Actor, Change, ChangeRecord};
 pub use company::{Company, CompanySource, MAX_DELEGATION_SECONDS};
-pub use directory::{Actor, AuditRecord, AuditSink, Change, Directory, MemoryAudit, NoAudit, Receipt, SHARDS};
+pub use directory::{Directory, Prepared, SHARDS};
 pub use error::AccessError;
 pub use eval::{Allow, Chain, Decision, Explanation, Grant, MAX_CHAIN};
 pub use ids::{AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, RoleId, UserId};
 pub use kisum_entitlements::{CompanyId, Timestamp};
 pub use kisum_errors::DenyReason;
-pub use snapshot::{ScopedGrant, Snapshot};
+pub use query::Access;
+pub use snapshot::{ScopedGrant, Snapshot, WireScoped, WireSnapshot};
 pub use world::World;

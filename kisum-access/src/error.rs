@@ -37,6 +37,23 @@ pub enum AccessError {
     /// The write names something that does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A prepared write no longer fits the directory: another change was installed since it was
+    /// prepared, or the sequence number given is not after the directory's.
+    #[error("the directory is at version {current}, the write expected {expected}")]
+    Stale {
+        /// The version the write expected the directory to be at.
+        expected: u64,
+        /// The directory's version.
+        current: u64,
+    },
+    /// A snapshot's wire form was built against another catalog.
+    #[error("the snapshot was built against catalog `{found}`, not `{expected}`")]
+    CatalogMismatch {
+        /// This catalog's fingerprint.
+        expected: String,
+        /// The snapshot's.
+        found: String,
+    },
 }
 
 impl From<EntitlementsError> for AccessError {
@@ -58,7 +75,8 @@ impl KisumError for AccessError {
     fn code(&self) -> ErrorCode {
         match self {
             AccessError::Validation(_) | AccessError::Malformed(_) => ErrorCode::ValidationFailed,
-            AccessError::Conflict(_) => ErrorCode::Conflict,
+            AccessError::Conflict(_) | AccessError::Stale { .. } => ErrorCode::Conflict,
+            AccessError::CatalogMismatch { .. } => ErrorCode::ValidationFailed,
             AccessError::UnknownPermission(_) => ErrorCode::UnknownPermission,
             AccessError::Forbidden(_) => ErrorCode::Forbidden,
             AccessError::LimitExceeded { .. } => ErrorCode::LimitExceeded,

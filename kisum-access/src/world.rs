@@ -4,18 +4,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use kisum_entitlements::{CompanyId, EntitlementsSummary, Issues, Timestamp};
+use kisum_entitlements::{CompanyId, Issues};
 
-use crate::catalog::{AccessCatalog, PermissionId, clip};
+use crate::catalog::{AccessCatalog, clip};
 use crate::company::{Company, CompanySource, SourcePaths};
 use crate::doc::{CompanyDoc, UserDoc, WorldDoc};
 use crate::error::AccessError;
-use crate::eval::{Decision, Explanation};
-use crate::ids::{Principal, ResourceRef, UserId};
-use crate::snapshot::Snapshot;
-use kisum_errors::DenyReason;
+use crate::ids::UserId;
+use crate::query::Access;
 
-/// An immutable, validated world. `Send + Sync`; share it by `Arc`.
+/// An immutable, validated world. `Send + Sync`; share it by `Arc`. Queries come from the [`Access`] trait.
 #[derive(Debug, Clone)]
 pub struct World {
     pub(crate) catalog: Arc<AccessCatalog>,
@@ -80,140 +78,20 @@ impl World {
         to_doc(&self.catalog, self.users.iter(), self.companies.iter().map(|c| c.source()))
     }
 
-    /// The catalog.
-    pub fn catalog(&self) -> &Arc<AccessCatalog> {
-        &self.catalog
-    }
-
-    /// Resolves a permission key (`UNKNOWN_PERMISSION` if undeclared).
-    pub fn permission(&self, key: &str) -> Result<PermissionId, AccessError> {
-        self.catalog.permission(key)
-    }
-
-    /// A company by id.
-    pub fn company(&self, id: &str) -> Option<&Company> {
-        self.companies.get(*self.company_ix.get(id)?).map(Arc::as_ref)
-    }
-
     /// Every company, in file order.
     pub fn companies(&self) -> impl Iterator<Item = &Company> {
         self.companies.iter().map(Arc::as_ref)
     }
-
-    /// Decides a check at `at` by direct evaluation.
-    pub fn check(
-        &self,
-        principal: &Principal,
-        company: &str,
-        permission: PermissionId,
-        resource: Option<&ResourceRef>,
-        at: Timestamp,
-    ) -> Decision {
-        check(&self.catalog, self.company(company), principal, permission, resource, at)
-    }
-
-    /// Compiles a snapshot of the principal's effective access at `at`.
-    pub fn snapshot(&self, principal: &Principal, company: &str, at: Timestamp) -> Snapshot {
-        snapshot(&self.catalog, self.company(company), principal, at)
-    }
-
-    /// Decides and explains a check.
-    pub fn explain(
-        &self,
-        principal: &Principal,
-        company: &str,
-        permission: PermissionId,
-        resource: Option<&ResourceRef>,
-        at: Timestamp,
-    ) -> Explanation {
-        explain(&self.catalog, self.company(company), principal, permission, resource, at)
-    }
-
-    /// Who in the company may do `permission` (on `resource`) at `at`: every member and agent allowed.
-    pub fn who_can(
-        &self,
-        company: &str,
-        permission: PermissionId,
-        resource: Option<&ResourceRef>,
-        at: Timestamp,
-    ) -> Vec<Principal> {
-        who_can(&self.catalog, self.company(company), permission, resource, at)
-    }
-
-    /// The company's entitlements at `at`; `None` for an unknown company.
-    pub fn entitlements(&self, company: &str, at: Timestamp) -> Option<EntitlementsSummary> {
-        entitlements(&self.catalog, self.company(company)?, at)
-    }
 }
 
-// The query functions below serve both the world and the directory: each takes the catalog and the
-// company partition it found (or `None`), so the two share one implementation.
-
-pub(crate) fn check(
-    cat: &AccessCatalog,
-    company: Option<&Company>,
-    principal: &Principal,
-    permission: PermissionId,
-    resource: Option<&ResourceRef>,
-    at: Timestamp,
-) -> Decision {
-    match company {
-        Some(c) => c.decide(cat, principal, permission, resource, at),
-        None => Decision::Deny(DenyReason::UnknownCompany),
+impl Access for World {
+    fn catalog(&self) -> &Arc<AccessCatalog> {
+        &self.catalog
     }
-}
 
-pub(crate) fn entitlements(cat: &AccessCatalog, company: &Company, at: Timestamp) -> Option<EntitlementsSummary> {
-    let ent = company.plans.entitlements(cat.commercial(), at);
-    Some(ent.summary(cat.commercial(), &company.plans))
-}
-
-pub(crate) fn snapshot(
-    cat: &AccessCatalog,
-    company: Option<&Company>,
-    principal: &Principal,
-    at: Timestamp,
-) -> Snapshot {
-    match company {
-        Some(c) => c.snapshot(cat, principal, at),
-        None => Snapshot::denied(None, principal.clone(), at, 0, cat.permission_count(), DenyReason::UnknownCompany),
+    fn company(&self, id: &CompanyId) -> Option<Arc<Company>> {
+        self.companies.get(*self.company_ix.get(id)?).cloned()
     }
-}
-
-pub(crate) fn explain(
-    cat: &AccessCatalog,
-    company: Option<&Company>,
-    principal: &Principal,
-    permission: PermissionId,
-    resource: Option<&ResourceRef>,
-    at: Timestamp,
-) -> Explanation {
-    let decision = check(cat, company, principal, permission, resource, at);
-    match company {
-        Some(c) => c.explain(cat, principal, permission, &decision),
-        None => Explanation {
-            decision: "deny",
-            reason: decision.reason(),
-            roles: Vec::new(),
-            role_path: Vec::new(),
-            delegations: Vec::new(),
-            entitled_by: Vec::new(),
-        },
-    }
-}
-
-pub(crate) fn who_can(
-    cat: &AccessCatalog,
-    company: Option<&Company>,
-    permission: PermissionId,
-    resource: Option<&ResourceRef>,
-    at: Timestamp,
-) -> Vec<Principal> {
-    let Some(c) = company else { return Vec::new() };
-    let mut allowed: Vec<Principal> =
-        c.principals().filter(|p| c.decide(cat, p, permission, resource, at).is_allowed()).collect();
-    allowed.sort();
-    allowed
 }
 
 pub(crate) fn to_doc<'a>(

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, PlanKind};
 use crate::doc::{Combine, Effect, LimitValue, MAX_LIMIT, OverrideDoc, SubscriptionDoc, SubscriptionStatus};
@@ -568,7 +568,8 @@ impl CompanyPlans {
 }
 
 /// Entitlements by name: sorted modules and features, limits by key, and where each item comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EntitlementsSummary {
     /// Entitled modules, sorted.
     pub modules: Vec<String>,
@@ -577,6 +578,7 @@ pub struct EntitlementsSummary {
     /// Present limits by key.
     pub limits: BTreeMap<String, LimitValue>,
     /// `module:x` / `feature:x` / `limit:x` → the subscriptions or overrides that entitle it.
+    #[serde(default)]
     pub provenance: BTreeMap<String, Vec<String>>,
 }
 

@@ -289,6 +289,7 @@ pub fn world(spec: Spec) -> WorldDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Access;
 
     #[test]
     fn synthetic_worlds_load_and_are_reproducible() {

@@ -17,7 +17,7 @@ fn run_dir(dir: &Path) -> Report {
 
 #[test]
 fn project_scenarios_all_pass() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
     let report = run_dir(&dir);
     let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
     assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));

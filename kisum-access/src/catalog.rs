@@ -68,6 +68,18 @@ pub struct AccessCatalog {
     delegable: BitSet,
     system_roles: Vec<Role>,
     system_ix: HashMap<RoleId, u32>,
+    fingerprint: String,
+}
+
+fn fingerprint(doc: &AccessCatalogDoc) -> String {
+    // The document serializes its fields in declaration order and its maps sorted, so equal catalogs
+    // give equal text.
+    let text = serde_json::to_string(doc).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("fnv1a64:{h:016x}")
 }
 
 fn u32_of(i: usize) -> u32 {
@@ -93,6 +105,7 @@ impl AccessCatalog {
             delegable: BitSet::new(0),
             system_roles: Vec::new(),
             system_ix: HashMap::new(),
+            fingerprint: fingerprint(doc),
         };
         for (i, p) in doc.permissions.iter().enumerate() {
             let at = format!("/catalog/permissions/{i}");
@@ -155,6 +168,13 @@ impl AccessCatalog {
     /// The document this catalog was compiled from.
     pub fn doc(&self) -> &AccessCatalogDoc {
         &self.doc
+    }
+
+    /// A fingerprint of the catalog document (`fnv1a64:` and 16 hex digits over its canonical JSON):
+    /// equal for equal catalogs, so that a snapshot built against one catalog is never read against
+    /// another. It detects mistakes, not forgeries: snapshots travel over authenticated channels.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Resolves a permission key, or `UNKNOWN_PERMISSION` if the catalog does not declare it.

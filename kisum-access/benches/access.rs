@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use kisum_access::doc::{DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, UserDoc};
 use kisum_access::synth::{self, Spec};
-use kisum_access::{Actor, Change, Directory, Principal, Timestamp, World};
+use kisum_access::{Access, Actor, Change, CompanyId, Directory, Principal, Timestamp, World};
 use kisum_entitlements::BitSet;
 
 fn at() -> Timestamp {
@@ -59,7 +59,8 @@ fn hero_world() -> World {
 fn snapshot_checks(c: &mut Criterion) {
     let world = hero_world();
     let hero = Principal::parse("user:hero").unwrap();
-    let snapshot = world.snapshot(&hero, "c0", at());
+    let c0 = CompanyId::parse("c0").unwrap();
+    let snapshot = world.snapshot(&hero, &c0, at());
     let read = world.permission("finance:invoice:read").unwrap();
     let denied = world.permission("core:report:read").unwrap();
     assert!(snapshot.allows(read, None) && !snapshot.allows(denied, None));
@@ -80,10 +81,10 @@ fn snapshot_checks(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("resolve");
     g.bench_function("snapshot, 5 roles + 3 delegations, 200 permissions", |b| {
-        b.iter(|| world.snapshot(black_box(&hero), black_box("c0"), at()))
+        b.iter(|| world.snapshot(black_box(&hero), black_box(&c0), at()))
     });
     g.bench_function("direct check (allow through a delegation)", |b| {
-        b.iter(|| world.check(black_box(&hero), "c0", black_box(read), None, at()))
+        b.iter(|| world.check(black_box(&hero), &c0, black_box(read), None, at()))
     });
     g.finish();
 }
@@ -100,15 +101,18 @@ fn directory_scale(c: &mut Criterion) {
     for companies in sizes() {
         let started = Instant::now();
         let doc = synth::world(Spec { companies, members: 20, seed: 42 });
-        let directory = Directory::from_world(World::from_doc(&doc).unwrap());
+        let directory = Directory::new(World::from_doc(&doc).unwrap());
         eprintln!("built {companies} companies x 20 members in {:.1?}", started.elapsed());
         let permission = directory.permission("promoters:event:read").unwrap();
         // Query a spread of (company, member) pairs, the same count at every size.
-        let queries: Vec<(Principal, String)> = (0..1024)
+        let queries: Vec<(Principal, CompanyId)> = (0..1024)
             .map(|i| {
                 let company = (i * 7919) % companies;
                 let member = (i * 31) % 20;
-                (Principal::parse(&format!("user:c{company}-u{member}")).unwrap(), format!("c{company}"))
+                (
+                    Principal::parse(&format!("user:c{company}-u{member}")).unwrap(),
+                    CompanyId::parse(&format!("c{company}")).unwrap(),
+                )
             })
             .collect();
         let mut i = 0;
@@ -125,16 +129,17 @@ fn directory_scale(c: &mut Criterion) {
 
 fn writes_under_reads(c: &mut Criterion) {
     let doc = synth::world(Spec { companies: 1_000, members: 20, seed: 9 });
-    let directory = Arc::new(Directory::from_world(World::from_doc(&doc).unwrap()));
+    let directory = Arc::new(Directory::new(World::from_doc(&doc).unwrap()));
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (directory, stop) = (directory.clone(), stop.clone());
         std::thread::spawn(move || {
             let p = directory.permission("core:event:read").unwrap();
             let principal = Principal::parse("user:c1-u1").unwrap();
+            let c1 = CompanyId::parse("c1").unwrap();
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                black_box(directory.check(&principal, "c1", p, None, at()));
+                black_box(directory.check(&principal, &c1, p, None, at()));
                 n += 1;
             }
             n

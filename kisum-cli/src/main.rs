@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use kisum_access::scenario::{Report, run_file, scenario_files};
-use kisum_access::{Explanation, PermissionId, Principal, ResourceRef, Timestamp, World};
+use kisum_access::{Access, CompanyId, Explanation, PermissionId, Principal, ResourceRef, Timestamp, World};
 use kisum_errors::{ErrorCode, KisumError, Problem};
 
 mod token;
@@ -33,7 +33,7 @@ commands:
 --at defaults to now. Errors exit 2 with one line of problem+json on stderr.";
 
 /// The demo world, bundled so that `kisum demo` runs anywhere.
-const DEMO_WORLD: &str = include_str!("../../../examples/demo/world.json");
+const DEMO_WORLD: &str = include_str!("../../examples/demo/world.json");
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -154,15 +154,15 @@ fn check(rest: &[String], out: &mut String, human: bool) -> Result<u8, Problem> 
     let args = Args::parse(rest, CHECK_FLAGS)?;
     args.no_positionals()?;
     let principal = Principal::parse(args.required("principal")?).map_err(|e| usage(e.to_string()))?;
-    let company = args.required("company")?;
+    let company = company_id(args.required("company")?)?;
     let key = args.required("permission")?;
     let resource = args.resource()?;
     let at = args.at()?;
     let world = args.world()?;
     let permission = world.permission(key).map_err(|e| e.to_problem())?;
-    let explanation = world.explain(&principal, company, permission, resource.as_ref(), at);
+    let explanation = world.explain(&principal, &company, permission, resource.as_ref(), at);
     if human {
-        out.push_str(&describe(&world, &principal, company, permission, resource.as_ref(), at, &explanation));
+        out.push_str(&describe(&world, &principal, &company, permission, resource.as_ref(), at, &explanation));
     } else {
         let line = CheckLine { decision: explanation.decision, reason: explanation.reason, explain: &explanation };
         out.push_str(&serde_json::to_string(&line).unwrap_or_default());
@@ -179,10 +179,15 @@ struct CheckLine<'a> {
     explain: &'a Explanation,
 }
 
+/// Parses a company id given on the command line (a malformed one is bad usage).
+fn company_id(text: &str) -> Result<CompanyId, Problem> {
+    CompanyId::parse(text).map_err(|e| usage(e.to_string()))
+}
+
 fn describe(
     world: &World,
     principal: &Principal,
-    company: &str,
+    company: &CompanyId,
     permission: PermissionId,
     resource: Option<&ResourceRef>,
     at: Timestamp,
@@ -212,17 +217,17 @@ fn describe(
 fn who_can(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     let args = Args::parse(rest, &["world", "company", "permission", "resource", "at"])?;
     args.no_positionals()?;
-    let company = args.required("company")?;
+    let company = company_id(args.required("company")?)?;
     let key = args.required("permission")?;
     let resource = args.resource()?;
     let at = args.at()?;
     let world = args.world()?;
     let permission = world.permission(key).map_err(|e| e.to_problem())?;
-    if world.company(company).is_none() {
-        return Err(Problem::new(ErrorCode::NotFound, format!("unknown company `{}`", clip(company))));
+    if world.company(&company).is_none() {
+        return Err(Problem::new(ErrorCode::NotFound, format!("unknown company `{company}`")));
     }
     let who: Vec<String> =
-        world.who_can(company, permission, resource.as_ref(), at).iter().map(ToString::to_string).collect();
+        world.who_can(&company, permission, resource.as_ref(), at).iter().map(ToString::to_string).collect();
     out.push_str(&serde_json::to_string(&who).unwrap_or_default());
     out.push('\n');
     Ok(0)
@@ -231,12 +236,12 @@ fn who_can(rest: &[String], out: &mut String) -> Result<u8, Problem> {
 fn entitlements(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     let args = Args::parse(rest, &["world", "company", "at"])?;
     args.no_positionals()?;
-    let company = args.required("company")?;
+    let company = company_id(args.required("company")?)?;
     let at = args.at()?;
     let world = args.world()?;
     let summary = world
-        .entitlements(company, at)
-        .ok_or_else(|| Problem::new(ErrorCode::NotFound, format!("unknown company `{}`", clip(company))))?;
+        .entitlements(&company, at)
+        .ok_or_else(|| Problem::new(ErrorCode::NotFound, format!("unknown company `{company}`")))?;
     out.push_str(&serde_json::to_string(&summary).unwrap_or_default());
     out.push('\n');
     Ok(0)
@@ -279,7 +284,7 @@ fn demo(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     let at = Timestamp::parse("2026-03-15T12:00:00Z").map_err(|e| usage(e.to_string()))?;
     out.push_str(&format!("Kisum demo world at {at}\n\n"));
     for company in world.companies() {
-        let id = company.id().as_str();
+        let id = company.id();
         if let Some(summary) = world.entitlements(id, at) {
             out.push_str(&format!("{id} is entitled to modules [{}]", summary.modules.join(", ")));
             if !summary.features.is_empty() {
@@ -304,15 +309,17 @@ fn demo(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     ];
     for (principal, company, key, resource) in checks {
         let principal = Principal::parse(principal).map_err(|e| usage(e.to_string()))?;
+        let company = company_id(company)?;
         let permission = world.permission(key).map_err(|e| e.to_problem())?;
         let resource = resource.map(ResourceRef::parse).transpose().map_err(|e| usage(e.to_string()))?;
-        let explanation = world.explain(&principal, company, permission, resource.as_ref(), at);
-        out.push_str(&describe(&world, &principal, company, permission, resource.as_ref(), at, &explanation));
+        let explanation = world.explain(&principal, &company, permission, resource.as_ref(), at);
+        out.push_str(&describe(&world, &principal, &company, permission, resource.as_ref(), at, &explanation));
     }
     let approve = world.permission("finance:invoice:approve").map_err(|e| e.to_problem())?;
-    let who: Vec<String> = world.who_can("encore", approve, None, at).iter().map(ToString::to_string).collect();
+    let encore = company_id("encore")?;
+    let who: Vec<String> = world.who_can(&encore, approve, None, at).iter().map(ToString::to_string).collect();
     out.push_str(&format!("\nwho can finance:invoice:approve in encore: {}\n", who.join(", ")));
-    let snapshot = world.snapshot(&Principal::parse("user:leo").map_err(|e| usage(e.to_string()))?, "encore", at);
+    let snapshot = world.snapshot(&Principal::parse("user:leo").map_err(|e| usage(e.to_string()))?, &encore, at);
     let can: Vec<&str> = snapshot.permissions(world.catalog()).collect();
     out.push_str(&format!("what user:leo can do in encore: {}\n", can.join(", ")));
     out.push_str(

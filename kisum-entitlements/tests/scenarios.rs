@@ -42,7 +42,7 @@ fn load(world: &Value) -> (Catalog, Vec<(String, CompanyPlans)>, Issues) {
 
 #[test]
 fn scenario_entitlements_and_commercial_world_errors() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

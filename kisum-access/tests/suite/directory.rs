@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kisum_access::doc::{DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
-use kisum_access::{AccessError, Actor, Change, Directory, MemoryAudit, Principal, Timestamp, World};
+use kisum_access::{
+    Access, AccessError, Actor, Change, ChangeRecord, CompanyId, Directory, Principal, Timestamp, World,
+};
 use kisum_entitlements::doc::{PlanRefDoc, SubscriptionDoc, SubscriptionStatus};
 use kisum_errors::{ErrorCode, KisumError};
 
@@ -42,9 +44,12 @@ fn fixture() -> WorldDoc {
     doc
 }
 
-fn directory() -> (Directory, Arc<MemoryAudit>) {
-    let audit = Arc::new(MemoryAudit::default());
-    (Directory::new(World::from_doc(&fixture()).unwrap(), audit.clone()), audit)
+fn directory() -> Directory {
+    Directory::new(World::from_doc(&fixture()).unwrap())
+}
+
+fn cid(id: &str) -> CompanyId {
+    id.parse().unwrap()
 }
 
 fn user(id: &str) -> Actor {
@@ -62,7 +67,7 @@ fn member(user: &str, company: &str, status: MembershipStatus, roles: &[&str]) -
     })
 }
 
-fn code(result: Result<kisum_access::Receipt, AccessError>) -> ErrorCode {
+fn code(result: Result<ChangeRecord, AccessError>) -> ErrorCode {
     result.expect_err("the write should have been refused").code()
 }
 
@@ -84,7 +89,7 @@ fn full_package_from_day_20() -> SubscriptionDoc {
 
 #[test]
 fn only_assign_what_you_hold() {
-    let (dir, _) = directory();
+    let dir = directory();
     // rita (reader, plus core:* delegated) may not make `new` an owner, nor a finance member...
     assert_eq!(
         code(dir.apply(&user("rita"), T(), member("new", "a", MembershipStatus::Invited, &["owner"]))),
@@ -108,11 +113,11 @@ fn only_assign_what_you_hold() {
     let role = |grants: &str| {
         serde_json::from_str::<kisum_access::doc::RoleDoc>(&format!(r#"{{"id":"ops","grants":[{grants}]}}"#)).unwrap()
     };
-    let put = |grants: &str| Change::PutRole { company: "a".into(), role: role(grants) };
+    let put = |grants: &str| Change::PutRole { company: "a".parse().unwrap(), role: role(grants) };
     assert_eq!(code(dir.apply(&user("rita"), T(), put(r#""core:member:manage""#))), ErrorCode::Forbidden);
     dir.apply(&user("boss"), T(), put(r#""core:member:manage""#)).unwrap();
     assert_eq!(code(dir.apply(&user("rita"), T(), put(r#""core:doc:read""#))), ErrorCode::Forbidden, "a demotion too");
-    let remove = || Change::RemoveRole { company: "a".into(), role: "ops".into() };
+    let remove = || Change::RemoveRole { company: "a".parse().unwrap(), role: "ops".parse().unwrap() };
     assert_eq!(code(dir.apply(&user("rita"), T(), remove())), ErrorCode::Forbidden);
     dir.apply(&user("boss"), T(), remove()).unwrap();
 }
@@ -134,7 +139,7 @@ fn delegation(id: &str, from: &str, to: &str, grants: &[&str]) -> Change {
 
 #[test]
 fn only_delegate_what_you_may_pass_on() {
-    let (dir, _) = directory();
+    let dir = directory();
     // rita may pass on core:* (received through a redelegable delegation) besides her own reader rights.
     dir.apply(&user("rita"), T(), delegation("x1", "rita", "new", &["core:doc:*"])).unwrap();
     // Only what is entitled now is judged: on `basic`, `*` matches nothing more she could not pass on.
@@ -147,14 +152,17 @@ fn only_delegate_what_you_may_pass_on() {
         ErrorCode::Forbidden
     );
     // Only the delegator revokes (the platform may too).
-    let revoke = |id: &str| Change::RevokeDelegation { company: "a".into(), delegation: id.into() };
+    let revoke = |id: &str| Change::RevokeDelegation { company: "a".parse().unwrap(), delegation: id.parse().unwrap() };
     assert_eq!(code(dir.apply(&user("rita"), T(), revoke("d1"))), ErrorCode::Forbidden);
     dir.apply(&user("boss"), T(), revoke("d1")).unwrap();
     dir.apply(&user("boss"), T(), revoke("x3")).unwrap();
     let bot = Principal::parse("agent:bot").unwrap();
     let (doc_read, doc_write) = (dir.permission("core:doc:read").unwrap(), dir.permission("core:doc:write").unwrap());
-    assert!(!dir.check(&bot, "a", doc_write, None, day(11)).is_allowed(), "revoking d1 cut the chain to the bot");
-    assert!(dir.check(&bot, "a", doc_read, None, day(11)).is_allowed(), "rita's own reader rights still reach it");
+    assert!(!dir.check(&bot, &cid("a"), doc_write, None, day(11)).is_allowed(), "revoking d1 cut the chain to the bot");
+    assert!(
+        dir.check(&bot, &cid("a"), doc_read, None, day(11)).is_allowed(),
+        "rita's own reader rights still reach it"
+    );
     // Without d1, rita holds core:doc:read (reader) but no longer core:doc:write.
     dir.apply(&user("rita"), T(), delegation("x5", "rita", "new", &["core:doc:read"])).unwrap();
     assert_eq!(
@@ -164,7 +172,7 @@ fn only_delegate_what_you_may_pass_on() {
     // What she received through a non-redelegable delegation is hers to use, not to pass on.
     dir.apply(&user("boss"), T(), delegation("x7", "boss", "rita", &["core:doc:write"])).unwrap();
     let rita = Principal::parse("user:rita").unwrap();
-    assert!(dir.check(&rita, "a", dir.permission("core:doc:write").unwrap(), None, day(11)).is_allowed());
+    assert!(dir.check(&rita, &cid("a"), dir.permission("core:doc:write").unwrap(), None, day(11)).is_allowed());
     assert_eq!(
         code(dir.apply(&user("rita"), T(), delegation("x8", "rita", "new", &["core:doc:write"]))),
         ErrorCode::Forbidden
@@ -173,11 +181,15 @@ fn only_delegate_what_you_may_pass_on() {
 
 #[test]
 fn a_company_keeps_an_active_owner() {
-    let (dir, _) = directory();
+    let dir = directory();
     let suspend_boss = || member("boss", "a", MembershipStatus::Suspended, &["owner"]);
     assert_eq!(code(dir.apply(&Actor::Platform, T(), suspend_boss())), ErrorCode::Conflict);
     assert_eq!(
-        code(dir.apply(&Actor::Platform, T(), Change::RemoveMembership { company: "a".into(), user: "boss".into() })),
+        code(dir.apply(
+            &Actor::Platform,
+            T(),
+            Change::RemoveMembership { company: "a".parse().unwrap(), user: "boss".parse().unwrap() }
+        )),
         ErrorCode::Conflict
     );
     dir.apply(&Actor::Platform, T(), member("rita", "a", MembershipStatus::Active, &["owner"])).unwrap();
@@ -186,16 +198,16 @@ fn a_company_keeps_an_active_owner() {
 
 #[test]
 fn seats_limit_activation_and_failed_writes_change_nothing() {
-    let (dir, audit) = directory();
+    let dir = directory();
     let before = dir.to_doc();
-    let version = dir.principal_version(&Principal::parse("user:zoe").unwrap(), "a");
+    let version = dir.principal_version(&Principal::parse("user:zoe").unwrap(), &cid("a"));
     dir.apply(&Actor::Platform, T(), member("new", "a", MembershipStatus::Active, &["reader"])).unwrap();
     let err = dir.apply(&Actor::Platform, T(), member("zoe", "a", MembershipStatus::Active, &["reader"])).unwrap_err();
     assert_eq!(err.code(), ErrorCode::LimitExceeded);
     assert!(err.to_string().contains("3 used + 1 requested > 3"), "{err}");
     // Invited members take no seat.
     dir.apply(&Actor::Platform, T(), member("zoe", "a", MembershipStatus::Invited, &["reader"])).unwrap();
-    assert_eq!(audit.records().len(), 2);
+    assert_eq!(dir.seq(), 2, "two writes installed");
     // Bad input is refused whole and nothing stored changes.
     let after_good = dir.to_doc();
     assert_ne!(before, after_good);
@@ -203,9 +215,9 @@ fn seats_limit_activation_and_failed_writes_change_nothing() {
         member("ghost", "a", MembershipStatus::Invited, &[]),
         member("zoe", "a", MembershipStatus::Invited, &["nope"]),
         member("zoe", "nowhere", MembershipStatus::Invited, &[]),
-        Change::PutSubscription { company: "a".into(), subscription: full_package_from_day_20() },
+        Change::PutSubscription { company: "a".parse().unwrap(), subscription: full_package_from_day_20() },
         Change::PutAgent(serde_json::from_str(r#"{"id":"bot","company":"b"}"#).unwrap()),
-        Change::RemoveRole { company: "a".into(), role: "nope".into() },
+        Change::RemoveRole { company: "a".parse().unwrap(), role: "nope".parse().unwrap() },
     ] {
         let kind = bad.kind();
         let err = dir.apply(&Actor::Platform, T(), bad).unwrap_err();
@@ -215,30 +227,38 @@ fn seats_limit_activation_and_failed_writes_change_nothing() {
         );
     }
     assert_eq!(dir.to_doc(), after_good);
-    assert_eq!(audit.records().len(), 2, "failed writes leave no audit record");
-    assert!(dir.principal_version(&Principal::parse("user:zoe").unwrap(), "a") > version);
+    assert_eq!(dir.seq(), 2, "failed writes install nothing and leave no record");
+    assert!(dir.principal_version(&Principal::parse("user:zoe").unwrap(), &cid("a")) > version);
 }
 
 #[test]
 fn conflicts_are_reported_as_such() {
-    let (dir, _) = directory();
-    let overlap = Change::PutSubscription { company: "a".into(), subscription: full_package_from_day_20() };
+    let dir = directory();
+    let overlap = Change::PutSubscription { company: "a".parse().unwrap(), subscription: full_package_from_day_20() };
     assert_eq!(code(dir.apply(&Actor::Platform, T(), overlap)), ErrorCode::Conflict);
-    let duplicate =
-        Change::CreateCompany { company: serde_json::from_str(r#"{"id":"b"}"#).unwrap(), owner: "zoe".into() };
+    let duplicate = Change::CreateCompany {
+        company: serde_json::from_str(r#"{"id":"b"}"#).unwrap(),
+        owner: "zoe".parse().unwrap(),
+    };
     assert_eq!(code(dir.apply(&Actor::Platform, T(), duplicate)), ErrorCode::Conflict);
     let mut foreign = delegation("d1", "bob", "fin", &["fin:*"]);
     if let Change::PutDelegation(d) = &mut foreign {
         d.company = "b".into();
     }
     assert_eq!(code(dir.apply(&Actor::Platform, T(), foreign)), ErrorCode::Conflict, "delegation ids are world-wide");
-    assert_eq!(code(dir.apply(&Actor::Platform, T(), Change::AddUser { user: "bob".into() })), ErrorCode::Conflict);
-    assert_eq!(code(dir.apply(&user("bob"), T(), Change::AddUser { user: "yan".into() })), ErrorCode::Forbidden);
+    assert_eq!(
+        code(dir.apply(&Actor::Platform, T(), Change::AddUser { user: "bob".parse().unwrap() })),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        code(dir.apply(&user("bob"), T(), Change::AddUser { user: "yan".parse().unwrap() })),
+        ErrorCode::Forbidden
+    );
 }
 
 #[test]
 fn creating_a_company_is_atomic_with_its_owner() {
-    let (dir, audit) = directory();
+    let dir = directory();
     let company = || {
         serde_json::from_str::<kisum_access::doc::CompanyDoc>(
             r#"{"id":"c","subscriptions":[
@@ -247,52 +267,58 @@ fn creating_a_company_is_atomic_with_its_owner() {
         .unwrap()
     };
     assert_eq!(
-        code(dir.apply(&user("zoe"), T(), Change::CreateCompany { company: company(), owner: "bob".into() })),
+        code(dir.apply(&user("zoe"), T(), Change::CreateCompany { company: company(), owner: "bob".parse().unwrap() })),
         ErrorCode::Forbidden
     );
     assert_eq!(
-        code(dir.apply(&user("yan"), T(), Change::CreateCompany { company: company(), owner: "yan".into() })),
+        code(dir.apply(&user("yan"), T(), Change::CreateCompany { company: company(), owner: "yan".parse().unwrap() })),
         ErrorCode::ValidationFailed
     );
-    assert!(dir.company("c").is_none(), "a failed creation leaves nothing behind");
-    let receipt =
-        dir.apply(&user("zoe"), T(), Change::CreateCompany { company: company(), owner: "zoe".into() }).unwrap();
+    assert!(dir.company(&cid("c")).is_none(), "a failed creation leaves nothing behind");
+    let receipt = dir
+        .apply(&user("zoe"), T(), Change::CreateCompany { company: company(), owner: "zoe".parse().unwrap() })
+        .unwrap();
     assert!(receipt.company_wide);
     let zoe = Principal::parse("user:zoe").unwrap();
-    assert!(dir.check(&zoe, "c", dir.permission("core:member:manage").unwrap(), None, T()).is_allowed());
-    let record = audit.records().pop().unwrap();
-    assert_eq!((record.change, record.company.as_deref(), record.actor), ("create_company", Some("c"), user("zoe")));
-    dir.apply(&Actor::Platform, T(), Change::RemoveCompany { company: "c".into() }).unwrap();
+    assert!(dir.check(&zoe, &cid("c"), dir.permission("core:member:manage").unwrap(), None, T()).is_allowed());
     assert_eq!(
-        dir.check(&zoe, "c", dir.permission("core:doc:read").unwrap(), None, T()).reason(),
+        (receipt.kind.as_str(), receipt.company, receipt.actor),
+        ("create_company", Some(cid("c")), user("zoe"))
+    );
+    dir.apply(&Actor::Platform, T(), Change::RemoveCompany { company: "c".parse().unwrap() }).unwrap();
+    assert_eq!(
+        dir.check(&zoe, &cid("c"), dir.permission("core:doc:read").unwrap(), None, T()).reason(),
         Some(kisum_access::DenyReason::UnknownCompany)
     );
 }
 
 #[test]
 fn versions_tell_caches_what_changed() {
-    let (dir, audit) = directory();
+    let dir = directory();
     let p = |s: &str| Principal::parse(s).unwrap();
-    let snapshot = dir.snapshot(&p("agent:bot"), "a", T());
-    let fin_version = dir.principal_version(&p("user:fin"), "b");
+    let snapshot = dir.snapshot(&p("agent:bot"), &cid("a"), T());
+    let fin_version = dir.principal_version(&p("user:fin"), &cid("b"));
     // Changing rita's membership touches rita and everyone downstream of her delegations (the bot).
-    let receipt = dir.apply(&Actor::Platform, T(), member("rita", "a", MembershipStatus::Active, &[])).unwrap();
-    assert!(!receipt.company_wide);
+    let membership = dir.apply(&Actor::Platform, T(), member("rita", "a", MembershipStatus::Active, &[])).unwrap();
+    assert!(!membership.company_wide);
+    assert_eq!(dir.principal_version(&p("agent:bot"), &cid("a")), membership.seq, "versions are sequence numbers");
     assert_eq!(
-        receipt.principals,
+        membership.principals.clone(),
         vec![p("user:rita"), p("agent:bot")]
             .into_iter()
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect::<Vec<_>>()
     );
-    assert!(dir.principal_version(&p("agent:bot"), "a") > snapshot.version(), "the bot's snapshot is stale");
-    assert_eq!(dir.principal_version(&p("user:fin"), "b"), fin_version, "another company is untouched");
-    let boss_version = dir.principal_version(&p("user:boss"), "a");
+    assert!(dir.principal_version(&p("agent:bot"), &cid("a")) > snapshot.version(), "the bot's snapshot is stale");
+    assert_eq!(dir.principal_version(&p("user:fin"), &cid("b")), fin_version, "another company is untouched");
+    let boss_version = dir.principal_version(&p("user:boss"), &cid("a"));
     // A company-wide change (a custom role) moves every principal of the company.
     let role = serde_json::from_str(r#"{"id":"helper","grants":["core:doc:read"]}"#).unwrap();
-    assert!(dir.apply(&Actor::Platform, T(), Change::PutRole { company: "a".into(), role }).unwrap().company_wide);
-    assert!(dir.principal_version(&p("user:boss"), "a") > boss_version);
+    assert!(
+        dir.apply(&Actor::Platform, T(), Change::PutRole { company: "a".parse().unwrap(), role }).unwrap().company_wide
+    );
+    assert!(dir.principal_version(&p("user:boss"), &cid("a")) > boss_version);
     // Re-pointing a delegation touches its old delegate (and who is downstream of it) as well as the new.
     let mut moved = fixture().delegations[0].clone();
     moved.to = PrincipalDoc::User("new".into());
@@ -305,14 +331,12 @@ fn versions_tell_caches_what_changed() {
             .into_iter()
             .collect::<Vec<_>>()
     );
-    let record = audit.records().into_iter().find(|r| r.change == "put_membership").unwrap();
-    assert!(record.before.unwrap().contains("reader") && !record.after.unwrap().contains("reader"));
+    assert!(membership.before.unwrap().contains("reader") && !membership.after.unwrap().contains("reader"));
 }
 
 #[test]
 fn readers_never_wait_and_see_whole_versions() {
-    let (dir, _) = directory();
-    let dir = Arc::new(dir);
+    let dir = Arc::new(directory());
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -324,7 +348,7 @@ fn readers_never_wait_and_see_whole_versions() {
                 let (mut seen_reader, mut seen_writer, mut n) = (false, false, 0u64);
                 while !stop.load(Ordering::Relaxed) || n < 1000 {
                     // Both checks on one version: rita is either `reader` or `writer`, never neither.
-                    let both = dir.check_many(&rita, "a", &[(read, None), (write, None)], day(70));
+                    let both = dir.check_many(&rita, &cid("a"), &[(read, None), (write, None)], day(70));
                     assert!(both[0].is_allowed() || both[1].is_allowed());
                     seen_reader |= both[0].is_allowed();
                     seen_writer |= both[1].is_allowed();
@@ -335,7 +359,7 @@ fn readers_never_wait_and_see_whole_versions() {
         })
         .collect();
     let role = serde_json::from_str(r#"{"id":"writer","grants":["core:doc:write"]}"#).unwrap();
-    dir.apply(&Actor::Platform, T(), Change::PutRole { company: "a".into(), role }).unwrap();
+    dir.apply(&Actor::Platform, T(), Change::PutRole { company: "a".parse().unwrap(), role }).unwrap();
     for i in 0..200 {
         let role = if i % 2 == 0 { "writer" } else { "reader" };
         dir.apply(&Actor::Platform, T(), member("rita", "a", MembershipStatus::Active, &[role])).unwrap();

@@ -227,8 +227,7 @@ impl Company {
     pub(crate) fn snapshot(&self, cat: &AccessCatalog, principal: &Principal, t: Timestamp) -> Snapshot {
         let version = self.principal_version(principal);
         let n = cat.permission_count();
-        let mut snap =
-            Snapshot::denied(Some(self.id.clone()), principal.clone(), t, version, n, DenyReason::NotAMember);
+        let mut snap = Snapshot::denied(self.id.clone(), principal.clone(), t, version, n, DenyReason::NotAMember);
         let member = match admit(self, principal, t) {
             Ok(member) => member,
             Err(reason) => {
@@ -388,6 +387,20 @@ pub struct Explanation {
     /// The subscriptions or overrides that entitle the permission's module and feature.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entitled_by: Vec<String>,
+}
+
+impl Explanation {
+    /// The explanation of a deny that no company could explain (the company does not exist).
+    pub(crate) fn denied(reason: Option<DenyReason>) -> Explanation {
+        Explanation {
+            decision: "deny",
+            reason,
+            roles: Vec::new(),
+            role_path: Vec::new(),
+            delegations: Vec::new(),
+            entitled_by: Vec::new(),
+        }
+    }
 }
 
 impl Company {

@@ -5,7 +5,7 @@ use kisum_access::doc::{
     UserDoc, WorldDoc,
 };
 use kisum_access::synth::Rng;
-use kisum_access::{Principal, ResourceRef, Timestamp, World};
+use kisum_access::{Access, CompanyId, Principal, ResourceRef, Timestamp, World};
 use kisum_entitlements::doc::{Effect, OverrideDoc, PlanRefDoc, SubscriptionDoc, SubscriptionStatus};
 
 pub const COMPANIES: [&str; 2] = ["a", "b"];
@@ -205,16 +205,21 @@ pub fn query_resources() -> Vec<Option<ResourceRef>> {
 }
 
 /// Every query of the generated space, as (principal, company, permission key, resource).
-pub fn queries(world: &World) -> Vec<(Principal, &'static str, kisum_access::PermissionId, Option<ResourceRef>)> {
+pub fn queries(world: &World) -> Vec<(Principal, CompanyId, kisum_access::PermissionId, Option<ResourceRef>)> {
     let mut out = Vec::new();
     for principal in principals() {
-        for company in ["a", "b", "zzz"] {
+        for company in ["a", "b", "zzz"].map(cid) {
             for permission in world.catalog().permission_ids() {
                 for resource in query_resources() {
-                    out.push((principal.clone(), company, permission, resource));
+                    out.push((principal.clone(), company.clone(), permission, resource));
                 }
             }
         }
     }
     out
+}
+
+/// A company id.
+pub fn cid(id: &str) -> CompanyId {
+    CompanyId::parse(id).unwrap()
 }

@@ -1,0 +1,183 @@
+//! Writes: the [`Change`] a caller asks for, and the [`ChangeRecord`] of one that was installed.
+//!
+//! A `Change` is the change log's record format: it serializes to JSON with a `kind` tag and is replayed
+//! from the log exactly as it was first applied. Ids outside world-file documents are parsed newtypes;
+//! the documents themselves (memberships, roles, delegations…) stay in the world-file form and are
+//! validated by the directory like a loaded world.
+
+use kisum_entitlements::doc::{OverrideDoc, SubscriptionDoc};
+use kisum_entitlements::{CompanyId, SubscriptionId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, RoleDoc};
+use crate::error::AccessError;
+use crate::ids::{AgentId, DelegationId, Principal, RoleId, UserId};
+
+/// Who makes a write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// The platform itself (Core's billing, platform admins): bypasses the actor rules, never the model
+    /// rules (last owner, seats, validation).
+    Platform,
+    /// A user acting in the company the write touches.
+    User(UserId),
+}
+
+/// One write. Documents are in the world-file form and are validated like a loaded world.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "change", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Change {
+    /// Creates a company and its first owner's active membership, atomically.
+    CreateCompany {
+        /// The company, with any custom roles, subscriptions and overrides.
+        company: CompanyDoc,
+        /// The first owner (a declared user).
+        owner: UserId,
+    },
+    /// Removes a company with everything that belongs to it (platform only).
+    RemoveCompany {
+        /// The company id.
+        company: CompanyId,
+    },
+    /// Declares a user (platform only).
+    AddUser {
+        /// The user id.
+        user: UserId,
+    },
+    /// Creates or replaces a custom role.
+    PutRole {
+        /// The company id.
+        company: CompanyId,
+        /// The role.
+        role: RoleDoc,
+    },
+    /// Removes a custom role (rejected while a membership or role still refers to it).
+    RemoveRole {
+        /// The company id.
+        company: CompanyId,
+        /// The role id.
+        role: RoleId,
+    },
+    /// Creates or replaces the membership of `user` in `company`.
+    PutMembership(MembershipDoc),
+    /// Deletes a membership outright (prefer status `removed`, which keeps the record).
+    RemoveMembership {
+        /// The company id.
+        company: CompanyId,
+        /// The user id.
+        user: UserId,
+    },
+    /// Registers or replaces an agent.
+    PutAgent(AgentDoc),
+    /// Unregisters an agent (rejected while a delegation still names it).
+    RemoveAgent {
+        /// The company id.
+        company: CompanyId,
+        /// The agent id.
+        agent: AgentId,
+    },
+    /// Creates or replaces a delegation.
+    PutDelegation(DelegationDoc),
+    /// Revokes a delegation at the write's instant.
+    RevokeDelegation {
+        /// The company id.
+        company: CompanyId,
+        /// The delegation id.
+        delegation: DelegationId,
+    },
+    /// Creates or replaces a subscription (platform only).
+    PutSubscription {
+        /// The company id.
+        company: CompanyId,
+        /// The subscription.
+        subscription: SubscriptionDoc,
+    },
+    /// Removes a subscription (platform only).
+    RemoveSubscription {
+        /// The company id.
+        company: CompanyId,
+        /// The subscription id.
+        subscription: SubscriptionId,
+    },
+    /// Replaces the company's overrides (platform only).
+    SetOverrides {
+        /// The company id.
+        company: CompanyId,
+        /// The overrides.
+        overrides: Vec<OverrideDoc>,
+    },
+}
+
+impl Change {
+    /// A short name of the kind of change (the `kind` tag of its JSON form), for audit records.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::CreateCompany { .. } => "create_company",
+            Change::RemoveCompany { .. } => "remove_company",
+            Change::AddUser { .. } => "add_user",
+            Change::PutRole { .. } => "put_role",
+            Change::RemoveRole { .. } => "remove_role",
+            Change::PutMembership(_) => "put_membership",
+            Change::RemoveMembership { .. } => "remove_membership",
+            Change::PutAgent(_) => "put_agent",
+            Change::RemoveAgent { .. } => "remove_agent",
+            Change::PutDelegation(_) => "put_delegation",
+            Change::RevokeDelegation { .. } => "revoke_delegation",
+            Change::PutSubscription { .. } => "put_subscription",
+            Change::RemoveSubscription { .. } => "remove_subscription",
+            Change::SetOverrides { .. } => "set_overrides",
+        }
+    }
+
+    /// The company the change writes to (`None` for [`Change::AddUser`]). A document whose company id is
+    /// malformed is refused with `VALIDATION_FAILED`.
+    pub fn company(&self) -> Result<Option<CompanyId>, AccessError> {
+        let parse = |path: &str, text: &str| {
+            CompanyId::parse(text)
+                .map(Some)
+                .map_err(|e| AccessError::Validation(vec![kisum_errors::FieldError::new(path, e.to_string())]))
+        };
+        match self {
+            Change::AddUser { .. } => Ok(None),
+            Change::CreateCompany { company, .. } => parse("/company/id", &company.id),
+            Change::PutMembership(m) => parse("/membership/company", &m.company),
+            Change::PutAgent(a) => parse("/agent/company", &a.company),
+            Change::PutDelegation(d) => parse("/delegation/company", &d.company),
+            Change::RemoveCompany { company }
+            | Change::PutRole { company, .. }
+            | Change::RemoveRole { company, .. }
+            | Change::RemoveMembership { company, .. }
+            | Change::RemoveAgent { company, .. }
+            | Change::RevokeDelegation { company, .. }
+            | Change::PutSubscription { company, .. }
+            | Change::RemoveSubscription { company, .. }
+            | Change::SetOverrides { company, .. } => Ok(Some(company.clone())),
+        }
+    }
+}
+
+/// What one installed write did: the change log's and the audit log's record, and what caches need to
+/// know. Every principal listed (or, when `company_wide`, every principal of the company) has the
+/// version `seq` after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The change's sequence number: the directory's (and the store's) version after it.
+    pub seq: u64,
+    /// Who wrote.
+    pub actor: Actor,
+    /// The write's instant.
+    pub at: Timestamp,
+    /// The kind of change ([`Change::kind`]).
+    pub kind: String,
+    /// The company written to, if any.
+    pub company: Option<CompanyId>,
+    /// `true` when the write may change every principal's access in the company.
+    pub company_wide: bool,
+    /// Otherwise, the principals whose access may have changed, sorted.
+    pub principals: Vec<Principal>,
+    /// The item as it was, as world-file JSON (`None` if created).
+    pub before: Option<String>,
+    /// The item as it is, as world-file JSON (`None` if removed).
+    pub after: Option<String>,
+}

@@ -1,0 +1,729 @@
+//! The directory: the whole model in memory, read by many threads while one writer writes.
+//!
+//! Each company is an immutable [`Company`] partition behind an `ArcSwap`; a write builds the new
+//! partition from a copy of that company's source documents only, validates it, and swaps it in. Readers
+//! never take a lock: they load the partition pointer and evaluate on whatever version they loaded.
+//! Companies are spread over [`SHARDS`] shard maps, so that creating a company copies only its shard's
+//! table of pointers, never any company's data.
+//!
+//! A write has two steps, so that a store can make it durable before anyone sees it:
+//! [`Directory::prepare`] validates the change against the current state and every rule of DESIGN.md §4
+//! and returns a [`Prepared`] change (nothing is visible yet); [`Directory::install`] makes it visible
+//! under the sequence number the store gave it. [`Directory::apply`] does both for callers without a
+//! store. Versions are sequence numbers: the directory's version is the sequence of the last installed
+//! change, and a principal's version is the sequence of the last change that could have changed its
+//! access, so versions only grow, across companies and across a company's removal and re-creation.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+use kisum_entitlements::{BitSet, CompanyId, Issues, Timestamp};
+use serde::Serialize;
+
+use crate::catalog::{AccessCatalog, PermissionId, RoleRef};
+use crate::change::{Actor, Change, ChangeRecord};
+use crate::company::{Company, CompanySource, SourcePaths};
+use crate::doc::{MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
+use crate::error::AccessError;
+use crate::eval::Decision;
+use crate::ids::{AgentId, DelegationId, Principal, ResourceRef, UserId};
+use crate::query::{Access, decide};
+use crate::world::{self, World};
+
+/// The number of shard maps companies are spread over.
+pub const SHARDS: usize = 64;
+
+type Shard = HashMap<CompanyId, Arc<ArcSwap<Company>>>;
+
+struct Writer {
+    /// The sequence of the last installed change.
+    seq: u64,
+    users: HashSet<UserId>,
+    agents: HashMap<AgentId, CompanyId>,
+    delegations: HashMap<DelegationId, CompanyId>,
+    order: Vec<CompanyId>,
+}
+
+/// The concurrent, writable form of the whole model. `Send + Sync`; share it by `Arc`. Queries come
+/// from the [`Access`] trait.
+pub struct Directory {
+    catalog: Arc<AccessCatalog>,
+    shards: Box<[ArcSwap<Shard>]>,
+    writer: Mutex<Writer>,
+    /// A copy of `Writer::seq` that readers load without the lock.
+    seq: AtomicU64,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory").field("seq", &self.seq()).finish_non_exhaustive()
+    }
+}
+
+fn shard_of(company: &str) -> usize {
+    // FNV-1a: stable and cheap. Only spreads companies over shards; each shard map hashes with SipHash.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in company.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % SHARDS as u64) as usize
+}
+
+/// A change validated against the directory's state at [`base`](Prepared::base), not yet visible.
+///
+/// Install it with [`Directory::install`] once it is durable; drop it to abandon the write. It cannot be
+/// installed after another change was: prepare it again against the new state.
+#[derive(Debug)]
+#[must_use = "a prepared change does nothing until it is installed"]
+pub struct Prepared {
+    base: u64,
+    actor: Actor,
+    at: Timestamp,
+    change: Change,
+    effect: Effect,
+    company: Option<CompanyId>,
+    /// `None`: every principal of the company.
+    principals: Option<Vec<Principal>>,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+#[derive(Debug)]
+enum Effect {
+    AddUser(UserId),
+    RemoveCompany(Arc<Company>),
+    Put { old: Option<Arc<Company>>, new: Box<Company> },
+}
+
+impl Prepared {
+    /// The directory version the change was validated against.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Who writes.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The write's instant.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+
+    /// The change.
+    pub fn change(&self) -> &Change {
+        &self.change
+    }
+
+    /// The record the change will have once installed as `seq`: what a store appends to its log.
+    pub fn record(&self, seq: u64) -> ChangeRecord {
+        ChangeRecord {
+            seq,
+            actor: self.actor.clone(),
+            at: self.at,
+            kind: self.change.kind().to_owned(),
+            company: self.company.clone(),
+            company_wide: self.principals.is_none() && self.company.is_some(),
+            principals: self.principals.clone().unwrap_or_default(),
+            before: self.before.clone(),
+            after: self.after.clone(),
+        }
+    }
+}
+
+impl Directory {
+    /// A directory holding `world` at version 0.
+    pub fn new(world: World) -> Directory {
+        Directory::at_seq(world, 0)
+    }
+
+    /// A directory holding `world` as the state after change `seq` (a store's checkpoint): every company
+    /// and principal starts at version `seq`.
+    pub fn at_seq(world: World, seq: u64) -> Directory {
+        let mut shards: Vec<Shard> = (0..SHARDS).map(|_| HashMap::new()).collect();
+        let mut writer =
+            Writer { seq, users: world.users, agents: HashMap::new(), delegations: HashMap::new(), order: Vec::new() };
+        for company in world.companies {
+            let mut company = Arc::unwrap_or_clone(company);
+            company.version = seq;
+            company.epoch = seq;
+            let id = company.id.clone();
+            for a in &company.agents {
+                writer.agents.insert(a.clone(), id.clone());
+            }
+            for d in &company.delegations {
+                writer.delegations.insert(d.id.clone(), id.clone());
+            }
+            writer.order.push(id.clone());
+            if let Some(shard) = shards.get_mut(shard_of(id.as_str())) {
+                shard.insert(id, Arc::new(ArcSwap::from_pointee(company)));
+            }
+        }
+        Directory {
+            catalog: world.catalog,
+            shards: shards.into_iter().map(ArcSwap::from_pointee).collect(),
+            writer: Mutex::new(writer),
+            seq: AtomicU64::new(seq),
+        }
+    }
+
+    /// The directory's version: the sequence of the last installed change.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// The whole current state as a world document.
+    pub fn to_doc(&self) -> WorldDoc {
+        self.doc_and_seq().0
+    }
+
+    /// The whole current state as a world document, with the version it is at (a consistent pair: what a
+    /// store writes as a checkpoint).
+    pub fn doc_and_seq(&self) -> (WorldDoc, u64) {
+        let writer = self.lock();
+        let companies: Vec<Arc<Company>> = writer.order.iter().filter_map(|id| self.partition(id.as_str())).collect();
+        let doc = world::to_doc(&self.catalog, writer.users.iter(), companies.iter().map(|c| c.source()));
+        (doc, writer.seq)
+    }
+
+    fn partition(&self, id: &str) -> Option<Arc<Company>> {
+        let shard = self.shards.get(shard_of(id))?.load();
+        shard.get(id).map(|slot| slot.load_full())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        // A writer that panicked left no half-applied state behind (writes swap whole partitions), so a
+        // poisoned lock is safe to take over.
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies one write at instant `at` as the next version: all or nothing. Checks the model rules of
+    /// DESIGN.md §4 (only assign what you hold, only delegate what you may pass on, keep an active owner,
+    /// respect `core.seats`) and validates the company as a world loader would.
+    pub fn apply(&self, actor: &Actor, at: Timestamp, change: Change) -> Result<ChangeRecord, AccessError> {
+        let mut writer = self.lock();
+        let seq = writer.seq + 1;
+        let prepared = self.prepare_locked(&writer, actor, at, change)?;
+        self.install_locked(&mut writer, prepared, seq)
+    }
+
+    /// Applies a change read from a log as version `seq`, which must be after the directory's: what a
+    /// replica does with the changes other processes committed. The change is validated again, so a log
+    /// entry that no longer validates is refused, never installed.
+    pub fn replay(&self, seq: u64, actor: &Actor, at: Timestamp, change: Change) -> Result<ChangeRecord, AccessError> {
+        let mut writer = self.lock();
+        let prepared = self.prepare_locked(&writer, actor, at, change)?;
+        self.install_locked(&mut writer, prepared, seq)
+    }
+
+    /// Validates a write against the current state, without making it visible (see the module docs).
+    pub fn prepare(&self, actor: &Actor, at: Timestamp, change: Change) -> Result<Prepared, AccessError> {
+        let writer = self.lock();
+        self.prepare_locked(&writer, actor, at, change)
+    }
+
+    /// Makes a prepared change visible as version `seq` (after the directory's current version), and
+    /// returns its record. Refused with [`AccessError::Stale`] if another change was installed since it
+    /// was prepared, or if `seq` is not after the current version; the directory is then unchanged.
+    pub fn install(&self, prepared: Prepared, seq: u64) -> Result<ChangeRecord, AccessError> {
+        let mut writer = self.lock();
+        self.install_locked(&mut writer, prepared, seq)
+    }
+
+    fn prepare_locked(
+        &self,
+        writer: &Writer,
+        actor: &Actor,
+        at: Timestamp,
+        change: Change,
+    ) -> Result<Prepared, AccessError> {
+        let base = writer.seq;
+        let company_id = change.company()?;
+        let prepared = |effect, company, principals, before, after, change| Prepared {
+            base,
+            actor: actor.clone(),
+            at,
+            change,
+            effect,
+            company,
+            principals,
+            before,
+            after,
+        };
+        let Some(company_id) = company_id else {
+            let Change::AddUser { user } = &change else {
+                return Err(AccessError::NotFound("company".into()));
+            };
+            platform_only(actor, change.kind())?;
+            if writer.users.contains(user) {
+                return Err(conflict("/user", format!("duplicate user `{user}`")));
+            }
+            let (effect, after) = (Effect::AddUser(user.clone()), json(&crate::doc::UserDoc { id: user.to_string() }));
+            return Ok(prepared(effect, None, Some(Vec::new()), None, after, change));
+        };
+        let current = self.partition(company_id.as_str());
+        if let Change::RemoveCompany { .. } = &change {
+            platform_only(actor, change.kind())?;
+            let old = current.ok_or_else(|| not_found("company", company_id.as_str()))?;
+            let before = json(&old.source.company);
+            return Ok(prepared(Effect::RemoveCompany(old), Some(company_id), None, before, None, change));
+        }
+        let (old, mut source) = match (&change, current) {
+            (Change::CreateCompany { company, .. }, None) => {
+                let source = CompanySource {
+                    company: company.clone(),
+                    memberships: Vec::new(),
+                    agents: Vec::new(),
+                    delegations: Vec::new(),
+                };
+                (None, source)
+            }
+            (Change::CreateCompany { .. }, Some(_)) => {
+                return Err(conflict("/company/id", format!("duplicate company `{company_id}`")));
+            }
+            (_, Some(c)) => {
+                let source = c.source.clone();
+                (Some(c), source)
+            }
+            (_, None) => return Err(not_found("company", company_id.as_str())),
+        };
+        let edit = edit(&mut source, &change, actor, at)?;
+        check_global_ids(writer, &change, &company_id)?;
+        let mut issues = Issues::new();
+        let paths = SourcePaths { company: "/company".to_owned(), memberships: &[], agents: &[], delegations: &[] };
+        let users = &writer.users;
+        let user_exists = |u: &str| users.contains(u);
+        let compiled = Company::compile(&self.catalog, source, &paths, &user_exists, &mut issues);
+        let new = match compiled {
+            Some(c) if issues.is_empty() => c,
+            _ if issues.has_conflict() => return Err(AccessError::Conflict(issues.into_vec())),
+            _ => return Err(AccessError::Validation(issues.into_vec())),
+        };
+        self.check_rules(actor, at, &change, old.as_deref(), &new)?;
+        let principals = edit.touched.map(|starts| {
+            let mut affected = HashSet::new();
+            for start in &starts {
+                affected.extend(downstream(&new, start));
+                if let Some(o) = &old {
+                    affected.extend(downstream(o, start));
+                }
+            }
+            let mut affected: Vec<Principal> = affected.into_iter().collect();
+            affected.sort();
+            affected
+        });
+        // A new company is new to every principal.
+        let principals = if old.is_none() { None } else { principals };
+        let effect = Effect::Put { old, new: Box::new(new) };
+        Ok(prepared(effect, Some(company_id), principals, edit.before, edit.after, change))
+    }
+
+    fn install_locked(&self, writer: &mut Writer, prepared: Prepared, seq: u64) -> Result<ChangeRecord, AccessError> {
+        if prepared.base != writer.seq {
+            return Err(AccessError::Stale { expected: prepared.base, current: writer.seq });
+        }
+        if seq <= writer.seq {
+            return Err(AccessError::Stale { expected: seq.saturating_sub(1), current: writer.seq });
+        }
+        let record = prepared.record(seq);
+        match prepared.effect {
+            Effect::AddUser(user) => {
+                writer.users.insert(user);
+            }
+            Effect::RemoveCompany(old) => self.remove_company(writer, &old),
+            Effect::Put { old, new } => {
+                let mut new = *new;
+                new.version = seq;
+                match (&old, &prepared.principals) {
+                    (Some(old), Some(principals)) => {
+                        new.epoch = old.epoch;
+                        new.principal_versions = old.principal_versions.clone();
+                        for p in principals {
+                            new.principal_versions.insert(p.clone(), seq);
+                        }
+                    }
+                    _ => new.epoch = seq,
+                }
+                self.install_partition(writer, old.as_deref(), Arc::new(new));
+            }
+        }
+        writer.seq = seq;
+        self.seq.store(seq, Ordering::Release);
+        Ok(record)
+    }
+
+    /// DESIGN.md §4 "Writes": the actor rules, the last active owner, and seats.
+    fn check_rules(
+        &self,
+        actor: &Actor,
+        at: Timestamp,
+        change: &Change,
+        old: Option<&Company>,
+        new: &Company,
+    ) -> Result<(), AccessError> {
+        let cat = &*self.catalog;
+        if let Actor::User(user) = actor {
+            // The actor's rights are judged on the state before the write (or, for a new company, after).
+            let judge = old.unwrap_or(new);
+            let actor_principal = Principal::User(user.clone());
+            let holds = judge.snapshot(cat, &actor_principal, at);
+            if holds.denies_all().is_some() && !matches!(change, Change::CreateCompany { .. }) {
+                return Err(AccessError::Forbidden(format!("`{user}` has no active membership in `{}`", new.id)));
+            }
+            let entitled = judge.segment(at).map(|s| s.entitled.clone()).unwrap_or_default();
+            let must_hold = |roles: &[RoleRef], company: &Company, what: &str| -> Result<(), AccessError> {
+                for r in roles {
+                    let Some(role) = company.role(cat, *r) else { continue };
+                    let mut needed = role.closure.clone();
+                    needed.intersect_with(&entitled);
+                    if !needed.is_subset(&holds.effective) {
+                        return Err(AccessError::Forbidden(format!(
+                            "`{user}` does not hold every permission of role `{}` ({what})",
+                            role.id
+                        )));
+                    }
+                }
+                Ok(())
+            };
+            let custom = |company: &Company, id: &str| {
+                company.roles.iter().position(|r| r.id.as_str() == id).map(|i| RoleRef::Custom(i as u32))
+            };
+            match change {
+                Change::PutMembership(m) => {
+                    let after = new.member(&m.user).map(|x| x.roles.clone()).unwrap_or_default();
+                    let before = old.and_then(|o| o.member(&m.user)).map(|x| x.roles.clone());
+                    let added: Vec<RoleRef> =
+                        after.iter().filter(|r| before.as_ref().is_none_or(|b| !b.contains(r))).copied().collect();
+                    must_hold(&added, new, "assigning it")?;
+                    if m.user != user.as_str()
+                        && let (Some(before), Some(o)) = (before, old)
+                    {
+                        must_hold(&before, o, "changing a membership that holds it")?;
+                    }
+                }
+                Change::RemoveMembership { user: target, .. } => {
+                    if let Some(m) = old.and_then(|o| o.member(target.as_str())) {
+                        must_hold(&m.roles, judge, "removing a membership that holds it")?;
+                    }
+                }
+                Change::PutRole { role, .. } => {
+                    if let Some(r) = custom(new, &role.id) {
+                        must_hold(&[r], new, "defining it")?;
+                    }
+                    if let Some(r) = custom(judge, &role.id) {
+                        must_hold(&[r], judge, "redefining it")?;
+                    }
+                }
+                Change::RemoveRole { role, .. } => {
+                    if let Some(r) = custom(judge, role.as_str()) {
+                        must_hold(&[r], judge, "removing it")?;
+                    }
+                }
+                Change::PutDelegation(d) => {
+                    if d.from != PrincipalDoc::User(user.to_string()) {
+                        return Err(AccessError::Forbidden(format!("`{user}` may only delegate its own access")));
+                    }
+                    let mut wanted = self.grants_of(new, &d.id);
+                    wanted.intersect_with(&entitled);
+                    if !wanted.is_subset(&judge.passable(cat, user, at)) {
+                        return Err(AccessError::Forbidden(format!(
+                            "`{user}` may not pass on everything delegation `{}` grants",
+                            d.id
+                        )));
+                    }
+                }
+                Change::RevokeDelegation { delegation, .. } => {
+                    let own = judge.delegations.iter().any(|d| &d.id == delegation && &d.from == user);
+                    if !own {
+                        return Err(AccessError::Forbidden(format!("`{user}` may only revoke its own delegations")));
+                    }
+                }
+                Change::CreateCompany { owner, .. } if owner != user => {
+                    return Err(AccessError::Forbidden(format!("`{user}` may only create a company it owns")));
+                }
+                _ => {}
+            }
+        }
+        let owners_before = old.map_or(0, |o| o.active_owner_count(cat, at));
+        if new.active_owner_count(cat, at) == 0 && (owners_before > 0 || old.is_none()) {
+            return Err(conflict("/memberships", format!("company `{}` must keep an active owner", new.id)));
+        }
+        if let Some(old) = old {
+            let activated = new
+                .members
+                .iter()
+                .any(|m| m.is_active_at(at) && old.member(m.user.as_str()).is_none_or(|o| !o.is_active_at(at)));
+            if activated && let Some(seats) = cat.commercial().limit_index("core.seats") {
+                let ent = new.plans.entitlements(cat.commercial(), at);
+                let used = new.active_member_count(at);
+                let limit = ent.limit(seats).unwrap_or(kisum_entitlements::LimitValue::Finite(0));
+                if !limit.allows(used, 0) {
+                    return Err(AccessError::LimitExceeded {
+                        key: "core.seats".into(),
+                        limit,
+                        used: used.saturating_sub(1),
+                        requested: 1,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn grants_of(&self, company: &Company, delegation: &str) -> BitSet {
+        company
+            .delegations
+            .iter()
+            .find(|d| d.id.as_str() == delegation)
+            .map_or_else(|| BitSet::new(self.catalog.permission_count()), |d| d.grant_bits.clone())
+    }
+
+    fn install_partition(&self, writer: &mut Writer, old: Option<&Company>, new: Arc<Company>) {
+        if let Some(old) = old {
+            for a in &old.agents {
+                writer.agents.remove(a);
+            }
+            for d in &old.delegations {
+                writer.delegations.remove(&d.id);
+            }
+        }
+        for a in &new.agents {
+            writer.agents.insert(a.clone(), new.id.clone());
+        }
+        for d in &new.delegations {
+            writer.delegations.insert(d.id.clone(), new.id.clone());
+        }
+        let Some(shard) = self.shards.get(shard_of(new.id.as_str())) else { return };
+        let current = shard.load();
+        match current.get(new.id.as_str()) {
+            Some(slot) => slot.store(new),
+            None => {
+                let mut map: Shard = (**current).clone();
+                writer.order.push(new.id.clone());
+                map.insert(new.id.clone(), Arc::new(ArcSwap::new(new)));
+                shard.store(Arc::new(map));
+            }
+        }
+    }
+
+    fn remove_company(&self, writer: &mut Writer, old: &Company) {
+        for a in &old.agents {
+            writer.agents.remove(a);
+        }
+        for d in &old.delegations {
+            writer.delegations.remove(&d.id);
+        }
+        writer.order.retain(|c| c != &old.id);
+        if let Some(shard) = self.shards.get(shard_of(old.id.as_str())) {
+            let mut map: Shard = (**shard.load()).clone();
+            map.remove(old.id.as_str());
+            shard.store(Arc::new(map));
+        }
+    }
+}
+
+impl Access for Directory {
+    fn catalog(&self) -> &Arc<AccessCatalog> {
+        &self.catalog
+    }
+
+    fn company(&self, id: &CompanyId) -> Option<Arc<Company>> {
+        self.partition(id.as_str())
+    }
+
+    fn check(
+        &self,
+        principal: &Principal,
+        company: &CompanyId,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        at: Timestamp,
+    ) -> Decision {
+        // Guards, not clones: no reference count is touched on the check path.
+        let shard = self.shards.get(shard_of(company.as_str())).map(ArcSwap::load);
+        let partition = shard.as_ref().and_then(|s| s.get(company)).map(|slot| slot.load());
+        decide(&self.catalog, partition.as_deref().map(Arc::as_ref), principal, permission, resource, at)
+    }
+}
+
+/// Agent and delegation ids are unique across the world, not only within a company.
+fn check_global_ids(writer: &Writer, change: &Change, company: &CompanyId) -> Result<(), AccessError> {
+    match change {
+        Change::PutAgent(a) => match writer.agents.get(a.id.as_str()) {
+            Some(owner) if owner != company => {
+                Err(conflict("/agent/id", format!("agent `{}` belongs to another company", a.id)))
+            }
+            _ => Ok(()),
+        },
+        Change::PutDelegation(d) => match writer.delegations.get(d.id.as_str()) {
+            Some(owner) if owner != company => {
+                Err(conflict("/delegation/id", format!("delegation `{}` exists in another company", d.id)))
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The principals whose access may depend on `start`'s: itself and everyone downstream through
+/// delegations, up to the chain limit.
+fn downstream(company: &Company, start: &Principal) -> HashSet<Principal> {
+    let mut seen: HashSet<Principal> = HashSet::from([start.clone()]);
+    let mut frontier = vec![start.clone()];
+    for _ in 0..crate::eval::MAX_CHAIN {
+        let mut next = Vec::new();
+        for p in &frontier {
+            let Some(user) = p.user() else { continue };
+            for d in company.delegations.iter().filter(|d| &d.from == user) {
+                if seen.insert(d.to.clone()) {
+                    next.push(d.to.clone());
+                }
+            }
+        }
+        frontier = next;
+    }
+    seen
+}
+
+/// The effect of an edit on the source documents: the item before and after, and whom it touches
+/// directly (`None`: everyone in the company).
+struct Edit {
+    before: Option<String>,
+    after: Option<String>,
+    touched: Option<Vec<Principal>>,
+}
+
+fn json<T: Serialize>(value: &T) -> Option<String> {
+    serde_json::to_string(value).ok()
+}
+
+fn conflict(path: &str, message: String) -> AccessError {
+    AccessError::Conflict(vec![kisum_errors::FieldError::new(path, message)])
+}
+
+fn not_found(what: &str, id: &str) -> AccessError {
+    AccessError::NotFound(format!("{what} `{}`", crate::catalog::clip(id)))
+}
+
+fn platform_only(actor: &Actor, kind: &str) -> Result<(), AccessError> {
+    match actor {
+        Actor::Platform => Ok(()),
+        Actor::User(u) => Err(AccessError::Forbidden(format!("`{kind}` is for the platform, not `{u}`"))),
+    }
+}
+
+/// Replaces the item matching `same` in `list`, or appends it; returns the previous item.
+fn put<T: Clone>(list: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) -> Option<T> {
+    match list.iter_mut().find(|x| same(x)) {
+        Some(slot) => Some(std::mem::replace(slot, item)),
+        None => {
+            list.push(item);
+            None
+        }
+    }
+}
+
+/// Removes the item matching `same` from `list`.
+fn take<T>(list: &mut Vec<T>, same: impl Fn(&T) -> bool) -> Option<T> {
+    let i = list.iter().position(same)?;
+    Some(list.remove(i))
+}
+
+fn user_principal(user: &str) -> Option<Principal> {
+    UserId::parse(user).ok().map(Principal::User)
+}
+
+fn principal_of(doc: &PrincipalDoc) -> Option<Principal> {
+    match doc {
+        PrincipalDoc::User(u) => UserId::parse(u).ok().map(Principal::User),
+        PrincipalDoc::Agent(a) => AgentId::parse(a).ok().map(Principal::Agent),
+    }
+}
+
+/// Applies a change to a company's source documents.
+fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestamp) -> Result<Edit, AccessError> {
+    let whole = |before: Option<String>, after: Option<String>| Ok(Edit { before, after, touched: None });
+    match change {
+        Change::CreateCompany { owner, .. } => {
+            source.memberships.push(MembershipDoc {
+                user: owner.to_string(),
+                company: source.company.id.clone(),
+                status: MembershipStatus::Active,
+                roles: vec!["owner".into()],
+                expires_at: None,
+                restrictions: Vec::new(),
+            });
+            whole(None, json(&source.company))
+        }
+        Change::PutRole { role, .. } => {
+            let before = put(&mut source.company.roles, role.clone(), |r| r.id == role.id);
+            whole(before.as_ref().and_then(json), json(role))
+        }
+        Change::RemoveRole { role, .. } => {
+            let before = take(&mut source.company.roles, |r| r.id == role.as_str())
+                .ok_or_else(|| not_found("role", role.as_str()))?;
+            whole(json(&before), None)
+        }
+        Change::PutMembership(m) => {
+            let before = put(&mut source.memberships, m.clone(), |x| x.user == m.user);
+            Ok(Edit {
+                before: before.as_ref().and_then(json),
+                after: json(m),
+                touched: user_principal(&m.user).map(|p| vec![p]),
+            })
+        }
+        Change::RemoveMembership { user, .. } => {
+            let before = take(&mut source.memberships, |x| x.user == user.as_str())
+                .ok_or_else(|| not_found("membership", user.as_str()))?;
+            Ok(Edit { before: json(&before), after: None, touched: Some(vec![Principal::User(user.clone())]) })
+        }
+        Change::PutAgent(a) => {
+            let before = put(&mut source.agents, a.clone(), |x| x.id == a.id);
+            let touched = AgentId::parse(&a.id).ok().map(|a| vec![Principal::Agent(a)]);
+            Ok(Edit { before: before.as_ref().and_then(json), after: json(a), touched })
+        }
+        Change::RemoveAgent { agent, .. } => {
+            let before = take(&mut source.agents, |x| x.id == agent.as_str())
+                .ok_or_else(|| not_found("agent", agent.as_str()))?;
+            Ok(Edit { before: json(&before), after: None, touched: Some(vec![Principal::Agent(agent.clone())]) })
+        }
+        Change::PutDelegation(d) => {
+            let before = put(&mut source.delegations, d.clone(), |x| x.id == d.id);
+            // A replaced delegation may have had another delegate: both lose or gain access.
+            let touched = [Some(&d.to), before.as_ref().map(|b| &b.to)].into_iter().flatten().filter_map(principal_of);
+            Ok(Edit { before: before.as_ref().and_then(json), after: json(d), touched: Some(touched.collect()) })
+        }
+        Change::RevokeDelegation { delegation, .. } => {
+            let d = source
+                .delegations
+                .iter_mut()
+                .find(|x| x.id == delegation.as_str())
+                .ok_or_else(|| not_found("delegation", delegation.as_str()))?;
+            let before = json(d);
+            if d.revoked_at.is_none_or(|r| r > at) {
+                d.revoked_at = Some(at);
+            }
+            Ok(Edit { before, after: json(d), touched: Some(principal_of(&d.to).into_iter().collect()) })
+        }
+        Change::PutSubscription { subscription, .. } => {
+            platform_only(actor, change.kind())?;
+            let before = put(&mut source.company.subscriptions, subscription.clone(), |s| s.id == subscription.id);
+            whole(before.as_ref().and_then(json), json(subscription))
+        }
+        Change::RemoveSubscription { subscription, .. } => {
+            platform_only(actor, change.kind())?;
+            let before = take(&mut source.company.subscriptions, |s| s.id == subscription.as_str())
+                .ok_or_else(|| not_found("subscription", subscription.as_str()))?;
+            whole(json(&before), None)
+        }
+        Change::SetOverrides { overrides, .. } => {
+            platform_only(actor, change.kind())?;
+            let before = std::mem::replace(&mut source.company.overrides, overrides.clone());
+            whole(json(&before), json(overrides))
+        }
+        Change::AddUser { .. } | Change::RemoveCompany { .. } => whole(None, None),
+    }
+}

@@ -1,0 +1,147 @@
+//! The one query interface: [`Access`], implemented by the immutable [`World`](crate::World), the
+//! concurrent [`Directory`](crate::Directory), and by anything else that can hand out company
+//! partitions (the SDK's local access source).
+//!
+//! An implementation supplies the catalog and a way to find a company's current partition; every query
+//! is written once, here, on top of those two.
+
+use std::sync::Arc;
+
+use kisum_entitlements::{CompanyId, EntitlementsSummary, Timestamp};
+use kisum_errors::DenyReason;
+
+use crate::catalog::{AccessCatalog, PermissionId};
+use crate::company::Company;
+use crate::error::AccessError;
+use crate::eval::{Decision, Explanation};
+use crate::ids::{Principal, ResourceRef};
+use crate::snapshot::{Snapshot, WireSnapshot};
+
+/// Questions about who may do what, answered on one state of the model. `Send + Sync`; every method
+/// but [`catalog`](Access::catalog) and [`company`](Access::company) has a default built on those two.
+///
+/// Each query evaluates on one version of the company it names, even while writers write.
+pub trait Access: Send + Sync {
+    /// The catalog every company is evaluated against.
+    fn catalog(&self) -> &Arc<AccessCatalog>;
+
+    /// The current partition of a company: an immutable value that later writes do not change.
+    fn company(&self, id: &CompanyId) -> Option<Arc<Company>>;
+
+    /// Resolves a permission key (`UNKNOWN_PERMISSION` if undeclared). Resolve keys once, at start-up.
+    fn permission(&self, key: &str) -> Result<PermissionId, AccessError> {
+        self.catalog().permission(key)
+    }
+
+    /// Decides a check at `at` by direct evaluation.
+    fn check(
+        &self,
+        principal: &Principal,
+        company: &CompanyId,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        at: Timestamp,
+    ) -> Decision {
+        decide(self.catalog(), self.company(company).as_deref(), principal, permission, resource, at)
+    }
+
+    /// Decides many checks of one principal in one company, on one consistent version of it.
+    fn check_many(
+        &self,
+        principal: &Principal,
+        company: &CompanyId,
+        checks: &[(PermissionId, Option<&ResourceRef>)],
+        at: Timestamp,
+    ) -> Vec<Decision> {
+        let partition = self.company(company);
+        checks.iter().map(|(p, r)| decide(self.catalog(), partition.as_deref(), principal, *p, *r, at)).collect()
+    }
+
+    /// Compiles a snapshot of the principal's effective access at `at`.
+    fn snapshot(&self, principal: &Principal, company: &CompanyId, at: Timestamp) -> Snapshot {
+        let cat = self.catalog();
+        match self.company(company) {
+            Some(c) => c.snapshot(cat, principal, at),
+            None => Snapshot::denied(
+                company.clone(),
+                principal.clone(),
+                at,
+                0,
+                cat.permission_count(),
+                DenyReason::UnknownCompany,
+            ),
+        }
+    }
+
+    /// The snapshot in its wire form, with the company's entitlements: what Auth serves and the SDK caches
+    /// (rebuild it with [`Snapshot::from_wire`]).
+    fn wire_snapshot(&self, principal: &Principal, company: &CompanyId, at: Timestamp) -> WireSnapshot {
+        let snapshot = self.snapshot(principal, company, at);
+        let entitlements = self.entitlements(company, at).unwrap_or_default();
+        snapshot.to_wire(self.catalog(), entitlements)
+    }
+
+    /// Decides and explains a check.
+    fn explain(
+        &self,
+        principal: &Principal,
+        company: &CompanyId,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        at: Timestamp,
+    ) -> Explanation {
+        let cat = self.catalog();
+        let partition = self.company(company);
+        let decision = decide(cat, partition.as_deref(), principal, permission, resource, at);
+        match partition {
+            Some(c) => c.explain(cat, principal, permission, &decision),
+            None => Explanation::denied(decision.reason()),
+        }
+    }
+
+    /// Who in the company may do `permission` (on `resource`) at `at`: every member and agent allowed,
+    /// sorted.
+    fn who_can(
+        &self,
+        company: &CompanyId,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        at: Timestamp,
+    ) -> Vec<Principal> {
+        let Some(c) = self.company(company) else { return Vec::new() };
+        let cat = self.catalog();
+        let mut allowed: Vec<Principal> =
+            c.principals().filter(|p| c.decide(cat, p, permission, resource, at).is_allowed()).collect();
+        allowed.sort();
+        allowed
+    }
+
+    /// The company's entitlements at `at`; `None` for an unknown company.
+    fn entitlements(&self, company: &CompanyId, at: Timestamp) -> Option<EntitlementsSummary> {
+        let c = self.company(company)?;
+        let cat = self.catalog();
+        let ent = c.plans.entitlements(cat.commercial(), at);
+        Some(ent.summary(cat.commercial(), &c.plans))
+    }
+
+    /// The principal's current version in the company (compare with [`Snapshot::version`]); 0 for a
+    /// company that does not exist.
+    fn principal_version(&self, principal: &Principal, company: &CompanyId) -> u64 {
+        self.company(company).map_or(0, |c| c.principal_version(principal))
+    }
+}
+
+/// Decides a check on the partition found for the company (`None`: it does not exist).
+pub(crate) fn decide(
+    cat: &AccessCatalog,
+    company: Option<&Company>,
+    principal: &Principal,
+    permission: PermissionId,
+    resource: Option<&ResourceRef>,
+    at: Timestamp,
+) -> Decision {
+    match company {
+        Some(c) => c.decide(cat, principal, permission, resource, at),
+        None => Decision::Deny(DenyReason::UnknownCompany),
+    }
+}
