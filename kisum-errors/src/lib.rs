@@ -90,6 +90,10 @@ string_enum! {
         UpstreamUnavailable = "UPSTREAM_UNAVAILABLE",
         /// A permission key the catalog does not declare: a programming error, not a deny.
         UnknownPermission = "UNKNOWN_PERMISSION",
+        /// A change-feed cursor older than the log's retention: reload everything, then follow again.
+        ResyncRequired = "RESYNC_REQUIRED",
+        /// The request body is larger than the server accepts.
+        PayloadTooLarge = "PAYLOAD_TOO_LARGE",
     }
 }
 
@@ -137,6 +141,8 @@ impl ErrorCode {
             | ErrorCode::LimitExceeded => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
+            ErrorCode::ResyncRequired => 410,
+            ErrorCode::PayloadTooLarge => 413,
             ErrorCode::ValidationFailed => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal | ErrorCode::UnknownPermission => 500,
@@ -168,6 +174,8 @@ impl ErrorCode {
             ErrorCode::Internal => "Internal error",
             ErrorCode::UpstreamUnavailable => "Upstream unavailable",
             ErrorCode::UnknownPermission => "Unknown permission",
+            ErrorCode::ResyncRequired => "Resync required",
+            ErrorCode::PayloadTooLarge => "Payload too large",
         }
     }
 
@@ -188,6 +196,8 @@ impl ErrorCode {
             ErrorCode::Internal => "https://kisum.dev/errors/internal",
             ErrorCode::UpstreamUnavailable => "https://kisum.dev/errors/upstream-unavailable",
             ErrorCode::UnknownPermission => "https://kisum.dev/errors/unknown-permission",
+            ErrorCode::ResyncRequired => "https://kisum.dev/errors/resync-required",
+            ErrorCode::PayloadTooLarge => "https://kisum.dev/errors/payload-too-large",
         }
     }
 
@@ -504,6 +514,8 @@ mod tests {
             ("INTERNAL", 500),
             ("UPSTREAM_UNAVAILABLE", 503),
             ("UNKNOWN_PERMISSION", 500),
+            ("RESYNC_REQUIRED", 410),
+            ("PAYLOAD_TOO_LARGE", 413),
         ];
         assert_eq!(expected.len(), ErrorCode::ALL.len());
         for (text, status) in expected {

@@ -1,0 +1,190 @@
+//! The directory kept in step with a store: open = newest checkpoint + replay of the log after it;
+//! a write = lock, catch up, validate, append, commit, install — durable before it is visible.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kisum_access::doc::WorldDoc;
+use kisum_access::{Actor, Change, ChangeRecord, Directory, World};
+use kisum_entitlements::Timestamp;
+use tokio::sync::{Mutex, watch};
+
+use crate::error::StoreError;
+use crate::store::{LogEntry, Store};
+
+/// How many changes a catch-up reads at a time.
+const PAGE: u32 = 1_000;
+
+/// A [`Directory`] backed by a [`Store`]: every write is committed to the change log before it becomes
+/// visible, and changes committed by other processes are replayed in order.
+///
+/// Share it by `Arc`. Reads go straight to [`directory`](Engine::directory) and never wait; writes and
+/// catch-ups serialize on one lock per process, and on the store's write lock across processes.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    directory: Arc<Directory>,
+    /// Serializes this process's writes and catch-ups (both install into the directory).
+    apply: Mutex<()>,
+    /// The directory's sequence after each install, for in-process followers (Auth's change feed).
+    installed: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("backend", &self.store.backend())
+            .field("seq", &self.directory.seq())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the state kept in `store`: its newest checkpoint, then every change after it. A stored
+    /// record that does not decode or no longer validates is a typed error, never repaired.
+    ///
+    /// An empty store is seeded with `seed` (validated first, written as checkpoint 0 under the write
+    /// lock, so that concurrent first starts agree); without one it is [`StoreError::Empty`].
+    pub async fn open(store: Arc<dyn Store>, seed: Option<&WorldDoc>) -> Result<Engine, StoreError> {
+        let checkpoint = match store.latest_checkpoint().await? {
+            Some(c) => c,
+            None => {
+                let seed = seed.ok_or(StoreError::Empty)?;
+                World::from_doc(seed)?;
+                let world = serde_json::to_string(seed).map_err(|e| StoreError::Database(e.to_string()))?;
+                let mut tx = store.begin_write().await?;
+                if tx.head().await? == 0 {
+                    tx.put_checkpoint(0, &world).await?;
+                    tx.commit().await?;
+                } else {
+                    drop(tx);
+                }
+                store.latest_checkpoint().await?.ok_or(StoreError::Empty)?
+            }
+        };
+        let seq = checkpoint.seq;
+        let doc: WorldDoc = serde_json::from_str(&checkpoint.world).map_err(|e| StoreError::Corrupt {
+            what: "checkpoint",
+            seq,
+            detail: e.to_string(),
+        })?;
+        let world = World::from_doc(&doc).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })?;
+        let engine = Engine {
+            store,
+            directory: Arc::new(Directory::at_seq(world, seq)),
+            apply: Mutex::new(()),
+            installed: watch::Sender::new(seq),
+        };
+        engine.catch_up().await?;
+        Ok(engine)
+    }
+
+    /// The directory: every query, without waiting for writers.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The sequence of the last change the directory holds.
+    pub fn seq(&self) -> u64 {
+        self.directory.seq()
+    }
+
+    /// The directory's sequence after each install: in-process followers wait on it.
+    pub fn installed(&self) -> watch::Receiver<u64> {
+        self.installed.subscribe()
+    }
+
+    /// Commits one write and makes it visible: catches up with changes other processes committed,
+    /// validates the write against that state (every rule of the directory), appends it to the log,
+    /// commits, and only then installs it. A refused write ([`StoreError::Rejected`]) or a failed
+    /// commit changes nothing, in the store or in the directory.
+    pub async fn write(&self, actor: &Actor, at: Timestamp, change: Change) -> Result<ChangeRecord, StoreError> {
+        let _apply = self.apply.lock().await;
+        let mut tx = self.store.begin_write().await?;
+        let head = tx.head().await?;
+        if head > self.directory.seq() {
+            let missed = tx.changes_after(self.directory.seq()).await?;
+            self.replay(missed)?;
+        }
+        let prepared = self.directory.prepare(actor, at, change)?;
+        let seq = self.directory.seq() + 1;
+        let record = prepared.record(seq);
+        tx.append(&LogEntry { record, change: prepared.change().clone() }).await?;
+        tx.commit().await?;
+        // INVARIANT: the apply lock is held since `prepare`, so nothing was installed in between.
+        let record = self.directory.install(prepared, seq)?;
+        self.store.notify_committed(seq);
+        self.installed.send_replace(seq);
+        Ok(record)
+    }
+
+    /// Replays every change committed after the directory's sequence (by other processes); returns
+    /// their records. [`StoreError::ResyncRequired`] if the log no longer reaches back that far.
+    pub async fn catch_up(&self) -> Result<Vec<ChangeRecord>, StoreError> {
+        let _apply = self.apply.lock().await;
+        let mut records = Vec::new();
+        loop {
+            let page = self.store.changes_after(self.directory.seq(), PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            records.extend(self.replay(page)?);
+            if !full {
+                return Ok(records);
+            }
+        }
+    }
+
+    /// Installs entries read from the log, in order. The caller holds the apply lock.
+    fn replay(&self, entries: Vec<LogEntry>) -> Result<Vec<ChangeRecord>, StoreError> {
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let seq = entry.seq();
+            let after = self.directory.seq();
+            if seq <= after {
+                continue;
+            }
+            if seq != after + 1 {
+                return Err(StoreError::Gap { after, found: seq });
+            }
+            let LogEntry { record, change } = entry;
+            let installed = self
+                .directory
+                .replay(seq, &record.actor, record.at, change)
+                .map_err(|source| StoreError::Invalid { what: "change", seq, source })?;
+            self.installed.send_replace(seq);
+            records.push(installed);
+        }
+        Ok(records)
+    }
+
+    /// Writes a checkpoint of the current state; returns its sequence. Opening then replays only what
+    /// came after it.
+    pub async fn checkpoint(&self) -> Result<u64, StoreError> {
+        let (doc, seq) = self.directory.doc_and_seq();
+        let world = serde_json::to_string(&doc).map_err(|e| StoreError::Database(e.to_string()))?;
+        let mut tx = self.store.begin_write().await?;
+        tx.put_checkpoint(seq, &world).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Keeps this process in step with the others: catches up whenever the store hears of a commit,
+    /// and at least every `poll` (the fallback when notifications are lost, or on SQLite shared by
+    /// several processes). Runs until the task is aborted; a failed catch-up is logged and retried.
+    pub fn follow(self: &Arc<Self>, poll: Duration) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut commits = engine.store.commits();
+            loop {
+                if let Err(e) = engine.catch_up().await {
+                    tracing::error!(error = %e, seq = engine.seq(), "catching up with the change log failed");
+                }
+                // Either a wake-up or the poll interval; a closed channel leaves polling only.
+                let _ = tokio::time::timeout(poll, commits.changed()).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod engine;
+mod error;
+mod postgres;
+mod sql;
+mod sqlite;
+mod store;
+
+pub use engine::Engine;
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use store::{Checkpoint, LogEntry, Store, WriteTx, connect};

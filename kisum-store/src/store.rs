@@ -1,0 +1,114 @@
+//! The persistence interface: one trait, two backends ([`SqliteStore`](crate::SqliteStore) and
+//! [`PgStore`](crate::PgStore)), and what they keep — the change log and checkpoints.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kisum_access::{Change, ChangeRecord, CompanyId};
+use tokio::sync::watch;
+
+use crate::error::StoreError;
+
+/// One committed change as the log keeps it: the record (who, when, whom it touched) and the change
+/// itself, which replay applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// What the change did; `record.seq` is its sequence number.
+    pub record: ChangeRecord,
+    /// The change, exactly as it was applied.
+    pub change: Change,
+}
+
+impl LogEntry {
+    /// The entry's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.record.seq
+    }
+}
+
+/// A checkpoint: the whole world (a world file) as it was after change `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The sequence of the last change it includes.
+    pub seq: u64,
+    /// The world file, as JSON.
+    pub world: String,
+}
+
+/// A durable change log with checkpoints. Implemented for SQLite and PostgreSQL; open one with
+/// [`connect`](crate::connect).
+///
+/// The log holds every committed change in sequence order without gaps, from the oldest one kept
+/// (see [`prune`](Store::prune)) to the head. Writers serialize through [`begin_write`](Store::begin_write),
+/// across processes.
+#[async_trait]
+pub trait Store: std::fmt::Debug + Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// The sequence of the last committed change (or of the newest checkpoint, if later); 0 when empty.
+    async fn head(&self) -> Result<u64, StoreError>;
+
+    /// The newest checkpoint, if any.
+    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// At most `limit` changes after sequence `after`, in order. [`StoreError::ResyncRequired`] if some
+    /// of them are no longer kept.
+    async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// At most `limit` change records after sequence `after`, of one company or of all: the audit log.
+    async fn audit(&self, company: Option<&CompanyId>, after: u64, limit: u32)
+    -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// Starts an exclusive write: until it commits or is dropped (which rolls it back), no other writer,
+    /// in this process or another, can append.
+    async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError>;
+
+    /// Deletes changes with a sequence below `before` that the newest checkpoint already includes;
+    /// returns how many went. Cursors older than what is left get [`StoreError::ResyncRequired`].
+    async fn prune(&self, before: u64) -> Result<u64, StoreError>;
+
+    /// Wake-ups: the newest committed sequence this store has heard of (its own commits, and on
+    /// PostgreSQL other processes' through `LISTEN/NOTIFY`). A hint only: the log is the truth, so
+    /// followers also poll.
+    fn commits(&self) -> watch::Receiver<u64>;
+
+    /// Tells [`commits`](Store::commits) listeners that `seq` was committed by this process.
+    fn notify_committed(&self, seq: u64);
+}
+
+/// An exclusive write in progress. Dropping it without [`commit`](WriteTx::commit) rolls it back.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// The head, as seen under the lock.
+    async fn head(&mut self) -> Result<u64, StoreError>;
+
+    /// Every change after `after`, in order (to catch up before validating a write).
+    async fn changes_after(&mut self, after: u64) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Appends one change; its sequence must be the head's successor.
+    async fn append(&mut self, entry: &LogEntry) -> Result<(), StoreError>;
+
+    /// Stores a checkpoint of the world after change `seq`.
+    async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError>;
+
+    /// Makes everything written durable, or nothing.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Opens the store at `url`: `sqlite://PATH` (created if missing) or `postgres://…`. Runs the
+/// migrations, and refuses a database that is not a Kisum store or was written by a newer version.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Ok(Arc::new(crate::SqliteStore::open(std::path::Path::new(path)).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(crate::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(clip(url)))
+    }
+}
+
+/// Cuts user input to a length fit for a message.
+pub(crate) fn clip(text: &str) -> String {
+    text.chars().take(200).collect()
+}

@@ -1,0 +1,44 @@
+//! kisum-store: the same suite on SQLite and on PostgreSQL, including crash tests that kill a writing
+//! process with SIGKILL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+mod crash;
+mod suite;
+
+/// Runs each listed suite function once per backend, as `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::suite::$name(kisum_tests::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::suite::$name(kisum_tests::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    empty_store_needs_a_seed,
+    writes_survive_reopening_in_order,
+    refused_writes_store_nothing,
+    two_engines_on_one_store_stay_in_step,
+    concurrent_writers_get_contiguous_sequences,
+    followers_see_a_commit_within_a_second,
+    feed_reads_and_resync_after_pruning,
+    checkpoints_shorten_replay,
+    foreign_databases_are_refused,
+    newer_schemas_are_refused,
+    corrupt_or_invalid_log_entries_are_refused,
+    failed_commits_leave_everything_unchanged,
+    killed_writers_lose_no_committed_write,
+);
