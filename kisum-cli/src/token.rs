@@ -131,8 +131,7 @@ fn verify(rest: &[String], out: &mut String) -> Result<u8, Problem> {
         "both" => Accept::Both,
         other => return Err(usage(format!("`--accept` is user, service or both, not `{}`", clip(other)))),
     };
-    let mut validation = Validation::new(args.required("iss")?, args.required("aud")?);
-    validation.accept = accept;
+    let validation = Validation::new(args.required("iss")?, args.required("aud")?);
     let at = match args.get("at") {
         Some(text) => Timestamp::parse(text).map_err(|e| usage(e.to_string()))?,
         None => Timestamp::now(),
@@ -140,7 +139,7 @@ fn verify(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     let token = if *token == "-" { read("-")? } else { (*token).to_owned() };
     let jwks = Jwks::parse(&read(args.required("jwks")?)?).map_err(|e| e.to_problem())?;
     let verifier = Verifier::new(jwks, validation).map_err(|e| e.to_problem())?.without_cache();
-    match verifier.verify(token.trim_end(), at) {
+    match verifier.verify(token.trim_end(), accept, at) {
         Ok(verified) => {
             out.push_str(&serde_json::to_string(verified.claims()).unwrap_or_default());
             out.push('\n');

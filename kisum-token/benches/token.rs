@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kisum_entitlements::Timestamp;
-use kisum_token::{Algorithm, Claims, Jwks, PrivateKey, Validation, Verifier, sign};
+use kisum_token::{Accept, Algorithm, Claims, Jwks, PrivateKey, Validation, Verifier, sign};
 
 fn claims() -> Claims {
     serde_json::from_value(serde_json::json!({
@@ -26,14 +26,16 @@ fn bench(c: &mut Criterion) {
         let warm = Verifier::new(jwks.clone(), validation).unwrap();
         let key = &keys[3];
         let token = sign(key, &claims()).unwrap();
-        warm.verify(&token, now).unwrap();
+        warm.verify(&token, Accept::User, now).unwrap();
         let name = alg.jose_name();
         let mut g = c.benchmark_group(format!("token {name}"));
         g.bench_function("sign", |b| b.iter(|| sign(black_box(key), &claims()).unwrap()));
         g.bench_function("verify, cold (signature checked)", |b| {
-            b.iter(|| cold.verify(black_box(&token), now).unwrap())
+            b.iter(|| cold.verify(black_box(&token), Accept::User, now).unwrap())
         });
-        g.bench_function("verify, warm (cache hit)", |b| b.iter(|| warm.verify(black_box(&token), now).unwrap()));
+        g.bench_function("verify, warm (cache hit)", |b| {
+            b.iter(|| warm.verify(black_box(&token), Accept::User, now).unwrap())
+        });
         g.bench_function("JWKS lookup, 5 keys", |b| b.iter(|| jwks.get(black_box("key-3")).is_some()));
         // Baselines in the same run: jsonwebtoken's own decode of the same token, and the bare signature
         // check on the signing input.

@@ -1,6 +1,7 @@
 //! Access-token claims (RFC 9068, with RFC 8693 `act`) and the verified form a service acts on.
 
-use kisum_access::{AgentId, Principal, UserId};
+use kisum_access::{AgentId, CompanyId, Principal, UserId};
+use kisum_entitlements::define_id;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TokenError;
@@ -96,19 +97,123 @@ pub enum TokenKind {
     Service,
 }
 
+define_id!(
+    /// The client id of a registered service (a service token's `client_id`), such as `billing`.
+    ClientId, "client id", kisum_entitlements::is_id, kisum_entitlements::ID_RULE
+);
+
+/// Who a token speaks for, parsed from its claims once, when it is verified (or signed): holding a
+/// `Caller` from [`VerifiedClaims::caller`] means every id in it was valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A user token: a user in a company session, or an agent acting for one (RFC 8693 `act`).
+    #[non_exhaustive]
+    User {
+        /// Whose access the token carries: the current actor — the outermost `act.sub` (RFC 8693 §4.1;
+        /// nested `act` objects name prior actors) — when `act` is present, so that access is evaluated
+        /// for the actor through its delegations and never exceeds them; else the subject.
+        principal: Principal,
+        /// The user the token was issued for (`sub`).
+        subject: UserId,
+        /// The company the token is for (`cid`).
+        company: CompanyId,
+        /// The session (`sid`).
+        sid: String,
+        /// The principal's access version when the token was issued (`ver`).
+        ver: u64,
+    },
+    /// A service token, issued to a registered service by client credentials.
+    #[non_exhaustive]
+    Service {
+        /// The service (`client_id`).
+        client: ClientId,
+        /// The permission patterns granted to the service (`scope`, split on whitespace).
+        scopes: Vec<String>,
+    },
+}
+
+impl Caller {
+    /// User or service token.
+    pub fn kind(&self) -> TokenKind {
+        match self {
+            Caller::User { .. } => TokenKind::User,
+            Caller::Service { .. } => TokenKind::Service,
+        }
+    }
+
+    /// The principal of a user token (see [`Caller::User`]); `None` only for a service token.
+    pub fn principal(&self) -> Option<&Principal> {
+        match self {
+            Caller::User { principal, .. } => Some(principal),
+            Caller::Service { .. } => None,
+        }
+    }
+
+    /// The company of a user token; `None` only for a service token.
+    pub fn company(&self) -> Option<&CompanyId> {
+        match self {
+            Caller::User { company, .. } => Some(company),
+            Caller::Service { .. } => None,
+        }
+    }
+
+    /// The service of a service token; `None` only for a user token.
+    pub fn client(&self) -> Option<&ClientId> {
+        match self {
+            Caller::Service { client, .. } => Some(client),
+            Caller::User { .. } => None,
+        }
+    }
+
+    /// The scope patterns of a service token; none for a user token.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        let scopes: &[String] = match self {
+            Caller::Service { scopes, .. } => scopes,
+            Caller::User { .. } => &[],
+        };
+        scopes.iter().map(String::as_str)
+    }
+}
+
 impl Claims {
     /// Checks the shape rules every token obeys, whether being signed or verified: a user token has
     /// `cid`, `sid` and `ver` and no service claims; a service token has `client_id` and `scope` and no
     /// user claims; `0 < exp − iat ≤ 15 min`; `act` at most 3 deep; a user token's subject, company and
-    /// actors are valid ids.
+    /// actors, and a service token's client, are valid ids.
     pub fn kind(&self) -> Result<TokenKind, &'static str> {
-        let user = (self.cid.is_some(), self.sid.is_some(), self.ver.is_some());
-        let service = (self.client_id.is_some(), self.scope.is_some());
-        let kind = match (user, service) {
-            ((true, true, true), (false, false)) => TokenKind::User,
-            ((false, false, false), (true, true)) => TokenKind::Service,
-            _ => return Err("neither a user token (cid, sid, ver) nor a service token (client_id, scope)"),
-        };
+        self.caller().map(|caller| caller.kind())
+    }
+
+    /// [`Claims::kind`], keeping what it parsed.
+    pub(crate) fn caller(&self) -> Result<Caller, &'static str> {
+        match (&self.cid, &self.sid, self.ver, &self.client_id, &self.scope) {
+            (Some(cid), Some(sid), Some(ver), None, None) => {
+                self.check_lifetime_and_act()?;
+                let subject = UserId::parse(&self.sub).map_err(|_| "sub is not a user id")?;
+                let company = CompanyId::parse(cid).map_err(|_| "cid is not a company id")?;
+                let principal = match &self.act {
+                    Some(act) => Principal::Agent(AgentId::parse(&act.sub).map_err(|_| "act.sub is not an agent id")?),
+                    None => Principal::User(subject.clone()),
+                };
+                // Prior actors are not the principal, but a chain with a malformed link is refused whole.
+                let mut prior = self.act.as_ref().and_then(|a| a.act.as_deref());
+                while let Some(act) = prior {
+                    AgentId::parse(&act.sub).map_err(|_| "act.sub is not an agent id")?;
+                    prior = act.act.as_deref();
+                }
+                Ok(Caller::User { principal, subject, company, sid: sid.clone(), ver })
+            }
+            (None, None, None, Some(client_id), Some(scope)) => {
+                self.check_lifetime_and_act()?;
+                let client = ClientId::parse(client_id).map_err(|_| "client_id is not a client id")?;
+                let scopes = scope.split_ascii_whitespace().map(str::to_owned).collect();
+                Ok(Caller::Service { client, scopes })
+            }
+            _ => Err("neither a user token (cid, sid, ver) nor a service token (client_id, scope)"),
+        }
+    }
+
+    fn check_lifetime_and_act(&self) -> Result<(), &'static str> {
         let lifetime = self.exp.checked_sub(self.iat).ok_or("exp and iat out of range")?;
         if lifetime <= 0 || lifetime > MAX_LIFETIME_SECONDS {
             return Err("exp must be after iat and at most 15 minutes later");
@@ -116,17 +221,7 @@ impl Claims {
         if self.act.as_ref().is_some_and(|a| a.depth() > MAX_ACT_DEPTH) {
             return Err("act is nested more than 3 deep");
         }
-        if kind == TokenKind::User {
-            UserId::parse(&self.sub).map_err(|_| "sub is not a user id")?;
-            kisum_access::CompanyId::parse(self.cid.as_deref().unwrap_or_default())
-                .map_err(|_| "cid is not a company id")?;
-            let mut act = self.act.as_ref();
-            while let Some(a) = act {
-                AgentId::parse(&a.sub).map_err(|_| "act.sub is not an agent id")?;
-                act = a.act.as_deref();
-            }
-        }
-        Ok(kind)
+        Ok(())
     }
 
     pub(crate) fn check_for_signing(&self) -> Result<TokenKind, TokenError> {
@@ -134,57 +229,64 @@ impl Claims {
     }
 }
 
-/// Claims whose token passed every check. Only [`Verifier`](crate::Verifier) makes one.
+/// Claims whose token passed every check, with the caller parsed from them. Only
+/// [`Verifier`](crate::Verifier) makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedClaims {
     claims: Claims,
-    kind: TokenKind,
+    caller: Caller,
 }
 
 impl VerifiedClaims {
-    pub(crate) fn new(claims: Claims, kind: TokenKind) -> VerifiedClaims {
-        VerifiedClaims { claims, kind }
+    /// Parses the caller out of `claims`, refusing them as [`Claims::kind`] does.
+    pub(crate) fn new(claims: Claims) -> Result<VerifiedClaims, &'static str> {
+        let caller = claims.caller()?;
+        Ok(VerifiedClaims { claims, caller })
     }
 
-    /// The claims.
+    /// The raw claims.
     pub fn claims(&self) -> &Claims {
         &self.claims
     }
 
+    /// Who the token speaks for, with every id parsed.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     /// User or service token.
     pub fn kind(&self) -> TokenKind {
-        self.kind
+        self.caller.kind()
     }
 
-    /// Whose access a user token carries: the current actor — the outermost `act.sub` (RFC 8693 §4.1;
-    /// nested `act` objects name prior actors) — when `act` is present, so that access is evaluated for
-    /// the actor through its delegations and never exceeds them; else the subject. `None` for service
-    /// tokens.
-    pub fn principal(&self) -> Option<Principal> {
-        if self.kind != TokenKind::User {
-            return None;
-        }
-        match &self.claims.act {
-            Some(act) => AgentId::parse(&act.sub).ok().map(Principal::Agent),
-            None => UserId::parse(&self.claims.sub).ok().map(Principal::User),
-        }
+    /// Whose access a user token carries: the current actor — the outermost `act.sub` (RFC 8693 §4.1) —
+    /// when `act` is present, else the subject (see [`Caller::User`]). Parsed at verification, so `None`
+    /// means a service token and nothing else.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.caller.principal()
     }
 
-    /// The company of a user token.
-    pub fn company(&self) -> Option<&str> {
-        self.claims.cid.as_deref()
+    /// The company of a user token (`cid`), parsed at verification; `None` only for a service token.
+    pub fn company(&self) -> Option<&CompanyId> {
+        self.caller.company()
     }
 
-    /// The scope patterns of a service token.
+    /// The service of a service token (`client_id`), parsed at verification; `None` only for a user
+    /// token.
+    pub fn client(&self) -> Option<&ClientId> {
+        self.caller.client()
+    }
+
+    /// The scope patterns of a service token; none for a user token.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.claims.scope.as_deref().unwrap_or_default().split_ascii_whitespace()
+        self.caller.scopes()
     }
 
     /// Whether a service token's scopes match permission `key` (patterns `*`, `m:*`, `m:r:*` or the key
     /// itself, as everywhere in Kisum). Always `false` for user tokens, whose access comes from the
     /// company's model instead.
     pub fn scope_allows(&self, key: &str) -> bool {
-        self.kind == TokenKind::Service && self.scopes().any(|pattern| pattern_matches(pattern, key))
+        self.scopes().any(|pattern| pattern_matches(pattern, key))
     }
 }
 
@@ -224,7 +326,7 @@ mod tests {
             "iss": "i", "sub": "billing", "aud": "finance", "exp": 100, "iat": 50, "jti": "j",
             "client_id": "billing", "scope": "finance:invoice:* core:company:read" }))
         .unwrap();
-        let verified = VerifiedClaims::new(service.clone(), service.kind().unwrap());
+        let verified = VerifiedClaims::new(service).unwrap();
         assert!(verified.scope_allows("finance:invoice:approve"));
         assert!(verified.scope_allows("core:company:read"));
         assert!(!verified.scope_allows("core:company:update"));

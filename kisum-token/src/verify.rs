@@ -1,6 +1,7 @@
 //! Signing and verification. The verifier checks, in this order: size, segments and encoding, header
-//! (RFC 8725), key and pinned algorithm, signature, claims (types, issuer, audience, kind, lifetime,
-//! `act` depth), and last time — so that `TOKEN_EXPIRED` is only ever said of a token that was genuine.
+//! (RFC 8725), key and pinned algorithm, signature, claims (types, issuer, kind and ids, lifetime, `act`
+//! depth), what the call expects (audience, kind), and last time — so that `TOKEN_EXPIRED` is only ever
+//! said of a token that was genuine and meant for the route.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -31,39 +32,83 @@ pub fn sign(key: &PrivateKey, claims: &Claims) -> Result<String, TokenError> {
     Ok(format!("{signing_input}.{}", b64_encode(&signature)))
 }
 
-/// Which kinds of token a route accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kinds of token a route accepts. Defaults to [`Accept::User`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Accept {
     /// User tokens only.
+    #[default]
     User,
     /// Service tokens only.
     Service,
-    /// Both ("dual auth").
+    /// Both ("dual auth"): a service token is then allowed only what its scopes match
+    /// ([`VerifiedClaims::scope_allows`]).
     Both,
 }
 
-/// What a verifier requires. Every field has a secure default or must be given.
+impl Accept {
+    /// Whether a token of `kind` is accepted.
+    pub fn admits(self, kind: TokenKind) -> bool {
+        matches!(
+            (self, kind),
+            (Accept::User | Accept::Both, TokenKind::User) | (Accept::Service | Accept::Both, TokenKind::Service)
+        )
+    }
+}
+
+/// What one call requires of a token, on top of what its verifier requires of every token (the
+/// [`Validation`]): so one verifier — one issuer, one key set, one cache — serves routes with different
+/// needs. An [`Accept`] converts into the `Expect` with that accept and the verifier's audience.
+///
+/// ```
+/// use kisum_token::{Accept, Expect};
+///
+/// assert_eq!(Expect::default(), Expect::new(Accept::User));
+/// let finance_dual = Expect::new(Accept::Both).with_audience("finance");
+/// assert_eq!(finance_dual, Expect { accept: Accept::Both, audience: Some("finance") });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Expect<'a> {
+    /// The kinds of token accepted. Defaults to [`Accept::User`].
+    pub accept: Accept,
+    /// The audience `aud` must name. Defaults to `None`: the verifier's [`Validation::audience`].
+    pub audience: Option<&'a str>,
+}
+
+impl<'a> Expect<'a> {
+    /// Tokens of the kinds `accept` names, for the verifier's audience.
+    pub const fn new(accept: Accept) -> Expect<'a> {
+        Expect { accept, audience: None }
+    }
+
+    /// The same, but for tokens whose `aud` names `audience` instead of the verifier's audience.
+    pub const fn with_audience(self, audience: &'a str) -> Expect<'a> {
+        Expect { audience: Some(audience), ..self }
+    }
+}
+
+impl From<Accept> for Expect<'_> {
+    fn from(accept: Accept) -> Self {
+        Expect::new(accept)
+    }
+}
+
+/// What a verifier requires of every token. Every field has a secure default or must be given; what
+/// varies by route (the kinds of token accepted, another audience) is given per call, as an [`Expect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
     /// The required `iss`.
     pub issuer: String,
-    /// The audience that `aud` must name: this service.
+    /// The audience that `aud` must name — this service — unless a call names another
+    /// ([`Expect::audience`]).
     pub audience: String,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. Defaults to 30; at most 60.
     pub leeway: u32,
-    /// The kinds of token accepted. Defaults to [`Accept::User`].
-    pub accept: Accept,
 }
 
 impl Validation {
     /// A validation for tokens from `issuer` meant for `audience`, with the defaults.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Validation {
-        Validation {
-            issuer: issuer.into(),
-            audience: audience.into(),
-            leeway: DEFAULT_LEEWAY_SECONDS,
-            accept: Accept::User,
-        }
+        Validation { issuer: issuer.into(), audience: audience.into(), leeway: DEFAULT_LEEWAY_SECONDS }
     }
 }
 
@@ -77,8 +122,9 @@ struct CacheEntry {
 }
 
 /// Verified tokens, keyed by a keyed hash of the token and confirmed by comparing the whole token, so a
-/// token seen again costs a hash and a comparison instead of a signature check. Entries never outlive
-/// their `exp`; time rules are re-checked on every hit.
+/// token seen again costs a hash and a comparison instead of a signature check. An entry says the token
+/// is genuine, not that it suits any one route: what a call expects (audience, kind) and the time rules
+/// are re-checked on every hit. Entries never outlive their `exp`.
 struct Cache {
     hasher: RandomState,
     shards: Vec<Mutex<HashMap<u64, CacheEntry>>>,
@@ -153,19 +199,26 @@ impl Verifier {
         &self.jwks
     }
 
-    /// Verifies `token` at `now`.
-    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Arc<VerifiedClaims>, TokenError> {
+    /// Verifies `token` at `now` for a call that `expect`s what it names: an [`Accept`] alone (the
+    /// verifier's audience), or an [`Expect`] that also names another audience.
+    pub fn verify<'a>(
+        &self,
+        token: &str,
+        expect: impl Into<Expect<'a>>,
+        now: Timestamp,
+    ) -> Result<Arc<VerifiedClaims>, TokenError> {
+        let expect = expect.into();
         if token.len() > crate::jws::MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid("token larger than 8 KiB"));
         }
         let Some(cache) = &self.cache else {
             let claims = Arc::new(self.verify_uncached(token)?);
-            self.check_time(claims.claims(), now)?;
+            self.check_call(&claims, expect, now)?;
             return Ok(claims);
         };
         let hash = cache.hasher.hash_one(token);
         if let Some(claims) = cache.get(hash, token) {
-            if let Err(e) = self.check_time(claims.claims(), now) {
+            if let Err(e) = self.check_call(&claims, expect, now) {
                 if e == TokenError::Expired {
                     cache.remove(hash);
                 }
@@ -174,12 +227,12 @@ impl Verifier {
             return Ok(claims);
         }
         let claims = Arc::new(self.verify_uncached(token)?);
-        self.check_time(claims.claims(), now)?;
+        self.check_call(&claims, expect, now)?;
         cache.insert(hash, token, claims.clone(), now);
         Ok(claims)
     }
 
-    /// Everything but time.
+    /// Everything that does not depend on the call or the time: what a cache entry vouches for.
     fn verify_uncached(&self, token: &str) -> Result<VerifiedClaims, TokenError> {
         let parsed = UnverifiedToken::parse(token)?;
         let key = self.jwks.get(&parsed.header.kid).ok_or(TokenError::UnknownKey)?;
@@ -195,20 +248,22 @@ impl Verifier {
         if claims.iss != self.validation.issuer {
             return Err(TokenError::Invalid("wrong issuer"));
         }
-        if !claims.aud.contains(&self.validation.audience) {
+        VerifiedClaims::new(claims).map_err(TokenError::Invalid)
+    }
+
+    /// What this call expects (audience, kind), then time: checked on every call, cached or not.
+    fn check_call(&self, verified: &VerifiedClaims, expect: Expect<'_>, now: Timestamp) -> Result<(), TokenError> {
+        let audience = expect.audience.unwrap_or(&self.validation.audience);
+        if !verified.claims().aud.contains(audience) {
             return Err(TokenError::Invalid("wrong audience"));
         }
-        let kind = claims.kind().map_err(TokenError::Invalid)?;
-        match (self.validation.accept, kind) {
-            (Accept::User, TokenKind::Service) => {
-                return Err(TokenError::Invalid("a service token where a user token is required"));
-            }
-            (Accept::Service, TokenKind::User) => {
-                return Err(TokenError::Invalid("a user token where a service token is required"));
-            }
-            _ => {}
+        if !expect.accept.admits(verified.kind()) {
+            return Err(TokenError::Invalid(match verified.kind() {
+                TokenKind::User => "a user token where a service token is required",
+                TokenKind::Service => "a service token where a user token is required",
+            }));
         }
-        Ok(VerifiedClaims::new(claims, kind))
+        self.check_time(verified.claims(), now)
     }
 
     /// `TOKEN_EXPIRED` iff now ≥ exp + leeway; `TOKEN_INVALID` if `nbf` or `iat` is later than
@@ -245,16 +300,41 @@ mod tests {
             "cid": "acme", "sid": "s", "ver": 1 }))
         .unwrap();
         let token = sign(&key, &claims).unwrap();
-        let first = verifier.verify(&token, Timestamp::from_unix(600)).unwrap();
-        let second = verifier.verify(&token, Timestamp::from_unix(601)).unwrap();
+        let first = verifier.verify(&token, Accept::User, Timestamp::from_unix(600)).unwrap();
+        let second = verifier.verify(&token, Accept::User, Timestamp::from_unix(601)).unwrap();
         assert!(Arc::ptr_eq(&first, &second), "served from the cache");
-        assert_eq!(verifier.verify(&token, Timestamp::from_unix(1030)).unwrap_err(), TokenError::Expired);
-        assert_eq!(verifier.verify(&token, Timestamp::from_unix(1100)).unwrap_err(), TokenError::Expired);
+        assert_eq!(verifier.verify(&token, Accept::User, Timestamp::from_unix(1030)).unwrap_err(), TokenError::Expired);
+        assert_eq!(verifier.verify(&token, Accept::User, Timestamp::from_unix(1100)).unwrap_err(), TokenError::Expired);
         // A token differing in one character is never taken for a cached one.
         let mut bytes = token.clone().into_bytes();
         let last = bytes.len() - 1;
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
         let altered = String::from_utf8(bytes).unwrap();
-        assert!(verifier.verify(&altered, Timestamp::from_unix(600)).is_err());
+        assert!(verifier.verify(&altered, Accept::User, Timestamp::from_unix(600)).is_err());
+    }
+
+    #[test]
+    fn a_cache_hit_is_checked_against_what_each_call_expects() {
+        let key = PrivateKey::generate(Algorithm::EdDSA, "k").unwrap();
+        let verifier = Verifier::new(Jwks::from_keys([&key]).unwrap(), Validation::new("iss", "aud")).unwrap();
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "iss": "iss", "sub": "billing", "aud": ["aud", "other"], "exp": 1000, "iat": 500, "jti": "j",
+            "client_id": "billing", "scope": "finance:*" }))
+        .unwrap();
+        let token = sign(&key, &claims).unwrap();
+        let now = Timestamp::from_unix(600);
+        let first = verifier.verify(&token, Accept::Both, now).unwrap();
+        let cache = verifier.cache.as_ref().unwrap();
+        let cached = cache.get(cache.hasher.hash_one(&token), &token).unwrap();
+        assert!(Arc::ptr_eq(&first, &cached), "cached after the first call");
+        // Served from the cache, yet refused for a kind or an audience it does not satisfy.
+        let wrong_kind = verifier.verify(&token, Accept::User, now).unwrap_err();
+        assert_eq!(wrong_kind, TokenError::Invalid("a service token where a user token is required"));
+        let elsewhere = Expect::new(Accept::Service).with_audience("elsewhere");
+        assert_eq!(verifier.verify(&token, elsewhere, now).unwrap_err(), TokenError::Invalid("wrong audience"));
+        // And still served to calls it does satisfy, by default audience or by another it names.
+        let other = verifier.verify(&token, Expect::new(Accept::Service).with_audience("other"), now).unwrap();
+        assert!(Arc::ptr_eq(&first, &other), "the same cache entry");
+        assert!(Arc::ptr_eq(&first, &verifier.verify(&token, Accept::Service, now).unwrap()));
     }
 }

@@ -4,12 +4,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-use kisum_entitlements::Timestamp;
+use kisum_access::{AgentId, Principal, UserId};
+use kisum_entitlements::{CompanyId, Timestamp};
 use kisum_errors::{ErrorCode, KisumError};
 use kisum_token::danger::sign_raw;
 use kisum_token::{
-    Accept, Algorithm, Claims, Jwks, KeySet, PrivateKey, PublicKey, RotationPolicy, TokenError, Validation, Verifier,
-    sign,
+    Accept, Algorithm, Caller, Claims, ClientId, Expect, Jwks, KeySet, PrivateKey, PublicKey, RotationPolicy,
+    TokenError, TokenKind, Validation, Verifier, sign,
 };
 use serde_json::{Value, json};
 
@@ -57,7 +58,7 @@ fn header(alg: &str, kid: &str) -> String {
 }
 
 fn code(f: &Fixture, token: &str) -> ErrorCode {
-    f.verifier.verify(token, now()).expect_err("the token should have been refused").code()
+    f.verifier.verify(token, Accept::User, now()).expect_err("the token should have been refused").code()
 }
 
 #[test]
@@ -65,11 +66,14 @@ fn a_genuine_token_passes_and_carries_its_principal() {
     let f = fixture();
     for key in [&f.ed, &f.ec] {
         let token = sign(key, &serde_json::from_value(user_claims()).unwrap()).unwrap();
-        let verified = f.verifier.verify(&token, now()).unwrap();
+        let verified = f.verifier.verify(&token, Accept::User, now()).unwrap();
         assert_eq!(verified.principal().unwrap().to_string(), "user:alice");
-        assert_eq!(verified.company(), Some("acme"));
+        assert_eq!(verified.company().map(CompanyId::as_str), Some("acme"));
         let forged = forge(&header(key.algorithm().jose_name(), key.kid()), &user_claims().to_string(), Some(key));
-        assert!(f.verifier.verify(&forged, now()).is_ok(), "the forging helper itself makes valid tokens");
+        assert!(
+            f.verifier.verify(&forged, Accept::User, now()).is_ok(),
+            "the forging helper itself makes valid tokens"
+        );
     }
 }
 
@@ -156,7 +160,7 @@ fn hostile_kids_are_refused() {
     let claims = user_claims().to_string();
     for kid in ["ed-2", "../../../../etc/passwd", "' OR 1=1 --", "ed-1\u{0}", "ED-1", "ed-1 "] {
         let token = forge(&header("EdDSA", kid), &claims, Some(&f.ed));
-        assert_eq!(f.verifier.verify(&token, now()).unwrap_err(), TokenError::UnknownKey, "{kid:?}");
+        assert_eq!(f.verifier.verify(&token, Accept::User, now()).unwrap_err(), TokenError::UnknownKey, "{kid:?}");
     }
     let huge = "k".repeat(5000);
     assert_eq!(code(&f, &forge(&header("EdDSA", &huge), &claims, Some(&f.ed))), ErrorCode::TokenInvalid);
@@ -290,20 +294,24 @@ fn time_edges_to_the_second() {
     let leeway = 30;
     let token = signed(&f, &with(json!({ "exp": NOW + 600 })));
     let at = |s: i64| Timestamp::from_unix(s);
-    assert!(f.verifier.verify(&token, at(NOW + 600 + leeway - 1)).is_ok(), "inside the leeway");
-    assert_eq!(f.verifier.verify(&token, at(NOW + 600 + leeway)).unwrap_err(), TokenError::Expired, "at exp + leeway");
+    assert!(f.verifier.verify(&token, Accept::User, at(NOW + 600 + leeway - 1)).is_ok(), "inside the leeway");
+    assert_eq!(
+        f.verifier.verify(&token, Accept::User, at(NOW + 600 + leeway)).unwrap_err(),
+        TokenError::Expired,
+        "at exp + leeway"
+    );
     let just_before = Timestamp::from_unix_nanos(NOW + 600 + leeway - 1, 999_999_999).unwrap();
-    assert!(f.verifier.verify(&token, just_before).is_ok());
+    assert!(f.verifier.verify(&token, Accept::User, just_before).is_ok());
 
     let nbf = signed(&f, &with(json!({ "nbf": NOW + leeway })));
-    assert!(f.verifier.verify(&nbf, at(NOW)).is_ok(), "nbf = now + leeway");
+    assert!(f.verifier.verify(&nbf, Accept::User, at(NOW)).is_ok(), "nbf = now + leeway");
     let nbf = signed(&f, &with(json!({ "nbf": NOW + leeway + 1 })));
     assert_eq!(code(&f, &nbf), ErrorCode::TokenInvalid, "nbf one second past the leeway");
 
     let iat = signed(&f, &with(json!({ "iat": NOW + leeway + 1, "exp": NOW + leeway + 100 })));
     assert_eq!(code(&f, &iat), ErrorCode::TokenInvalid, "issued in the future");
     let iat = signed(&f, &with(json!({ "iat": NOW + leeway, "exp": NOW + leeway + 100 })));
-    assert!(f.verifier.verify(&iat, now()).is_ok());
+    assert!(f.verifier.verify(&iat, Accept::User, now()).is_ok());
 
     let long = signed(&f, &with(json!({ "exp": NOW + 15 * 60 + 1 })));
     assert_eq!(code(&f, &long), ErrorCode::TokenInvalid, "lives longer than 15 minutes");
@@ -321,7 +329,9 @@ fn time_edges_to_the_second() {
 fn wrong_audience_issuer_type_or_kind_is_refused() {
     let f = fixture();
     assert_eq!(code(&f, &signed(&f, &with(json!({ "aud": "artist" })))), ErrorCode::TokenInvalid, "another module");
-    assert!(f.verifier.verify(&signed(&f, &with(json!({ "aud": ["artist", "finance"] }))), now()).is_ok());
+    assert!(
+        f.verifier.verify(&signed(&f, &with(json!({ "aud": ["artist", "finance"] }))), Accept::User, now()).is_ok()
+    );
     assert_eq!(code(&f, &signed(&f, &with(json!({ "iss": "https://evil.example" })))), ErrorCode::TokenInvalid);
     // An ID token (typ JWT) or a token without typ is not an access token.
     for typ in [json!("JWT"), json!("id+jwt"), Value::Null] {
@@ -333,7 +343,7 @@ fn wrong_audience_issuer_type_or_kind_is_refused() {
     }
     let h = json!({ "alg": "EdDSA", "typ": "Application/AT+JWT", "kid": "ed-1" }).to_string();
     assert!(
-        f.verifier.verify(&forge(&h, &user_claims().to_string(), Some(&f.ed)), now()).is_ok(),
+        f.verifier.verify(&forge(&h, &user_claims().to_string(), Some(&f.ed)), Accept::User, now()).is_ok(),
         "typ is case-insensitive"
     );
     // A refresh token is opaque, not a JWT.
@@ -344,14 +354,10 @@ fn wrong_audience_issuer_type_or_kind_is_refused() {
                           "jti": "t-2", "client_id": "billing", "scope": "finance:invoice:read" })
     .to_string();
     assert_eq!(code(&f, &signed(&f, &service)), ErrorCode::TokenInvalid);
-    let services_only = Verifier::new(
-        Jwks::from_keys([&f.ed]).unwrap(),
-        Validation { accept: Accept::Service, ..Validation::new(ISS, "finance") },
-    )
-    .unwrap();
-    let verified = services_only.verify(&signed(&f, &service), now()).unwrap();
+    let services_only = Verifier::new(Jwks::from_keys([&f.ed]).unwrap(), Validation::new(ISS, "finance")).unwrap();
+    let verified = services_only.verify(&signed(&f, &service), Accept::Service, now()).unwrap();
     assert_eq!(verified.scopes().collect::<Vec<_>>(), ["finance:invoice:read"]);
-    assert!(services_only.verify(&signed(&f, &user_claims().to_string()), now()).is_err());
+    assert!(services_only.verify(&signed(&f, &user_claims().to_string()), Accept::Service, now()).is_err());
     // A token claiming to be both is neither.
     assert_eq!(code(&f, &signed(&f, &with(json!({ "client_id": "billing", "scope": "x" })))), ErrorCode::TokenInvalid);
 }
@@ -417,10 +423,13 @@ fn tokens_over_the_size_limit_are_refused() {
     let big = with(json!({ "padding": "x".repeat(9000) }));
     assert!(big.len() > 8 * 1024);
     let token = signed(&f, &big);
-    assert_eq!(f.verifier.verify(&token, now()).unwrap_err(), TokenError::Invalid("token larger than 8 KiB"));
+    assert_eq!(
+        f.verifier.verify(&token, Accept::User, now()).unwrap_err(),
+        TokenError::Invalid("token larger than 8 KiB")
+    );
     let just_under = signed(&f, &with(json!({ "padding": "x".repeat(5000) })));
     assert!(just_under.len() < 8 * 1024);
-    assert!(f.verifier.verify(&just_under, now()).is_ok(), "unknown claims are ignored");
+    assert!(f.verifier.verify(&just_under, Accept::User, now()).is_ok(), "unknown claims are ignored");
 }
 
 #[test]
@@ -443,7 +452,7 @@ fn a_token_of_a_removed_key_is_refused() {
     claims.iat = t.unix_seconds();
     claims.exp = claims.iat + 60;
     let _ = sign(keys.signer(t).unwrap(), &claims).unwrap();
-    assert_eq!(verifier.verify(&old_token, t).unwrap_err(), TokenError::UnknownKey);
+    assert_eq!(verifier.verify(&old_token, Accept::User, t).unwrap_err(), TokenError::UnknownKey);
 }
 
 #[test]
@@ -456,7 +465,7 @@ fn act_chains_deeper_than_three_are_refused() {
         }
         v
     };
-    let ok = f.verifier.verify(&signed(&f, &with(json!({ "act": act(3) }))), now()).unwrap();
+    let ok = f.verifier.verify(&signed(&f, &with(json!({ "act": act(3) }))), Accept::User, now()).unwrap();
     assert_eq!(ok.principal().unwrap().to_string(), "agent:agent1", "the outermost act is the current actor");
     assert_eq!(code(&f, &signed(&f, &with(json!({ "act": act(4) })))), ErrorCode::TokenInvalid);
     let mut claims: Claims = serde_json::from_value(user_claims()).unwrap();
@@ -468,8 +477,111 @@ fn act_chains_deeper_than_three_are_refused() {
 fn refusals_never_echo_the_token() {
     let f = fixture();
     let token = signed(&f, &with(json!({ "aud": "artist-secret-marker" })));
-    let err = f.verifier.verify(&token, now()).unwrap_err();
+    let err = f.verifier.verify(&token, Accept::User, now()).unwrap_err();
     let problem = err.to_problem().to_json();
     assert!(!problem.contains("artist-secret-marker") && !problem.contains(&token[..20]));
     assert!(!format!("{err:?}").contains(&token[..20]));
+}
+
+#[test]
+fn ids_that_do_not_parse_as_their_kind_are_refused() {
+    let f = fixture();
+    for change in [
+        json!({ "cid": "Acme Corp" }),
+        json!({ "cid": "" }),
+        json!({ "cid": "acme/../globex" }),
+        json!({ "sub": "Alice" }),
+        json!({ "act": { "sub": "agent:copilot" } }),
+        json!({ "act": { "sub": "copilot", "act": { "sub": "Bad Agent" } } }),
+    ] {
+        let claims = with(change.clone());
+        assert_eq!(code(&f, &signed(&f, &claims)), ErrorCode::TokenInvalid, "{change}");
+        let claims: Claims = serde_json::from_str(&claims).unwrap();
+        assert!(matches!(sign(&f.ed, &claims), Err(TokenError::Claims(_))), "never signed either: {change}");
+    }
+    let service = json!({ "iss": ISS, "sub": "billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
+                          "jti": "t-2", "client_id": "Billing Service", "scope": "finance:invoice:read" });
+    let err = f.verifier.verify(&signed(&f, &service.to_string()), Accept::Service, now()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenInvalid);
+}
+
+#[test]
+fn the_caller_is_parsed_once_at_verification() {
+    let f = fixture();
+    let acting = f.verifier.verify(&signed(&f, &with(json!({ "act": { "sub": "copilot" } }))), Accept::User, now());
+    let acting = acting.unwrap();
+    let Caller::User { principal, subject, company, sid, ver, .. } = acting.caller() else {
+        panic!("a user token: {:?}", acting.caller())
+    };
+    assert_eq!(principal, &Principal::Agent(AgentId::parse("copilot").unwrap()), "the actor");
+    assert_eq!(subject, &UserId::parse("alice").unwrap(), "the user acted for");
+    assert_eq!(company, &CompanyId::parse("acme").unwrap());
+    assert_eq!((sid.as_str(), *ver), ("s-1", 3));
+    assert_eq!(acting.principal(), Some(principal));
+    assert_eq!(acting.kind(), TokenKind::User);
+    assert_eq!(acting.client(), None);
+    assert_eq!(acting.claims().sub, "alice", "the raw claims are kept");
+
+    let service = json!({ "iss": ISS, "sub": "billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
+                          "jti": "t-2", "client_id": "billing", "scope": "finance:invoice:* core:company:read" });
+    let verified = f.verifier.verify(&signed(&f, &service.to_string()), Accept::Service, now()).unwrap();
+    let Caller::Service { client, scopes, .. } = verified.caller() else { panic!("a service token") };
+    assert_eq!(client, &ClientId::parse("billing").unwrap());
+    assert_eq!(scopes, &["finance:invoice:*", "core:company:read"]);
+    assert_eq!((verified.principal(), verified.company()), (None, None));
+    assert!(verified.scope_allows("finance:invoice:approve"));
+}
+
+#[test]
+fn one_verifier_serves_user_only_service_only_and_dual_auth_routes() {
+    let f = fixture();
+    let service = signed(
+        &f,
+        &json!({ "iss": ISS, "sub": "billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
+                 "jti": "t-2", "client_id": "billing", "scope": "finance:invoice:read" })
+        .to_string(),
+    );
+    let user = signed(&f, &user_claims().to_string());
+    // The service token: accepted on a dual-auth call, refused on a user-only one, by the same verifier
+    // and in either order (the first call caches it).
+    for _ in 0..2 {
+        let dual = f.verifier.verify(&service, Accept::Both, now()).unwrap();
+        assert!(dual.scope_allows("finance:invoice:read") && !dual.scope_allows("finance:invoice:approve"));
+        let err = f.verifier.verify(&service, Accept::User, now()).unwrap_err();
+        assert_eq!(err, TokenError::Invalid("a service token where a user token is required"));
+        assert_eq!(code(&f, &service), ErrorCode::TokenInvalid, "the default expectation is user-only");
+        assert!(f.verifier.verify(&service, Accept::Service, now()).is_ok());
+    }
+    // The user token: the other way round.
+    assert!(f.verifier.verify(&user, Accept::Both, now()).is_ok());
+    assert!(f.verifier.verify(&user, Accept::User, now()).is_ok());
+    let err = f.verifier.verify(&user, Accept::Service, now()).unwrap_err();
+    assert_eq!(err, TokenError::Invalid("a user token where a service token is required"));
+}
+
+#[test]
+fn a_cached_token_is_refused_for_an_audience_it_does_not_name() {
+    let f = fixture();
+    let finance_only = signed(&f, &user_claims().to_string());
+    assert!(f.verifier.verify(&finance_only, Accept::User, now()).is_ok(), "verified, and cached");
+    for audience in ["artist", "finance-extra", "financ", ""] {
+        let expect = Expect::new(Accept::User).with_audience(audience);
+        let err = f.verifier.verify(&finance_only, expect, now()).unwrap_err();
+        assert_eq!(err, TokenError::Invalid("wrong audience"), "{audience:?}");
+    }
+    // Naming the verifier's own audience is the same as naming none; the entry is still served.
+    assert!(f.verifier.verify(&finance_only, Expect::new(Accept::User).with_audience("finance"), now()).is_ok());
+    assert!(f.verifier.verify(&finance_only, Accept::User, now()).is_ok());
+
+    // A token for two audiences, first verified for one, is accepted for the other and nothing else.
+    let both = signed(&f, &with(json!({ "aud": ["artist", "finance"] })));
+    let artist = Expect::new(Accept::User).with_audience("artist");
+    assert!(f.verifier.verify(&both, artist, now()).is_ok());
+    assert!(f.verifier.verify(&both, Accept::User, now()).is_ok());
+    assert!(f.verifier.verify(&both, Expect { accept: Accept::Both, audience: Some("venue") }, now()).is_err());
+    // Time is still judged last, on a hit too: an expired token is expired for its audience and invalid
+    // for another.
+    let late = Timestamp::from_unix(NOW + 600 + 30);
+    assert_eq!(f.verifier.verify(&finance_only, artist, late).unwrap_err(), TokenError::Invalid("wrong audience"));
+    assert_eq!(f.verifier.verify(&finance_only, Accept::User, late).unwrap_err(), TokenError::Expired);
 }
