@@ -4,39 +4,77 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kisum_entitlements::{BitSet, Catalog, Idx, Issues, is_segment};
+use kisum_entitlements::{BitSet, Catalog, FeatureKey, Idx, Issues, ModuleId, is_segment};
 
 use crate::doc::{AccessCatalogDoc, RoleDoc};
 use crate::error::AccessError;
 use crate::ids::RoleId;
 
 /// A declared permission, interned: checks take this id, never a string.
+///
+/// An id is meaningful only with the catalog that issued it (a snapshot or a check given an id of another
+/// catalog denies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PermissionId(u32);
 
 impl PermissionId {
-    /// The dense index of the permission in its catalog.
+    /// The dense index of the permission in its catalog: `0..`[`permission_count`](AccessCatalog::permission_count),
+    /// in declaration order. For callers that keep their own bitsets or tables over permissions (a
+    /// benchmark's baseline, a cache keyed by permission); the crate's own bitsets stay private.
     pub fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// The id at a dense index taken from one of the crate's own permission bitsets.
+    pub(crate) fn from_index(index: usize) -> PermissionId {
+        PermissionId(u32_of(index))
     }
 }
 
 /// A declared permission.
 #[derive(Debug, Clone)]
 pub struct PermissionDef {
-    /// `module:resource:action`.
-    pub key: Arc<str>,
-    /// The module (first segment).
-    pub module: Idx,
-    /// The feature it requires, if any.
-    pub feature: Option<Idx>,
-    /// Whether delegations may confer it.
-    pub delegable: bool,
+    key: Arc<str>,
+    module: ModuleId,
+    feature: Option<FeatureKey>,
+    delegable: bool,
+    /// The module, interned in the commercial catalog.
+    pub(crate) module_ix: Idx,
+    /// The feature, interned in the commercial catalog.
+    pub(crate) feature_ix: Option<Idx>,
 }
+
+impl PermissionDef {
+    /// The key, `module:resource:action`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The module (the key's first segment).
+    pub fn module(&self) -> &ModuleId {
+        &self.module
+    }
+
+    /// The feature it requires besides its module, if any.
+    pub fn feature(&self) -> Option<&FeatureKey> {
+        self.feature.as_ref()
+    }
+
+    /// Whether delegations may confer it.
+    pub fn is_delegable(&self) -> bool {
+        self.delegable
+    }
+}
+
+/// A role of a company, as an allow names it ([`Grant::Role`](crate::Grant::Role)): an opaque handle,
+/// meaningful only against the company partition the decision was taken on. Resolve it to a [`RoleId`]
+/// with [`Company::granted_by`](crate::Company::granted_by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoleRef(pub(crate) RoleIx);
 
 /// A role inside a company: one of the catalog's system roles or one of the company's custom roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RoleRef {
+pub(crate) enum RoleIx {
     /// A system role, by index in the catalog.
     System(u32),
     /// A custom role, by index in its company.
@@ -45,13 +83,11 @@ pub enum RoleRef {
 
 /// A compiled role.
 #[derive(Debug, Clone)]
-pub struct Role {
+pub(crate) struct Role {
     /// Its id.
     pub id: RoleId,
-    /// The patterns it grants, as written.
-    pub grants: Vec<Arc<str>>,
     /// The roles it inherits.
-    pub inherits: Vec<RoleRef>,
+    pub inherits: Vec<RoleIx>,
     /// What its own grants match.
     pub direct: BitSet,
     /// What it grants with everything it inherits.
@@ -118,14 +154,18 @@ impl AccessCatalog {
                 issues.push(format!("{at}/key"), format!("`{}` has a segment outside [a-z0-9_]+", clip(&p.key)));
                 continue;
             }
-            let Some(module_ix) = cat.commercial.module_index(module) else {
+            let Some((module_ix, module_def)) =
+                cat.commercial.module_index(module).and_then(|m| Some((m, cat.commercial.module(m)?)))
+            else {
                 issues.push(format!("{at}/key"), format!("unknown module `{module}`"));
                 continue;
             };
+            let module_id = module_def.id.clone();
             let feature = match &p.feature {
                 None => None,
-                Some(f) => match cat.commercial.feature_index(f) {
-                    Some(fi) if cat.commercial.feature(fi).is_some_and(|d| d.module == module_ix) => Some(fi),
+                Some(f) => match cat.commercial.feature_index(f).and_then(|fi| Some((fi, cat.commercial.feature(fi)?)))
+                {
+                    Some((fi, def)) if def.module == module_ix => Some((fi, def.key.clone())),
                     Some(_) => {
                         issues.push(format!("{at}/feature"), format!("feature `{f}` is not of module `{module}`"));
                         continue;
@@ -144,9 +184,11 @@ impl AccessCatalog {
             cat.permission_ix.insert(key.clone(), PermissionId(u32_of(cat.permissions.len())));
             cat.permissions.push(PermissionDef {
                 key,
-                module: module_ix,
-                feature,
+                module: module_id,
+                feature: feature.as_ref().map(|(_, key)| key.clone()),
                 delegable: p.delegable != Some(false),
+                module_ix,
+                feature_ix: feature.map(|(ix, _)| ix),
             });
         }
         cat.delegable = BitSet::new(cat.permissions.len());
@@ -192,7 +234,7 @@ impl AccessCatalog {
         self.permissions.get(id.index()).map_or("", |p| &p.key)
     }
 
-    /// The number of permissions (the capacity of permission bitsets).
+    /// The number of permissions: every [`PermissionId::index`] of this catalog is below it.
     pub fn permission_count(&self) -> usize {
         self.permissions.len()
     }
@@ -203,28 +245,28 @@ impl AccessCatalog {
     }
 
     /// The permission at dense index `index`.
-    pub fn permission_at(&self, index: usize) -> Option<PermissionId> {
+    pub(crate) fn permission_at(&self, index: usize) -> Option<PermissionId> {
         (index < self.permissions.len()).then(|| PermissionId(u32_of(index)))
     }
 
     /// The permissions delegations may confer.
-    pub fn delegable(&self) -> &BitSet {
+    pub(crate) fn delegable(&self) -> &BitSet {
         &self.delegable
     }
 
     /// The system roles.
-    pub fn system_roles(&self) -> &[Role] {
+    pub(crate) fn system_roles(&self) -> &[Role] {
         &self.system_roles
     }
 
     /// A system role by id.
-    pub fn system_role(&self, id: &str) -> Option<(u32, &Role)> {
+    pub(crate) fn system_role(&self, id: &str) -> Option<(u32, &Role)> {
         let ix = *self.system_ix.get(id)?;
         Some((ix, self.system_roles.get(ix as usize)?))
     }
 
     /// Compiles a pattern (`*`, `m:*`, `m:r:*` or a declared key) to the permissions it matches.
-    pub fn pattern(&self, text: &str) -> Result<BitSet, String> {
+    pub(crate) fn pattern(&self, text: &str) -> Result<BitSet, String> {
         let mut bits = BitSet::new(self.permissions.len());
         let segments: Vec<&str> = text.split(':').collect();
         let bad = || format!("`{}` is not a pattern (`*`, `m:*`, `m:r:*` or a declared key)", clip(text));
@@ -237,7 +279,7 @@ impl AccessCatalog {
                 let module = self.commercial.module_index(m).ok_or_else(|| format!("unknown module `{}`", clip(m)))?;
                 let prefix = text.trim_end_matches('*');
                 for (i, p) in self.permissions.iter().enumerate() {
-                    if p.module == module && p.key.starts_with(prefix) {
+                    if p.module_ix == module && p.key.starts_with(prefix) {
                         bits.insert(i);
                     }
                 }
@@ -279,7 +321,7 @@ pub(crate) fn compile_roles(
     issues: &mut Issues,
 ) -> Vec<Role> {
     // In the system set, references between its own roles are `System`; in a custom set they are `Custom`.
-    let local_ref = |ix: u32| if system.is_some() { RoleRef::Custom(ix) } else { RoleRef::System(ix) };
+    let local_ref = |ix: u32| if system.is_some() { RoleIx::Custom(ix) } else { RoleIx::System(ix) };
     let mut roles: Vec<Role> = Vec::with_capacity(docs.len());
     let mut local: HashMap<&str, u32> = HashMap::new();
     let mut doc_index: Vec<usize> = Vec::new();
@@ -302,8 +344,7 @@ pub(crate) fn compile_roles(
         }
         let direct = cat.patterns(&doc.grants, &format!("{at}/grants"), issues);
         local.insert(doc.id.as_str(), u32_of(roles.len()));
-        let grants = doc.grants.iter().map(|g| Arc::from(g.as_str())).collect();
-        roles.push(Role { id, grants, inherits: Vec::new(), direct, closure: BitSet::new(0) });
+        roles.push(Role { id, inherits: Vec::new(), direct, closure: BitSet::new(0) });
         doc_index.push(i);
     }
     for (role, &i) in roles.iter_mut().zip(&doc_index) {
@@ -312,7 +353,7 @@ pub(crate) fn compile_roles(
             if let Some(&ix) = local.get(parent.as_str()) {
                 role.inherits.push(local_ref(ix));
             } else if let Some((ix, _)) = system.and_then(|_| cat.system_role(parent)) {
-                role.inherits.push(RoleRef::System(ix));
+                role.inherits.push(RoleIx::System(ix));
             } else {
                 issues.push(format!("{path}/{i}/inherits/{j}"), format!("unknown role `{}`", clip(parent)));
             }
@@ -362,9 +403,9 @@ impl Closure<'_> {
         let mut closure = role.direct.clone();
         for parent in &role.inherits {
             let inherited = match (*parent, self.system) {
-                (RoleRef::System(p), None) | (RoleRef::Custom(p), Some(_)) => self.close(p as usize, cycles),
-                (RoleRef::System(p), Some(system)) => system.get(p as usize).map(|r| r.closure.clone()),
-                (RoleRef::Custom(_), None) => None,
+                (RoleIx::System(p), None) | (RoleIx::Custom(p), Some(_)) => self.close(p as usize, cycles),
+                (RoleIx::System(p), Some(system)) => system.get(p as usize).map(|r| r.closure.clone()),
+                (RoleIx::Custom(_), None) => None,
             };
             if let Some(c) = inherited {
                 closure.union_with(&c);

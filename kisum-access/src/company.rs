@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use kisum_entitlements::{BitSet, CompanyId, CompanyPlans, Idx, Issues, Item, Source, Timestamp};
 
-use crate::catalog::{AccessCatalog, Role, RoleRef, clip, compile_roles};
+use crate::catalog::{AccessCatalog, Role, RoleIx, clip, compile_roles};
 use crate::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, ResourceDoc};
 use crate::ids::{AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, UserId};
 
@@ -20,7 +20,7 @@ pub const MAX_DELEGATION_SECONDS: i64 = 90 * 24 * 3600;
 pub(crate) struct Membership {
     pub user: UserId,
     pub status: MembershipStatus,
-    pub roles: Vec<RoleRef>,
+    pub roles: Vec<RoleIx>,
     pub expires_at: Option<Timestamp>,
     /// Everything its roles grant, inheritance closed.
     pub role_bits: BitSet,
@@ -201,18 +201,18 @@ impl Company {
         Some(company)
     }
 
-    fn role_ref(&self, cat: &AccessCatalog, id: &str) -> Option<RoleRef> {
+    fn role_ref(&self, cat: &AccessCatalog, id: &str) -> Option<RoleIx> {
         if let Some(i) = self.roles.iter().position(|r| r.id.as_str() == id) {
-            return Some(RoleRef::Custom(u32_of(i)));
+            return Some(RoleIx::Custom(u32_of(i)));
         }
-        cat.system_role(id).map(|(i, _)| RoleRef::System(i))
+        cat.system_role(id).map(|(i, _)| RoleIx::System(i))
     }
 
     /// The compiled role a reference names.
-    pub(crate) fn role<'a>(&'a self, cat: &'a AccessCatalog, r: RoleRef) -> Option<&'a Role> {
+    pub(crate) fn role<'a>(&'a self, cat: &'a AccessCatalog, r: RoleIx) -> Option<&'a Role> {
         match r {
-            RoleRef::System(i) => cat.system_roles().get(i as usize),
-            RoleRef::Custom(i) => self.roles.get(i as usize),
+            RoleIx::System(i) => cat.system_roles().get(i as usize),
+            RoleIx::Custom(i) => self.roles.get(i as usize),
         }
     }
 
@@ -443,7 +443,7 @@ impl Company {
     /// Whether `user` has a membership that holds the system role `owner` directly and is active at `t`.
     pub(crate) fn active_owner_count(&self, cat: &AccessCatalog, t: Timestamp) -> usize {
         let Some((owner, _)) = cat.system_role("owner") else { return 0 };
-        self.members.iter().filter(|m| m.is_active_at(t) && m.roles.contains(&RoleRef::System(owner))).count()
+        self.members.iter().filter(|m| m.is_active_at(t) && m.roles.contains(&RoleIx::System(owner))).count()
     }
 
     /// Memberships active at `t` (they count against `core.seats`).
@@ -458,9 +458,9 @@ fn segment(cat: &AccessCatalog, plans: &CompanyPlans, t: Timestamp) -> Segment {
     let mut entitled = BitSet::new(cat.permission_count());
     for p in cat.permission_ids() {
         let Some(def) = cat.permission_def(p) else { continue };
-        if entitlements.has_module(def.module) {
+        if entitlements.has_module(def.module_ix) {
             module_ok.insert(p.index());
-            if def.feature.is_none_or(|f| entitlements.has_feature(f)) {
+            if def.feature_ix.is_none_or(|f| entitlements.has_feature(f)) {
                 entitled.insert(p.index());
             }
         }

@@ -22,11 +22,11 @@ use arc_swap::ArcSwap;
 use kisum_entitlements::{BitSet, CompanyId, Issues, Timestamp};
 use serde::Serialize;
 
-use crate::catalog::{AccessCatalog, PermissionId, RoleRef};
+use crate::catalog::{AccessCatalog, PermissionId, RoleIx};
 use crate::change::{Actor, Change, ChangeRecord};
 use crate::company::{Company, CompanySource, SourcePaths};
 use crate::doc::{MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
-use crate::error::AccessError;
+use crate::error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
 use crate::eval::Decision;
 use crate::ids::{AgentId, DelegationId, Principal, ResourceRef, UserId};
 use crate::query::{Access, decide};
@@ -254,8 +254,9 @@ impl Directory {
             after,
         };
         let Some(company_id) = company_id else {
+            // INVARIANT: `Change::company` names a company for every kind of change but `AddUser`.
             let Change::AddUser { user } = &change else {
-                return Err(AccessError::NotFound("company".into()));
+                return Err(AccessError::Malformed(format!("a `{}` change names no company", change.kind())));
             };
             platform_only(actor, change.kind())?;
             if writer.users.contains(user) {
@@ -267,7 +268,7 @@ impl Directory {
         let current = self.partition(company_id.as_str());
         if let Change::RemoveCompany { .. } = &change {
             platform_only(actor, change.kind())?;
-            let old = current.ok_or_else(|| not_found("company", company_id.as_str()))?;
+            let old = current.ok_or_else(|| not_found(ItemKind::Company, company_id.as_str()))?;
             let before = json(&old.source.company);
             return Ok(prepared(Effect::RemoveCompany(old), Some(company_id), None, before, None, change));
         }
@@ -288,7 +289,7 @@ impl Directory {
                 let source = c.source.clone();
                 (Some(c), source)
             }
-            (_, None) => return Err(not_found("company", company_id.as_str())),
+            (_, None) => return Err(not_found(ItemKind::Company, company_id.as_str())),
         };
         let edit = edit(&mut source, &change, actor, at)?;
         check_global_ids(writer, &change, &company_id)?;
@@ -371,78 +372,78 @@ impl Directory {
             let actor_principal = Principal::User(user.clone());
             let holds = judge.snapshot(cat, &actor_principal, at);
             if holds.denies_all().is_some() && !matches!(change, Change::CreateCompany { .. }) {
-                return Err(AccessError::Forbidden(format!("`{user}` has no active membership in `{}`", new.id)));
+                return Err(forbidden(user, ForbiddenRule::NoActiveMembership { company: new.id.clone() }));
             }
             let entitled = judge.segment(at).map(|s| s.entitled.clone()).unwrap_or_default();
-            let must_hold = |roles: &[RoleRef], company: &Company, what: &str| -> Result<(), AccessError> {
+            let must_hold = |roles: &[RoleIx], company: &Company, write: RoleWrite| -> Result<(), AccessError> {
                 for r in roles {
                     let Some(role) = company.role(cat, *r) else { continue };
                     let mut needed = role.closure.clone();
                     needed.intersect_with(&entitled);
                     if !needed.is_subset(&holds.effective) {
-                        return Err(AccessError::Forbidden(format!(
-                            "`{user}` does not hold every permission of role `{}` ({what})",
-                            role.id
-                        )));
+                        return Err(forbidden(user, ForbiddenRule::RoleExceedsActor { role: role.id.clone(), write }));
                     }
                 }
                 Ok(())
             };
             let custom = |company: &Company, id: &str| {
-                company.roles.iter().position(|r| r.id.as_str() == id).map(|i| RoleRef::Custom(i as u32))
+                company.roles.iter().position(|r| r.id.as_str() == id).map(|i| RoleIx::Custom(i as u32))
             };
             match change {
                 Change::PutMembership(m) => {
                     let after = new.member(&m.user).map(|x| x.roles.clone()).unwrap_or_default();
                     let before = old.and_then(|o| o.member(&m.user)).map(|x| x.roles.clone());
-                    let added: Vec<RoleRef> =
+                    let added: Vec<RoleIx> =
                         after.iter().filter(|r| before.as_ref().is_none_or(|b| !b.contains(r))).copied().collect();
-                    must_hold(&added, new, "assigning it")?;
+                    must_hold(&added, new, RoleWrite::Assign)?;
                     if m.user != user.as_str()
                         && let (Some(before), Some(o)) = (before, old)
                     {
-                        must_hold(&before, o, "changing a membership that holds it")?;
+                        must_hold(&before, o, RoleWrite::ChangeHolder)?;
                     }
                 }
                 Change::RemoveMembership { user: target, .. } => {
                     if let Some(m) = old.and_then(|o| o.member(target.as_str())) {
-                        must_hold(&m.roles, judge, "removing a membership that holds it")?;
+                        must_hold(&m.roles, judge, RoleWrite::RemoveHolder)?;
                     }
                 }
                 Change::PutRole { role, .. } => {
                     if let Some(r) = custom(new, &role.id) {
-                        must_hold(&[r], new, "defining it")?;
+                        must_hold(&[r], new, RoleWrite::Define)?;
                     }
                     if let Some(r) = custom(judge, &role.id) {
-                        must_hold(&[r], judge, "redefining it")?;
+                        must_hold(&[r], judge, RoleWrite::Redefine)?;
                     }
                 }
                 Change::RemoveRole { role, .. } => {
                     if let Some(r) = custom(judge, role.as_str()) {
-                        must_hold(&[r], judge, "removing it")?;
+                        must_hold(&[r], judge, RoleWrite::Remove)?;
                     }
                 }
                 Change::PutDelegation(d) => {
                     if d.from != PrincipalDoc::User(user.to_string()) {
-                        return Err(AccessError::Forbidden(format!("`{user}` may only delegate its own access")));
+                        return Err(forbidden(
+                            user,
+                            ForbiddenRule::DelegatesForAnother { delegation: delegation_id(&d.id)? },
+                        ));
                     }
                     let mut wanted = self.grants_of(new, &d.id);
                     wanted.intersect_with(&entitled);
                     if !wanted.is_subset(&judge.passable(cat, user, at)) {
-                        return Err(AccessError::Forbidden(format!(
-                            "`{user}` may not pass on everything delegation `{}` grants",
-                            d.id
-                        )));
+                        return Err(forbidden(user, ForbiddenRule::NotPassable { delegation: delegation_id(&d.id)? }));
                     }
                 }
                 Change::RevokeDelegation { delegation, .. } => {
                     let own = judge.delegations.iter().any(|d| &d.id == delegation && &d.from == user);
                     if !own {
-                        return Err(AccessError::Forbidden(format!("`{user}` may only revoke its own delegations")));
+                        return Err(forbidden(
+                            user,
+                            ForbiddenRule::RevokesForAnother { delegation: delegation.clone() },
+                        ));
                     }
                 }
                 Change::CreateCompany { owner, .. } if owner != user => {
-                    return Err(AccessError::Forbidden(format!("`{user}` may only create a company it owns")));
+                    return Err(forbidden(user, ForbiddenRule::CreatesForAnother { owner: owner.clone() }));
                 }
                 _ => {}
             }
@@ -604,14 +605,24 @@ fn conflict(path: &str, message: String) -> AccessError {
     AccessError::Conflict(vec![kisum_errors::FieldError::new(path, message)])
 }
 
-fn not_found(what: &str, id: &str) -> AccessError {
-    AccessError::NotFound(format!("{what} `{}`", crate::catalog::clip(id)))
+fn not_found(kind: ItemKind, id: &str) -> AccessError {
+    AccessError::NotFound { kind, id: crate::catalog::clip(id) }
 }
 
-fn platform_only(actor: &Actor, kind: &str) -> Result<(), AccessError> {
+/// The id of a delegation document; one that compiled parses, so the error is only a fallback.
+fn delegation_id(text: &str) -> Result<DelegationId, AccessError> {
+    DelegationId::parse(text)
+        .map_err(|e| AccessError::Validation(vec![kisum_errors::FieldError::new("/delegation/id", e.to_string())]))
+}
+
+fn forbidden(actor: &UserId, rule: ForbiddenRule) -> AccessError {
+    AccessError::Forbidden { actor: actor.clone(), rule }
+}
+
+fn platform_only(actor: &Actor, kind: &'static str) -> Result<(), AccessError> {
     match actor {
         Actor::Platform => Ok(()),
-        Actor::User(u) => Err(AccessError::Forbidden(format!("`{kind}` is for the platform, not `{u}`"))),
+        Actor::User(u) => Err(forbidden(u, ForbiddenRule::PlatformOnly { change: kind })),
     }
 }
 
@@ -664,7 +675,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         }
         Change::RemoveRole { role, .. } => {
             let before = take(&mut source.company.roles, |r| r.id == role.as_str())
-                .ok_or_else(|| not_found("role", role.as_str()))?;
+                .ok_or_else(|| not_found(ItemKind::Role, role.as_str()))?;
             whole(json(&before), None)
         }
         Change::PutMembership(m) => {
@@ -677,7 +688,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         }
         Change::RemoveMembership { user, .. } => {
             let before = take(&mut source.memberships, |x| x.user == user.as_str())
-                .ok_or_else(|| not_found("membership", user.as_str()))?;
+                .ok_or_else(|| not_found(ItemKind::Membership, user.as_str()))?;
             Ok(Edit { before: json(&before), after: None, touched: Some(vec![Principal::User(user.clone())]) })
         }
         Change::PutAgent(a) => {
@@ -687,7 +698,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         }
         Change::RemoveAgent { agent, .. } => {
             let before = take(&mut source.agents, |x| x.id == agent.as_str())
-                .ok_or_else(|| not_found("agent", agent.as_str()))?;
+                .ok_or_else(|| not_found(ItemKind::Agent, agent.as_str()))?;
             Ok(Edit { before: json(&before), after: None, touched: Some(vec![Principal::Agent(agent.clone())]) })
         }
         Change::PutDelegation(d) => {
@@ -701,7 +712,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
                 .delegations
                 .iter_mut()
                 .find(|x| x.id == delegation.as_str())
-                .ok_or_else(|| not_found("delegation", delegation.as_str()))?;
+                .ok_or_else(|| not_found(ItemKind::Delegation, delegation.as_str()))?;
             let before = json(d);
             if d.revoked_at.is_none_or(|r| r > at) {
                 d.revoked_at = Some(at);
@@ -716,7 +727,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         Change::RemoveSubscription { subscription, .. } => {
             platform_only(actor, change.kind())?;
             let before = take(&mut source.company.subscriptions, |s| s.id == subscription.as_str())
-                .ok_or_else(|| not_found("subscription", subscription.as_str()))?;
+                .ok_or_else(|| not_found(ItemKind::Subscription, subscription.as_str()))?;
             whole(json(&before), None)
         }
         Change::SetOverrides { overrides, .. } => {

@@ -1,8 +1,12 @@
 //! The crate's one error type. Authorization itself never errors: a check returns a
 //! [`Decision`](crate::Decision); these are for loading, writes and undeclared permissions.
 
-use kisum_entitlements::{EntitlementsError, LimitValue};
+use std::fmt;
+
+use kisum_entitlements::{CompanyId, EntitlementsError, LimitValue};
 use kisum_errors::{ErrorCode, FieldError, KisumError, summarize};
+
+use crate::ids::{DelegationId, RoleId, UserId};
 
 /// Everything that can go wrong outside a decision.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,9 +23,16 @@ pub enum AccessError {
     /// A permission key the catalog does not declare: a programming error, not a deny.
     #[error("unknown permission `{0}`")]
     UnknownPermission(String),
-    /// The actor may not make this write.
-    #[error("forbidden: {0}")]
-    Forbidden(String),
+    /// The actor may not make this write: it breaks one of the rules the directory enforces on users
+    /// (DESIGN.md §4 "Writes").
+    #[error("forbidden: `{actor}` {rule}")]
+    Forbidden {
+        /// The user who tried the write ([`Actor::Platform`](crate::Actor::Platform) is never refused
+        /// this way).
+        actor: UserId,
+        /// The rule the write breaks.
+        rule: ForbiddenRule,
+    },
     /// Activating a membership would exceed the company's seats.
     #[error("limit `{key}` exceeded: {used} used + {requested} requested > {limit}")]
     LimitExceeded {
@@ -35,8 +46,13 @@ pub enum AccessError {
         requested: u64,
     },
     /// The write names something that does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
+    #[error("not found: {kind} `{id}`")]
+    NotFound {
+        /// What kind of thing.
+        kind: ItemKind,
+        /// Its id as the write gave it (at most 80 characters of it).
+        id: String,
+    },
     /// A prepared write no longer fits the directory: another change was installed since it was
     /// prepared, or the sequence number given is not after the directory's.
     #[error("the directory is at version {current}, the write expected {expected}")]
@@ -54,6 +70,138 @@ pub enum AccessError {
         /// The snapshot's.
         found: String,
     },
+}
+
+/// A rule of DESIGN.md §4 "Writes" that a user's write broke. Each displays as what follows the actor
+/// in [`AccessError::Forbidden`]'s message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForbiddenRule {
+    /// The actor has no active membership in the company written to.
+    NoActiveMembership {
+        /// The company written to.
+        company: CompanyId,
+    },
+    /// A role the write touches grants a currently entitled permission the actor does not hold.
+    RoleExceedsActor {
+        /// The role.
+        role: RoleId,
+        /// How the write touches it.
+        write: RoleWrite,
+    },
+    /// A delegation is written on behalf of another delegator.
+    DelegatesForAnother {
+        /// The delegation written.
+        delegation: DelegationId,
+    },
+    /// A delegation grants a currently entitled permission the actor may not pass on.
+    NotPassable {
+        /// The delegation written.
+        delegation: DelegationId,
+    },
+    /// A delegation is revoked by someone other than its delegator.
+    RevokesForAnother {
+        /// The delegation to revoke.
+        delegation: DelegationId,
+    },
+    /// A company is created with another user as its first owner.
+    CreatesForAnother {
+        /// The owner the write named.
+        owner: UserId,
+    },
+    /// The kind of change is for the platform only (users, subscriptions, overrides, company removal).
+    PlatformOnly {
+        /// The kind of change ([`Change::kind`](crate::Change::kind)).
+        change: &'static str,
+    },
+}
+
+/// How a write touches a role whose permissions the actor must hold ([`ForbiddenRule::RoleExceedsActor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RoleWrite {
+    /// The write assigns the role to a membership.
+    Assign,
+    /// The write changes another user's membership that holds the role.
+    ChangeHolder,
+    /// The write removes a membership that holds the role.
+    RemoveHolder,
+    /// The write defines the custom role (as it is after the write).
+    Define,
+    /// The write redefines the custom role (as it was before the write).
+    Redefine,
+    /// The write removes the custom role.
+    Remove,
+}
+
+/// The kind of thing an [`AccessError::NotFound`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ItemKind {
+    /// A company.
+    Company,
+    /// A custom role.
+    Role,
+    /// A membership, by user.
+    Membership,
+    /// An agent.
+    Agent,
+    /// A delegation.
+    Delegation,
+    /// A subscription.
+    Subscription,
+}
+
+impl fmt::Display for ForbiddenRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForbiddenRule::NoActiveMembership { company } => write!(f, "has no active membership in `{company}`"),
+            ForbiddenRule::RoleExceedsActor { role, write } => {
+                write!(f, "does not hold every permission of role `{role}` ({write})")
+            }
+            ForbiddenRule::DelegatesForAnother { delegation } => {
+                write!(f, "may only delegate its own access (delegation `{delegation}`)")
+            }
+            ForbiddenRule::NotPassable { delegation } => {
+                write!(f, "may not pass on everything delegation `{delegation}` grants")
+            }
+            ForbiddenRule::RevokesForAnother { delegation } => {
+                write!(f, "may only revoke its own delegations (delegation `{delegation}`)")
+            }
+            ForbiddenRule::CreatesForAnother { owner } => {
+                write!(f, "may only create a company it owns, not one owned by `{owner}`")
+            }
+            ForbiddenRule::PlatformOnly { change } => {
+                write!(f, "may not make a `{change}` change: it is for the platform")
+            }
+        }
+    }
+}
+
+impl fmt::Display for RoleWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoleWrite::Assign => "assigning it",
+            RoleWrite::ChangeHolder => "changing a membership that holds it",
+            RoleWrite::RemoveHolder => "removing a membership that holds it",
+            RoleWrite::Define => "defining it",
+            RoleWrite::Redefine => "redefining it",
+            RoleWrite::Remove => "removing it",
+        })
+    }
+}
+
+impl fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ItemKind::Company => "company",
+            ItemKind::Role => "role",
+            ItemKind::Membership => "membership",
+            ItemKind::Agent => "agent",
+            ItemKind::Delegation => "delegation",
+            ItemKind::Subscription => "subscription",
+        })
+    }
 }
 
 impl From<EntitlementsError> for AccessError {
@@ -78,9 +226,9 @@ impl KisumError for AccessError {
             AccessError::Conflict(_) | AccessError::Stale { .. } => ErrorCode::Conflict,
             AccessError::CatalogMismatch { .. } => ErrorCode::ValidationFailed,
             AccessError::UnknownPermission(_) => ErrorCode::UnknownPermission,
-            AccessError::Forbidden(_) => ErrorCode::Forbidden,
+            AccessError::Forbidden { .. } => ErrorCode::Forbidden,
             AccessError::LimitExceeded { .. } => ErrorCode::LimitExceeded,
-            AccessError::NotFound(_) => ErrorCode::NotFound,
+            AccessError::NotFound { .. } => ErrorCode::NotFound,
         }
     }
 

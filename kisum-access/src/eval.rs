@@ -5,10 +5,10 @@ use kisum_entitlements::{BitSet, Source, Timestamp};
 use kisum_errors::DenyReason;
 use serde::Serialize;
 
-use crate::catalog::{AccessCatalog, PermissionId, RoleRef};
+use crate::catalog::{AccessCatalog, PermissionId, RoleIx, RoleRef};
 use crate::company::{Company, Membership};
 use crate::doc::MembershipStatus;
-use crate::ids::{Principal, ResourceRef};
+use crate::ids::{DelegationId, Principal, ResourceRef, RoleId};
 use crate::snapshot::{ScopedGrant, Snapshot};
 
 /// The most delegations a chain may have: a fourth link confers nothing.
@@ -51,6 +51,11 @@ pub struct Allow {
 }
 
 /// The grant behind an allow.
+///
+/// Both variants are opaque handles into the company partition the decision was taken on, so that a
+/// decision stays `Copy` and a check allocates nothing; [`Company::granted_by`] resolves them to ids on
+/// that partition, and [`Access::check_granted`](crate::Access::check_granted) decides and resolves on one
+/// partition in one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
     /// A role of the principal's membership (the first one, in membership order, that grants it).
@@ -59,17 +64,39 @@ pub enum Grant {
     Delegation(Chain),
 }
 
-/// A delegation chain of at most [`MAX_CHAIN`] links, as indices into the company's delegations, the
-/// link into the principal first.
+/// What granted an allow, by id: [`Grant`] resolved against its company partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantedBy {
+    /// A role of the principal's membership, system or custom.
+    Role(RoleId),
+    /// A chain of delegations, the link into the principal first, back to the one whose delegator's own
+    /// roles grant the permission.
+    Delegations(Vec<DelegationId>),
+}
+
+/// A delegation chain of at most [`MAX_CHAIN`] links, the link into the principal first: an opaque
+/// handle into its company partition (see [`Grant`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Chain {
+    /// Indices into the company's delegations.
     links: [u32; MAX_CHAIN],
     len: u8,
 }
 
 impl Chain {
-    /// The links, the one into the principal first.
-    pub fn links(&self) -> &[u32] {
+    /// The number of links, from 1 to [`MAX_CHAIN`] in a chain that granted something.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether the chain has no link (never the case for a chain that granted something).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The links as indices into the company's delegations, the one into the principal first.
+    pub(crate) fn links(&self) -> &[u32] {
         self.links.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
@@ -158,7 +185,7 @@ impl Company {
                 .iter()
                 .copied()
                 .find(|r| self.role(cat, *r).is_some_and(|role| role.closure.contains(p)))
-                .map(Grant::Role),
+                .map(|r| Grant::Role(RoleRef(r))),
             _ => None,
         };
         let grant = grant.or_else(|| {
@@ -172,8 +199,8 @@ impl Company {
         match grant {
             Some(grant) => Decision::Allow(Allow {
                 grant,
-                module_source: segment.module_source.get(def.module.get()).copied().flatten(),
-                feature_source: def.feature.and_then(|f| segment.feature_source.get(f.get()).copied().flatten()),
+                module_source: segment.module_source.get(def.module_ix.get()).copied().flatten(),
+                feature_source: def.feature_ix.and_then(|f| segment.feature_source.get(f.get()).copied().flatten()),
             }),
             None => Decision::Deny(DenyReason::PermissionNotGranted),
         }
@@ -426,7 +453,7 @@ impl Company {
         };
         let Decision::Allow(allow) = decision else { return out };
         match allow.grant {
-            Grant::Role(role) => out.role_path = self.role_path(cat, role, permission.index()),
+            Grant::Role(RoleRef(role)) => out.role_path = self.role_path(cat, role, permission.index()),
             Grant::Delegation(chain) => {
                 out.delegations = chain
                     .links()
@@ -445,9 +472,29 @@ impl Company {
         out
     }
 
+    /// What granted `decision`, taken on this partition, by id; `None` for a deny.
+    ///
+    /// A [`Grant`] is a handle into the partition the decision was taken on, so resolve it against that
+    /// one: any partition of an immutable [`World`](crate::World), or the one a
+    /// [`Directory`](crate::Directory) handed out before the check only if no write came in between.
+    /// [`Access::check_granted`](crate::Access::check_granted) decides and resolves on one partition.
+    /// Against another version of the company a grant may name the wrong role or delegation, or nothing
+    /// (`None`).
+    pub fn granted_by(&self, catalog: &AccessCatalog, decision: &Decision) -> Option<GrantedBy> {
+        let Decision::Allow(allow) = decision else { return None };
+        match allow.grant {
+            Grant::Role(RoleRef(role)) => self.role(catalog, role).map(|r| GrantedBy::Role(r.id.clone())),
+            Grant::Delegation(chain) => {
+                let ids: Option<Vec<DelegationId>> =
+                    chain.links().iter().map(|i| self.delegations.get(*i as usize).map(|d| d.id.clone())).collect();
+                ids.filter(|ids| !ids.is_empty()).map(GrantedBy::Delegations)
+            }
+        }
+    }
+
     /// The inheritance path from `role` to the first role (breadth first) whose own grants hold `p`.
-    fn role_path(&self, cat: &AccessCatalog, role: RoleRef, p: usize) -> Vec<String> {
-        let mut queue: std::collections::VecDeque<Vec<RoleRef>> = std::collections::VecDeque::from([vec![role]]);
+    fn role_path(&self, cat: &AccessCatalog, role: RoleIx, p: usize) -> Vec<String> {
+        let mut queue: std::collections::VecDeque<Vec<RoleIx>> = std::collections::VecDeque::from([vec![role]]);
         let mut seen = vec![role];
         while let Some(path) = queue.pop_front() {
             let Some(last) = path.last().and_then(|r| self.role(cat, *r)) else { continue };

@@ -10,17 +10,19 @@ mod error;
 mod eval;
 mod ids;
 mod query;
+#[cfg(feature = "scenario")]
 pub mod scenario;
 mod snapshot;
+#[cfg(feature = "synth")]
 pub mod synth;
 mod world;
 
-pub use catalog::{AccessCatalog, PermissionDef, PermissionId, Role, RoleRef};
+pub use catalog::{AccessCatalog, PermissionDef, PermissionId, RoleRef};
 pub use change::{Actor, Change, ChangeRecord};
 pub use company::{Company, CompanySource, MAX_DELEGATION_SECONDS};
 pub use directory::{Directory, Prepared, SHARDS};
-pub use error::AccessError;
-pub use eval::{Allow, Chain, Decision, Explanation, Grant, MAX_CHAIN};
+pub use error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
+pub use eval::{Allow, Chain, Decision, Explanation, Grant, GrantedBy, MAX_CHAIN};
 pub use ids::{AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, RoleId, UserId};
 pub use kisum_entitlements::{CompanyId, Timestamp};
 pub use kisum_errors::DenyReason;

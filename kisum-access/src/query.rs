@@ -13,7 +13,7 @@ use kisum_errors::DenyReason;
 use crate::catalog::{AccessCatalog, PermissionId};
 use crate::company::Company;
 use crate::error::AccessError;
-use crate::eval::{Decision, Explanation};
+use crate::eval::{Decision, Explanation, GrantedBy};
 use crate::ids::{Principal, ResourceRef};
 use crate::snapshot::{Snapshot, WireSnapshot};
 
@@ -43,6 +43,24 @@ pub trait Access: Send + Sync {
         at: Timestamp,
     ) -> Decision {
         decide(self.catalog(), self.company(company).as_deref(), principal, permission, resource, at)
+    }
+
+    /// Decides a check at `at` and names what granted an allow by id ([`Company::granted_by`]), both on
+    /// one version of the company. Allocates for a delegation chain: keep [`check`](Access::check) on
+    /// hot paths.
+    fn check_granted(
+        &self,
+        principal: &Principal,
+        company: &CompanyId,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        at: Timestamp,
+    ) -> (Decision, Option<GrantedBy>) {
+        let cat = self.catalog();
+        let partition = self.company(company);
+        let decision = decide(cat, partition.as_deref(), principal, permission, resource, at);
+        let granted = partition.and_then(|c| c.granted_by(cat, &decision));
+        (decision, granted)
     }
 
     /// Decides many checks of one principal in one company, on one consistent version of it.

@@ -1,5 +1,7 @@
 //! The QA scenario runner (`scenarios/README.md`): loads each file's world, runs its checks, entitlements
 //! and `world_error` expectations, and reports every failure with its file, index, expected and got.
+//!
+//! Behind the `scenario` feature (off by default); the `kisum` CLI enables it.
 
 use std::path::{Path, PathBuf};
 

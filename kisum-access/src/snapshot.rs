@@ -13,9 +13,27 @@ use crate::ids::{Principal, ResourceRef};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopedGrant {
     /// The resources in scope (the intersection of the scopes along the chain).
-    pub resources: Vec<ResourceRef>,
+    pub(crate) resources: Vec<ResourceRef>,
     /// The permissions conferred on them.
-    pub permissions: BitSet,
+    pub(crate) permissions: BitSet,
+}
+
+impl ScopedGrant {
+    /// The resources in scope (the intersection of the scopes along the chain).
+    pub fn resources(&self) -> &[ResourceRef] {
+        &self.resources
+    }
+
+    /// The permissions conferred on them, in declaration order (their keys:
+    /// [`AccessCatalog::key`]).
+    pub fn permissions(&self) -> impl Iterator<Item = PermissionId> + '_ {
+        self.permissions.iter().map(PermissionId::from_index)
+    }
+
+    /// Whether the grant confers `permission` on `resource`.
+    pub fn allows(&self, permission: PermissionId, resource: &ResourceRef) -> bool {
+        self.permissions.contains(permission.index()) && self.resources.contains(resource)
+    }
 }
 
 /// Effective(u, c, t) compiled for fast checks.
@@ -99,7 +117,7 @@ impl Snapshot {
             return Err(DenyReason::Restricted);
         }
         if let Some(r) = resource
-            && self.scoped.iter().any(|g| g.permissions.contains(p) && g.resources.contains(r))
+            && self.scoped.iter().any(|g| g.allows(permission, r))
         {
             return Ok(());
         }
@@ -261,17 +279,14 @@ impl Snapshot {
             }
             Ok(bits)
         };
-        let commercial = catalog.commercial();
         let modules: std::collections::HashSet<&str> = wire.entitlements.modules.iter().map(String::as_str).collect();
         let features: std::collections::HashSet<&str> = wire.entitlements.features.iter().map(String::as_str).collect();
         let (mut module_ok, mut entitled) = (BitSet::new(n), BitSet::new(n));
         for p in catalog.permission_ids() {
             let Some(def) = catalog.permission_def(p) else { continue };
-            let module = commercial.module(def.module).map(|m| m.id.as_str());
-            if module.is_some_and(|m| modules.contains(m)) {
+            if modules.contains(def.module().as_str()) {
                 module_ok.insert(p.index());
-                let feature = def.feature.map(|f| commercial.feature(f).map(|f| f.key.as_str()));
-                if feature.is_none_or(|f| f.is_some_and(|f| features.contains(f))) {
+                if def.feature().is_none_or(|f| features.contains(f.as_str())) {
                     entitled.insert(p.index());
                 }
             }

@@ -4,6 +4,8 @@
 //! booker, viewer), three packages and four add-ons entitling different module sets, a few custom roles
 //! per company with inheritance, some suspended and expired memberships, and some delegations (including
 //! two-link chains, resource-scoped ones and agents).
+//!
+//! Behind the `synth` feature (off by default).
 
 use kisum_entitlements::Timestamp;
 use kisum_entitlements::doc::{

@@ -104,12 +104,11 @@ pub fn queries(doc: &WorldDoc, world: &Directory, count: usize, seed: u64) -> Re
             denies += 1
         }
         let def = world.catalog().permission_def(id).ok_or("unknown permission")?;
-        let commercial = world.catalog().commercial();
         out.push(Query {
             user: user.to_owned(),
             company: company.to_owned(),
-            module: commercial.module(def.module).ok_or("module")?.id.to_string(),
-            feature: def.feature.and_then(|f| commercial.feature(f)).map(|f| f.key.to_string()),
+            module: def.module().to_string(),
+            feature: def.feature().map(ToString::to_string),
             permission: key,
             id,
             principal,
@@ -298,7 +297,7 @@ impl Cedar {
         let mut groups: BTreeSet<String> = BTreeSet::new();
         for p in world.catalog().permission_ids() {
             let def = world.catalog().permission_def(p).ok_or("permission")?;
-            let feature = def.feature.and_then(|f| commercial.feature(f)).map(|f| f.key.to_string());
+            let feature = def.feature().map(ToString::to_string);
             let key = world.catalog().key(p);
             let parents = action_groups(key, feature.as_deref());
             let mut parent_uids = HashSet::new();

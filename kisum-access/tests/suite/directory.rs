@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use kisum_access::doc::{DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
 use kisum_access::{
-    Access, AccessError, Actor, Change, ChangeRecord, CompanyId, Directory, Principal, Timestamp, World,
+    Access, AccessError, Actor, Change, ChangeRecord, CompanyId, Directory, ForbiddenRule, GrantedBy, ItemKind,
+    Principal, RoleWrite, Timestamp, World,
 };
 use kisum_entitlements::doc::{PlanRefDoc, SubscriptionDoc, SubscriptionStatus};
 use kisum_errors::{ErrorCode, KisumError};
@@ -369,4 +370,62 @@ fn readers_never_wait_and_see_whole_versions() {
         let (r, w) = reader.join().unwrap();
         assert!(r || w);
     }
+}
+
+#[test]
+fn refused_writes_name_the_rule_and_the_missing_item() {
+    let dir = directory();
+    let forbidden = |result: Result<ChangeRecord, AccessError>| match result {
+        Err(AccessError::Forbidden { actor, rule }) => (actor.to_string(), rule),
+        other => panic!("expected forbidden, got {other:?}"),
+    };
+    let (actor, rule) =
+        forbidden(dir.apply(&user("rita"), T(), member("new", "a", MembershipStatus::Invited, &["owner"])));
+    assert_eq!(actor, "rita");
+    assert_eq!(rule, ForbiddenRule::RoleExceedsActor { role: "owner".parse().unwrap(), write: RoleWrite::Assign });
+    let err = dir.apply(&user("rita"), T(), member("new", "a", MembershipStatus::Invited, &["owner"])).unwrap_err();
+    assert_eq!(err.to_string(), "forbidden: `rita` does not hold every permission of role `owner` (assigning it)");
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    let (_, rule) = forbidden(dir.apply(&user("bob"), T(), member("zoe", "a", MembershipStatus::Invited, &[])));
+    assert_eq!(rule, ForbiddenRule::NoActiveMembership { company: cid("a") });
+    let (_, rule) = forbidden(dir.apply(&user("rita"), T(), delegation("x4", "boss", "new", &["core:doc:read"])));
+    assert_eq!(rule, ForbiddenRule::DelegatesForAnother { delegation: "x4".parse().unwrap() });
+    let revoke = Change::RevokeDelegation { company: cid("a"), delegation: "d1".parse().unwrap() };
+    let (_, rule) = forbidden(dir.apply(&user("rita"), T(), revoke));
+    assert_eq!(rule, ForbiddenRule::RevokesForAnother { delegation: "d1".parse().unwrap() });
+    let (_, rule) = forbidden(dir.apply(&user("bob"), T(), Change::AddUser { user: "yan".parse().unwrap() }));
+    assert_eq!(rule, ForbiddenRule::PlatformOnly { change: "add_user" });
+
+    let err = dir
+        .apply(&Actor::Platform, T(), Change::RemoveRole { company: cid("a"), role: "nope".parse().unwrap() })
+        .unwrap_err();
+    assert_eq!(err, AccessError::NotFound { kind: ItemKind::Role, id: "nope".into() });
+    assert_eq!(err.to_string(), "not found: role `nope`");
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    let err = dir.apply(&Actor::Platform, T(), Change::RemoveCompany { company: cid("zzz") }).unwrap_err();
+    assert_eq!(err, AccessError::NotFound { kind: ItemKind::Company, id: "zzz".into() });
+}
+
+#[test]
+fn an_allow_names_its_grant_by_id_on_the_version_it_was_taken_on() {
+    let dir = directory();
+    let (bot, rita) = (Principal::parse("agent:bot").unwrap(), Principal::parse("user:rita").unwrap());
+    let write = dir.permission("core:doc:write").unwrap();
+    let read = dir.permission("core:doc:read").unwrap();
+    let ids = |ids: &[&str]| GrantedBy::Delegations(ids.iter().map(|d| d.parse().unwrap()).collect());
+    // The bot's core:doc:write comes through rita (d2) from boss (d1).
+    let before = dir.company(&cid("a")).unwrap();
+    let (decision, granted) = dir.check_granted(&bot, &cid("a"), write, None, T());
+    assert_eq!(granted, Some(ids(&["d2", "d1"])));
+    assert_eq!(before.granted_by(dir.catalog(), &decision), granted, "same partition, same answer");
+    assert_eq!(
+        dir.check_granted(&rita, &cid("a"), read, None, T()).1,
+        Some(GrantedBy::Role("reader".parse().unwrap()))
+    );
+    // A deny names nothing.
+    let denied = dir.check_granted(&rita, &cid("a"), dir.permission("core:member:manage").unwrap(), None, T());
+    assert_eq!((denied.0.is_allowed(), denied.1), (false, None));
+    // A write in between does not change what the decision taken on the old partition resolves to there.
+    dir.apply(&Actor::Platform, T(), delegation("a0", "boss", "rita", &["core:doc:read"])).unwrap();
+    assert_eq!(before.granted_by(dir.catalog(), &decision), Some(ids(&["d2", "d1"])));
 }

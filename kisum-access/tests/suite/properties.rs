@@ -1,7 +1,7 @@
 //! The invariants of DESIGN.md §4 as properties over generated worlds.
 
 use kisum_access::doc::{MembershipStatus, WorldDoc};
-use kisum_access::{Access, Actor, Change, Decision, Directory, Grant, Snapshot, World};
+use kisum_access::{Access, Actor, Change, Decision, Directory, Grant, GrantedBy, Snapshot, World};
 use kisum_entitlements::doc::SubscriptionStatus;
 use proptest::prelude::*;
 
@@ -71,14 +71,16 @@ proptest! {
         let world = load(&doc);
         for t in instants() {
             for (principal, company, permission, resource) in queries(&world) {
-                let Decision::Allow(allow) = world.check(&principal, &company, permission, resource.as_ref(), t) else {
-                    continue;
-                };
+                let (decision, granted) = world.check_granted(&principal, &company, permission, resource.as_ref(), t);
+                let Decision::Allow(allow) = decision else { continue };
                 let Grant::Delegation(chain) = allow.grant else { continue };
-                prop_assert!(world.catalog().permission_def(permission).unwrap().delegable);
-                let first = chain.links()[0] as usize;
+                prop_assert!(world.catalog().permission_def(permission).unwrap().is_delegable());
+                let Some(GrantedBy::Delegations(links)) = granted else {
+                    panic!("seed {seed}: a delegation allow resolves to its chain, got {granted:?}")
+                };
+                prop_assert_eq!(links.len(), chain.len());
                 let partition = world.company(&company).unwrap();
-                let d = &partition.source().delegations[first];
+                let d = partition.source().delegations.iter().find(|d| d.id == links[0].as_str()).unwrap();
                 let kisum_access::doc::PrincipalDoc::User(from) = &d.from else { panic!("from is a user") };
                 let delegator = kisum_access::Principal::parse(&format!("user:{from}")).unwrap();
                 let theirs = world.check(&delegator, &company, permission, resource.as_ref(), t);
