@@ -9,6 +9,7 @@ use kisum_entitlements::{BitSet, Catalog, FeatureKey, Idx, Issues, ModuleId, is_
 use crate::doc::{AccessCatalogDoc, RoleDoc};
 use crate::error::AccessError;
 use crate::ids::RoleId;
+use crate::pattern::Pattern;
 
 /// A declared permission, interned: checks take this id, never a string.
 ///
@@ -108,9 +109,10 @@ pub struct AccessCatalog {
 }
 
 fn fingerprint(doc: &AccessCatalogDoc) -> String {
-    // The document serializes its fields in declaration order and its maps sorted, so equal catalogs
-    // give equal text.
-    let text = serde_json::to_string(doc).unwrap_or_default();
+    // What a snapshot's wire form is read against: modules, features and permissions. Plans and roles
+    // are left out, so that publishing a plan does not invalidate snapshots. The documents serialize
+    // their fields in declaration order, so equal catalogs give equal text.
+    let text = serde_json::to_string(&(&doc.modules, &doc.features, &doc.permissions)).unwrap_or_default();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
@@ -212,9 +214,10 @@ impl AccessCatalog {
         &self.doc
     }
 
-    /// A fingerprint of the catalog document (`fnv1a64:` and 16 hex digits over its canonical JSON):
-    /// equal for equal catalogs, so that a snapshot built against one catalog is never read against
-    /// another. It detects mistakes, not forgeries: snapshots travel over authenticated channels.
+    /// A fingerprint of what snapshots are read against — the modules, features and permissions
+    /// (`fnv1a64:` and 16 hex digits over their JSON) — so that a snapshot built against one catalog is
+    /// never read against a different one; publishing a plan leaves it unchanged. It detects mistakes,
+    /// not forgeries: snapshots travel over authenticated channels.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
@@ -267,28 +270,23 @@ impl AccessCatalog {
 
     /// Compiles a pattern (`*`, `m:*`, `m:r:*` or a declared key) to the permissions it matches.
     pub(crate) fn pattern(&self, text: &str) -> Result<BitSet, String> {
+        let pattern = Pattern::parse(text).map_err(|e| e.to_string())?;
+        if pattern.is_key() {
+            let id = self.permission_ix.get(text).ok_or_else(|| format!("unknown permission `{}`", clip(text)))?;
+            let mut bits = BitSet::new(self.permissions.len());
+            bits.insert(id.index());
+            return Ok(bits);
+        }
+        if let Some(m) = pattern.module()
+            && self.commercial.module_index(m).is_none()
+        {
+            return Err(format!("unknown module `{}`", clip(m)));
+        }
         let mut bits = BitSet::new(self.permissions.len());
-        let segments: Vec<&str> = text.split(':').collect();
-        let bad = || format!("`{}` is not a pattern (`*`, `m:*`, `m:r:*` or a declared key)", clip(text));
-        match segments.as_slice() {
-            ["*"] => return Ok(BitSet::full(self.permissions.len())),
-            [m, "*"] | [m, _, "*"] => {
-                if !segments.iter().take(segments.len() - 1).all(|s| is_segment(s)) {
-                    return Err(bad());
-                }
-                let module = self.commercial.module_index(m).ok_or_else(|| format!("unknown module `{}`", clip(m)))?;
-                let prefix = text.trim_end_matches('*');
-                for (i, p) in self.permissions.iter().enumerate() {
-                    if p.module_ix == module && p.key.starts_with(prefix) {
-                        bits.insert(i);
-                    }
-                }
+        for (i, p) in self.permissions.iter().enumerate() {
+            if pattern.matches(&p.key) {
+                bits.insert(i);
             }
-            [_, _, _] if segments.iter().all(|s| is_segment(s)) => {
-                let id = self.permission_ix.get(text).ok_or_else(|| format!("unknown permission `{}`", clip(text)))?;
-                bits.insert(id.index());
-            }
-            _ => return Err(bad()),
         }
         Ok(bits)
     }

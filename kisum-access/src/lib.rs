@@ -9,6 +9,7 @@ pub mod doc;
 mod error;
 mod eval;
 mod ids;
+mod pattern;
 mod query;
 #[cfg(feature = "scenario")]
 pub mod scenario;
@@ -26,6 +27,7 @@ pub use eval::{Allow, Chain, Decision, Explanation, Grant, GrantedBy, MAX_CHAIN}
 pub use ids::{AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, RoleId, UserId};
 pub use kisum_entitlements::{CompanyId, Timestamp};
 pub use kisum_errors::DenyReason;
+pub use pattern::{Pattern, PatternError};
 pub use query::Access;
 pub use snapshot::{ScopedGrant, Snapshot, WireScoped, WireSnapshot};
 pub use world::World;

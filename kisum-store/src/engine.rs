@@ -98,28 +98,48 @@ impl Engine {
         self.installed.subscribe()
     }
 
-    /// Commits one write and makes it visible: catches up with changes other processes committed,
-    /// validates the write against that state (every rule of the directory), appends it to the log,
-    /// commits, and only then installs it. A refused write ([`StoreError::Rejected`]) or a failed
+    /// Commits one write and makes it visible: under the store's write lock, validates the write (every
+    /// rule of the directory) against the newest state — catching up with changes other processes
+    /// committed whenever the append finds the log ahead, or before reporting a refusal — appends it to
+    /// the log, commits, and only then installs it. A refused write ([`StoreError::Rejected`]) or a failed
     /// commit changes nothing, in the store or in the directory.
     pub async fn write(&self, actor: &Actor, at: Timestamp, change: Change) -> Result<ChangeRecord, StoreError> {
         let _apply = self.apply.lock().await;
-        let mut tx = self.store.begin_write().await?;
-        let head = tx.head().await?;
-        if head > self.directory.seq() {
-            let missed = tx.changes_after(self.directory.seq()).await?;
-            self.replay(missed)?;
+        loop {
+            let mut tx = self.store.begin_write().await?;
+            let prepared = match self.directory.prepare(actor, at, change.clone()) {
+                Ok(prepared) => prepared,
+                Err(refused) => {
+                    // Refused on this state: final only if it is the newest one.
+                    let missed = tx.changes_after(self.directory.seq()).await?;
+                    if missed.is_empty() {
+                        return Err(refused.into());
+                    }
+                    drop(tx);
+                    self.replay(missed)?;
+                    continue;
+                }
+            };
+            let seq = self.directory.seq() + 1;
+            let record = prepared.record(seq);
+            // The append succeeds only if nobody committed since this directory's state, so the write
+            // was validated against exactly the state it follows; otherwise catch up and validate again.
+            if !tx.append(&LogEntry { record, change: prepared.change().clone() }).await? {
+                let missed = tx.changes_after(self.directory.seq()).await?;
+                drop(tx);
+                if missed.is_empty() {
+                    return Err(StoreError::Gap { after: self.directory.seq(), found: self.store.head().await? });
+                }
+                self.replay(missed)?;
+                continue;
+            }
+            tx.commit().await?;
+            // INVARIANT: the apply lock is held since `prepare`, so nothing was installed in between.
+            let record = self.directory.install(prepared, seq)?;
+            self.store.notify_committed(seq);
+            self.installed.send_replace(seq);
+            return Ok(record);
         }
-        let prepared = self.directory.prepare(actor, at, change)?;
-        let seq = self.directory.seq() + 1;
-        let record = prepared.record(seq);
-        tx.append(&LogEntry { record, change: prepared.change().clone() }).await?;
-        tx.commit().await?;
-        // INVARIANT: the apply lock is held since `prepare`, so nothing was installed in between.
-        let record = self.directory.install(prepared, seq)?;
-        self.store.notify_committed(seq);
-        self.installed.send_replace(seq);
-        Ok(record)
     }
 
     /// Replays every change committed after the directory's sequence (by other processes); returns

@@ -24,6 +24,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 const WRITE_LOCK: i64 = 0x6b_6973_756d;
 /// The notification channel.
 const CHANNEL: &str = "kisum_changes";
+/// Appends a change only if its sequence follows the head (of the log, or of a newer checkpoint), and
+/// notifies listeners at commit — one round trip.
+const APPEND: &str = "WITH appended AS ( \
+       INSERT INTO change_log (seq, at, actor, kind, company, record, change, committed_at) \
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+       WHERE $1 = GREATEST((SELECT COALESCE(MAX(seq), 0) FROM change_log), (SELECT COALESCE(MAX(seq), 0) FROM checkpoint)) + 1 \
+       RETURNING seq) \
+     SELECT pg_notify('kisum_changes', seq::text) FROM appended";
 
 /// A store in a PostgreSQL database, shared by any number of processes.
 #[derive(Debug)]
@@ -192,15 +200,8 @@ impl WriteTx for PgWrite {
         q::changes_after(self.conn(), after, u32::MAX).await
     }
 
-    async fn append(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
-        q::append(self.conn(), entry).await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(entry.seq().to_string())
-            .execute(self.conn())
-            .await
-            .map_err(StoreError::db)?;
-        Ok(())
+    async fn append(&mut self, entry: &LogEntry) -> Result<bool, StoreError> {
+        q::append(self.conn(), entry, APPEND).await
     }
 
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {

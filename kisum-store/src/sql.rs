@@ -136,25 +136,24 @@ macro_rules! log_queries {
             Ok(records)
         }
 
-        pub(crate) async fn append(conn: &mut $conn, entry: &LogEntry) -> Result<(), StoreError> {
+        /// Appends `entry` if its sequence is the head's successor, in one statement (so that a writer
+        /// holding the write lock needs no separate read of the head); `false` if it is not.
+        pub(crate) async fn append(conn: &mut $conn, entry: &LogEntry, sql: &'static str) -> Result<bool, StoreError> {
             let record = serde_json::to_string(&entry.record).map_err(|e| StoreError::Database(e.to_string()))?;
             let change = serde_json::to_string(&entry.change).map_err(|e| StoreError::Database(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO change_log (seq, at, actor, kind, company, record, change, committed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(to_i64(entry.seq())?)
-            .bind(entry.record.at.to_string())
-            .bind(actor_text(&entry.record.actor))
-            .bind(entry.record.kind.clone())
-            .bind(entry.record.company.as_ref().map(ToString::to_string))
-            .bind(record)
-            .bind(change)
-            .bind(kisum_entitlements::Timestamp::now().to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::db)?;
-            Ok(())
+            let appended = sqlx::query(sql)
+                .bind(to_i64(entry.seq())?)
+                .bind(entry.record.at.to_string())
+                .bind(actor_text(&entry.record.actor))
+                .bind(entry.record.kind.clone())
+                .bind(entry.record.company.as_ref().map(ToString::to_string))
+                .bind(record)
+                .bind(change)
+                .bind(kisum_entitlements::Timestamp::now().to_string())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+            Ok(appended.is_some())
         }
 
         pub(crate) async fn put_checkpoint(conn: &mut $conn, seq: u64, world: &str) -> Result<(), StoreError> {

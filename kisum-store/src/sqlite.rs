@@ -20,6 +20,12 @@ mod q {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Appends a change only if its sequence follows the head (of the log, or of a newer checkpoint).
+const APPEND: &str = "INSERT INTO change_log (seq, at, actor, kind, company, record, change, committed_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+     WHERE $1 = MAX((SELECT COALESCE(MAX(seq), 0) FROM change_log), (SELECT COALESCE(MAX(seq), 0) FROM checkpoint)) + 1 \
+     RETURNING seq";
+
 /// SQLite's result code for "file is not a database".
 const SQLITE_NOTADB: &str = "26";
 
@@ -138,8 +144,8 @@ impl WriteTx for SqliteWrite {
         q::changes_after(self.conn(), after, u32::MAX).await
     }
 
-    async fn append(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
-        q::append(self.conn(), entry).await
+    async fn append(&mut self, entry: &LogEntry) -> Result<bool, StoreError> {
+        q::append(self.conn(), entry, APPEND).await
     }
 
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {

@@ -86,8 +86,9 @@ pub trait WriteTx: Send {
     /// Every change after `after`, in order (to catch up before validating a write).
     async fn changes_after(&mut self, after: u64) -> Result<Vec<LogEntry>, StoreError>;
 
-    /// Appends one change; its sequence must be the head's successor.
-    async fn append(&mut self, entry: &LogEntry) -> Result<(), StoreError>;
+    /// Appends one change if its sequence is the head's successor; `false` (and nothing written) if it
+    /// is not — another process committed first, and the caller must catch up and try again.
+    async fn append(&mut self, entry: &LogEntry) -> Result<bool, StoreError>;
 
     /// Stores a checkpoint of the world after change `seq`.
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError>;

@@ -290,17 +290,10 @@ impl VerifiedClaims {
     }
 }
 
-/// Whether a Kisum pattern matches a permission key: `*`, a whole-segment prefix ending in `:*`, or the
-/// key itself. Nothing else is a pattern.
+/// Whether a scope matches a permission key under the one pattern grammar of Kisum (a scope that is not
+/// a pattern matches nothing).
 fn pattern_matches(pattern: &str, key: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some("") => true,
-        Some(prefix) if prefix.ends_with(':') && !prefix.contains('*') && prefix.matches(':').count() <= 2 => {
-            key.starts_with(prefix)
-        }
-        Some(_) => false,
-        None => pattern == key,
-    }
+    kisum_access::Pattern::parse(pattern).is_ok_and(|p| p.matches(key))
 }
 
 #[cfg(test)]

@@ -302,7 +302,7 @@ impl WriteTx for FailingTx {
     async fn changes_after(&mut self, after: u64) -> Result<Vec<LogEntry>, StoreError> {
         self.0.changes_after(after).await
     }
-    async fn append(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
+    async fn append(&mut self, entry: &LogEntry) -> Result<bool, StoreError> {
         self.0.append(entry).await
     }
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {
