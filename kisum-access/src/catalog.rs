@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kisum_entitlements::{BitSet, Catalog, FeatureKey, Idx, Issues, ModuleId, is_segment};
+use kisum_entitlements::{BitSet, Catalog, FeatureKey, Idx, Issues, ModuleId, PlanDoc, is_segment};
 
 use crate::doc::{AccessCatalogDoc, RoleDoc};
 use crate::error::AccessError;
@@ -131,6 +131,20 @@ impl AccessCatalog {
         let mut issues = Issues::new();
         let catalog = AccessCatalog::compile(doc, &mut issues);
         if issues.is_empty() { Ok(catalog) } else { Err(AccessError::Validation(issues.into_vec())) }
+    }
+
+    /// This catalog with one more plan published (see [`Catalog::with_plan`]): the permissions, roles and
+    /// every existing plan keep their places, so partitions compiled against this catalog evaluate the
+    /// same against the new one, and the [`fingerprint`](AccessCatalog::fingerprint) does not change.
+    pub fn with_plan(&self, plan: &PlanDoc) -> Result<AccessCatalog, AccessError> {
+        let commercial = self.commercial.with_plan(plan)?;
+        let mut next = self.clone();
+        match plan {
+            PlanDoc::Package(p) => next.doc.packages.push(p.clone()),
+            PlanDoc::Addon(a) => next.doc.addons.push(a.clone()),
+        }
+        next.commercial = commercial;
+        Ok(next)
     }
 
     pub(crate) fn compile(doc: &AccessCatalogDoc, issues: &mut Issues) -> AccessCatalog {

@@ -6,7 +6,7 @@
 //! validated by the directory like a loaded world.
 
 use kisum_entitlements::doc::{OverrideDoc, SubscriptionDoc};
-use kisum_entitlements::{CompanyId, SubscriptionId, Timestamp};
+use kisum_entitlements::{CompanyId, OverrideId, PlanDoc, SubscriptionId, SubscriptionPatch, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, RoleDoc};
@@ -107,6 +107,53 @@ pub enum Change {
         /// The overrides.
         overrides: Vec<OverrideDoc>,
     },
+    /// Adds a subscription; one with the same id is a conflict (platform only).
+    AddSubscription {
+        /// The company id.
+        company: CompanyId,
+        /// The subscription.
+        subscription: SubscriptionDoc,
+    },
+    /// Moves a subscription through its lifecycle (platform only): see [`SubscriptionPatch`].
+    UpdateSubscription {
+        /// The company id.
+        company: CompanyId,
+        /// The subscription id.
+        subscription: SubscriptionId,
+        /// What changes.
+        patch: SubscriptionPatch,
+    },
+    /// Adds one override, which must carry an id unused in the company (platform only).
+    AddOverride {
+        /// The company id.
+        company: CompanyId,
+        /// The override.
+        #[serde(rename = "override")]
+        item: OverrideDoc,
+    },
+    /// Removes the override with this id (platform only).
+    RemoveOverride {
+        /// The company id.
+        company: CompanyId,
+        /// The override id.
+        id: OverrideId,
+    },
+    /// Publishes a new, immutable `(id, version)` of a package or add-on into the catalog (platform only).
+    PublishPlan {
+        /// The plan.
+        plan: PlanDoc,
+    },
+    /// Records that a user's password was set (platform only). The credential itself is not part of
+    /// the model and never enters the log; the record is for the audit trail.
+    SetPassword {
+        /// The user.
+        user: UserId,
+    },
+    /// Records that a user was disabled: it may no longer sign in, and its sessions end (platform only).
+    DisableUser {
+        /// The user.
+        user: UserId,
+    },
 }
 
 impl Change {
@@ -127,11 +174,18 @@ impl Change {
             Change::PutSubscription { .. } => "put_subscription",
             Change::RemoveSubscription { .. } => "remove_subscription",
             Change::SetOverrides { .. } => "set_overrides",
+            Change::AddSubscription { .. } => "add_subscription",
+            Change::UpdateSubscription { .. } => "update_subscription",
+            Change::AddOverride { .. } => "add_override",
+            Change::RemoveOverride { .. } => "remove_override",
+            Change::PublishPlan { .. } => "publish_plan",
+            Change::SetPassword { .. } => "set_password",
+            Change::DisableUser { .. } => "disable_user",
         }
     }
 
-    /// The company the change writes to (`None` for [`Change::AddUser`]). A document whose company id is
-    /// malformed is refused with `VALIDATION_FAILED`.
+    /// The company the change writes to (`None` for the platform-wide changes: users and plans). A
+    /// document whose company id is malformed is refused with `VALIDATION_FAILED`.
     pub fn company(&self) -> Result<Option<CompanyId>, AccessError> {
         let parse = |path: &str, text: &str| {
             CompanyId::parse(text)
@@ -139,7 +193,10 @@ impl Change {
                 .map_err(|e| AccessError::Validation(vec![kisum_errors::FieldError::new(path, e.to_string())]))
         };
         match self {
-            Change::AddUser { .. } => Ok(None),
+            Change::AddUser { .. }
+            | Change::PublishPlan { .. }
+            | Change::SetPassword { .. }
+            | Change::DisableUser { .. } => Ok(None),
             Change::CreateCompany { company, .. } => parse("/company/id", &company.id),
             Change::PutMembership(m) => parse("/membership/company", &m.company),
             Change::PutAgent(a) => parse("/agent/company", &a.company),
@@ -152,7 +209,11 @@ impl Change {
             | Change::RevokeDelegation { company, .. }
             | Change::PutSubscription { company, .. }
             | Change::RemoveSubscription { company, .. }
-            | Change::SetOverrides { company, .. } => Ok(Some(company.clone())),
+            | Change::SetOverrides { company, .. }
+            | Change::AddSubscription { company, .. }
+            | Change::UpdateSubscription { company, .. }
+            | Change::AddOverride { company, .. }
+            | Change::RemoveOverride { company, .. } => Ok(Some(company.clone())),
         }
     }
 }

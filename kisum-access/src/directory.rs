@@ -49,7 +49,9 @@ struct Writer {
 /// The concurrent, writable form of the whole model. `Send + Sync`; share it by `Arc`. Queries come
 /// from the [`Access`] trait.
 pub struct Directory {
-    catalog: Arc<AccessCatalog>,
+    /// The current catalog. Publishing a plan swaps it; plans are only ever appended, so every
+    /// partition compiled against an older catalog evaluates the same against the newer one.
+    catalog: ArcSwap<AccessCatalog>,
     shards: Box<[ArcSwap<Shard>]>,
     writer: Mutex<Writer>,
     /// A copy of `Writer::seq` that readers load without the lock.
@@ -92,9 +94,15 @@ pub struct Prepared {
 
 #[derive(Debug)]
 enum Effect {
+    /// Recorded, changes no access (a credential event).
+    Nothing,
     AddUser(UserId),
+    PublishPlan(Arc<AccessCatalog>),
     RemoveCompany(Arc<Company>),
-    Put { old: Option<Arc<Company>>, new: Box<Company> },
+    Put {
+        old: Option<Arc<Company>>,
+        new: Box<Company>,
+    },
 }
 
 impl Prepared {
@@ -163,7 +171,7 @@ impl Directory {
             }
         }
         Directory {
-            catalog: world.catalog,
+            catalog: ArcSwap::new(world.catalog),
             shards: shards.into_iter().map(ArcSwap::from_pointee).collect(),
             writer: Mutex::new(writer),
             seq: AtomicU64::new(seq),
@@ -185,7 +193,7 @@ impl Directory {
     pub fn doc_and_seq(&self) -> (WorldDoc, u64) {
         let writer = self.lock();
         let companies: Vec<Arc<Company>> = writer.order.iter().filter_map(|id| self.partition(id.as_str())).collect();
-        let doc = world::to_doc(&self.catalog, writer.users.iter(), companies.iter().map(|c| c.source()));
+        let doc = world::to_doc(&self.catalog.load(), writer.users.iter(), companies.iter().map(|c| c.source()));
         (doc, writer.seq)
     }
 
@@ -254,16 +262,30 @@ impl Directory {
             after,
         };
         let Some(company_id) = company_id else {
-            // INVARIANT: `Change::company` names a company for every kind of change but `AddUser`.
-            let Change::AddUser { user } = &change else {
-                return Err(AccessError::Malformed(format!("a `{}` change names no company", change.kind())));
-            };
             platform_only(actor, change.kind())?;
-            if writer.users.contains(user) {
-                return Err(conflict("/user", format!("duplicate user `{user}`")));
-            }
-            let (effect, after) = (Effect::AddUser(user.clone()), json(&crate::doc::UserDoc { id: user.to_string() }));
-            return Ok(prepared(effect, None, Some(Vec::new()), None, after, change));
+            let user_doc = |user: &UserId| json(&crate::doc::UserDoc { id: user.to_string() });
+            let known = |user: &UserId| {
+                if writer.users.contains(user) { Ok(()) } else { Err(not_found(ItemKind::User, user.as_str())) }
+            };
+            let (effect, before, after) = match &change {
+                Change::AddUser { user } => {
+                    if writer.users.contains(user) {
+                        return Err(conflict("/user", format!("duplicate user `{user}`")));
+                    }
+                    (Effect::AddUser(user.clone()), None, user_doc(user))
+                }
+                Change::SetPassword { user } | Change::DisableUser { user } => {
+                    known(user)?;
+                    (Effect::Nothing, user_doc(user), user_doc(user))
+                }
+                Change::PublishPlan { plan } => {
+                    let catalog = self.catalog.load().with_plan(plan)?;
+                    (Effect::PublishPlan(Arc::new(catalog)), None, json(plan))
+                }
+                // INVARIANT: `Change::company` names a company for every other kind of change.
+                _ => return Err(AccessError::Malformed(format!("a `{}` change names no company", change.kind()))),
+            };
+            return Ok(prepared(effect, None, Some(Vec::new()), before, after, change));
         };
         let current = self.partition(company_id.as_str());
         if let Change::RemoveCompany { .. } = &change {
@@ -297,7 +319,8 @@ impl Directory {
         let paths = SourcePaths { company: "/company".to_owned(), memberships: &[], agents: &[], delegations: &[] };
         let users = &writer.users;
         let user_exists = |u: &str| users.contains(u);
-        let compiled = Company::compile(&self.catalog, source, &paths, &user_exists, &mut issues);
+        let catalog = self.catalog.load();
+        let compiled = Company::compile(&catalog, source, &paths, &user_exists, &mut issues);
         let new = match compiled {
             Some(c) if issues.is_empty() => c,
             _ if issues.has_conflict() => return Err(AccessError::Conflict(issues.into_vec())),
@@ -331,9 +354,11 @@ impl Directory {
         }
         let record = prepared.record(seq);
         match prepared.effect {
+            Effect::Nothing => {}
             Effect::AddUser(user) => {
                 writer.users.insert(user);
             }
+            Effect::PublishPlan(catalog) => self.catalog.store(catalog),
             Effect::RemoveCompany(old) => self.remove_company(writer, &old),
             Effect::Put { old, new } => {
                 let mut new = *new;
@@ -365,7 +390,8 @@ impl Directory {
         old: Option<&Company>,
         new: &Company,
     ) -> Result<(), AccessError> {
-        let cat = &*self.catalog;
+        let catalog = self.catalog.load();
+        let cat = &*catalog;
         if let Actor::User(user) = actor {
             // The actor's rights are judged on the state before the write (or, for a new company, after).
             let judge = old.unwrap_or(new);
@@ -479,7 +505,7 @@ impl Directory {
             .delegations
             .iter()
             .find(|d| d.id.as_str() == delegation)
-            .map_or_else(|| BitSet::new(self.catalog.permission_count()), |d| d.grant_bits.clone())
+            .map_or_else(|| BitSet::new(self.catalog.load().permission_count()), |d| d.grant_bits.clone())
     }
 
     fn install_partition(&self, writer: &mut Writer, old: Option<&Company>, new: Arc<Company>) {
@@ -527,8 +553,8 @@ impl Directory {
 }
 
 impl Access for Directory {
-    fn catalog(&self) -> &Arc<AccessCatalog> {
-        &self.catalog
+    fn catalog(&self) -> Arc<AccessCatalog> {
+        self.catalog.load_full()
     }
 
     fn company(&self, id: &CompanyId) -> Option<Arc<Company>> {
@@ -546,7 +572,7 @@ impl Access for Directory {
         // Guards, not clones: no reference count is touched on the check path.
         let shard = self.shards.get(shard_of(company.as_str())).map(ArcSwap::load);
         let partition = shard.as_ref().and_then(|s| s.get(company)).map(|slot| slot.load());
-        decide(&self.catalog, partition.as_deref().map(Arc::as_ref), principal, permission, resource, at)
+        decide(&self.catalog.load(), partition.as_deref().map(Arc::as_ref), principal, permission, resource, at)
     }
 }
 
@@ -735,6 +761,50 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
             let before = std::mem::replace(&mut source.company.overrides, overrides.clone());
             whole(json(&before), json(overrides))
         }
-        Change::AddUser { .. } | Change::RemoveCompany { .. } => whole(None, None),
+        Change::AddSubscription { subscription, .. } => {
+            platform_only(actor, change.kind())?;
+            if source.company.subscriptions.iter().any(|s| s.id == subscription.id) {
+                return Err(conflict("/subscription/id", format!("duplicate subscription `{}`", subscription.id)));
+            }
+            source.company.subscriptions.push(subscription.clone());
+            whole(None, json(subscription))
+        }
+        Change::UpdateSubscription { subscription, patch, .. } => {
+            platform_only(actor, change.kind())?;
+            let slot = source
+                .company
+                .subscriptions
+                .iter_mut()
+                .find(|s| s.id == subscription.as_str())
+                .ok_or_else(|| not_found(ItemKind::Subscription, subscription.as_str()))?;
+            let next = slot.patched(patch)?;
+            let before = std::mem::replace(slot, next);
+            whole(json(&before), json(slot))
+        }
+        Change::AddOverride { item, .. } => {
+            platform_only(actor, change.kind())?;
+            let Some(id) = &item.id else {
+                return Err(AccessError::Validation(vec![kisum_errors::FieldError::new(
+                    "/override/id",
+                    "an override added on its own needs an id",
+                )]));
+            };
+            if source.company.overrides.iter().any(|o| o.id.as_ref() == Some(id)) {
+                return Err(conflict("/override/id", format!("duplicate override `{id}`")));
+            }
+            source.company.overrides.push(item.clone());
+            whole(None, json(item))
+        }
+        Change::RemoveOverride { id, .. } => {
+            platform_only(actor, change.kind())?;
+            let before = take(&mut source.company.overrides, |o| o.id.as_deref() == Some(id.as_str()))
+                .ok_or_else(|| not_found(ItemKind::Override, id.as_str()))?;
+            whole(json(&before), None)
+        }
+        Change::AddUser { .. }
+        | Change::RemoveCompany { .. }
+        | Change::PublishPlan { .. }
+        | Change::SetPassword { .. }
+        | Change::DisableUser { .. } => whole(None, None),
     }
 }

@@ -150,6 +150,10 @@ pub enum ItemKind {
     Delegation,
     /// A subscription.
     Subscription,
+    /// An override.
+    Override,
+    /// A user.
+    User,
 }
 
 impl fmt::Display for ForbiddenRule {
@@ -200,6 +204,8 @@ impl fmt::Display for ItemKind {
             ItemKind::Agent => "agent",
             ItemKind::Delegation => "delegation",
             ItemKind::Subscription => "subscription",
+            ItemKind::Override => "override",
+            ItemKind::User => "user",
         })
     }
 }

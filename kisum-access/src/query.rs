@@ -22,8 +22,8 @@ use crate::snapshot::{Snapshot, WireSnapshot};
 ///
 /// Each query evaluates on one version of the company it names, even while writers write.
 pub trait Access: Send + Sync {
-    /// The catalog every company is evaluated against.
-    fn catalog(&self) -> &Arc<AccessCatalog>;
+    /// The catalog every company is evaluated against (the newest one: publishing a plan replaces it).
+    fn catalog(&self) -> Arc<AccessCatalog>;
 
     /// The current partition of a company: an immutable value that later writes do not change.
     fn company(&self, id: &CompanyId) -> Option<Arc<Company>>;
@@ -42,7 +42,7 @@ pub trait Access: Send + Sync {
         resource: Option<&ResourceRef>,
         at: Timestamp,
     ) -> Decision {
-        decide(self.catalog(), self.company(company).as_deref(), principal, permission, resource, at)
+        decide(&self.catalog(), self.company(company).as_deref(), principal, permission, resource, at)
     }
 
     /// Decides a check at `at` and names what granted an allow by id ([`Company::granted_by`]), both on
@@ -56,7 +56,8 @@ pub trait Access: Send + Sync {
         resource: Option<&ResourceRef>,
         at: Timestamp,
     ) -> (Decision, Option<GrantedBy>) {
-        let cat = self.catalog();
+        let catalog = self.catalog();
+        let cat = &*catalog;
         let partition = self.company(company);
         let decision = decide(cat, partition.as_deref(), principal, permission, resource, at);
         let granted = partition.and_then(|c| c.granted_by(cat, &decision));
@@ -72,12 +73,14 @@ pub trait Access: Send + Sync {
         at: Timestamp,
     ) -> Vec<Decision> {
         let partition = self.company(company);
-        checks.iter().map(|(p, r)| decide(self.catalog(), partition.as_deref(), principal, *p, *r, at)).collect()
+        let catalog = self.catalog();
+        checks.iter().map(|(p, r)| decide(&catalog, partition.as_deref(), principal, *p, *r, at)).collect()
     }
 
     /// Compiles a snapshot of the principal's effective access at `at`.
     fn snapshot(&self, principal: &Principal, company: &CompanyId, at: Timestamp) -> Snapshot {
-        let cat = self.catalog();
+        let catalog = self.catalog();
+        let cat = &*catalog;
         match self.company(company) {
             Some(c) => c.snapshot(cat, principal, at),
             None => Snapshot::denied(
@@ -96,7 +99,7 @@ pub trait Access: Send + Sync {
     fn wire_snapshot(&self, principal: &Principal, company: &CompanyId, at: Timestamp) -> WireSnapshot {
         let snapshot = self.snapshot(principal, company, at);
         let entitlements = self.entitlements(company, at).unwrap_or_default();
-        snapshot.to_wire(self.catalog(), entitlements)
+        snapshot.to_wire(&self.catalog(), entitlements)
     }
 
     /// Decides and explains a check.
@@ -108,7 +111,8 @@ pub trait Access: Send + Sync {
         resource: Option<&ResourceRef>,
         at: Timestamp,
     ) -> Explanation {
-        let cat = self.catalog();
+        let catalog = self.catalog();
+        let cat = &*catalog;
         let partition = self.company(company);
         let decision = decide(cat, partition.as_deref(), principal, permission, resource, at);
         match partition {
@@ -127,7 +131,8 @@ pub trait Access: Send + Sync {
         at: Timestamp,
     ) -> Vec<Principal> {
         let Some(c) = self.company(company) else { return Vec::new() };
-        let cat = self.catalog();
+        let catalog = self.catalog();
+        let cat = &*catalog;
         let mut allowed: Vec<Principal> =
             c.principals().filter(|p| c.decide(cat, p, permission, resource, at).is_allowed()).collect();
         allowed.sort();
@@ -137,7 +142,8 @@ pub trait Access: Send + Sync {
     /// The company's entitlements at `at`; `None` for an unknown company.
     fn entitlements(&self, company: &CompanyId, at: Timestamp) -> Option<EntitlementsSummary> {
         let c = self.company(company)?;
-        let cat = self.catalog();
+        let catalog = self.catalog();
+        let cat = &*catalog;
         let ent = c.plans.entitlements(cat.commercial(), at);
         Some(ent.summary(cat.commercial(), &c.plans))
     }

@@ -85,8 +85,8 @@ impl World {
 }
 
 impl Access for World {
-    fn catalog(&self) -> &Arc<AccessCatalog> {
-        &self.catalog
+    fn catalog(&self) -> Arc<AccessCatalog> {
+        self.catalog.clone()
     }
 
     fn company(&self, id: &CompanyId) -> Option<Arc<Company>> {

@@ -193,7 +193,8 @@ fn describe(
     at: Timestamp,
     e: &Explanation,
 ) -> String {
-    let key = world.catalog().key(permission);
+    let catalog = world.catalog();
+    let key = catalog.key(permission);
     let on = resource.map(|r| format!(" on {r}")).unwrap_or_default();
     let mut text = match e.reason {
         None => format!("ALLOW  {principal} may {key}{on} in {company} at {at}\n"),
@@ -320,7 +321,8 @@ fn demo(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     let who: Vec<String> = world.who_can(&encore, approve, None, at).iter().map(ToString::to_string).collect();
     out.push_str(&format!("\nwho can finance:invoice:approve in encore: {}\n", who.join(", ")));
     let snapshot = world.snapshot(&Principal::parse("user:leo").map_err(|e| usage(e.to_string()))?, &encore, at);
-    let can: Vec<&str> = snapshot.permissions(world.catalog()).collect();
+    let catalog = world.catalog();
+    let can: Vec<&str> = snapshot.permissions(&catalog).collect();
     out.push_str(&format!("what user:leo can do in encore: {}\n", can.join(", ")));
     out.push_str(
         "\nTry: cargo run -q --bin kisum -- explain --world examples/demo/world.json --at 2026-03-15T12:00:00Z \\\n       \

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::BitSet;
-use crate::doc::{CatalogDoc, Combine, LimitValue, MAX_LIMIT, ModuleKind};
+use crate::doc::{AddonDoc, CatalogDoc, Combine, LimitValue, MAX_LIMIT, ModuleKind, PlanDoc};
 use crate::error::{EntitlementsError, Issues};
 use crate::id::{FeatureKey, Idx, LimitKey, ModuleId, PlanId};
 
@@ -85,6 +85,22 @@ pub struct Catalog {
     feature_ix: HashMap<FeatureKey, Idx>,
     limit_ix: HashMap<LimitKey, Idx>,
     plan_ix: HashMap<(PlanKind, PlanId, u32), Idx>,
+}
+
+/// An add-on's required packages, each checked against `is_package`.
+fn addon_requires(a: &AddonDoc, is_package: impl Fn(&str) -> bool, at: &str, issues: &mut Issues) -> Vec<PlanId> {
+    if a.requires.is_empty() {
+        issues.push(format!("{at}/requires"), "an add-on requires at least one package");
+    }
+    let mut requires = Vec::new();
+    for (j, r) in a.requires.iter().enumerate() {
+        match PlanId::parse(r) {
+            Ok(id) if is_package(r) => requires.push(id),
+            Ok(_) => issues.push(format!("{at}/requires/{j}"), format!("unknown package `{r}`")),
+            Err(e) => issues.push(format!("{at}/requires/{j}"), e.to_string()),
+        }
+    }
+    requires
 }
 
 fn idx(n: usize) -> Idx {
@@ -168,21 +184,43 @@ impl Catalog {
         }
         for (i, a) in doc.addons.iter().enumerate() {
             let at = format!("{path}/addons/{i}");
-            if a.requires.is_empty() {
-                issues.push(format!("{at}/requires"), "an add-on requires at least one package");
-            }
-            let mut requires = Vec::new();
-            for (j, r) in a.requires.iter().enumerate() {
-                match PlanId::parse(r) {
-                    Ok(id) if package_ids.contains(r.as_str()) => requires.push(id),
-                    Ok(_) => issues.push(format!("{at}/requires/{j}"), format!("unknown package `{r}`")),
-                    Err(e) => issues.push(format!("{at}/requires/{j}"), e.to_string()),
-                }
-            }
+            let requires = addon_requires(a, |r| package_ids.contains(r), &at, issues);
             let grants = (&a.modules, &a.features, &a.limits);
             cat.add_plan(PlanKind::Addon, &a.id, a.version, grants, requires, &at, issues);
         }
         cat
+    }
+
+    /// This catalog with one more plan published: a new, immutable `(id, version)` of a package or an
+    /// add-on. Every plan already here keeps its place, so what was compiled against this catalog stays
+    /// valid against the new one. An existing `(id, version)` is a conflict; anything else wrong is a
+    /// validation error naming every problem (paths under `/plan`).
+    pub fn with_plan(&self, plan: &PlanDoc) -> Result<Catalog, EntitlementsError> {
+        let (kind, id, version) = match plan {
+            PlanDoc::Package(p) => (PlanKind::Package, p.id.as_str(), p.version),
+            PlanDoc::Addon(a) => (PlanKind::Addon, a.id.as_str(), a.version),
+        };
+        if let Ok(plan_id) = PlanId::parse(id)
+            && self.plan_ix.contains_key(&(kind, plan_id, version))
+        {
+            return Err(EntitlementsError::Conflict(format!("{} `{id}` version {version} exists", kind.as_str())));
+        }
+        let mut cat = self.clone();
+        let mut issues = Issues::new();
+        let at = "/plan";
+        match plan {
+            PlanDoc::Package(p) => {
+                cat.add_plan(kind, id, version, (&p.modules, &p.features, &p.limits), Vec::new(), at, &mut issues);
+                cat.doc.packages.push(p.clone());
+            }
+            PlanDoc::Addon(a) => {
+                let is_package = |r: &str| self.doc.packages.iter().any(|p| p.id == r);
+                let requires = addon_requires(a, is_package, at, &mut issues);
+                cat.add_plan(kind, id, version, (&a.modules, &a.features, &a.limits), requires, at, &mut issues);
+                cat.doc.addons.push(a.clone());
+            }
+        }
+        issues.finish(cat)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -268,6 +268,10 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideDoc {
+    /// An id unique within the company, if it has one (the Admin API assigns one to every override it
+    /// creates; world files may leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Grant or revoke.
     pub effect: Effect,
     /// A module id.
@@ -287,4 +291,33 @@ pub struct OverrideDoc {
     pub expires_at: Option<Timestamp>,
     /// Why; mandatory and not empty.
     pub reason: String,
+}
+
+/// A plan to publish into a catalog: a package or an add-on document, tagged with its kind
+/// (`{"package": {…}}` or `{"addon": {…}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PlanDoc {
+    /// A package.
+    Package(PackageDoc),
+    /// An add-on.
+    Addon(AddonDoc),
+}
+
+impl PlanDoc {
+    /// The plan's id.
+    pub fn id(&self) -> &str {
+        match self {
+            PlanDoc::Package(p) => &p.id,
+            PlanDoc::Addon(a) => &a.id,
+        }
+    }
+
+    /// The plan's version.
+    pub fn version(&self) -> u32 {
+        match self {
+            PlanDoc::Package(p) => p.version,
+            PlanDoc::Addon(a) => a.version,
+        }
+    }
 }

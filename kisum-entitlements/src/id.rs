@@ -130,6 +130,10 @@ define_id!(
     SubscriptionId, "subscription id", crate::id::is_id, crate::id::ID_RULE
 );
 define_id!(
+    /// An override id, unique within its company.
+    OverrideId, "override id", crate::id::is_id, crate::id::ID_RULE
+);
+define_id!(
     /// A package or add-on id, such as `pro`; with a version it names one plan.
     PlanId, "plan id", crate::id::is_id, crate::id::ID_RULE
 );

@@ -81,6 +81,8 @@ pub enum OverrideTarget {
 /// A validated override.
 #[derive(Debug, Clone)]
 pub struct Override {
+    /// Its id, if it has one.
+    pub id: Option<String>,
     /// Grant or revoke.
     pub effect: Effect,
     /// The item.
@@ -175,8 +177,16 @@ impl CompanyPlans {
                 }
             }
         }
+        let mut override_ids = HashSet::new();
         for (i, o) in overrides.iter().enumerate() {
             let at = format!("{path}/overrides/{i}");
+            if let Some(id) = &o.id {
+                if let Err(e) = crate::id::OverrideId::parse(id) {
+                    issues.push(format!("{at}/id"), e.to_string());
+                } else if !override_ids.insert(id.as_str()) {
+                    issues.push_conflict(format!("{at}/id"), format!("duplicate override `{id}`"));
+                }
+            }
             if let Some(o) = compile_override(catalog, o, &at, issues) {
                 plans.overrides.push(o);
             }
@@ -445,9 +455,13 @@ fn compile_override(catalog: &Catalog, o: &OverrideDoc, at: &str, issues: &mut I
         return None;
     };
     match target {
-        Ok(target) if ok => {
-            Some(Override { effect: o.effect, target, expires_at: o.expires_at, reason: o.reason.clone() })
-        }
+        Ok(target) if ok => Some(Override {
+            id: o.id.clone(),
+            effect: o.effect,
+            target,
+            expires_at: o.expires_at,
+            reason: o.reason.clone(),
+        }),
         Ok(_) => None,
         Err((what, name)) => {
             issues.push(format!("{at}/{what}"), format!("unknown {what} `{name}`"));
@@ -560,6 +574,7 @@ impl CompanyPlans {
                 None => format!("subscription#{i}"),
             },
             Source::Override(i) => match self.overrides.get(i as usize) {
+                Some(Override { id: Some(id), reason, .. }) => format!("override:{id} ({reason})"),
                 Some(o) => format!("override:{i} ({})", o.reason),
                 None => format!("override#{i}"),
             },
@@ -634,6 +649,7 @@ mod tests {
     fn over(effect: Effect, target: &str, value: Option<LimitValue>, expires: Option<&str>) -> OverrideDoc {
         let (kind, name) = target.split_once(':').unwrap();
         OverrideDoc {
+            id: None,
             effect,
             module: (kind == "module").then(|| name.into()),
             feature: (kind == "feature").then(|| name.into()),

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use kisum_access::doc::{DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
 use kisum_access::{
-    Access, AccessError, Actor, Change, ChangeRecord, CompanyId, Directory, ForbiddenRule, GrantedBy, ItemKind,
-    Principal, RoleWrite, Timestamp, World,
+    Access, AccessError, Actor, Change, ChangeRecord, CompanyId, DenyReason, Directory, ForbiddenRule, GrantedBy,
+    ItemKind, Principal, RoleWrite, Timestamp, World,
 };
+use kisum_entitlements::PlanDoc;
 use kisum_entitlements::doc::{PlanRefDoc, SubscriptionDoc, SubscriptionStatus};
 use kisum_errors::{ErrorCode, KisumError};
 
@@ -417,7 +418,7 @@ fn an_allow_names_its_grant_by_id_on_the_version_it_was_taken_on() {
     let before = dir.company(&cid("a")).unwrap();
     let (decision, granted) = dir.check_granted(&bot, &cid("a"), write, None, T());
     assert_eq!(granted, Some(ids(&["d2", "d1"])));
-    assert_eq!(before.granted_by(dir.catalog(), &decision), granted, "same partition, same answer");
+    assert_eq!(before.granted_by(&dir.catalog(), &decision), granted, "same partition, same answer");
     assert_eq!(
         dir.check_granted(&rita, &cid("a"), read, None, T()).1,
         Some(GrantedBy::Role("reader".parse().unwrap()))
@@ -427,5 +428,100 @@ fn an_allow_names_its_grant_by_id_on_the_version_it_was_taken_on() {
     assert_eq!((denied.0.is_allowed(), denied.1), (false, None));
     // A write in between does not change what the decision taken on the old partition resolves to there.
     dir.apply(&Actor::Platform, T(), delegation("a0", "boss", "rita", &["core:doc:read"])).unwrap();
-    assert_eq!(before.granted_by(dir.catalog(), &decision), Some(ids(&["d2", "d1"])));
+    assert_eq!(before.granted_by(&dir.catalog(), &decision), Some(ids(&["d2", "d1"])));
+}
+
+#[test]
+fn plans_subscriptions_and_overrides_through_writes() {
+    let dir = directory();
+    let platform = Actor::Platform;
+    let boss = Principal::parse("user:boss").unwrap();
+    let (read, approve) = (dir.permission("fin:invoice:read").unwrap(), dir.permission("fin:invoice:approve").unwrap());
+    let a = cid("a");
+    let reason = |p| dir.check(&boss, &a, p, None, T()).reason();
+    assert_eq!(reason(read), Some(DenyReason::ModuleNotEntitled), "`basic` has no finance");
+
+    // Publishing a plan: a new version of `basic` with finance. Nothing decided so far changes.
+    let fingerprint = dir.catalog().fingerprint().to_owned();
+    let plan: PlanDoc = serde_json::from_value(serde_json::json!({"package": {"id": "basic", "version": 2,
+        "modules": ["core", "fin"], "features": ["fin.approvals"], "limits": {"core.seats": 5}}}))
+    .unwrap();
+    assert_eq!(code(dir.apply(&user("boss"), T(), Change::PublishPlan { plan: plan.clone() })), ErrorCode::Forbidden);
+    dir.apply(&platform, T(), Change::PublishPlan { plan: plan.clone() }).unwrap();
+    assert_eq!(
+        code(dir.apply(&platform, T(), Change::PublishPlan { plan })),
+        ErrorCode::Conflict,
+        "plans are immutable"
+    );
+    assert_eq!(dir.catalog().fingerprint(), fingerprint, "snapshots stay readable across a publication");
+    assert_eq!(reason(read), Some(DenyReason::ModuleNotEntitled));
+    let broken: PlanDoc =
+        serde_json::from_value(serde_json::json!({"addon": {"id": "x", "version": 1, "requires": ["nope"]}})).unwrap();
+    assert_eq!(code(dir.apply(&platform, T(), Change::PublishPlan { plan: broken })), ErrorCode::ValidationFailed);
+
+    // A plan change to it entitles finance at once.
+    let update = |patch: serde_json::Value| Change::UpdateSubscription {
+        company: a.clone(),
+        subscription: "s".parse().unwrap(),
+        patch: serde_json::from_value(patch).unwrap(),
+    };
+    dir.apply(&platform, T(), update(serde_json::json!({"plan": {"package": "basic", "version": 2}}))).unwrap();
+    assert_eq!(reason(approve), None);
+    // The lifecycle: past due needs a grace period, and counts only within it.
+    assert_eq!(code(dir.apply(&platform, T(), update(serde_json::json!({"status": "past_due"})))), ErrorCode::Conflict);
+    let grace = serde_json::json!({"status": "past_due", "grace_until": day(15)});
+    dir.apply(&platform, T(), update(grace)).unwrap();
+    assert_eq!(reason(read), None);
+    assert_eq!(dir.check(&boss, &a, read, None, day(16)).reason(), Some(DenyReason::ModuleNotEntitled));
+    dir.apply(&platform, T(), update(serde_json::json!({"status": "active"}))).unwrap();
+    dir.apply(&platform, T(), update(serde_json::json!({"status": "paused"}))).unwrap();
+    assert_eq!(reason(read), Some(DenyReason::ModuleNotEntitled), "a paused subscription entitles nothing");
+    assert_eq!(code(dir.apply(&platform, T(), update(serde_json::json!({"status": "trialing"})))), ErrorCode::Conflict);
+    dir.apply(&platform, T(), update(serde_json::json!({"status": "active", "ends_at": day(30)}))).unwrap();
+    assert_eq!(dir.check(&boss, &a, read, None, day(30)).reason(), Some(DenyReason::ModuleNotEntitled));
+    assert_eq!(code(dir.apply(&user("boss"), T(), update(serde_json::json!({"quantity": 2})))), ErrorCode::Forbidden);
+    let missing = Change::UpdateSubscription {
+        company: a.clone(),
+        subscription: "nope".parse().unwrap(),
+        patch: Default::default(),
+    };
+    assert_eq!(code(dir.apply(&platform, T(), missing)), ErrorCode::NotFound);
+    let again =
+        Change::AddSubscription { company: a.clone(), subscription: fixture().companies[0].subscriptions[0].clone() };
+    assert_eq!(code(dir.apply(&platform, T(), again)), ErrorCode::Conflict, "an id already taken");
+
+    // Overrides by id: a revoke wins until it is removed.
+    let revoke = |id: Option<&str>| Change::AddOverride {
+        company: a.clone(),
+        item: serde_json::from_value(
+            serde_json::json!({"id": id, "effect": "revoke", "module": "fin", "reason": "audit"}),
+        )
+        .unwrap(),
+    };
+    assert_eq!(code(dir.apply(&platform, T(), revoke(None))), ErrorCode::ValidationFailed, "an id is required");
+    dir.apply(&platform, T(), revoke(Some("o1"))).unwrap();
+    assert_eq!(reason(read), Some(DenyReason::ModuleNotEntitled));
+    assert_eq!(code(dir.apply(&platform, T(), revoke(Some("o1")))), ErrorCode::Conflict);
+    let remove = |id: &str| Change::RemoveOverride { company: a.clone(), id: id.parse().unwrap() };
+    dir.apply(&platform, T(), remove("o1")).unwrap();
+    assert_eq!(reason(read), None);
+    assert_eq!(code(dir.apply(&platform, T(), remove("o1"))), ErrorCode::NotFound);
+
+    // Credential events are recorded and change no decision.
+    let doc = dir.to_doc();
+    let record = dir.apply(&platform, T(), Change::DisableUser { user: "rita".parse().unwrap() }).unwrap();
+    assert_eq!((record.company, record.principals.len(), record.kind.as_str()), (None, 0, "disable_user"));
+    assert_eq!(
+        code(dir.apply(&platform, T(), Change::SetPassword { user: "ghost".parse().unwrap() })),
+        ErrorCode::NotFound
+    );
+    assert_eq!(dir.to_doc(), doc);
+
+    // The exported state, published plan included, reloads to the same decisions.
+    let reloaded = World::from_doc(&dir.to_doc()).unwrap();
+    for t in [T(), day(16), day(30)] {
+        for p in [read, approve] {
+            assert_eq!(reloaded.check(&boss, &a, p, None, t).reason(), dir.check(&boss, &a, p, None, t).reason());
+        }
+    }
 }

@@ -38,7 +38,7 @@ proptest! {
                     // The wire form rebuilds a snapshot that decides exactly the same.
                     let wire = world.wire_snapshot(&principal, &company, t0);
                     let json = serde_json::to_string(&wire).unwrap();
-                    let rebuilt = Snapshot::from_wire(&serde_json::from_str(&json).unwrap(), world.catalog()).unwrap();
+                    let rebuilt = Snapshot::from_wire(&serde_json::from_str(&json).unwrap(), &world.catalog()).unwrap();
                     for &t in times.iter().skip(i) {
                         if !snap.is_valid_at(t) {
                             continue;

@@ -153,6 +153,7 @@ pub fn world(seed: u64) -> WorldDoc {
                 let effect = if rng.chance(50) { Effect::Grant } else { Effect::Revoke };
                 let feature = rng.chance(50);
                 OverrideDoc {
+                    id: None,
                     effect,
                     module: (!feature).then(|| "ai".into()),
                     feature: feature.then(|| "fin.approvals".into()),
