@@ -10,7 +10,7 @@ use kisum_entitlements::Timestamp;
 use tokio::sync::{Mutex, watch};
 
 use crate::error::StoreError;
-use crate::store::{LogEntry, Store};
+use crate::store::{LogEntry, SideWrite, Store};
 
 /// How many changes a catch-up reads at a time.
 const PAGE: u32 = 1_000;
@@ -104,6 +104,18 @@ impl Engine {
     /// the log, commits, and only then installs it. A refused write ([`StoreError::Rejected`]) or a failed
     /// commit changes nothing, in the store or in the directory.
     pub async fn write(&self, actor: &Actor, at: Timestamp, change: Change) -> Result<ChangeRecord, StoreError> {
+        self.write_with(actor, at, change, &[]).await
+    }
+
+    /// [`write`](Engine::write), with writes beside the model (credentials) committed in the same
+    /// transaction: both or neither.
+    pub async fn write_with(
+        &self,
+        actor: &Actor,
+        at: Timestamp,
+        change: Change,
+        side: &[SideWrite],
+    ) -> Result<ChangeRecord, StoreError> {
         let _apply = self.apply.lock().await;
         loop {
             let mut tx = self.store.begin_write().await?;
@@ -132,6 +144,9 @@ impl Engine {
                 }
                 self.replay(missed)?;
                 continue;
+            }
+            for write in side {
+                tx.side_write(write).await?;
             }
             tx.commit().await?;
             // INVARIANT: the apply lock is held since `prepare`, so nothing was installed in between.

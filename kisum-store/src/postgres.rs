@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kisum_access::{ChangeRecord, CompanyId};
+use kisum_access::{ChangeRecord, CompanyId, UserId};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
 use crate::error::StoreError;
-use crate::store::{Checkpoint, LogEntry, Store, WriteTx};
+use crate::store::{Checkpoint, Credential, LogEntry, SideWrite, Store, WriteTx};
 
 mod q {
     crate::sql::log_queries!(sqlx::PgConnection);
@@ -152,6 +152,10 @@ impl Store for PgStore {
         q::audit(&mut *self.conn().await?, company, after, limit).await
     }
 
+    async fn credential(&self, user: &UserId) -> Result<Option<Credential>, StoreError> {
+        q::credential(&mut *self.conn().await?, user).await
+    }
+
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
         lock(&mut tx).await?;
@@ -202,6 +206,10 @@ impl WriteTx for PgWrite {
 
     async fn append(&mut self, entry: &LogEntry) -> Result<bool, StoreError> {
         q::append(self.conn(), entry, APPEND).await
+    }
+
+    async fn side_write(&mut self, write: &SideWrite) -> Result<(), StoreError> {
+        q::side_write(self.conn(), write).await
     }
 
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {

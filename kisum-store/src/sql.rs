@@ -156,6 +156,49 @@ macro_rules! log_queries {
             Ok(appended.is_some())
         }
 
+        pub(crate) async fn side_write(conn: &mut $conn, write: &crate::store::SideWrite) -> Result<(), StoreError> {
+            let now = kisum_entitlements::Timestamp::now().to_string();
+            let query = match write {
+                crate::store::SideWrite::SetPassword { user, hash } => sqlx::query(
+                    "INSERT INTO credential (user_id, password_hash, disabled_at, updated_at) VALUES ($1, $2, NULL, $3) \
+                     ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(user.to_string())
+                .bind(hash.clone())
+                .bind(now),
+                crate::store::SideWrite::DisableUser { user, at } => sqlx::query(
+                    "INSERT INTO credential (user_id, password_hash, disabled_at, updated_at) VALUES ($1, '', $2, $3) \
+                     ON CONFLICT (user_id) DO UPDATE SET disabled_at = excluded.disabled_at, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(user.to_string())
+                .bind(at.to_string())
+                .bind(now),
+            };
+            query.execute(&mut *conn).await.map_err(StoreError::db)?;
+            Ok(())
+        }
+
+        pub(crate) async fn credential(
+            conn: &mut $conn,
+            user: &kisum_access::UserId,
+        ) -> Result<Option<crate::store::Credential>, StoreError> {
+            let row = sqlx::query("SELECT password_hash, disabled_at FROM credential WHERE user_id = $1")
+                .bind(user.to_string())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+            let Some(row) = row else { return Ok(None) };
+            let password_hash: String = row.try_get("password_hash").map_err(StoreError::db)?;
+            let disabled_at: Option<String> = row.try_get("disabled_at").map_err(StoreError::db)?;
+            let disabled_at = disabled_at
+                .map(|t| kisum_entitlements::Timestamp::parse(&t))
+                .transpose()
+                .map_err(|e| StoreError::Database(format!("credential of `{user}`: {e}")))?;
+            Ok(Some(crate::store::Credential { user: user.clone(), password_hash, disabled_at }))
+        }
+
         pub(crate) async fn put_checkpoint(conn: &mut $conn, seq: u64, world: &str) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO checkpoint (seq, world, created_at) VALUES ($1, $2, $3) \

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kisum_access::{ChangeRecord, CompanyId};
+use kisum_access::{ChangeRecord, CompanyId, UserId};
 use sqlx::SqliteConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
 use crate::error::StoreError;
-use crate::store::{Checkpoint, LogEntry, Store, WriteTx};
+use crate::store::{Checkpoint, Credential, LogEntry, SideWrite, Store, WriteTx};
 
 mod q {
     crate::sql::log_queries!(sqlx::SqliteConnection);
@@ -99,6 +99,10 @@ impl Store for SqliteStore {
         q::audit(&mut *self.conn().await?, company, after, limit).await
     }
 
+    async fn credential(&self, user: &UserId) -> Result<Option<Credential>, StoreError> {
+        q::credential(&mut *self.conn().await?, user).await
+    }
+
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::db)?;
         Ok(Box::new(SqliteWrite { tx }))
@@ -146,6 +150,10 @@ impl WriteTx for SqliteWrite {
 
     async fn append(&mut self, entry: &LogEntry) -> Result<bool, StoreError> {
         q::append(self.conn(), entry, APPEND).await
+    }
+
+    async fn side_write(&mut self, write: &SideWrite) -> Result<(), StoreError> {
+        q::side_write(self.conn(), write).await
     }
 
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {

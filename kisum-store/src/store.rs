@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kisum_access::{Change, ChangeRecord, CompanyId};
+use kisum_access::{Change, ChangeRecord, CompanyId, UserId};
+use kisum_entitlements::Timestamp;
 use tokio::sync::watch;
 
 use crate::error::StoreError;
@@ -23,6 +24,56 @@ impl LogEntry {
     /// The entry's sequence number.
     pub fn seq(&self) -> u64 {
         self.record.seq
+    }
+}
+
+/// A write that must commit together with a change, beside the model: sign-in credentials, which the
+/// model does not hold and the log never sees.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SideWrite {
+    /// Sets a user's password hash (PHC string), creating the credential if needed.
+    SetPassword {
+        /// The user.
+        user: UserId,
+        /// The hash; never the password.
+        hash: String,
+    },
+    /// Marks a user disabled from `at` on.
+    DisableUser {
+        /// The user.
+        user: UserId,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl std::fmt::Debug for SideWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SideWrite::SetPassword { user, .. } => write!(f, "SetPassword({user}, [redacted])"),
+            SideWrite::DisableUser { user, at } => write!(f, "DisableUser({user}, {at})"),
+        }
+    }
+}
+
+/// A user's sign-in credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The user.
+    pub user: UserId,
+    /// The argon2id hash in PHC format (empty when no password was ever set).
+    pub password_hash: String,
+    /// Since when the user is disabled, if it is.
+    pub disabled_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("user", &self.user)
+            .field("password_hash", &"[redacted]")
+            .field("disabled_at", &self.disabled_at)
+            .finish()
     }
 }
 
@@ -60,6 +111,9 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     async fn audit(&self, company: Option<&CompanyId>, after: u64, limit: u32)
     -> Result<Vec<ChangeRecord>, StoreError>;
 
+    /// A user's credential, if one was ever stored.
+    async fn credential(&self, user: &UserId) -> Result<Option<Credential>, StoreError>;
+
     /// Starts an exclusive write: until it commits or is dropped (which rolls it back), no other writer,
     /// in this process or another, can append.
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError>;
@@ -89,6 +143,9 @@ pub trait WriteTx: Send {
     /// Appends one change if its sequence is the head's successor; `false` (and nothing written) if it
     /// is not — another process committed first, and the caller must catch up and try again.
     async fn append(&mut self, entry: &LogEntry) -> Result<bool, StoreError>;
+
+    /// Writes beside the change, in the same transaction.
+    async fn side_write(&mut self, write: &SideWrite) -> Result<(), StoreError>;
 
     /// Stores a checkpoint of the world after change `seq`.
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError>;

@@ -40,5 +40,6 @@ on_both_backends!(
     newer_schemas_are_refused,
     corrupt_or_invalid_log_entries_are_refused,
     failed_commits_leave_everything_unchanged,
+    credentials_commit_with_their_change,
     killed_writers_lose_no_committed_write,
 );

@@ -7,7 +7,7 @@ use kisum_access::doc::{MembershipDoc, MembershipStatus};
 use kisum_access::{Access, Actor, Change, CompanyId, Principal};
 use kisum_entitlements::Timestamp;
 use kisum_errors::{ErrorCode, KisumError};
-use kisum_store::{Checkpoint, Engine, LogEntry, Store, StoreError, WriteTx, connect};
+use kisum_store::{Checkpoint, Credential, Engine, LogEntry, SideWrite, Store, StoreError, WriteTx, connect};
 use kisum_tests::{Backend, TestDb, demo_world};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
@@ -305,6 +305,9 @@ impl WriteTx for FailingTx {
     async fn append(&mut self, entry: &LogEntry) -> Result<bool, StoreError> {
         self.0.append(entry).await
     }
+    async fn side_write(&mut self, write: &SideWrite) -> Result<(), StoreError> {
+        self.0.side_write(write).await
+    }
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {
         self.0.put_checkpoint(seq, world).await
     }
@@ -335,6 +338,9 @@ impl Store for FailingCommits {
         limit: u32,
     ) -> Result<Vec<kisum_access::ChangeRecord>, StoreError> {
         self.inner.audit(company, after, limit).await
+    }
+    async fn credential(&self, user: &kisum_access::UserId) -> Result<Option<Credential>, StoreError> {
+        self.inner.credential(user).await
     }
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError> {
         let tx = self.inner.begin_write().await?;
@@ -373,4 +379,41 @@ pub async fn failed_commits_leave_everything_unchanged(backend: Backend) {
     let reopened = open(&db).await;
     let users = reopened.directory().to_doc().users;
     assert!(users.iter().any(|u| u.id == "ok2") && !users.iter().any(|u| u.id == "lost"));
+}
+
+pub async fn credentials_commit_with_their_change(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = Arc::new(FailingCommits { inner: connect(&db.url).await.unwrap(), fail: false.into() });
+    let engine = Engine::open(store.clone(), Some(&demo_world())).await.unwrap();
+    let zoe: kisum_access::UserId = "zoe".parse().unwrap();
+    let set = |hash: &str| SideWrite::SetPassword { user: zoe.clone(), hash: hash.into() };
+    engine.write_with(&Actor::Platform, at(), add_user("zoe"), &[set("$argon2id$one")]).await.unwrap();
+    let credential = store.credential(&zoe).await.unwrap().unwrap();
+    assert_eq!((credential.password_hash.as_str(), credential.disabled_at), ("$argon2id$one", None));
+    assert!(!format!("{credential:?}").contains("argon2id"), "hashes never reach logs");
+    // A failed commit loses the change and the credential together.
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let change = Change::SetPassword { user: zoe.clone() };
+    assert!(engine.write_with(&Actor::Platform, at(), change.clone(), &[set("$argon2id$two")]).await.is_err());
+    assert_eq!(store.credential(&zoe).await.unwrap().unwrap().password_hash, "$argon2id$one");
+    store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    // A refused change stores no credential either.
+    let ghost: kisum_access::UserId = "ghost".parse().unwrap();
+    let refused = Change::SetPassword { user: ghost.clone() };
+    let side = [SideWrite::SetPassword { user: ghost.clone(), hash: "$argon2id$x".into() }];
+    assert_eq!(
+        engine.write_with(&Actor::Platform, at(), refused, &side).await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert!(store.credential(&ghost).await.unwrap().is_none());
+    engine.write_with(&Actor::Platform, at(), change, &[set("$argon2id$two")]).await.unwrap();
+    let disable = SideWrite::DisableUser { user: zoe.clone(), at: at() };
+    engine.write_with(&Actor::Platform, at(), Change::DisableUser { user: zoe.clone() }, &[disable]).await.unwrap();
+    let credential = store.credential(&zoe).await.unwrap().unwrap();
+    assert_eq!((credential.password_hash.as_str(), credential.disabled_at), ("$argon2id$two", Some(at())));
+    // The log says what happened, never the hash.
+    let log = engine.store().changes_after(0, 100).await.unwrap();
+    let kinds: Vec<&str> = log.iter().map(|e| e.record.kind.as_str()).collect();
+    assert_eq!(kinds, ["add_user", "set_password", "disable_user"]);
+    assert!(log.iter().all(|e| !serde_json::to_string(&e.change).unwrap().contains("argon2id")));
 }
