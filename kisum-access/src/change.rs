@@ -11,17 +11,41 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, RoleDoc};
 use crate::error::AccessError;
-use crate::ids::{AgentId, DelegationId, Principal, RoleId, UserId};
+use crate::ids::{AgentId, DelegationId, Principal, RoleId, ServiceId, UserId};
 
 /// Who makes a write.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Actor {
-    /// The platform itself (Core's billing, platform admins): bypasses the actor rules, never the model
-    /// rules (last owner, seats, validation).
+    /// The platform itself (a seed, a migration, Core's billing): bypasses the actor rules, never the
+    /// model rules (last owner, seats, validation).
     Platform,
-    /// A user acting in the company the write touches.
+    /// A platform staff user, through the Admin API: a platform write, recorded with who made it.
+    Staff(UserId),
+    /// A registered service holding platform scopes (client credentials): a platform write, recorded
+    /// with which service made it.
+    Service(ServiceId),
+    /// A user acting in the company the write touches: the actor rules apply.
     User(UserId),
+}
+
+impl Actor {
+    /// Whether this is a platform write (anything but a user acting in a company).
+    pub fn is_platform(&self) -> bool {
+        !matches!(self, Actor::User(_))
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Platform => f.write_str("platform"),
+            Actor::Staff(u) => write!(f, "staff:{u}"),
+            Actor::Service(s) => write!(f, "service:{s}"),
+            Actor::User(u) => write!(f, "user:{u}"),
+        }
+    }
 }
 
 /// One write. Documents are in the world-file form and are validated like a loaded world.
@@ -222,6 +246,7 @@ impl Change {
 /// know. Every principal listed (or, when `company_wide`, every principal of the company) has the
 /// version `seq` after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeRecord {
     /// The change's sequence number: the directory's (and the store's) version after it.
     pub seq: u64,

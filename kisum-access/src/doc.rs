@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// A whole state: catalog, companies, users, agents, memberships, delegations.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorldDoc {
     /// The catalog.
     pub catalog: AccessCatalogDoc,
@@ -38,6 +39,7 @@ pub struct WorldDoc {
 /// silently change a decision).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessCatalogDoc {
     /// Modules.
     #[serde(default, deserialize_with = "nullable")]
@@ -78,6 +80,7 @@ impl AccessCatalogDoc {
 /// A permission declaration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionDoc {
     /// `module:resource:action`.
     pub key: String,
@@ -92,6 +95,7 @@ pub struct PermissionDoc {
 /// A role: grants (patterns) and inherited roles.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleDoc {
     /// The role id.
     pub id: String,
@@ -106,6 +110,7 @@ pub struct RoleDoc {
 /// A company.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompanyDoc {
     /// The company id.
     pub id: String,
@@ -123,6 +128,7 @@ pub struct CompanyDoc {
 /// A user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserDoc {
     /// The user id.
     pub id: String,
@@ -131,6 +137,7 @@ pub struct UserDoc {
 /// An agent, registered to one company.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentDoc {
     /// The agent id.
     pub id: String,
@@ -141,6 +148,7 @@ pub struct AgentDoc {
 /// Membership status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MembershipStatus {
     /// Invited, not yet accepted: confers nothing.
     Invited,
@@ -155,6 +163,7 @@ pub enum MembershipStatus {
 /// A membership of a user in a company.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MembershipDoc {
     /// The user.
     pub user: String,
@@ -176,6 +185,7 @@ pub struct MembershipDoc {
 /// A principal reference: `{ "user": id }` or `{ "agent": id }`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PrincipalDoc {
     /// A user.
     User(String),
@@ -186,6 +196,7 @@ pub enum PrincipalDoc {
 /// A resource reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceDoc {
     /// The owning company.
     pub company: String,
@@ -198,6 +209,7 @@ pub struct ResourceDoc {
 /// A delegation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DelegationDoc {
     /// Unique across the world.
     pub id: String,

@@ -397,10 +397,12 @@ impl PathWalk<'_> {
 
 /// A decision explained for people and logs: what granted it, what entitled it, or why it was denied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explanation {
     /// `allow` or `deny`.
     pub decision: &'static str,
     /// The deny reason, if denied.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub reason: Option<DenyReason>,
     /// The principal's roles in the company (for users with a membership).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -22,6 +22,10 @@ define_id!(
     DelegationId, "delegation id", kisum_entitlements::is_id, kisum_entitlements::ID_RULE
 );
 define_id!(
+    /// A registered service (an OAuth client of the platform), such as `billing`.
+    ServiceId, "service id", kisum_entitlements::is_id, kisum_entitlements::ID_RULE
+);
+define_id!(
     /// The kind of a resource, such as `invoice`.
     ResourceKind, "resource kind", kisum_entitlements::is_id, kisum_entitlements::ID_RULE
 );
@@ -33,6 +37,7 @@ define_id!(
 /// Who asks: a user, or an agent that acts only through delegations.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Principal {
     /// A user, who holds memberships.
     User(UserId),
@@ -72,6 +77,7 @@ impl fmt::Display for Principal {
 /// (`CROSS_TENANT`); delegation scopes match resources exactly on all three parts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceRef {
     /// The owning company.
     pub company: CompanyId,

@@ -24,7 +24,7 @@ pub use company::{Company, CompanySource, MAX_DELEGATION_SECONDS};
 pub use directory::{Directory, Prepared, SHARDS};
 pub use error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
 pub use eval::{Allow, Chain, Decision, Explanation, Grant, GrantedBy, MAX_CHAIN};
-pub use ids::{AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, RoleId, UserId};
+pub use ids::{AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, RoleId, ServiceId, UserId};
 pub use kisum_entitlements::{CompanyId, Timestamp};
 pub use kisum_errors::DenyReason;
 pub use pattern::{Pattern, PatternError};

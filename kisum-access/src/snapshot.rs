@@ -182,6 +182,7 @@ impl Snapshot {
 /// the catalog it was built against, and [`Snapshot::from_wire`] refuses it against any other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireSnapshot {
     /// `user:ID` or `agent:ID`.
     pub principal: String,
@@ -195,6 +196,7 @@ pub struct WireSnapshot {
     pub valid_until: Option<Timestamp>,
     /// The reason that denies every check (unknown company, not a member, inactive or expired
     /// membership), if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub denied: Option<DenyReason>,
     /// The permissions allowed without a resource, sorted.
     pub permissions: Vec<String>,
@@ -212,6 +214,7 @@ pub struct WireSnapshot {
 /// One resource-scoped permission of a [`WireSnapshot`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireScoped {
     /// The permission key.
     pub permission: String,

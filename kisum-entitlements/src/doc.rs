@@ -49,6 +49,27 @@ impl fmt::Display for LimitValue {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for LimitValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let finite = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(MAX_LIMIT));
+        let unlimited = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["unlimited"]));
+        OneOfBuilder::new()
+            .item(finite)
+            .item(unlimited)
+            .description(Some("a capacity in 0..=10^12, or `\"unlimited\"`"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for LimitValue {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("LimitValue")
+    }
+}
+
 impl Serialize for LimitValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -87,6 +108,7 @@ impl<'de> Deserialize<'de> for LimitValue {
 /// Whether a module is sold as part of packages or as an add-on. Descriptive only: it changes no rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ModuleKind {
     /// A module packages grant.
     Base,
@@ -97,6 +119,7 @@ pub enum ModuleKind {
 /// How the grants of several plans to one limit combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Combine {
     /// Capacities add up (add-ons add capacity); each is multiplied by its subscription's quantity.
     Sum,
@@ -107,6 +130,7 @@ pub enum Combine {
 /// A module declaration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModuleDoc {
     /// `[a-z0-9_]+`.
     pub id: String,
@@ -117,6 +141,7 @@ pub struct ModuleDoc {
 /// A feature declaration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeatureDoc {
     /// `module.name`.
     pub key: String,
@@ -127,6 +152,7 @@ pub struct FeatureDoc {
 /// A limit declaration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LimitDoc {
     /// `a.b`.
     pub key: String,
@@ -137,6 +163,7 @@ pub struct LimitDoc {
 /// A package (one version of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackageDoc {
     /// The package id.
     pub id: String,
@@ -156,6 +183,7 @@ pub struct PackageDoc {
 /// An add-on (one version of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddonDoc {
     /// The add-on id.
     pub id: String,
@@ -178,6 +206,7 @@ pub struct AddonDoc {
 /// The commercial catalog: what can be sold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogDoc {
     /// Modules.
     #[serde(default, deserialize_with = "nullable")]
@@ -199,6 +228,7 @@ pub struct CatalogDoc {
 /// Subscription status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SubscriptionStatus {
     /// Effective until `trial_ends_at`.
     Trialing,
@@ -217,6 +247,7 @@ pub enum SubscriptionStatus {
 /// What a subscription subscribes to: `{ "package": id, "version": n }` or `{ "addon": id, "version": n }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanRefDoc {
     /// A package id (exactly one of `package` and `addon`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,6 +262,7 @@ pub struct PlanRefDoc {
 /// A subscription of a company to one version of a package or add-on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionDoc {
     /// Unique within the company.
     pub id: String,
@@ -257,6 +289,7 @@ pub struct SubscriptionDoc {
 /// Grant or revoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Effect {
     /// Adds the item (a limit grant replaces the computed value).
     Grant,
@@ -267,6 +300,7 @@ pub enum Effect {
 /// A platform-admin override for one company: exactly one of `module`, `feature`, `limit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OverrideDoc {
     /// An id unique within the company, if it has one (the Admin API assigns one to every override it
     /// creates; world files may leave it out).
@@ -297,6 +331,7 @@ pub struct OverrideDoc {
 /// (`{"package": {…}}` or `{"addon": {…}}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PlanDoc {
     /// A package.
     Package(PackageDoc),

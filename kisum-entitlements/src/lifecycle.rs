@@ -25,6 +25,7 @@ use crate::error::EntitlementsError;
 /// clears the end (a cancellation at period end is withdrawn).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionPatch {
     /// The new status.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -585,6 +585,7 @@ impl CompanyPlans {
 /// Entitlements by name: sorted modules and features, limits by key, and where each item comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntitlementsSummary {
     /// Entitled modules, sorted.
     pub modules: Vec<String>,

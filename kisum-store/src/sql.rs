@@ -7,16 +7,18 @@ use kisum_access::{Actor, Change, ChangeRecord};
 use crate::error::StoreError;
 use crate::store::LogEntry;
 
-/// `platform` or `user:ID`, for the `actor` column.
+/// `platform`, `staff:ID`, `service:ID` or `user:ID`, for the `actor` column.
 pub(crate) fn actor_text(actor: &Actor) -> String {
-    match actor {
-        Actor::Platform => "platform".to_owned(),
-        Actor::User(u) => format!("user:{u}"),
-    }
+    actor.to_string()
 }
 
 pub(crate) fn to_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Database(format!("sequence {seq} is out of range")))
+}
+
+/// A read cursor as a stored sequence: one beyond every sequence there can be reads as the largest.
+pub(crate) fn cursor(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn to_u64(seq: i64) -> Result<u64, StoreError> {
@@ -40,7 +42,7 @@ macro_rules! log_queries {
         use sqlx::Row as _;
 
         use crate::error::StoreError;
-        use crate::sql::{actor_text, decode_entry, to_i64, to_u64};
+        use crate::sql::{actor_text, cursor, decode_entry, to_i64, to_u64};
         use crate::store::{Checkpoint, LogEntry};
 
         pub(crate) async fn head(conn: &mut $conn) -> Result<u64, StoreError> {
@@ -74,7 +76,7 @@ macro_rules! log_queries {
             limit: u32,
         ) -> Result<Vec<LogEntry>, StoreError> {
             let rows = sqlx::query("SELECT seq, record, change FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2")
-                .bind(to_i64(after)?)
+                .bind(cursor(after))
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await
@@ -110,13 +112,13 @@ macro_rules! log_queries {
                     "SELECT seq, record FROM change_log WHERE company = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 )
                 .bind(c.to_string())
-                .bind(to_i64(after)?)
+                .bind(cursor(after))
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(StoreError::db)?,
                 None => sqlx::query("SELECT seq, record FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2")
-                    .bind(to_i64(after)?)
+                    .bind(cursor(after))
                     .bind(i64::from(limit))
                     .fetch_all(&mut *conn)
                     .await

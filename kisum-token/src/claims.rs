@@ -1,7 +1,6 @@
 //! Access-token claims (RFC 9068, with RFC 8693 `act`) and the verified form a service acts on.
 
-use kisum_access::{AgentId, CompanyId, Principal, UserId};
-use kisum_entitlements::define_id;
+use kisum_access::{AgentId, CompanyId, Principal, ServiceId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TokenError;
@@ -97,11 +96,6 @@ pub enum TokenKind {
     Service,
 }
 
-define_id!(
-    /// The client id of a registered service (a service token's `client_id`), such as `billing`.
-    ClientId, "client id", kisum_entitlements::is_id, kisum_entitlements::ID_RULE
-);
-
 /// Who a token speaks for, parsed from its claims once, when it is verified (or signed): holding a
 /// `Caller` from [`VerifiedClaims::caller`] means every id in it was valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +120,7 @@ pub enum Caller {
     #[non_exhaustive]
     Service {
         /// The service (`client_id`).
-        client: ClientId,
+        client: ServiceId,
         /// The permission patterns granted to the service (`scope`, split on whitespace).
         scopes: Vec<String>,
     },
@@ -158,7 +152,7 @@ impl Caller {
     }
 
     /// The service of a service token; `None` only for a user token.
-    pub fn client(&self) -> Option<&ClientId> {
+    pub fn client(&self) -> Option<&ServiceId> {
         match self {
             Caller::Service { client, .. } => Some(client),
             Caller::User { .. } => None,
@@ -205,7 +199,7 @@ impl Claims {
             }
             (None, None, None, Some(client_id), Some(scope)) => {
                 self.check_lifetime_and_act()?;
-                let client = ClientId::parse(client_id).map_err(|_| "client_id is not a client id")?;
+                let client = ServiceId::parse(client_id).map_err(|_| "client_id is not a client id")?;
                 let scopes = scope.split_ascii_whitespace().map(str::to_owned).collect();
                 Ok(Caller::Service { client, scopes })
             }
@@ -273,7 +267,7 @@ impl VerifiedClaims {
 
     /// The service of a service token (`client_id`), parsed at verification; `None` only for a user
     /// token.
-    pub fn client(&self) -> Option<&ClientId> {
+    pub fn client(&self) -> Option<&ServiceId> {
         self.caller.client()
     }
 

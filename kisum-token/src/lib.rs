@@ -10,9 +10,7 @@ mod keyset;
 mod refresh;
 mod verify;
 
-pub use claims::{
-    Act, Audience, Caller, Claims, ClientId, MAX_ACT_DEPTH, MAX_LIFETIME_SECONDS, TokenKind, VerifiedClaims,
-};
+pub use claims::{Act, Audience, Caller, Claims, MAX_ACT_DEPTH, MAX_LIFETIME_SECONDS, TokenKind, VerifiedClaims};
 pub use error::TokenError;
 pub use jws::{Header, MAX_TOKEN_BYTES, UnverifiedToken};
 pub use key::{Algorithm, Jwk, Jwks, Kek, PrivateKey, PublicKey};

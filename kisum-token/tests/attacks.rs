@@ -4,13 +4,14 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use kisum_access::ServiceId;
 use kisum_access::{AgentId, Principal, UserId};
 use kisum_entitlements::{CompanyId, Timestamp};
 use kisum_errors::{ErrorCode, KisumError};
 use kisum_token::danger::sign_raw;
 use kisum_token::{
-    Accept, Algorithm, Caller, Claims, ClientId, Expect, Jwks, KeySet, PrivateKey, PublicKey, RotationPolicy,
-    TokenError, TokenKind, Validation, Verifier, sign,
+    Accept, Algorithm, Caller, Claims, Expect, Jwks, KeySet, PrivateKey, PublicKey, RotationPolicy, TokenError,
+    TokenKind, Validation, Verifier, sign,
 };
 use serde_json::{Value, json};
 
@@ -526,7 +527,7 @@ fn the_caller_is_parsed_once_at_verification() {
                           "jti": "t-2", "client_id": "billing", "scope": "finance:invoice:* core:company:read" });
     let verified = f.verifier.verify(&signed(&f, &service.to_string()), Accept::Service, now()).unwrap();
     let Caller::Service { client, scopes, .. } = verified.caller() else { panic!("a service token") };
-    assert_eq!(client, &ClientId::parse("billing").unwrap());
+    assert_eq!(client, &ServiceId::parse("billing").unwrap());
     assert_eq!(scopes, &["finance:invoice:*", "core:company:read"]);
     assert_eq!((verified.principal(), verified.company()), (None, None));
     assert!(verified.scope_allows("finance:invoice:approve"));

@@ -11,7 +11,7 @@ INSERT INTO kisum_meta (key, value) VALUES ('app', 'kisum-store');
 CREATE TABLE change_log (
     seq          INTEGER PRIMARY KEY NOT NULL CHECK (seq > 0),
     at           TEXT    NOT NULL,   -- the change's instant (RFC 3339)
-    actor        TEXT    NOT NULL,   -- `platform` or `user:ID`
+    actor        TEXT    NOT NULL,   -- `platform`, `staff:ID`, `service:ID` or `user:ID`
     kind         TEXT    NOT NULL,   -- Change::kind
     company      TEXT,               -- the company written to, if any
     record       TEXT    NOT NULL,   -- ChangeRecord as JSON (principals, before/after)

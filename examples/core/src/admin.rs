@@ -1,0 +1,543 @@
+//! The Admin API (API.md §3): platform writes, each guarded by an `admin:…` permission, each committed
+//! through the change log and answered with `kisum-version`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kisum_access::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc};
+use kisum_access::{Access, Change, ChangeRecord, CompanyId, UserId};
+use kisum_entitlements::doc::{OverrideDoc, SubscriptionDoc};
+use kisum_entitlements::{OverrideId, PlanDoc, SubscriptionId, SubscriptionPatch};
+use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, password, random};
+use kisum_store::SideWrite;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::caller::{self, Admin};
+use crate::public::{clip, company_id};
+use crate::state::CoreState;
+
+type Problem = kisum_server::openapi::ProblemSchema;
+
+/// The header every successful write answers with: the store's sequence after it.
+pub(crate) const KISUM_VERSION: HeaderName = HeaderName::from_static("kisum-version");
+
+/// A write's answer: `status`, the `kisum-version` header, and a body (or none).
+fn written(status: StatusCode, record: &ChangeRecord, body: Option<serde_json::Value>) -> Response {
+    let version = HeaderValue::from(record.seq);
+    match body {
+        Some(body) => (status, [(KISUM_VERSION, version)], Json(body)).into_response(),
+        None => (status, [(KISUM_VERSION, version)]).into_response(),
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}
+
+fn user_id(text: &str) -> ApiResult<UserId> {
+    UserId::parse(text).map_err(|_| ApiError::not_found(format!("no user `{}`", clip(text))))
+}
+
+/// Refuses a company that does not exist (`404`).
+fn existing(state: &CoreState, company: &CompanyId) -> ApiResult<Arc<kisum_access::Company>> {
+    state.engine.directory().company(company).ok_or_else(|| ApiError::not_found(format!("no company `{company}`")))
+}
+
+// ---------------------------------------------------------------- companies
+
+/// `POST /admin/v1/companies`: a company document and its first owner, created atomically.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewCompany {
+    /// The company, with any custom roles, subscriptions and overrides.
+    company: CompanyDoc,
+    /// The first owner: a declared user, who gets an active membership with the role `owner`.
+    #[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9_.-]{0,63}$")]
+    owner: UserId,
+}
+
+/// A company with everything that belongs to it, as world-file documents.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CompanyView {
+    /// The company, with its custom roles, subscriptions and overrides.
+    company: CompanyDoc,
+    /// Its memberships.
+    memberships: Vec<MembershipDoc>,
+    /// Its agents.
+    agents: Vec<AgentDoc>,
+    /// Its delegations.
+    delegations: Vec<DelegationDoc>,
+}
+
+impl CompanyView {
+    fn of(company: &kisum_access::Company) -> CompanyView {
+        let source = company.source();
+        CompanyView {
+            company: source.company.clone(),
+            memberships: source.memberships.clone(),
+            agents: source.agents.clone(),
+            delegations: source.delegations.clone(),
+        }
+    }
+}
+
+/// Creates a company with its first owner (`admin:company:create`).
+#[utoipa::path(post, path = "/admin/v1/companies", tag = "admin",
+    request_body = NewCompany,
+    responses(
+        (status = 201, description = "Created", body = CompanyView, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid document", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn create_company(
+    State(state): State<Arc<CoreState>>,
+    Admin(actor, _): Admin<caller::CompanyCreate>,
+    ApiJson(body): ApiJson<NewCompany>,
+) -> ApiResult<Response> {
+    let company = company_id(&body.company.id).map_err(|_| ApiError::invalid("/company/id", "not a company id"))?;
+    let record = state.write(&actor, Change::CreateCompany { company: body.company, owner: body.owner }, &[]).await?;
+    let view = existing(&state, &company).map(|c| CompanyView::of(&c))?;
+    Ok(written(StatusCode::CREATED, &record, to_json(&view)))
+}
+
+/// `?cursor=&limit=` of the company listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Page {
+    /// The last id of the previous page (companies come sorted by id).
+    cursor: Option<String>,
+    /// At most this many companies (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// One page of companies.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CompanyPage {
+    /// The companies, sorted by id.
+    companies: Vec<CompanyDoc>,
+    /// The cursor of the next page, if there is one.
+    next_cursor: Option<String>,
+}
+
+/// Lists companies, sorted by id, a page at a time (`admin:company:read`).
+#[utoipa::path(get, path = "/admin/v1/companies", tag = "admin",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of companies", body = CompanyPage),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A malformed limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn list_companies(
+    State(state): State<Arc<CoreState>>,
+    ApiQuery(page): ApiQuery<Page>,
+    _: Admin<caller::CompanyRead>,
+) -> ApiResult<Json<CompanyPage>> {
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("/limit", "a limit is 1 to 1000"));
+    }
+    let directory = state.engine.directory();
+    let ids = directory.company_ids();
+    let start = match &page.cursor {
+        Some(cursor) => ids.partition_point(|id| id.as_str() <= cursor.as_str()),
+        None => 0,
+    };
+    let companies: Vec<CompanyDoc> = ids
+        .iter()
+        .skip(start)
+        .take(limit as usize)
+        .filter_map(|id| directory.company(id))
+        .map(|c| c.source().company.clone())
+        .collect();
+    let last = start + companies.len();
+    let next_cursor = (last < ids.len()).then(|| companies.last().map(|c| c.id.clone())).flatten();
+    Ok(Json(CompanyPage { companies, next_cursor }))
+}
+
+/// A company with its memberships, agents and delegations (`admin:company:read`).
+#[utoipa::path(get, path = "/admin/v1/companies/{c}", tag = "admin",
+    params(("c" = String, Path, description = "The company id")),
+    responses(
+        (status = 200, description = "The company", body = CompanyView),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn get_company(
+    State(state): State<Arc<CoreState>>,
+    ApiPath(c): ApiPath<String>,
+    _: Admin<caller::CompanyRead>,
+) -> ApiResult<Json<CompanyView>> {
+    let company = existing(&state, &company_id(&c)?)?;
+    Ok(Json(CompanyView::of(&company)))
+}
+
+/// Removes a company with everything that belongs to it (`admin:company:delete`).
+#[utoipa::path(delete, path = "/admin/v1/companies/{c}", tag = "admin",
+    params(("c" = String, Path, description = "The company id")),
+    responses(
+        (status = 204, description = "Removed", headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn remove_company(
+    State(state): State<Arc<CoreState>>,
+    ApiPath(c): ApiPath<String>,
+    Admin(actor, _): Admin<caller::CompanyDelete>,
+) -> ApiResult<Response> {
+    let company = company_id(&c)?;
+    let record = state.write(&actor, Change::RemoveCompany { company }, &[]).await?;
+    Ok(written(StatusCode::NO_CONTENT, &record, None))
+}
+
+// ---------------------------------------------------------------- users
+
+/// `POST /admin/v1/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewUser {
+    /// The user id.
+    #[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9_.-]{0,63}$")]
+    id: UserId,
+    /// The password (8 to 1024 characters); stored as an argon2id hash only.
+    #[schema(min_length = 8, max_length = 1024)]
+    password: String,
+}
+
+/// A created user.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserView {
+    /// The user id.
+    #[schema(value_type = String)]
+    id: UserId,
+}
+
+/// `PUT /admin/v1/users/{u}/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewPassword {
+    /// The password (8 to 1024 characters).
+    #[schema(min_length = 8, max_length = 1024)]
+    password: String,
+}
+
+/// Declares a user with a password (`admin:user:create`).
+#[utoipa::path(post, path = "/admin/v1/users", tag = "admin",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = UserView, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid id or password", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn create_user(
+    State(state): State<Arc<CoreState>>,
+    Admin(actor, _): Admin<caller::UserCreate>,
+    ApiJson(body): ApiJson<NewUser>,
+) -> ApiResult<Response> {
+    password::check_policy(&body.password)?;
+    if state.engine.directory().has_user(&body.id) {
+        return Err(ApiError::new(kisum_errors::ErrorCode::Conflict, format!("duplicate user `{}`", body.id)));
+    }
+    let hash = password::hash(body.password).await?;
+    let side = [SideWrite::SetPassword { user: body.id.clone(), hash }];
+    let record = state.write(&actor, Change::AddUser { user: body.id.clone() }, &side).await?;
+    Ok(written(StatusCode::CREATED, &record, to_json(&UserView { id: body.id })))
+}
+
+/// Sets a user's password (`admin:user:update`).
+#[utoipa::path(put, path = "/admin/v1/users/{u}/password", tag = "admin",
+    params(("u" = String, Path, description = "The user id")),
+    request_body = NewPassword,
+    responses(
+        (status = 204, description = "Set", headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid password", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn set_password(
+    State(state): State<Arc<CoreState>>,
+    ApiPath(u): ApiPath<String>,
+    Admin(actor, _): Admin<caller::UserUpdate>,
+    ApiJson(body): ApiJson<NewPassword>,
+) -> ApiResult<Response> {
+    let user = user_id(&u)?;
+    if !state.engine.directory().has_user(&user) {
+        return Err(ApiError::not_found(format!("no user `{user}`")));
+    }
+    let hash = password::hash(body.password).await?;
+    let side = [SideWrite::SetPassword { user: user.clone(), hash }];
+    let record = state.write(&actor, Change::SetPassword { user }, &side).await?;
+    Ok(written(StatusCode::NO_CONTENT, &record, None))
+}
+
+/// Disables a user: it may no longer sign in, and its sessions end (`admin:user:update`).
+#[utoipa::path(post, path = "/admin/v1/users/{u}/disable", tag = "admin",
+    params(("u" = String, Path, description = "The user id")),
+    responses(
+        (status = 204, description = "Disabled", headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn disable_user(
+    State(state): State<Arc<CoreState>>,
+    ApiPath(u): ApiPath<String>,
+    Admin(actor, _): Admin<caller::UserUpdate>,
+) -> ApiResult<Response> {
+    let user = user_id(&u)?;
+    let side = [SideWrite::DisableUser { user: user.clone(), at: state.now() }];
+    let record = state.write(&actor, Change::DisableUser { user }, &side).await?;
+    Ok(written(StatusCode::NO_CONTENT, &record, None))
+}
+
+// ---------------------------------------------------------------- subscriptions
+
+/// Adds a subscription to a company (`admin:subscription:write`).
+#[utoipa::path(post, path = "/admin/v1/companies/{c}/subscriptions", tag = "admin",
+    params(("c" = String, Path, description = "The company id")),
+    request_body = SubscriptionDoc,
+    responses(
+        (status = 201, description = "Created", body = SubscriptionDoc, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken, or a package subscription would overlap another", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid subscription", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn create_subscription(
+    State(state): State<Arc<CoreState>>,
+    ApiPath(c): ApiPath<String>,
+    Admin(actor, _): Admin<caller::SubscriptionWrite>,
+    ApiJson(subscription): ApiJson<SubscriptionDoc>,
+) -> ApiResult<Response> {
+    let company = company_id(&c)?;
+    let body = to_json(&subscription);
+    let record = state.write(&actor, Change::AddSubscription { company, subscription }, &[]).await?;
+    Ok(written(StatusCode::CREATED, &record, body))
+}
+
+/// Moves a subscription through its lifecycle (`admin:subscription:write`): trial → active,
+/// active → past due (with `grace_until`), pause/resume, cancel at period end (`ends_at`), plan change,
+/// cancel or expire. A transition the lifecycle does not allow is `409`.
+#[utoipa::path(patch, path = "/admin/v1/companies/{c}/subscriptions/{id}", tag = "admin",
+    params(("c" = String, Path, description = "The company id"), ("id" = String, Path, description = "The subscription id")),
+    request_body = SubscriptionPatch,
+    responses(
+        (status = 200, description = "The subscription after the change", body = SubscriptionDoc, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company or subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A transition the lifecycle does not allow, or an overlap", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid result", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn update_subscription(
+    State(state): State<Arc<CoreState>>,
+    ApiPath((c, id)): ApiPath<(String, String)>,
+    Admin(actor, _): Admin<caller::SubscriptionWrite>,
+    ApiJson(patch): ApiJson<SubscriptionPatch>,
+) -> ApiResult<Response> {
+    let company = company_id(&c)?;
+    let subscription =
+        SubscriptionId::parse(&id).map_err(|_| ApiError::not_found(format!("no subscription `{}`", clip(&id))))?;
+    let change = Change::UpdateSubscription { company: company.clone(), subscription: subscription.clone(), patch };
+    let record = state.write(&actor, change, &[]).await?;
+    let after = existing(&state, &company)?
+        .source()
+        .company
+        .subscriptions
+        .iter()
+        .find(|s| s.id == subscription.as_str())
+        .cloned();
+    Ok(written(StatusCode::OK, &record, after.as_ref().and_then(to_json)))
+}
+
+// ---------------------------------------------------------------- overrides
+
+/// The overrides of a company.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OverrideList {
+    /// The overrides, each with its id.
+    overrides: Vec<OverrideDoc>,
+}
+
+/// Adds an override (`admin:override:write`); the server assigns its `id` (an `id` in the body is
+/// refused).
+#[utoipa::path(post, path = "/admin/v1/companies/{c}/overrides", tag = "admin",
+    params(("c" = String, Path, description = "The company id")),
+    request_body = OverrideDoc,
+    responses(
+        (status = 201, description = "Created, with its id", body = OverrideDoc, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid override", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn create_override(
+    State(state): State<Arc<CoreState>>,
+    ApiPath(c): ApiPath<String>,
+    Admin(actor, _): Admin<caller::OverrideWrite>,
+    ApiJson(mut item): ApiJson<OverrideDoc>,
+) -> ApiResult<Response> {
+    let company = company_id(&c)?;
+    if item.id.is_some() {
+        return Err(ApiError::invalid("/id", "the server assigns override ids"));
+    }
+    item.id = Some(random::id("ov")?);
+    let body = to_json(&item);
+    let record = state.write(&actor, Change::AddOverride { company, item }, &[]).await?;
+    Ok(written(StatusCode::CREATED, &record, body))
+}
+
+/// Lists a company's overrides (`admin:override:read`).
+#[utoipa::path(get, path = "/admin/v1/companies/{c}/overrides", tag = "admin",
+    params(("c" = String, Path, description = "The company id")),
+    responses(
+        (status = 200, description = "The overrides", body = OverrideList),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn list_overrides(
+    State(state): State<Arc<CoreState>>,
+    ApiPath(c): ApiPath<String>,
+    _: Admin<caller::OverrideRead>,
+) -> ApiResult<Json<OverrideList>> {
+    let company = existing(&state, &company_id(&c)?)?;
+    Ok(Json(OverrideList { overrides: company.source().company.overrides.clone() }))
+}
+
+/// Removes an override (`admin:override:write`).
+#[utoipa::path(delete, path = "/admin/v1/companies/{c}/overrides/{id}", tag = "admin",
+    params(("c" = String, Path, description = "The company id"), ("id" = String, Path, description = "The override id")),
+    responses(
+        (status = 204, description = "Removed", headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company or override", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn remove_override(
+    State(state): State<Arc<CoreState>>,
+    ApiPath((c, id)): ApiPath<(String, String)>,
+    Admin(actor, _): Admin<caller::OverrideWrite>,
+) -> ApiResult<Response> {
+    let company = company_id(&c)?;
+    let id = OverrideId::parse(&id).map_err(|_| ApiError::not_found(format!("no override `{}`", clip(&id))))?;
+    let record = state.write(&actor, Change::RemoveOverride { company, id }, &[]).await?;
+    Ok(written(StatusCode::NO_CONTENT, &record, None))
+}
+
+// ---------------------------------------------------------------- plans
+
+/// Publishes a new, immutable version of a package or add-on (`admin:plan:publish`); an existing
+/// `(id, version)` is `409`.
+#[utoipa::path(post, path = "/admin/v1/plans", tag = "admin",
+    request_body = PlanDoc,
+    responses(
+        (status = 201, description = "Published", body = PlanDoc, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "That version exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid plan", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn publish_plan(
+    State(state): State<Arc<CoreState>>,
+    Admin(actor, _): Admin<caller::PlanPublish>,
+    ApiJson(plan): ApiJson<PlanDoc>,
+) -> ApiResult<Response> {
+    let body = to_json(&plan);
+    let record = state.write(&actor, Change::PublishPlan { plan }, &[]).await?;
+    Ok(written(StatusCode::CREATED, &record, body))
+}
+
+// ---------------------------------------------------------------- audit
+
+/// `?after=&company=&limit=` of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    /// Records after this sequence (default 0: from the oldest kept).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    after: Option<u64>,
+    /// Only this company's records.
+    #[param(pattern = "^[a-z0-9][a-z0-9_.-]{0,63}$")]
+    company: Option<String>,
+    /// At most this many records (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditPage {
+    /// The records, in sequence order.
+    records: Vec<ChangeRecord>,
+    /// The `after` of the next page, if the page was full.
+    next: Option<u64>,
+}
+
+/// Every write, platform-wide (`admin:audit:read`): actor, instant, kind, company, whom it touched,
+/// before and after.
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of records", body = AuditPage),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A malformed query", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn audit(
+    State(state): State<Arc<CoreState>>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+    _: Admin<caller::AuditRead>,
+) -> ApiResult<Json<AuditPage>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("/limit", "a limit is 1 to 1000"));
+    }
+    let after = query.after.unwrap_or(0);
+    if i64::try_from(after).is_err() {
+        return Err(ApiError::invalid("/after", "a sequence is at most 2^63 - 1"));
+    }
+    let company = match &query.company {
+        Some(c) => Some(CompanyId::parse(c).map_err(|e| ApiError::invalid("/company", e.to_string()))?),
+        None => None,
+    };
+    let records = state.engine.store().audit(company.as_ref(), after, limit).await?;
+    let next = (records.len() == limit as usize).then(|| records.last().map(|r| r.seq)).flatten();
+    Ok(Json(AuditPage { records, next }))
+}

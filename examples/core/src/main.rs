@@ -1,0 +1,111 @@
+//! `kisum-core`: Core and the Admin API on a store, until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kisum_access::doc::WorldDoc;
+use kisum_core::CoreState;
+use kisum_entitlements::SystemClock;
+use kisum_server::Tokens;
+use kisum_token::{Jwks, Validation, Verifier};
+
+/// Core and the Admin API of the Kisum platform (API.md §3).
+#[derive(Debug, Parser)]
+#[command(name = "kisum-core", version)]
+struct Config {
+    /// Where to listen (a loopback address).
+    #[arg(long, env = "KISUM_CORE_LISTEN", default_value = "127.0.0.1:7401")]
+    listen: SocketAddr,
+    /// The store: `sqlite://FILE` or `postgres://…`. Defaults to `kisum.db` in `--data`.
+    #[arg(long, env = "KISUM_DB")]
+    db: Option<String>,
+    /// The folder of the embedded store.
+    #[arg(long, env = "KISUM_DATA", default_value = "./kisum-data")]
+    data: PathBuf,
+    /// A world file (scenarios/README.md format) to seed an empty store with; default: the demo world.
+    #[arg(long, env = "KISUM_SEED_WORLD")]
+    seed_world: Option<PathBuf>,
+    /// The JSON Web Key Set of the token issuer (Auth's `/.well-known/jwks.json`, saved to a file).
+    #[arg(long, env = "KISUM_JWKS")]
+    jwks: PathBuf,
+    /// The issuer (`iss`) tokens must name.
+    #[arg(long, env = "KISUM_ISSUER", default_value = "http://127.0.0.1:7400")]
+    issuer: String,
+    /// The audience (`aud`) tokens must name.
+    #[arg(long, env = "KISUM_AUDIENCE", default_value = "kisum")]
+    audience: String,
+    /// The company whose members with `admin:…` permissions are platform staff.
+    #[arg(long, env = "KISUM_PLATFORM_COMPANY", default_value = "kisum")]
+    platform_company: String,
+    /// How often to read the change log for other replicas' writes, in milliseconds (notifications
+    /// wake the reader sooner on PostgreSQL).
+    #[arg(long, env = "KISUM_POLL_MS", default_value_t = 250)]
+    poll_ms: u64,
+}
+
+const DEMO_WORLD: &str = include_str!("../../demo/world.json");
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    kisum_server::init_tracing();
+    let config = Config::parse();
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kisum-core: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let seed: WorldDoc = match &config.seed_world {
+        Some(path) => {
+            serde_json::from_str(&std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => serde_json::from_str(DEMO_WORLD)?,
+    };
+    let db = match &config.db {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&config.data).map_err(|e| format!("{}: {e}", config.data.display()))?;
+            format!("sqlite://{}", config.data.join("kisum.db").display())
+        }
+    };
+    let jwks_text = std::fs::read_to_string(&config.jwks).map_err(|e| format!("{}: {e}", config.jwks.display()))?;
+    let verifier = Verifier::new(Jwks::parse(&jwks_text)?, Validation::new(&config.issuer, &config.audience))?;
+    let store = kisum_store::connect(&db).await?;
+    let engine = Arc::new(kisum_store::Engine::open(store, Some(&seed)).await?);
+    let follower = engine.follow(Duration::from_millis(config.poll_ms));
+    let state = Arc::new(CoreState {
+        engine,
+        tokens: Tokens::new(verifier, Arc::new(SystemClock)),
+        platform_company: config.platform_company.parse()?,
+    });
+    let listener = kisum_server::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(store = %redact(&db), seq = state.engine.seq(), "Core ready");
+    println!("Core on http://{addr}  (OpenAPI: http://{addr}/openapi.json; store {})", redact(&db));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    axum::serve(listener, kisum_core::app(state)).with_graceful_shutdown(shutdown).await?;
+    follower.abort();
+    Ok(())
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,573 @@
+//! Core and the Admin API through the router, on SQLite and on PostgreSQL: every route, every kind of
+//! caller (platform service, staff user, company owner, outsider), the subscription lifecycle with its
+//! refusals, cross-tenant reads, and a write seen by another replica through the change log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use kisum_access::Access;
+use kisum_core::CoreState;
+use kisum_entitlements::{ManualClock, Timestamp};
+use kisum_server::Tokens;
+use kisum_store::{Engine, connect};
+use kisum_tests::{Backend, TestDb, demo_world};
+use kisum_token::{Algorithm, Audience, Claims, Jwks, PrivateKey, Validation, Verifier, sign};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ISSUER: &str = "http://127.0.0.1:7400";
+
+fn now() -> Timestamp {
+    Timestamp::parse("2026-03-15T12:00:00Z").unwrap()
+}
+
+struct Harness {
+    app: Router,
+    key: PrivateKey,
+    engine: Arc<Engine>,
+    db: TestDb,
+}
+
+async fn harness(backend: Backend) -> Harness {
+    let db = TestDb::new(backend).await;
+    let engine = Arc::new(Engine::open(connect(&db.url).await.unwrap(), Some(&demo_world())).await.unwrap());
+    let key = PrivateKey::generate(Algorithm::EdDSA, "k1").unwrap();
+    let verifier = Verifier::new(Jwks::from_keys([&key]).unwrap(), Validation::new(ISSUER, "kisum")).unwrap();
+    let tokens = Tokens::new(verifier, Arc::new(ManualClock::new(now())));
+    let state = CoreState { engine: engine.clone(), tokens, platform_company: "kisum".parse().unwrap() };
+    Harness { app: kisum_core::app(Arc::new(state)), key, engine, db }
+}
+
+impl Harness {
+    fn token(&self, claims: Claims) -> String {
+        sign(&self.key, &claims).unwrap()
+    }
+
+    fn claims(&self, sub: &str) -> Claims {
+        let iat = now().unix_seconds();
+        Claims {
+            iss: ISSUER.into(),
+            sub: sub.into(),
+            aud: Audience::One("kisum".into()),
+            exp: iat + 600,
+            iat,
+            jti: format!("j-{sub}"),
+            nbf: None,
+            cid: None,
+            sid: None,
+            ver: None,
+            act: None,
+            client_id: None,
+            scope: None,
+        }
+    }
+
+    /// A user token for `user` in `company`.
+    fn user(&self, user: &str, company: &str) -> String {
+        let claims = Claims { cid: Some(company.into()), sid: Some("s1".into()), ver: Some(0), ..self.claims(user) };
+        self.token(claims)
+    }
+
+    /// A service token with `scope`.
+    fn service(&self, client: &str, scope: &str) -> String {
+        let claims = Claims {
+            client_id: Some(client.into()),
+            scope: Some(scope.into()),
+            ..self.claims(&format!("service:{client}"))
+        };
+        self.token(claims)
+    }
+
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request.header("content-type", "application/json").body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        Answer { status, headers, body }
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    fn version(&self) -> u64 {
+        self.headers["kisum-version"].to_str().unwrap().parse().unwrap()
+    }
+
+    #[track_caller]
+    fn expect(&self, status: StatusCode) -> &Self {
+        assert_eq!(self.status, status, "{:#}", self.body);
+        if !status.is_success() {
+            assert_eq!(self.headers["content-type"], "application/problem+json", "{:#}", self.body);
+            assert_eq!(self.body["status"], status.as_u16(), "{:#}", self.body);
+            assert_eq!(
+                self.body["request_id"].as_str(),
+                self.headers["x-request-id"].to_str().ok(),
+                "problem bodies carry the request id"
+            );
+        }
+        self
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { crate::$name(kisum_tests::Backend::Sqlite).await; } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { crate::$name(kisum_tests::Backend::Postgres).await; } )*
+        }
+    };
+}
+
+on_both_backends!(
+    catalog_and_entitlements_by_caller,
+    admin_routes_by_caller,
+    companies_create_list_read_remove,
+    users_and_passwords,
+    the_subscription_lifecycle,
+    overrides_and_plans,
+    the_audit_log,
+    bad_input_gets_clear_errors,
+    writes_reach_another_replica_through_the_log,
+);
+
+async fn catalog_and_entitlements_by_caller(backend: Backend) {
+    let h = harness(backend).await;
+    let maya = h.user("maya", "encore");
+    let catalog = h.call(Method::GET, "/v1/catalog", Some(&maya), None).await;
+    catalog.expect(StatusCode::OK);
+    assert!(catalog.body["packages"].as_array().unwrap().iter().any(|p| p["id"] == "pro" && p["version"] == 2));
+    h.call(Method::GET, "/v1/catalog", None, None).await.expect(StatusCode::UNAUTHORIZED);
+
+    let path = "/v1/companies/encore/entitlements?at=2026-03-15T00:00:00Z";
+    let mine = h.call(Method::GET, path, Some(&maya), None).await;
+    mine.expect(StatusCode::OK);
+    assert_eq!(mine.body["modules"], json!(["ai", "artist", "core", "finance", "promoters", "touring", "venue"]));
+    assert_eq!(mine.body["limits"]["core.seats"], 25);
+    assert!(mine.body["provenance"]["module:finance"].is_array(), "with provenance, like `kisum entitlements`");
+    // The same as the CLI's shape, by construction: the engine's summary.
+    let at = Timestamp::parse("2026-03-15T00:00:00Z").unwrap();
+    let direct = h.engine.directory().entitlements(&"encore".parse().unwrap(), at).unwrap();
+    assert_eq!(mine.body, serde_json::to_value(direct).unwrap());
+
+    // A service with the scope reads any company; others learn nothing (404, like a company that does
+    // not exist).
+    let billing = h.service("billing", "core:entitlements:read");
+    h.call(Method::GET, "/v1/companies/bluenote/entitlements", Some(&billing), None).await.expect(StatusCode::OK);
+    let nosy = h.service("nosy", "finance:*");
+    let outsider = h.call(Method::GET, "/v1/companies/bluenote/entitlements", Some(&nosy), None).await;
+    outsider.expect(StatusCode::NOT_FOUND);
+    let ghost = h.call(Method::GET, "/v1/companies/ghost/entitlements", Some(&billing), None).await;
+    ghost.expect(StatusCode::NOT_FOUND);
+    assert_eq!(
+        outsider.body["detail"].as_str().map(|d| d.replace("bluenote", "X")),
+        ghost.body["detail"].as_str().map(|d| d.replace("ghost", "X"))
+    );
+    // A member of one company does not read another's, even with a token naming it.
+    let cross = h.call(Method::GET, "/v1/companies/bluenote/entitlements", Some(&maya), None).await;
+    cross.expect(StatusCode::NOT_FOUND);
+    let sam_in_encore = h.user("sam", "encore");
+    h.call(Method::GET, "/v1/companies/encore/entitlements", Some(&sam_in_encore), None)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    // A suspended member (kai) reads nothing.
+    let kai = h.user("kai", "encore");
+    h.call(Method::GET, "/v1/companies/encore/entitlements", Some(&kai), None).await.expect(StatusCode::NOT_FOUND);
+    // Time: a malformed instant is the caller's mistake.
+    let bad = h.call(Method::GET, "/v1/companies/encore/entitlements?at=yesterday", Some(&maya), None).await;
+    bad.expect(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn admin_routes_by_caller(backend: Backend) {
+    let h = harness(backend).await;
+    let path = "/admin/v1/companies";
+    // No token: 401 with the Bearer challenge.
+    let none = h.call(Method::GET, path, None, None).await;
+    none.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(none.headers["www-authenticate"], "Bearer");
+    assert_eq!(none.code(), "UNAUTHENTICATED");
+    // A forged token: 401 TOKEN_INVALID.
+    let other = PrivateKey::generate(Algorithm::EdDSA, "k1").unwrap();
+    let user_claims = Claims { cid: Some("kisum".into()), sid: Some("s1".into()), ver: Some(0), ..h.claims("ops") };
+    let forged = sign(&other, &user_claims).unwrap();
+    let refused = h.call(Method::GET, path, Some(&forged), None).await;
+    refused.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.code(), "TOKEN_INVALID");
+    // An expired token: 401 TOKEN_EXPIRED.
+    let old = h.token(Claims { exp: now().unix_seconds() - 120, iat: now().unix_seconds() - 700, ..user_claims });
+    assert_eq!(h.call(Method::GET, path, Some(&old), None).await.code(), "TOKEN_EXPIRED");
+    // A company owner is not platform staff.
+    let maya = h.user("maya", "encore");
+    let owner = h.call(Method::GET, path, Some(&maya), None).await;
+    owner.expect(StatusCode::FORBIDDEN);
+    assert_eq!(owner.body["required"], "admin:company:read");
+    // A service without the scope, and one with it.
+    h.call(Method::GET, path, Some(&h.service("crm", "core:*")), None).await.expect(StatusCode::FORBIDDEN);
+    h.call(Method::GET, path, Some(&h.service("ops-bot", "admin:company:read")), None).await.expect(StatusCode::OK);
+    // Staff: `ops` owns the platform company (everything), `una` has the support role (reads only).
+    let ops = h.user("ops", "kisum");
+    let una = h.user("una", "kisum");
+    h.call(Method::GET, path, Some(&ops), None).await.expect(StatusCode::OK);
+    h.call(Method::GET, path, Some(&una), None).await.expect(StatusCode::OK);
+    let create = json!({"company": {"id": "newco"}, "owner": "leo"});
+    h.call(Method::POST, path, Some(&una), Some(create.clone())).await.expect(StatusCode::FORBIDDEN);
+    h.call(Method::POST, path, Some(&ops), Some(create)).await.expect(StatusCode::CREATED);
+    // Staff power comes from the platform company only: `ops` in another company is nobody.
+    let ops_elsewhere = h.user("ops", "encore");
+    h.call(Method::GET, path, Some(&ops_elsewhere), None).await.expect(StatusCode::FORBIDDEN);
+}
+
+async fn companies_create_list_read_remove(backend: Backend) {
+    let h = harness(backend).await;
+    let admin = h.service("ops-bot", "admin:*");
+    let created = h
+        .call(Method::POST, "/admin/v1/companies", Some(&admin), Some(json!({"company": {"id": "gig", "subscriptions": [
+            {"id": "g1", "plan": {"package": "starter", "version": 1}, "status": "active", "starts_at": "2026-01-01T00:00:00Z"}]},
+            "owner": "leo"})))
+        .await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["memberships"][0]["user"], "leo");
+    assert_eq!(created.body["memberships"][0]["roles"], json!(["owner"]));
+    assert_eq!(created.version(), h.engine.seq());
+    // The new owner is allowed at once.
+    let leo = kisum_access::Principal::parse("user:leo").unwrap();
+    let directory = h.engine.directory();
+    let read = directory.permission("core:company:read").unwrap();
+    assert!(directory.check(&leo, &"gig".parse().unwrap(), read, None, now()).is_allowed());
+    // Taken id, unknown owner.
+    let again = json!({"company": {"id": "gig"}, "owner": "leo"});
+    assert_eq!(h.call(Method::POST, "/admin/v1/companies", Some(&admin), Some(again)).await.code(), "CONFLICT");
+    let nobody = json!({"company": {"id": "gig2"}, "owner": "nobody"});
+    h.call(Method::POST, "/admin/v1/companies", Some(&admin), Some(nobody))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Pages, sorted by id, with a cursor.
+    let first = h.call(Method::GET, "/admin/v1/companies?limit=2", Some(&admin), None).await;
+    first.expect(StatusCode::OK);
+    let ids = |a: &Answer| {
+        a.body["companies"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), ["bluenote", "encore"]);
+    assert_eq!(first.body["next_cursor"], "encore");
+    let second = h.call(Method::GET, "/admin/v1/companies?limit=2&cursor=encore", Some(&admin), None).await;
+    assert_eq!(ids(&second), ["gig", "kisum"]);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    h.call(Method::GET, "/admin/v1/companies?limit=0", Some(&admin), None)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+
+    let one = h.call(Method::GET, "/admin/v1/companies/encore", Some(&admin), None).await;
+    one.expect(StatusCode::OK);
+    assert!(one.body["delegations"].as_array().unwrap().len() >= 2);
+    h.call(Method::GET, "/admin/v1/companies/nope", Some(&admin), None).await.expect(StatusCode::NOT_FOUND);
+
+    let removed = h.call(Method::DELETE, "/admin/v1/companies/gig", Some(&admin), None).await;
+    removed.expect(StatusCode::NO_CONTENT);
+    assert!(removed.version() > created.version());
+    h.call(Method::GET, "/admin/v1/companies/gig", Some(&admin), None).await.expect(StatusCode::NOT_FOUND);
+    h.call(Method::DELETE, "/admin/v1/companies/gig", Some(&admin), None).await.expect(StatusCode::NOT_FOUND);
+}
+
+async fn users_and_passwords(backend: Backend) {
+    let h = harness(backend).await;
+    let admin = h.service("ops-bot", "admin:*");
+    let created = h
+        .call(Method::POST, "/admin/v1/users", Some(&admin), Some(json!({"id": "zoe", "password": "correct horse"})))
+        .await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body, json!({"id": "zoe"}));
+    let zoe: kisum_access::UserId = "zoe".parse().unwrap();
+    let credential = h.engine.store().credential(&zoe).await.unwrap().unwrap();
+    assert!(credential.password_hash.starts_with("$argon2id$"), "stored as an argon2id hash");
+    assert!(kisum_server::password::verify("correct horse".into(), credential.password_hash.clone()).await);
+    let taken = h
+        .call(Method::POST, "/admin/v1/users", Some(&admin), Some(json!({"id": "zoe", "password": "another one"})))
+        .await;
+    taken.expect(StatusCode::CONFLICT);
+    let short =
+        h.call(Method::POST, "/admin/v1/users", Some(&admin), Some(json!({"id": "yan", "password": "short"}))).await;
+    short.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(short.body["errors"][0]["path"], "/password");
+    let bad_id = h
+        .call(
+            Method::POST,
+            "/admin/v1/users",
+            Some(&admin),
+            Some(json!({"id": "Not An Id", "password": "long enough"})),
+        )
+        .await;
+    bad_id.expect(StatusCode::UNPROCESSABLE_ENTITY);
+
+    h.call(Method::PUT, "/admin/v1/users/zoe/password", Some(&admin), Some(json!({"password": "battery staple"})))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let credential = h.engine.store().credential(&zoe).await.unwrap().unwrap();
+    assert!(kisum_server::password::verify("battery staple".into(), credential.password_hash).await);
+    h.call(Method::PUT, "/admin/v1/users/ghost/password", Some(&admin), Some(json!({"password": "battery staple"})))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    h.call(Method::POST, "/admin/v1/users/zoe/disable", Some(&admin), None).await.expect(StatusCode::NO_CONTENT);
+    assert_eq!(h.engine.store().credential(&zoe).await.unwrap().unwrap().disabled_at, Some(now()));
+    h.call(Method::POST, "/admin/v1/users/ghost/disable", Some(&admin), None).await.expect(StatusCode::NOT_FOUND);
+    // No hash ever reaches the audit log.
+    let audit = h.call(Method::GET, "/admin/v1/audit", Some(&admin), None).await;
+    assert!(!audit.body.to_string().contains("argon2"));
+}
+
+async fn the_subscription_lifecycle(backend: Backend) {
+    let h = harness(backend).await;
+    let admin = h.service("billing", "admin:subscription:write admin:company:read");
+    let subs = "/admin/v1/companies/bluenote/subscriptions";
+    let add = json!({"id": "bn-ai", "plan": {"addon": "ai", "version": 1}, "status": "trialing",
+                     "starts_at": "2026-03-01T00:00:00Z", "trial_ends_at": "2026-04-01T00:00:00Z"});
+    let created = h.call(Method::POST, subs, Some(&admin), Some(add.clone())).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["id"], "bn-ai");
+    h.call(Method::POST, subs, Some(&admin), Some(add)).await.expect(StatusCode::CONFLICT);
+    let overlap = json!({"id": "bn-ent", "plan": {"package": "enterprise", "version": 1}, "status": "active",
+                         "starts_at": "2026-03-10T00:00:00Z"});
+    h.call(Method::POST, subs, Some(&admin), Some(overlap)).await.expect(StatusCode::CONFLICT);
+    h.call(Method::POST, "/admin/v1/companies/ghost/subscriptions", Some(&admin), Some(json!({"id": "x", "plan": {"package": "pro", "version": 1}, "status": "active", "starts_at": "2026-03-10T00:00:00Z"})))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+
+    let patch = |id: &'static str, body: Value| {
+        let h = &h;
+        let admin = admin.clone();
+        async move { h.call(Method::PATCH, &format!("{subs}/{id}"), Some(&admin), Some(body)).await }
+    };
+    let entitled = |h: &Harness, module: &str| {
+        let e = h.engine.directory().entitlements(&"bluenote".parse().unwrap(), now()).unwrap();
+        e.modules.iter().any(|m| m == module)
+    };
+    assert!(entitled(&h, "ai"), "the add-on trial counts: `pro` is effective");
+    // trial -> active
+    let active = patch("bn-ai", json!({"status": "active"})).await;
+    active.expect(StatusCode::OK);
+    assert_eq!(active.body["status"], "active");
+    // active -> past_due needs grace_until
+    patch("bn-ai", json!({"status": "past_due"})).await.expect(StatusCode::CONFLICT);
+    let due = patch("bn-ai", json!({"status": "past_due", "grace_until": "2026-03-20T00:00:00Z"})).await;
+    due.expect(StatusCode::OK);
+    assert_eq!(due.body["grace_until"], "2026-03-20T00:00:00Z");
+    // past_due -> trialing is not a transition
+    patch("bn-ai", json!({"status": "trialing"})).await.expect(StatusCode::CONFLICT);
+    patch("bn-ai", json!({"status": "active"})).await.expect(StatusCode::OK);
+    // pause, resume
+    patch("bn-ai", json!({"status": "paused"})).await.expect(StatusCode::OK);
+    assert!(!entitled(&h, "ai"), "a paused subscription entitles nothing");
+    patch("bn-ai", json!({"status": "active"})).await.expect(StatusCode::OK);
+    assert!(entitled(&h, "ai"));
+    // cancel at period end, then a plan change: the add-on's package goes, the add-on stops counting.
+    let ends = patch("bn-ai", json!({"ends_at": "2026-12-31T00:00:00Z"})).await;
+    assert_eq!(ends.body["ends_at"], "2026-12-31T00:00:00Z");
+    patch("bn-pro", json!({"plan": {"package": "starter", "version": 1}})).await.expect(StatusCode::OK);
+    assert!(!entitled(&h, "ai"), "`ai` requires `pro` or `enterprise`");
+    patch("bn-pro", json!({"plan": {"addon": "ai", "version": 1}})).await.expect(StatusCode::CONFLICT);
+    patch("bn-pro", json!({"plan": {"package": "ghost", "version": 9}})).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    // cancel: final.
+    patch("bn-ai", json!({"status": "canceled"})).await.expect(StatusCode::OK);
+    patch("bn-ai", json!({"status": "active"})).await.expect(StatusCode::CONFLICT);
+    patch("bn-ai", json!({"quantity": 2})).await.expect(StatusCode::CONFLICT);
+    patch("nope", json!({"status": "active"})).await.expect(StatusCode::NOT_FOUND);
+    patch("bn-pro", json!({"colour": "red"})).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    // A company owner cannot do any of it.
+    let sam = h.user("sam", "bluenote");
+    let own = h.call(Method::PATCH, &format!("{subs}/bn-pro"), Some(&sam), Some(json!({"quantity": 3}))).await;
+    own.expect(StatusCode::FORBIDDEN);
+}
+
+async fn overrides_and_plans(backend: Backend) {
+    let h = harness(backend).await;
+    let admin = h.service("ops-bot", "admin:*");
+    let path = "/admin/v1/companies/bluenote/overrides";
+    let grant = json!({"effect": "grant", "module": "ai", "reason": "pilot", "expires_at": "2026-06-01T00:00:00Z"});
+    let created = h.call(Method::POST, path, Some(&admin), Some(grant)).await;
+    created.expect(StatusCode::CREATED);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("ov-"));
+    let maya_in_bluenote = h.user("maya", "bluenote");
+    let e = h.call(Method::GET, "/v1/companies/bluenote/entitlements", Some(&maya_in_bluenote), None).await;
+    assert!(e.body["modules"].as_array().unwrap().contains(&json!("ai")));
+    assert_eq!(e.body["provenance"]["module:ai"], json!([format!("override:{id} (pilot)")]));
+    let list = h.call(Method::GET, path, Some(&admin), None).await;
+    list.expect(StatusCode::OK);
+    assert_eq!(list.body["overrides"].as_array().unwrap().len(), 2, "the legal hold and the pilot");
+    let with_id = json!({"id": "mine", "effect": "grant", "module": "ai", "reason": "x"});
+    h.call(Method::POST, path, Some(&admin), Some(with_id)).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let no_reason = json!({"effect": "grant", "module": "ai", "reason": ""});
+    h.call(Method::POST, path, Some(&admin), Some(no_reason)).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    h.call(Method::DELETE, &format!("{path}/{id}"), Some(&admin), None).await.expect(StatusCode::NO_CONTENT);
+    h.call(Method::DELETE, &format!("{path}/{id}"), Some(&admin), None).await.expect(StatusCode::NOT_FOUND);
+    let e = h.call(Method::GET, "/v1/companies/bluenote/entitlements", Some(&maya_in_bluenote), None).await;
+    assert!(!e.body["modules"].as_array().unwrap().contains(&json!("ai")));
+
+    // Plans: published once, immutable, usable by a subscription at once.
+    let plan = json!({"package": {"id": "pro", "version": 3, "modules": ["core", "promoters", "touring", "venue", "artist"],
+                      "features": ["venue.contracts"], "limits": {"core.seats": 30}}});
+    let published = h.call(Method::POST, "/admin/v1/plans", Some(&admin), Some(plan.clone())).await;
+    published.expect(StatusCode::CREATED);
+    h.call(Method::POST, "/admin/v1/plans", Some(&admin), Some(plan)).await.expect(StatusCode::CONFLICT);
+    let broken = json!({"addon": {"id": "x", "version": 1, "requires": ["nope"]}});
+    h.call(Method::POST, "/admin/v1/plans", Some(&admin), Some(broken)).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let catalog = h.call(Method::GET, "/v1/catalog", Some(&admin), None).await;
+    assert!(catalog.body["packages"].as_array().unwrap().iter().any(|p| p["id"] == "pro" && p["version"] == 3));
+    h.call(
+        Method::PATCH,
+        "/admin/v1/companies/bluenote/subscriptions/bn-pro",
+        Some(&admin),
+        Some(json!({"plan": {"package": "pro", "version": 3}})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let e = h.call(Method::GET, "/v1/companies/bluenote/entitlements", Some(&maya_in_bluenote), None).await;
+    assert_eq!(e.body["limits"]["core.seats"], 30);
+}
+
+async fn the_audit_log(backend: Backend) {
+    let h = harness(backend).await;
+    let ops = h.user("ops", "kisum");
+    let grant = json!({"effect": "grant", "module": "ai", "reason": "pilot"});
+    h.call(Method::POST, "/admin/v1/companies/bluenote/overrides", Some(&ops), Some(grant))
+        .await
+        .expect(StatusCode::CREATED);
+    let bot = h.service("ops-bot", "admin:*");
+    h.call(Method::POST, "/admin/v1/users", Some(&bot), Some(json!({"id": "zed", "password": "long enough"})))
+        .await
+        .expect(StatusCode::CREATED);
+    let all = h.call(Method::GET, "/admin/v1/audit", Some(&bot), None).await;
+    all.expect(StatusCode::OK);
+    let records = all.body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["actor"], json!({"staff": "ops"}), "staff writes name the staff user");
+    assert_eq!(records[0]["kind"], "add_override");
+    assert_eq!(records[0]["company"], "bluenote");
+    assert_eq!(records[1]["actor"], json!({"service": "ops-bot"}));
+    let mine = h.call(Method::GET, "/admin/v1/audit?company=bluenote", Some(&bot), None).await;
+    assert_eq!(mine.body["records"].as_array().unwrap().len(), 1);
+    let after = h.call(Method::GET, "/admin/v1/audit?after=1&limit=1", Some(&bot), None).await;
+    assert_eq!(after.body["records"][0]["seq"], 2);
+    assert_eq!(after.body["next"], 2);
+    h.call(Method::GET, "/admin/v1/audit?company=Bad%20Id", Some(&bot), None)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    h.call(Method::GET, "/admin/v1/audit", Some(&h.user("maya", "encore")), None).await.expect(StatusCode::FORBIDDEN);
+}
+
+async fn bad_input_gets_clear_errors(backend: Backend) {
+    let h = harness(backend).await;
+    let admin = h.service("ops-bot", "admin:*");
+    let before = h.engine.seq();
+    // Malformed JSON, a wrong type, an unknown field, no content type: 422, nothing written.
+    let request = |body: &'static str, content_type: Option<&'static str>| {
+        let mut r = Request::builder()
+            .method(Method::POST)
+            .uri("/admin/v1/users")
+            .header("authorization", format!("Bearer {admin}"));
+        if let Some(t) = content_type {
+            r = r.header("content-type", t);
+        }
+        r.body(Body::from(body)).unwrap()
+    };
+    for (body, content_type) in [
+        ("{not json", Some("application/json")),
+        (r#"{"id": 7, "password": "long enough"}"#, Some("application/json")),
+        (r#"{"id": "x1", "password": "long enough", "admin": true}"#, Some("application/json")),
+        (r#"{"id": "x1", "password": "long enough"}"#, None),
+        (r#"["x1", "long enough"]"#, Some("application/json")),
+    ] {
+        let response = h.app.clone().oneshot(request(body, content_type)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+    }
+    // Over 64 KiB: 413 PAYLOAD_TOO_LARGE.
+    let big = json!({"id": "x1", "password": "p".repeat(70 * 1024)});
+    let too_large = h.call(Method::POST, "/admin/v1/users", Some(&admin), Some(big)).await;
+    too_large.expect(StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_large.code(), "PAYLOAD_TOO_LARGE");
+    assert_eq!(h.engine.seq(), before, "nothing was written");
+    // Unknown routes and methods answer problems too; request ids are echoed when valid.
+    h.call(Method::GET, "/v1/nowhere", None, None).await.expect(StatusCode::NOT_FOUND);
+    let wrong = h.call(Method::PUT, "/v1/catalog", Some(&admin), None).await;
+    wrong.expect(StatusCode::METHOD_NOT_ALLOWED);
+    let echo = Request::get("/health/live").header("x-request-id", "abc-123").body(Body::empty()).unwrap();
+    assert_eq!(h.app.clone().oneshot(echo).await.unwrap().headers()["x-request-id"], "abc-123");
+    let odd = Request::get("/health/live").header("x-request-id", "<script>").body(Body::empty()).unwrap();
+    assert_ne!(h.app.clone().oneshot(odd).await.unwrap().headers()["x-request-id"], "<script>");
+    h.call(Method::GET, "/health/ready", None, None).await.expect(StatusCode::OK);
+    let doc = h.call(Method::GET, "/openapi.json", None, None).await;
+    doc.expect(StatusCode::OK);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    for path in [
+        "/v1/catalog",
+        "/v1/companies/{c}/entitlements",
+        "/admin/v1/companies",
+        "/admin/v1/companies/{c}",
+        "/admin/v1/users",
+        "/admin/v1/users/{u}/password",
+        "/admin/v1/users/{u}/disable",
+        "/admin/v1/companies/{c}/subscriptions",
+        "/admin/v1/companies/{c}/subscriptions/{id}",
+        "/admin/v1/companies/{c}/overrides",
+        "/admin/v1/companies/{c}/overrides/{id}",
+        "/admin/v1/plans",
+        "/admin/v1/audit",
+        "/health/live",
+        "/health/ready",
+    ] {
+        assert!(doc.body["paths"][path].is_object(), "the document describes {path}");
+    }
+}
+
+async fn writes_reach_another_replica_through_the_log(backend: Backend) {
+    let h = harness(backend).await;
+    // A second replica on the same store, following the log as a server does.
+    let replica = Arc::new(Engine::open(connect(&h.db.url).await.unwrap(), None).await.unwrap());
+    let follow = replica.follow(Duration::from_millis(250));
+    let admin = h.service("ops-bot", "admin:*");
+    let revoke = json!({"effect": "revoke", "module": "finance", "reason": "unpaid"});
+    let written = h.call(Method::POST, "/admin/v1/companies/encore/overrides", Some(&admin), Some(revoke)).await;
+    written.expect(StatusCode::CREATED);
+    let seq = written.version();
+    let mut installed = replica.installed();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(1), installed.wait_for(|s| *s >= seq))
+        .await
+        .unwrap_or_else(|_| panic!("the replica did not see write {seq} within 1 s"))
+        .unwrap();
+    let directory = replica.directory();
+    let maya = kisum_access::Principal::parse("user:maya").unwrap();
+    let read = directory.permission("finance:invoice:read").unwrap();
+    let decision = directory.check(&maya, &"encore".parse().unwrap(), read, None, now());
+    assert_eq!(decision.reason(), Some(kisum_access::DenyReason::ModuleNotEntitled), "after {:?}", started.elapsed());
+    follow.abort();
+}

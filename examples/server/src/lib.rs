@@ -1,0 +1,30 @@
+//! The plumbing every Kisum reference server shares, so that each server is only its routes:
+//!
+//! - [`ApiError`]: every error is an RFC 9457 problem+json body with the code, status and request id of
+//!   DESIGN.md §6, built from any [`KisumError`](kisum_errors::KisumError);
+//! - [`ApiJson`]: a JSON body extractor that refuses what API.md §1 refuses — a body over 64 KiB
+//!   (`PAYLOAD_TOO_LARGE`), malformed JSON or an unknown field (`VALIDATION_FAILED`);
+//! - [`request_id`]: every response carries `x-request-id` (a valid incoming one is echoed), and so does
+//!   every problem body;
+//! - [`Tokens`]: bearer tokens verified with `kisum-token`, the verifier swappable at run time;
+//! - [`finish`]: the fallbacks, the body limit and the layers in one call; [`health`] routes; the
+//!   [`openapi`] pieces every document shares (the problem schema, the bearer scheme);
+//! - [`password`]: argon2id hashing off the async workers; [`random`]: ids and secrets.
+//!
+//! Servers bind to loopback addresses only ([`serve`]).
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod health;
+mod json;
+pub mod openapi;
+pub mod password;
+pub mod random;
+pub mod request_id;
+mod serve;
+mod tokens;
+
+pub use error::{ApiError, ApiResult};
+pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
+pub use serve::{bind, finish, init_tracing, serve};
+pub use tokens::{Tokens, bearer};

@@ -1,0 +1,33 @@
+//! Ids and secrets from the operating system's random source.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kisum_errors::ErrorCode;
+
+use crate::error::ApiError;
+
+fn hex(n: usize) -> Option<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A request id: 16 random bytes as hex (a process-unique counter if the random source fails: request
+/// ids correlate logs, they guard nothing).
+pub fn request_id() -> String {
+    static FALLBACK: AtomicU64 = AtomicU64::new(0);
+    hex(16).unwrap_or_else(|| format!("local-{}-{}", std::process::id(), FALLBACK.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// A secret (client secrets, refresh tokens): 32 random bytes as hex. Fails rather than ever returning
+/// a guessable value.
+pub fn secret() -> Result<String, ApiError> {
+    hex(32).ok_or_else(|| ApiError::new(ErrorCode::Internal, "the random source failed"))
+}
+
+/// A server-assigned id with a prefix, such as `ov-3f9a0c2e1b7d` (6 random bytes).
+pub fn id(prefix: &str) -> Result<String, ApiError> {
+    hex(6)
+        .map(|h| format!("{prefix}-{h}"))
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the random source failed"))
+}

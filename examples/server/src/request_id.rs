@@ -1,0 +1,59 @@
+//! `x-request-id` on every response (API.md §1): a valid incoming id is echoed, any other is replaced by
+//! a fresh one; the id is also in every problem body built while the request is served.
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// The header.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served by this task, if any.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Whether an incoming id is one to echo: 1 to 128 characters of `[A-Za-z0-9._:-]`.
+pub fn is_valid(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && value.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+}
+
+/// The middleware: validates or makes the id, serves the request with it, and sets the response header.
+pub async fn layer(mut req: Request, next: Next) -> Response {
+    let incoming = req.headers().get_all(&X_REQUEST_ID).iter().collect::<Vec<_>>();
+    let id = match incoming.as_slice() {
+        [one] if is_valid(one.as_bytes()) => one.to_str().map(str::to_owned).ok(),
+        _ => None,
+    }
+    .unwrap_or_else(crate::random::request_id);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(X_REQUEST_ID, value.clone());
+        let mut response = REQUEST_ID.scope(id, next.run(req)).await;
+        response.headers_mut().insert(X_REQUEST_ID, value);
+        response
+    } else {
+        REQUEST_ID.scope(id, next.run(req)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_ids_are_echoed() {
+        for good in ["abc-123", "a", "req_1.2:3", &"x".repeat(128)] {
+            assert!(is_valid(good.as_bytes()), "{good}");
+        }
+        for bad in ["", "<script>", "a b", "é", &"x".repeat(129), "a\nb"] {
+            assert!(!is_valid(bad.as_bytes()), "{bad}");
+        }
+    }
+}
