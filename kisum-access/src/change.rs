@@ -9,7 +9,7 @@ use kisum_entitlements::doc::{OverrideDoc, SubscriptionDoc};
 use kisum_entitlements::{CompanyId, OverrideId, PlanDoc, SubscriptionId, SubscriptionPatch, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, RoleDoc};
+use crate::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, RoleDoc, SupportSessionDoc};
 use crate::error::AccessError;
 use crate::ids::{AgentId, DelegationId, Principal, RoleId, ServiceId, UserId};
 
@@ -167,6 +167,21 @@ pub enum Change {
         /// The plan.
         plan: PlanDoc,
     },
+    /// Opens a support session: the staff user gets an active membership with the session's roles until
+    /// it ends (platform only; the user may not already be a member).
+    OpenSupportSession {
+        /// The company id.
+        company: CompanyId,
+        /// The session.
+        session: SupportSessionDoc,
+    },
+    /// Closes a support session at the write's instant and removes its membership (platform only).
+    CloseSupportSession {
+        /// The company id.
+        company: CompanyId,
+        /// The session id.
+        id: String,
+    },
     /// Records that a user's password was set (platform only). The credential itself is not part of
     /// the model and never enters the log; the record is for the audit trail.
     SetPassword {
@@ -205,6 +220,8 @@ impl Change {
             Change::PublishPlan { .. } => "publish_plan",
             Change::SetPassword { .. } => "set_password",
             Change::DisableUser { .. } => "disable_user",
+            Change::OpenSupportSession { .. } => "open_support_session",
+            Change::CloseSupportSession { .. } => "close_support_session",
         }
     }
 
@@ -237,7 +254,9 @@ impl Change {
             | Change::AddSubscription { company, .. }
             | Change::UpdateSubscription { company, .. }
             | Change::AddOverride { company, .. }
-            | Change::RemoveOverride { company, .. } => Ok(Some(company.clone())),
+            | Change::RemoveOverride { company, .. }
+            | Change::OpenSupportSession { company, .. }
+            | Change::CloseSupportSession { company, .. } => Ok(Some(company.clone())),
         }
     }
 }

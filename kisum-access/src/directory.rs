@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::catalog::{AccessCatalog, PermissionId, RoleIx};
 use crate::change::{Actor, Change, ChangeRecord};
 use crate::company::{Company, CompanySource, SourcePaths};
-use crate::doc::{MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
+use crate::doc::{MembershipDoc, MembershipStatus, PrincipalDoc, SupportSessionDoc, WorldDoc};
 use crate::error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
 use crate::eval::Decision;
 use crate::ids::{AgentId, DelegationId, Principal, ResourceRef, UserId};
@@ -487,18 +487,20 @@ impl Directory {
                 _ => {}
             }
         }
-        let owners_before = old.map_or(0, |o| o.active_owner_count(cat, at));
-        if new.active_owner_count(cat, at) == 0 && (owners_before > 0 || old.is_none()) {
+        let owners_before = old.map_or(0, |o| owner_count(o, cat, at));
+        if owner_count(new, cat, at) == 0 && (owners_before > 0 || old.is_none()) {
             return Err(conflict("/memberships", format!("company `{}` must keep an active owner", new.id)));
         }
         if let Some(old) = old {
-            let activated = new
-                .members
-                .iter()
-                .any(|m| m.is_active_at(at) && old.member(m.user.as_str()).is_none_or(|o| !o.is_active_at(at)));
+            let support = support_users(new, at);
+            let activated = new.members.iter().any(|m| {
+                m.is_active_at(at)
+                    && !support.contains(m.user.as_str())
+                    && old.member(m.user.as_str()).is_none_or(|o| !o.is_active_at(at))
+            });
             if activated && let Some(seats) = cat.commercial().limit_index("core.seats") {
                 let ent = new.plans.entitlements(cat.commercial(), at);
-                let used = new.active_member_count(at);
+                let used = new.active_member_count(at).saturating_sub(support.len() as u64);
                 let limit = ent.limit(seats).unwrap_or(kisum_entitlements::LimitValue::Finite(0));
                 if !limit.allows(used, 0) {
                     return Err(AccessError::LimitExceeded {
@@ -587,6 +589,26 @@ impl Access for Directory {
         let partition = shard.as_ref().and_then(|s| s.get(company)).map(|slot| slot.load());
         decide(&self.catalog.load(), partition.as_deref().map(Arc::as_ref), principal, permission, resource, at)
     }
+}
+
+/// The users holding a support session open at `at`: their memberships take no seat and make no owner.
+fn support_users(company: &Company, at: Timestamp) -> HashSet<&str> {
+    let sessions = company.source.company.support_sessions.iter();
+    sessions
+        .filter(|s| s.is_open_at(at) && company.member(&s.user).is_some_and(|m| m.is_active_at(at)))
+        .map(|s| s.user.as_str())
+        .collect()
+}
+
+/// Active owners at `at`, support sessions aside (a company must keep a real one).
+fn owner_count(company: &Company, cat: &AccessCatalog, at: Timestamp) -> usize {
+    let support = support_users(company, at);
+    let supporting_owners = support
+        .iter()
+        .filter_map(|u| company.member(u))
+        .filter(|m| cat.system_role("owner").is_some_and(|(o, _)| m.roles.contains(&RoleIx::System(o))))
+        .count();
+    company.active_owner_count(cat, at).saturating_sub(supporting_owners)
 }
 
 /// Agent and delegation ids are unique across the world, not only within a company.
@@ -813,6 +835,51 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
             let before = take(&mut source.company.overrides, |o| o.id.as_deref() == Some(id.as_str()))
                 .ok_or_else(|| not_found(ItemKind::Override, id.as_str()))?;
             whole(json(&before), None)
+        }
+        Change::OpenSupportSession { session, .. } => {
+            platform_only(actor, change.kind())?;
+            let invalid = |path: &str, message: &str| {
+                AccessError::Validation(vec![kisum_errors::FieldError::new(path, message.to_owned())])
+            };
+            if session.reason.trim().is_empty() {
+                return Err(invalid("/session/reason", "a support session needs a reason"));
+            }
+            let seconds = session.expires_at.unix_seconds() - session.opened_at.unix_seconds();
+            if session.expires_at <= session.opened_at || seconds > SupportSessionDoc::MAX_SECONDS {
+                return Err(invalid("/session/expires_at", "a support session lasts more than 0 and at most 4 hours"));
+            }
+            if source.company.support_sessions.iter().any(|s| s.id == session.id) {
+                return Err(conflict("/session/id", format!("duplicate support session `{}`", session.id)));
+            }
+            if source.memberships.iter().any(|m| m.user == session.user) {
+                return Err(conflict("/session/user", format!("`{}` is already a member", session.user)));
+            }
+            source.company.support_sessions.push(session.clone());
+            source.memberships.push(MembershipDoc {
+                user: session.user.clone(),
+                company: source.company.id.clone(),
+                status: MembershipStatus::Active,
+                roles: session.roles.clone(),
+                expires_at: Some(session.expires_at),
+                restrictions: Vec::new(),
+            });
+            Ok(Edit { before: None, after: json(session), touched: user_principal(&session.user).map(|p| vec![p]) })
+        }
+        Change::CloseSupportSession { id, .. } => {
+            platform_only(actor, change.kind())?;
+            let session = source
+                .company
+                .support_sessions
+                .iter_mut()
+                .find(|s| &s.id == id)
+                .ok_or_else(|| not_found(ItemKind::SupportSession, id))?;
+            let before = json(session);
+            if session.closed_at.is_none() {
+                session.closed_at = Some(at);
+            }
+            let (user, after) = (session.user.clone(), json(session));
+            take(&mut source.memberships, |m| m.user == user);
+            Ok(Edit { before, after, touched: user_principal(&user).map(|p| vec![p]) })
         }
         Change::AddUser { .. }
         | Change::RemoveCompany { .. }

@@ -123,6 +123,44 @@ pub struct CompanyDoc {
     /// Overrides.
     #[serde(default, deserialize_with = "nullable")]
     pub overrides: Vec<OverrideDoc>,
+    /// Support sessions: platform staff acting inside the company (the record; the access itself is a
+    /// membership of the staff user that ends with the session).
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub support_sessions: Vec<SupportSessionDoc>,
+}
+
+/// A support session: a platform staff user acting inside a company, for a reason, for at most 4 hours.
+/// While it is open the user holds an active membership with `roles` that expires with the session;
+/// such a membership takes no seat and never counts as the company's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SupportSessionDoc {
+    /// The session id, unique across the world.
+    pub id: String,
+    /// The staff user.
+    pub user: String,
+    /// Why; shown to the company's owners.
+    pub reason: String,
+    /// The roles the user holds in the company meanwhile.
+    pub roles: Vec<String>,
+    /// When it was opened.
+    pub opened_at: Timestamp,
+    /// When it ends (exclusive): at most 4 hours after `opened_at`.
+    pub expires_at: Timestamp,
+    /// When it was closed early, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Timestamp>,
+}
+
+impl SupportSessionDoc {
+    /// The longest a support session lasts: 4 hours.
+    pub const MAX_SECONDS: i64 = 4 * 3600;
+
+    /// Whether the session is open at `t`.
+    pub fn is_open_at(&self, t: Timestamp) -> bool {
+        self.opened_at <= t && t < self.expires_at && self.closed_at.is_none_or(|c| t < c)
+    }
 }
 
 /// A user.

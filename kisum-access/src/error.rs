@@ -154,6 +154,8 @@ pub enum ItemKind {
     Override,
     /// A user.
     User,
+    /// A support session.
+    SupportSession,
 }
 
 impl fmt::Display for ForbiddenRule {
@@ -206,6 +208,7 @@ impl fmt::Display for ItemKind {
             ItemKind::Subscription => "subscription",
             ItemKind::Override => "override",
             ItemKind::User => "user",
+            ItemKind::SupportSession => "support session",
         })
     }
 }

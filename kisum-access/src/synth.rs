@@ -244,6 +244,7 @@ pub fn world(spec: Spec) -> WorldDoc {
             ],
             subscriptions,
             overrides: Vec::new(),
+            support_sessions: Vec::new(),
         });
         doc.agents.push(AgentDoc { id: format!("{id}-bot"), company: id.clone() });
         for m in 0..spec.members {

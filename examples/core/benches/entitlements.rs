@@ -24,10 +24,12 @@ fn entitlements(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("kisum.db").display());
     let world = serde_json::from_str(include_str!("../../demo/world.json")).unwrap();
-    let engine = Arc::new(rt.block_on(async { Engine::open(connect(&url).await.unwrap(), Some(&world)).await.unwrap() }));
+    let engine =
+        Arc::new(rt.block_on(async { Engine::open(connect(&url).await.unwrap(), Some(&world)).await.unwrap() }));
     let now = Timestamp::parse("2026-03-15T12:00:00Z").unwrap();
     let key = PrivateKey::generate(Algorithm::EdDSA, "k1").unwrap();
-    let verifier = Verifier::new(Jwks::from_keys([&key]).unwrap(), Validation::new("http://127.0.0.1:7400", "kisum")).unwrap();
+    let verifier =
+        Verifier::new(Jwks::from_keys([&key]).unwrap(), Validation::new("http://127.0.0.1:7400", "kisum")).unwrap();
     let state = CoreState {
         engine: engine.clone(),
         tokens: Tokens::new(verifier, Arc::new(ManualClock::new(now))),

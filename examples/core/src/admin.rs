@@ -7,10 +7,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kisum_access::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc};
-use kisum_access::{Access, Change, ChangeRecord, CompanyId, UserId};
+use kisum_access::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, SupportSessionDoc};
+use kisum_access::{Access, Actor, Change, ChangeRecord, CompanyId, UserId};
 use kisum_entitlements::doc::{OverrideDoc, SubscriptionDoc};
-use kisum_entitlements::{OverrideId, PlanDoc, SubscriptionId, SubscriptionPatch};
+use kisum_entitlements::{OverrideId, PlanDoc, SubscriptionId, SubscriptionPatch, Timestamp};
 use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, password, random};
 use kisum_store::SideWrite;
 use serde::{Deserialize, Serialize};
@@ -540,4 +540,101 @@ pub(crate) async fn audit(
     let records = state.engine.store().audit(company.as_ref(), after, limit).await?;
     let next = (records.len() == limit as usize).then(|| records.last().map(|r| r.seq)).flatten();
     Ok(Json(AuditPage { records, next }))
+}
+
+// ---------------------------------------------------------------- support sessions
+
+/// `POST /admin/v1/support-sessions`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSupportSession {
+    /// The company to act in.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,63}$")]
+    company: String,
+    /// Why; shown to the company's owners in its audit log.
+    #[schema(min_length = 1)]
+    reason: String,
+    /// How long, in minutes (1 to 240).
+    #[schema(minimum = 1, maximum = 240)]
+    minutes: u32,
+    /// The roles the staff user holds meanwhile (default `["owner"]`).
+    roles: Option<Vec<String>>,
+}
+
+/// An open support session.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SupportSessionView {
+    /// The company.
+    company: String,
+    /// The session.
+    session: SupportSessionDoc,
+}
+
+/// Opens a support session (`admin:support:open`, staff users only): the caller acts inside the
+/// company with the given roles until the session ends (at most 4 hours) or is closed. It takes no seat
+/// and never counts as the company's owner; it and everything done in it is in the company's audit log.
+#[utoipa::path(post, path = "/admin/v1/support-sessions", tag = "admin",
+    request_body = NewSupportSession,
+    responses(
+        (status = 201, description = "Opened", body = SupportSessionView, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a platform staff user with the permission", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The staff user is already a member of the company", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid session", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn open_support_session(
+    State(state): State<Arc<CoreState>>,
+    Admin(actor, _): Admin<caller::SupportOpen>,
+    ApiJson(body): ApiJson<NewSupportSession>,
+) -> ApiResult<Response> {
+    let Actor::Staff(user) = &actor else {
+        return Err(ApiError::new(kisum_errors::ErrorCode::Forbidden, "support sessions are opened by a staff user")
+            .with_required(caller::SUPPORT_OPEN));
+    };
+    if !(1..=240).contains(&body.minutes) {
+        return Err(ApiError::invalid("/minutes", "a support session lasts 1 to 240 minutes"));
+    }
+    let company = company_id(&body.company)?;
+    let opened_at = state.now();
+    let session = SupportSessionDoc {
+        id: random::id("ss")?,
+        user: user.to_string(),
+        reason: body.reason,
+        roles: body.roles.unwrap_or_else(|| vec!["owner".into()]),
+        opened_at,
+        expires_at: Timestamp::from_unix(opened_at.unix_seconds() + i64::from(body.minutes) * 60),
+        closed_at: None,
+    };
+    let view = SupportSessionView { company: company.to_string(), session: session.clone() };
+    let record = state.write(&actor, Change::OpenSupportSession { company, session }, &[]).await?;
+    Ok(written(StatusCode::CREATED, &record, to_json(&view)))
+}
+
+/// Closes a support session (`admin:support:close`): the staff user's access ends at once.
+#[utoipa::path(delete, path = "/admin/v1/support-sessions/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The session id")),
+    responses(
+        (status = 204, description = "Closed", headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn close_support_session(
+    State(state): State<Arc<CoreState>>,
+    Admin(actor, _): Admin<caller::SupportClose>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    // Session ids are not tied to a company in the route: find the one that holds it.
+    let directory = state.engine.directory();
+    let company = directory
+        .company_ids()
+        .into_iter()
+        .find(|c| directory.company(c).is_some_and(|c| c.source().company.support_sessions.iter().any(|s| s.id == id)))
+        .ok_or_else(|| ApiError::not_found(format!("no support session `{}`", clip(&id))))?;
+    let record = state.write(&actor, Change::CloseSupportSession { company, id }, &[]).await?;
+    Ok(written(StatusCode::NO_CONTENT, &record, None))
 }

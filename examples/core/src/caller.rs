@@ -27,6 +27,8 @@ pub fn admin_permissions() -> &'static [(&'static str, &'static str)] {
         ("GET …/overrides", OVERRIDE_READ),
         ("POST /admin/v1/plans", PLAN_PUBLISH),
         ("GET /admin/v1/audit", AUDIT_READ),
+        ("POST /admin/v1/support-sessions", SUPPORT_OPEN),
+        ("DELETE /admin/v1/support-sessions/{id}", SUPPORT_CLOSE),
     ]
 }
 
@@ -69,6 +71,10 @@ admin_permissions! {
     PlanPublish = PLAN_PUBLISH = "admin:plan:publish";
     /// Read the audit log.
     AuditRead = AUDIT_READ = "admin:audit:read";
+    /// Open support sessions (staff users only: a session is a person acting inside a company).
+    SupportOpen = SUPPORT_OPEN = "admin:support:open";
+    /// Close support sessions.
+    SupportClose = SUPPORT_CLOSE = "admin:support:close";
 }
 
 /// The actor of an Admin API call that needs permission `P`, established from the request's headers

@@ -65,6 +65,8 @@ fn routers() -> OpenApiRouter<Arc<CoreState>> {
         .routes(routes!(admin::remove_override))
         .routes(routes!(admin::publish_plan))
         .routes(routes!(admin::audit))
+        .routes(routes!(admin::open_support_session))
+        .routes(routes!(admin::close_support_session))
 }
 
 /// The OpenAPI 3.1 document of Core, generated from the handlers.

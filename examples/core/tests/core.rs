@@ -157,7 +157,50 @@ on_both_backends!(
     the_audit_log,
     bad_input_gets_clear_errors,
     writes_reach_another_replica_through_the_log,
+    support_sessions,
 );
+
+async fn support_sessions(backend: Backend) {
+    let h = harness(backend).await;
+    let ops = h.user("ops", "kisum");
+    let open = json!({"company": "bluenote", "reason": "ticket 42: contracts missing", "minutes": 30});
+    // Services and support-role staff cannot open one; `ops` can.
+    let bot = h.service("ops-bot", "admin:*");
+    h.call(Method::POST, "/admin/v1/support-sessions", Some(&bot), Some(open.clone()))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    h.call(Method::POST, "/admin/v1/support-sessions", Some(&h.user("una", "kisum")), Some(open.clone()))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let too_long = json!({"company": "bluenote", "reason": "x", "minutes": 241});
+    h.call(Method::POST, "/admin/v1/support-sessions", Some(&ops), Some(too_long))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let nowhere = json!({"company": "ghost", "reason": "x", "minutes": 5});
+    h.call(Method::POST, "/admin/v1/support-sessions", Some(&ops), Some(nowhere)).await.expect(StatusCode::NOT_FOUND);
+    let opened = h.call(Method::POST, "/admin/v1/support-sessions", Some(&ops), Some(open)).await;
+    opened.expect(StatusCode::CREATED);
+    let id = opened.body["session"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(opened.body["session"]["user"], "ops");
+    assert_eq!(opened.body["session"]["expires_at"], "2026-03-15T12:30:00Z");
+    // `ops` now acts inside bluenote, as its owner, until the session ends.
+    let ops_user = kisum_access::Principal::parse("user:ops").unwrap();
+    let directory = h.engine.directory();
+    let sign = directory.permission("venue:venue:read").unwrap();
+    let bluenote = "bluenote".parse().unwrap();
+    assert!(directory.check(&ops_user, &bluenote, sign, None, now()).is_allowed());
+    // The owners see it in the company's record (and audit log).
+    let company = h.call(Method::GET, "/admin/v1/companies/bluenote", Some(&bot), None).await;
+    assert_eq!(company.body["company"]["support_sessions"][0]["reason"], "ticket 42: contracts missing");
+    let audit = h.call(Method::GET, "/admin/v1/audit?company=bluenote", Some(&bot), None).await;
+    assert_eq!(audit.body["records"][0]["kind"], "open_support_session");
+    assert_eq!(audit.body["records"][0]["actor"], json!({"staff": "ops"}));
+    h.call(Method::DELETE, &format!("/admin/v1/support-sessions/{id}"), Some(&bot), None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert!(!h.engine.directory().check(&ops_user, &bluenote, sign, None, now()).is_allowed());
+    h.call(Method::DELETE, "/admin/v1/support-sessions/ss-nope", Some(&bot), None).await.expect(StatusCode::NOT_FOUND);
+}
 
 async fn catalog_and_entitlements_by_caller(backend: Backend) {
     let h = harness(backend).await;

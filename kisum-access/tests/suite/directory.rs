@@ -525,3 +525,46 @@ fn plans_subscriptions_and_overrides_through_writes() {
         }
     }
 }
+
+#[test]
+fn support_sessions_grant_time_boxed_access_without_seats_or_ownership() {
+    let dir = directory();
+    let platform = Actor::Staff("zoe".parse().unwrap());
+    let a = cid("a");
+    let zoe = Principal::parse("user:zoe").unwrap();
+    let manage = dir.permission("core:member:manage").unwrap();
+    let session = |id: &str, user: &str, hours: i64, reason: &str| Change::OpenSupportSession {
+        company: a.clone(),
+        session: serde_json::from_value(
+            serde_json::json!({"id": id, "user": user, "reason": reason, "roles": ["owner"],
+            "opened_at": T(), "expires_at": Timestamp::from_unix(T().unix_seconds() + hours * 3600)}),
+        )
+        .unwrap(),
+    };
+    assert_eq!(code(dir.apply(&platform, T(), session("s0", "zoe", 5, "ticket 7"))), ErrorCode::ValidationFailed);
+    assert_eq!(code(dir.apply(&platform, T(), session("s0", "zoe", 2, " "))), ErrorCode::ValidationFailed);
+    assert_eq!(code(dir.apply(&platform, T(), session("s0", "rita", 2, "ticket 7"))), ErrorCode::Conflict);
+    assert_eq!(code(dir.apply(&user("boss"), T(), session("s0", "zoe", 2, "ticket 7"))), ErrorCode::Forbidden);
+    let record = dir.apply(&platform, T(), session("s1", "zoe", 2, "ticket 7")).unwrap();
+    assert_eq!(record.principals, vec![zoe.clone()]);
+    assert_eq!(record.actor, platform, "the record names the staff user");
+    assert_eq!(code(dir.apply(&platform, T(), session("s1", "bob", 2, "again"))), ErrorCode::Conflict);
+    assert!(dir.check(&zoe, &a, manage, None, T()).is_allowed());
+    let end = Timestamp::from_unix(T().unix_seconds() + 2 * 3600);
+    assert_eq!(dir.check(&zoe, &a, manage, None, end).reason(), Some(DenyReason::MembershipExpired));
+    // No seat: `a` has 3 seats, 2 real members active; activating the invited one still fits.
+    dir.apply(&Actor::Platform, T(), member("new", "a", MembershipStatus::Active, &["reader"])).unwrap();
+    // Not an owner: the company must keep a real one.
+    let suspend = member("boss", "a", MembershipStatus::Suspended, &["owner"]);
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), suspend)), ErrorCode::Conflict);
+    // The session is on the record, and reloads.
+    assert_eq!(dir.to_doc().companies[0].support_sessions.len(), 1);
+    let reloaded = World::from_doc(&dir.to_doc()).unwrap();
+    assert!(reloaded.check(&zoe, &a, manage, None, T()).is_allowed());
+    // Closing ends the access at once.
+    let close = |id: &str| Change::CloseSupportSession { company: a.clone(), id: id.into() };
+    assert_eq!(code(dir.apply(&platform, T(), close("nope"))), ErrorCode::NotFound);
+    dir.apply(&platform, day(11), close("s1")).unwrap();
+    assert_eq!(dir.check(&zoe, &a, manage, None, day(11)).reason(), Some(DenyReason::NotAMember));
+    assert_eq!(dir.to_doc().companies[0].support_sessions[0].closed_at, Some(day(11)));
+}

@@ -171,6 +171,7 @@ pub fn world(seed: u64) -> WorldDoc {
             roles: vec![lead],
             subscriptions: subscriptions(&mut rng),
             overrides,
+            support_sessions: Vec::new(),
         });
         doc.agents.push(AgentDoc { id: format!("bot-{company}"), company: company.into() });
         for user in USERS {
