@@ -103,7 +103,8 @@ pub fn queries(doc: &WorldDoc, world: &Directory, count: usize, seed: u64) -> Re
         } else {
             denies += 1
         }
-        let def = world.catalog().permission_def(id).ok_or("unknown permission")?;
+        let catalog = world.catalog();
+        let def = catalog.permission_def(id).ok_or("unknown permission")?;
         out.push(Query {
             user: user.to_owned(),
             company: company.to_owned(),
@@ -277,7 +278,8 @@ impl Cedar {
                 "forbid(principal, action in Action::\"{p}\", resource is Company) when {{ principal in resource.x{k} }};\n"
             ));
         }
-        let commercial = world.catalog().commercial();
+        let catalog = world.catalog();
+        let commercial = catalog.commercial();
         for m in commercial.modules() {
             text.push_str(&format!(
                 "forbid(principal, action in Action::\"{0}:*\", resource is Company) unless {{ resource.modules.contains(\"{0}\") }};\n",
@@ -295,10 +297,10 @@ impl Cedar {
         let mut entities: Vec<Entity> = Vec::new();
         // Actions and their groups.
         let mut groups: BTreeSet<String> = BTreeSet::new();
-        for p in world.catalog().permission_ids() {
-            let def = world.catalog().permission_def(p).ok_or("permission")?;
+        for p in catalog.permission_ids() {
+            let def = catalog.permission_def(p).ok_or("permission")?;
             let feature = def.feature().map(ToString::to_string);
-            let key = world.catalog().key(p);
+            let key = catalog.key(p);
             let parents = action_groups(key, feature.as_deref());
             let mut parent_uids = HashSet::new();
             for g in &parents {
