@@ -591,6 +591,17 @@ impl Access for Directory {
     }
 }
 
+/// Refuses to edit the membership of a user in an open support session: it belongs to the session,
+/// ends with it, and is closed through it (so it can never outlive its 4 hours).
+fn in_support_session(source: &CompanySource, user: &str, at: Timestamp) -> Result<(), AccessError> {
+    match source.company.support_sessions.iter().find(|s| s.user == user && s.is_open_at(at)) {
+        Some(s) => {
+            Err(conflict("/membership/user", format!("`{user}` is in support session `{}`: close it first", s.id)))
+        }
+        None => Ok(()),
+    }
+}
+
 /// The users holding a support session open at `at`: their memberships take no seat and make no owner.
 fn support_users(company: &Company, at: Timestamp) -> HashSet<&str> {
     let sessions = company.source.company.support_sessions.iter();
@@ -740,6 +751,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
             whole(json(&before), None)
         }
         Change::PutMembership(m) => {
+            in_support_session(source, &m.user, at)?;
             let before = put(&mut source.memberships, m.clone(), |x| x.user == m.user);
             Ok(Edit {
                 before: before.as_ref().and_then(json),
@@ -748,6 +760,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
             })
         }
         Change::RemoveMembership { user, .. } => {
+            in_support_session(source, user.as_str(), at)?;
             let before = take(&mut source.memberships, |x| x.user == user.as_str())
                 .ok_or_else(|| not_found(ItemKind::Membership, user.as_str()))?;
             Ok(Edit { before: json(&before), after: None, touched: Some(vec![Principal::User(user.clone())]) })
@@ -873,11 +886,13 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
                 .iter_mut()
                 .find(|s| &s.id == id)
                 .ok_or_else(|| not_found(ItemKind::SupportSession, id))?;
-            let before = json(session);
-            if session.closed_at.is_none() {
-                session.closed_at = Some(at);
+            if !session.is_open_at(at) {
+                return Err(conflict("/id", format!("support session `{id}` is already over")));
             }
+            let before = json(session);
+            session.closed_at = Some(at);
             let (user, after) = (session.user.clone(), json(session));
+            // While the session was open nobody could touch this membership: it is the session's.
             take(&mut source.memberships, |m| m.user == user);
             Ok(Edit { before, after, touched: user_principal(&user).map(|p| vec![p]) })
         }

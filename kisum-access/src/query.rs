@@ -97,9 +97,24 @@ pub trait Access: Send + Sync {
     /// The snapshot in its wire form, with the company's entitlements: what Auth serves and the SDK caches
     /// (rebuild it with [`Snapshot::from_wire`]).
     fn wire_snapshot(&self, principal: &Principal, company: &CompanyId, at: Timestamp) -> WireSnapshot {
-        let snapshot = self.snapshot(principal, company, at);
-        let entitlements = self.entitlements(company, at).unwrap_or_default();
-        snapshot.to_wire(&self.catalog(), entitlements)
+        // One partition for both halves, so that the snapshot and its entitlements are of one version.
+        let catalog = self.catalog();
+        let partition = self.company(company);
+        let snapshot = match &partition {
+            Some(c) => c.snapshot(&catalog, principal, at),
+            None => Snapshot::denied(
+                company.clone(),
+                principal.clone(),
+                at,
+                0,
+                catalog.permission_count(),
+                DenyReason::UnknownCompany,
+            ),
+        };
+        let entitlements = partition
+            .map(|c| c.plans.entitlements(catalog.commercial(), at).summary(catalog.commercial(), &c.plans))
+            .unwrap_or_default();
+        snapshot.to_wire(&catalog, entitlements)
     }
 
     /// Decides and explains a check.

@@ -51,9 +51,10 @@ impl Engine {
                 let seed = seed.ok_or(StoreError::Empty)?;
                 World::from_doc(seed)?;
                 let world = serde_json::to_string(seed).map_err(|e| StoreError::Database(e.to_string()))?;
+                // Under the write lock, and only if nobody seeded first: concurrent first starts agree on
+                // whichever seed won.
                 let mut tx = store.begin_write().await?;
-                if tx.head().await? == 0 {
-                    tx.put_checkpoint(0, &world).await?;
+                if tx.seed(&world).await? {
                     tx.commit().await?;
                 } else {
                     drop(tx);
@@ -101,8 +102,11 @@ impl Engine {
     /// Commits one write and makes it visible: under the store's write lock, validates the write (every
     /// rule of the directory) against the newest state — catching up with changes other processes
     /// committed whenever the append finds the log ahead, or before reporting a refusal — appends it to
-    /// the log, commits, and only then installs it. A refused write ([`StoreError::Rejected`]) or a failed
-    /// commit changes nothing, in the store or in the directory.
+    /// the log, commits, and only then installs it. A refused write ([`StoreError::Rejected`]) changes
+    /// nothing. A commit that reports an error is checked against the log: if the change is there after
+    /// all (the answer was lost), it is installed and answered as a success; if not, nothing changed. When
+    /// the log cannot be read either, the error is returned and the outcome is unknown to the caller — the
+    /// next catch-up installs the change if it was committed.
     pub async fn write(&self, actor: &Actor, at: Timestamp, change: Change) -> Result<ChangeRecord, StoreError> {
         self.write_with(actor, at, change, &[]).await
     }
@@ -148,12 +152,26 @@ impl Engine {
             for write in side {
                 tx.side_write(write).await?;
             }
-            tx.commit().await?;
+            if let Err(e) = tx.commit().await {
+                // The database may have committed although the answer was lost: the log says which.
+                if !self.committed(seq, &prepared).await {
+                    return Err(e);
+                }
+                tracing::warn!(seq, error = %e, "the commit reported an error but the change is in the log");
+            }
             // INVARIANT: the apply lock is held since `prepare`, so nothing was installed in between.
             let record = self.directory.install(prepared, seq)?;
             self.store.notify_committed(seq);
             self.installed.send_replace(seq);
             return Ok(record);
+        }
+    }
+
+    /// Whether change `seq` of the log is `prepared` (read afresh, after a commit that reported an error).
+    async fn committed(&self, seq: u64, prepared: &kisum_access::Prepared) -> bool {
+        match self.store.changes_after(seq - 1, 1).await {
+            Ok(entries) => entries.first().is_some_and(|e| e.seq() == seq && &e.change == prepared.change()),
+            Err(_) => false,
         }
     }
 

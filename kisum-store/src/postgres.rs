@@ -157,13 +157,15 @@ impl Store for PgStore {
     }
 
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
+        // READ COMMITTED whatever the server's default: each statement after the lock must see every
+        // change committed before the lock was granted.
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await.map_err(StoreError::db)?;
         lock(&mut tx).await?;
         Ok(Box::new(PgWrite { tx }))
     }
 
     async fn prune(&self, before: u64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await.map_err(StoreError::db)?;
         lock(&mut tx).await?;
         let n = q::prune(&mut tx, before).await?;
         tx.commit().await.map_err(StoreError::db)?;
@@ -210,6 +212,10 @@ impl WriteTx for PgWrite {
 
     async fn side_write(&mut self, write: &SideWrite) -> Result<(), StoreError> {
         q::side_write(self.conn(), write).await
+    }
+
+    async fn seed(&mut self, world: &str) -> Result<bool, StoreError> {
+        q::seed(self.conn(), world).await
     }
 
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {

@@ -215,6 +215,19 @@ macro_rules! log_queries {
             Ok(())
         }
 
+        /// Stores the seed as checkpoint 0 unless one is there; `false` if another process seeded first.
+        pub(crate) async fn seed(conn: &mut $conn, world: &str) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "INSERT INTO checkpoint (seq, world, created_at) VALUES (0, $1, $2) ON CONFLICT (seq) DO NOTHING",
+            )
+            .bind(world.to_owned())
+            .bind(kisum_entitlements::Timestamp::now().to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db)?;
+            Ok(done.rows_affected() == 1)
+        }
+
         /// Deletes changes below `before` that the newest checkpoint includes, and older checkpoints.
         pub(crate) async fn prune(conn: &mut $conn, before: u64) -> Result<u64, StoreError> {
             let done = sqlx::query(
@@ -242,7 +255,9 @@ macro_rules! log_queries {
         /// Refuses a database with tables but without Kisum's identity row.
         pub(crate) async fn check_identity(conn: &mut $conn, tables: &[String]) -> Result<(), StoreError> {
             let ours = |t: &String| t == "kisum_meta" || t == "_sqlx_migrations";
-            if tables.is_empty() {
+            // Empty, or only the migration table: new, or another process is creating the schema right now
+            // (sqlx creates its table before it takes the migration lock and runs migration 1).
+            if tables.iter().all(|t| t == "_sqlx_migrations") {
                 return Ok(());
             }
             if !tables.iter().any(|t| t == "kisum_meta") {

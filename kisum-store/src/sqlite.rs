@@ -156,6 +156,10 @@ impl WriteTx for SqliteWrite {
         q::side_write(self.conn(), write).await
     }
 
+    async fn seed(&mut self, world: &str) -> Result<bool, StoreError> {
+        q::seed(self.conn(), world).await
+    }
+
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {
         q::put_checkpoint(self.conn(), seq, world).await
     }

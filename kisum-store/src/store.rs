@@ -147,6 +147,10 @@ pub trait WriteTx: Send {
     /// Writes beside the change, in the same transaction.
     async fn side_write(&mut self, write: &SideWrite) -> Result<(), StoreError>;
 
+    /// Stores `world` as checkpoint 0 unless a checkpoint 0 exists; `false` if it did (another process
+    /// seeded the store first).
+    async fn seed(&mut self, world: &str) -> Result<bool, StoreError>;
+
     /// Stores a checkpoint of the world after change `seq`.
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError>;
 

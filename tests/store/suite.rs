@@ -290,9 +290,11 @@ pub async fn killed_writers_lose_no_committed_write(backend: Backend) {
 struct FailingCommits {
     inner: Arc<dyn Store>,
     fail: std::sync::atomic::AtomicBool,
+    /// Commit for real, then report an error anyway (the answer was lost).
+    lose_answer: std::sync::atomic::AtomicBool,
 }
 
-struct FailingTx(Box<dyn WriteTx>);
+struct FailingTx(Box<dyn WriteTx>, bool);
 
 #[async_trait::async_trait]
 impl WriteTx for FailingTx {
@@ -308,11 +310,19 @@ impl WriteTx for FailingTx {
     async fn side_write(&mut self, write: &SideWrite) -> Result<(), StoreError> {
         self.0.side_write(write).await
     }
+    async fn seed(&mut self, world: &str) -> Result<bool, StoreError> {
+        self.0.seed(world).await
+    }
     async fn put_checkpoint(&mut self, seq: u64, world: &str) -> Result<(), StoreError> {
         self.0.put_checkpoint(seq, world).await
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        drop(self.0);
+        let FailingTx(inner, lose_answer) = *self;
+        if lose_answer {
+            inner.commit().await?;
+            return Err(StoreError::Database("injected: the answer to a commit was lost".into()));
+        }
+        drop(inner);
         Err(StoreError::Database("injected commit failure".into()))
     }
 }
@@ -344,7 +354,12 @@ impl Store for FailingCommits {
     }
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError> {
         let tx = self.inner.begin_write().await?;
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) { Ok(Box::new(FailingTx(tx))) } else { Ok(tx) }
+        let lose_answer = self.lose_answer.load(std::sync::atomic::Ordering::SeqCst);
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) || lose_answer {
+            Ok(Box::new(FailingTx(tx, lose_answer)))
+        } else {
+            Ok(tx)
+        }
     }
     async fn prune(&self, before: u64) -> Result<u64, StoreError> {
         self.inner.prune(before).await
@@ -361,7 +376,8 @@ pub async fn failed_commits_leave_everything_unchanged(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = Arc::new(FailingCommits {
         inner: connect(&db.url).await.unwrap(),
-        fail: std::sync::atomic::AtomicBool::new(false),
+        fail: false.into(),
+        lose_answer: false.into(),
     });
     let engine = Engine::open(store.clone(), Some(&demo_world())).await.unwrap();
     engine.write(&Actor::Platform, at(), add_user("ok1")).await.unwrap();
@@ -376,6 +392,11 @@ pub async fn failed_commits_leave_everything_unchanged(backend: Backend) {
     assert!(!installed.has_changed().unwrap(), "followers heard of nothing");
     store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(engine.write(&Actor::Platform, at(), add_user("ok2")).await.unwrap().seq, 2);
+    // A commit that went through although its answer was lost is found in the log and answered as done.
+    store.lose_answer.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(engine.write(&Actor::Platform, at(), add_user("ok3")).await.unwrap().seq, 3);
+    store.lose_answer.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(engine.directory().to_doc().users.iter().any(|u| u.id == "ok3"));
     let reopened = open(&db).await;
     let users = reopened.directory().to_doc().users;
     assert!(users.iter().any(|u| u.id == "ok2") && !users.iter().any(|u| u.id == "lost"));
@@ -383,7 +404,11 @@ pub async fn failed_commits_leave_everything_unchanged(backend: Backend) {
 
 pub async fn credentials_commit_with_their_change(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let store = Arc::new(FailingCommits { inner: connect(&db.url).await.unwrap(), fail: false.into() });
+    let store = Arc::new(FailingCommits {
+        inner: connect(&db.url).await.unwrap(),
+        fail: false.into(),
+        lose_answer: false.into(),
+    });
     let engine = Engine::open(store.clone(), Some(&demo_world())).await.unwrap();
     let zoe: kisum_access::UserId = "zoe".parse().unwrap();
     let set = |hash: &str| SideWrite::SetPassword { user: zoe.clone(), hash: hash.into() };

@@ -141,8 +141,8 @@ pub(crate) struct CompanyPage {
     security(("bearer" = [])))]
 pub(crate) async fn list_companies(
     State(state): State<Arc<CoreState>>,
-    ApiQuery(page): ApiQuery<Page>,
     _: Admin<caller::CompanyRead>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<CompanyPage>> {
     let limit = page.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -178,8 +178,8 @@ pub(crate) async fn list_companies(
     security(("bearer" = [])))]
 pub(crate) async fn get_company(
     State(state): State<Arc<CoreState>>,
-    ApiPath(c): ApiPath<String>,
     _: Admin<caller::CompanyRead>,
+    ApiPath(c): ApiPath<String>,
 ) -> ApiResult<Json<CompanyView>> {
     let company = existing(&state, &company_id(&c)?)?;
     Ok(Json(CompanyView::of(&company)))
@@ -197,8 +197,8 @@ pub(crate) async fn get_company(
     security(("bearer" = [])))]
 pub(crate) async fn remove_company(
     State(state): State<Arc<CoreState>>,
-    ApiPath(c): ApiPath<String>,
     Admin(actor, _): Admin<caller::CompanyDelete>,
+    ApiPath(c): ApiPath<String>,
 ) -> ApiResult<Response> {
     let company = company_id(&c)?;
     let record = state.write(&actor, Change::RemoveCompany { company }, &[]).await?;
@@ -278,8 +278,8 @@ pub(crate) async fn create_user(
     security(("bearer" = [])))]
 pub(crate) async fn set_password(
     State(state): State<Arc<CoreState>>,
-    ApiPath(u): ApiPath<String>,
     Admin(actor, _): Admin<caller::UserUpdate>,
+    ApiPath(u): ApiPath<String>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> ApiResult<Response> {
     let user = user_id(&u)?;
@@ -304,8 +304,8 @@ pub(crate) async fn set_password(
     security(("bearer" = [])))]
 pub(crate) async fn disable_user(
     State(state): State<Arc<CoreState>>,
-    ApiPath(u): ApiPath<String>,
     Admin(actor, _): Admin<caller::UserUpdate>,
+    ApiPath(u): ApiPath<String>,
 ) -> ApiResult<Response> {
     let user = user_id(&u)?;
     let side = [SideWrite::DisableUser { user: user.clone(), at: state.now() }];
@@ -331,8 +331,8 @@ pub(crate) async fn disable_user(
     security(("bearer" = [])))]
 pub(crate) async fn create_subscription(
     State(state): State<Arc<CoreState>>,
-    ApiPath(c): ApiPath<String>,
     Admin(actor, _): Admin<caller::SubscriptionWrite>,
+    ApiPath(c): ApiPath<String>,
     ApiJson(subscription): ApiJson<SubscriptionDoc>,
 ) -> ApiResult<Response> {
     let company = company_id(&c)?;
@@ -359,8 +359,8 @@ pub(crate) async fn create_subscription(
     security(("bearer" = [])))]
 pub(crate) async fn update_subscription(
     State(state): State<Arc<CoreState>>,
-    ApiPath((c, id)): ApiPath<(String, String)>,
     Admin(actor, _): Admin<caller::SubscriptionWrite>,
+    ApiPath((c, id)): ApiPath<(String, String)>,
     ApiJson(patch): ApiJson<SubscriptionPatch>,
 ) -> ApiResult<Response> {
     let company = company_id(&c)?;
@@ -403,8 +403,8 @@ pub(crate) struct OverrideList {
     security(("bearer" = [])))]
 pub(crate) async fn create_override(
     State(state): State<Arc<CoreState>>,
-    ApiPath(c): ApiPath<String>,
     Admin(actor, _): Admin<caller::OverrideWrite>,
+    ApiPath(c): ApiPath<String>,
     ApiJson(mut item): ApiJson<OverrideDoc>,
 ) -> ApiResult<Response> {
     let company = company_id(&c)?;
@@ -429,8 +429,8 @@ pub(crate) async fn create_override(
     security(("bearer" = [])))]
 pub(crate) async fn list_overrides(
     State(state): State<Arc<CoreState>>,
-    ApiPath(c): ApiPath<String>,
     _: Admin<caller::OverrideRead>,
+    ApiPath(c): ApiPath<String>,
 ) -> ApiResult<Json<OverrideList>> {
     let company = existing(&state, &company_id(&c)?)?;
     Ok(Json(OverrideList { overrides: company.source().company.overrides.clone() }))
@@ -448,8 +448,8 @@ pub(crate) async fn list_overrides(
     security(("bearer" = [])))]
 pub(crate) async fn remove_override(
     State(state): State<Arc<CoreState>>,
-    ApiPath((c, id)): ApiPath<(String, String)>,
     Admin(actor, _): Admin<caller::OverrideWrite>,
+    ApiPath((c, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let company = company_id(&c)?;
     let id = OverrideId::parse(&id).map_err(|_| ApiError::not_found(format!("no override `{}`", clip(&id))))?;
@@ -522,8 +522,8 @@ pub(crate) struct AuditPage {
     security(("bearer" = [])))]
 pub(crate) async fn audit(
     State(state): State<Arc<CoreState>>,
-    ApiQuery(query): ApiQuery<AuditQuery>,
     _: Admin<caller::AuditRead>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -597,7 +597,7 @@ pub(crate) async fn open_support_session(
     if !(1..=240).contains(&body.minutes) {
         return Err(ApiError::invalid("/minutes", "a support session lasts 1 to 240 minutes"));
     }
-    let company = company_id(&body.company)?;
+    let company = CompanyId::parse(&body.company).map_err(|e| ApiError::invalid("/company", e.to_string()))?;
     let opened_at = state.now();
     let session = SupportSessionDoc {
         id: random::id("ss")?,

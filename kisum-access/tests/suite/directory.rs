@@ -550,6 +550,12 @@ fn support_sessions_grant_time_boxed_access_without_seats_or_ownership() {
     assert_eq!(record.actor, platform, "the record names the staff user");
     assert_eq!(code(dir.apply(&platform, T(), session("s1", "bob", 2, "again"))), ErrorCode::Conflict);
     assert!(dir.check(&zoe, &a, manage, None, T()).is_allowed());
+    // The session's membership is the session's: nobody edits it to outlive the session.
+    let forever = member("zoe", "a", MembershipStatus::Active, &["owner"]);
+    assert_eq!(code(dir.apply(&user("zoe"), T(), forever.clone())), ErrorCode::Conflict);
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), forever)), ErrorCode::Conflict);
+    let remove = Change::RemoveMembership { company: a.clone(), user: "zoe".parse().unwrap() };
+    assert_eq!(code(dir.apply(&user("boss"), T(), remove)), ErrorCode::Conflict);
     let end = Timestamp::from_unix(T().unix_seconds() + 2 * 3600);
     assert_eq!(dir.check(&zoe, &a, manage, None, end).reason(), Some(DenyReason::MembershipExpired));
     // No seat: `a` has 3 seats, 2 real members active; activating the invited one still fits.
@@ -562,9 +568,11 @@ fn support_sessions_grant_time_boxed_access_without_seats_or_ownership() {
     let reloaded = World::from_doc(&dir.to_doc()).unwrap();
     assert!(reloaded.check(&zoe, &a, manage, None, T()).is_allowed());
     // Closing ends the access at once.
+    let mid = Timestamp::from_unix(T().unix_seconds() + 3600);
     let close = |id: &str| Change::CloseSupportSession { company: a.clone(), id: id.into() };
     assert_eq!(code(dir.apply(&platform, T(), close("nope"))), ErrorCode::NotFound);
-    dir.apply(&platform, day(11), close("s1")).unwrap();
-    assert_eq!(dir.check(&zoe, &a, manage, None, day(11)).reason(), Some(DenyReason::NotAMember));
-    assert_eq!(dir.to_doc().companies[0].support_sessions[0].closed_at, Some(day(11)));
+    dir.apply(&platform, mid, close("s1")).unwrap();
+    assert_eq!(dir.check(&zoe, &a, manage, None, mid).reason(), Some(DenyReason::NotAMember));
+    assert_eq!(dir.to_doc().companies[0].support_sessions[0].closed_at, Some(mid));
+    assert_eq!(code(dir.apply(&platform, mid, close("s1"))), ErrorCode::Conflict, "closed sessions stay closed");
 }
