@@ -90,7 +90,7 @@ pub struct PermissionDoc {
 }
 
 /// A role: grants (patterns) and inherited roles.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleDoc {
     /// The role id.

@@ -4,22 +4,26 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use kisum_entitlements::{CompanyId, Issues};
+use kisum_entitlements::{CompanyId, Issues, Timestamp};
 
-use crate::catalog::{AccessCatalog, clip};
-use crate::company::{Company, CompanySource, SourcePaths};
+use crate::catalog::{AccessCatalog, PermissionId, clip};
+use crate::company::{Company, CompanySource, RoleCache, SourcePaths, SourceRef};
 use crate::doc::{CompanyDoc, UserDoc, WorldDoc};
 use crate::error::AccessError;
-use crate::ids::UserId;
-use crate::query::Access;
+use crate::eval::Decision;
+use crate::ids::{Principal, ResourceRef, UserId};
+use crate::query::{Access, decide};
+use crate::users::UserSet;
+
+type Fast = foldhash::fast::RandomState;
 
 /// An immutable, validated world. `Send + Sync`; share it by `Arc`. Queries come from the [`Access`] trait.
 #[derive(Debug, Clone)]
 pub struct World {
     pub(crate) catalog: Arc<AccessCatalog>,
     pub(crate) companies: Vec<Arc<Company>>,
-    pub(crate) company_ix: HashMap<CompanyId, usize>,
-    pub(crate) users: HashSet<UserId>,
+    pub(crate) company_ix: HashMap<CompanyId, usize, Fast>,
+    pub(crate) users: UserSet,
 }
 
 impl World {
@@ -34,21 +38,19 @@ impl World {
     pub fn from_doc(doc: &WorldDoc) -> Result<World, AccessError> {
         let mut issues = Issues::new();
         let catalog = AccessCatalog::compile(&doc.catalog, &mut issues);
-        let mut users = HashSet::new();
+        let mut users = UserSet::with_capacity(doc.users.len());
         for (i, u) in doc.users.iter().enumerate() {
-            match UserId::parse(&u.id) {
-                Ok(id) if users.contains(&id) => {
-                    issues.push(format!("/users/{i}/id"), format!("duplicate user `{id}`"))
-                }
-                Ok(id) => {
-                    users.insert(id);
-                }
-                Err(e) => issues.push(format!("/users/{i}/id"), e.to_string()),
+            if let Err(e) = valid_user(&u.id) {
+                issues.push(format!("/users/{i}/id"), e);
+            } else if !users.insert(&u.id) {
+                issues.push(format!("/users/{i}/id"), format!("duplicate user `{}`", u.id));
             }
         }
+        users.shrink_to_fit();
         let groups = group_by_company(doc, &mut issues);
         let user_exists = |u: &str| users.contains(u);
         let mut companies = Vec::with_capacity(groups.len());
+        let mut role_cache = RoleCache::new();
         for group in groups {
             let paths = SourcePaths {
                 company: format!("/companies/{}", group.index),
@@ -56,13 +58,15 @@ impl World {
                 agents: &group.agents,
                 delegations: &group.delegations,
             };
-            let source = CompanySource {
-                company: group.doc.clone(),
-                memberships: group.memberships.iter().filter_map(|&i| doc.memberships.get(i)).cloned().collect(),
-                agents: group.agents.iter().filter_map(|&i| doc.agents.get(i)).cloned().collect(),
-                delegations: group.delegations.iter().filter_map(|&i| doc.delegations.get(i)).cloned().collect(),
+            let source = SourceRef {
+                company: group.doc,
+                memberships: group.memberships.iter().filter_map(|&i| doc.memberships.get(i)).collect(),
+                agents: group.agents.iter().filter_map(|&i| doc.agents.get(i)).collect(),
+                delegations: group.delegations.iter().filter_map(|&i| doc.delegations.get(i)).collect(),
             };
-            if let Some(company) = Company::compile(&catalog, source, &paths, &user_exists, &mut issues) {
+            let compiled =
+                Company::compile(&catalog, &source, &paths, &user_exists, &mut issues, Some(&mut role_cache));
+            if let Some(company) = compiled {
                 companies.push(Arc::new(company));
             }
         }
@@ -75,7 +79,7 @@ impl World {
 
     /// The world as a document, in the world file format.
     pub fn to_doc(&self) -> WorldDoc {
-        to_doc(&self.catalog, self.users.iter(), self.companies.iter().map(|c| c.source()))
+        to_doc(&self.catalog, self.users.iter(), self.companies.iter().map(|c| c.documents()))
     }
 
     /// Every company, in file order.
@@ -92,22 +96,43 @@ impl Access for World {
     fn company(&self, id: &CompanyId) -> Option<Arc<Company>> {
         self.companies.get(*self.company_ix.get(id)?).cloned()
     }
+
+    fn check(
+        &self,
+        principal: &Principal,
+        company: &CompanyId,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        at: Timestamp,
+    ) -> Decision {
+        // No reference count touched: the world owns its partitions for as long as it is borrowed.
+        let partition = self.company_ix.get(company).and_then(|&i| self.companies.get(i));
+        decide(&self.catalog, partition.map(Arc::as_ref), principal, permission, resource, at)
+    }
+}
+
+/// Checks a user id without keeping it (the set keeps the text).
+fn valid_user(id: &str) -> Result<(), String> {
+    if kisum_entitlements::is_id(id) {
+        return Ok(());
+    }
+    UserId::parse(id).map(drop).map_err(|e| e.to_string())
 }
 
 pub(crate) fn to_doc<'a>(
     catalog: &AccessCatalog,
-    users: impl Iterator<Item = &'a UserId>,
-    sources: impl Iterator<Item = &'a CompanySource>,
+    users: impl Iterator<Item = &'a str>,
+    sources: impl Iterator<Item = CompanySource>,
 ) -> WorldDoc {
     let mut doc = WorldDoc { catalog: catalog.doc().clone(), ..WorldDoc::default() };
-    let mut users: Vec<UserDoc> = users.map(|u| UserDoc { id: u.to_string() }).collect();
+    let mut users: Vec<UserDoc> = users.map(|u| UserDoc { id: u.to_owned() }).collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
     doc.users = users;
     for source in sources {
-        doc.companies.push(source.company.clone());
-        doc.memberships.extend(source.memberships.iter().cloned());
-        doc.agents.extend(source.agents.iter().cloned());
-        doc.delegations.extend(source.delegations.iter().cloned());
+        doc.companies.push(source.company);
+        doc.memberships.extend(source.memberships);
+        doc.agents.extend(source.agents);
+        doc.delegations.extend(source.delegations);
     }
     doc
 }
@@ -125,7 +150,7 @@ struct Group<'a> {
 /// unique company, agent and delegation ids, and references to existing companies.
 fn group_by_company<'a>(doc: &'a WorldDoc, issues: &mut Issues) -> Vec<Group<'a>> {
     let mut groups: Vec<Group<'a>> = Vec::new();
-    let mut ix: HashMap<&str, usize> = HashMap::new();
+    let mut ix: HashMap<&str, usize, Fast> = HashMap::with_capacity_and_hasher(doc.companies.len(), Fast::default());
     for (i, c) in doc.companies.iter().enumerate() {
         if ix.contains_key(c.id.as_str()) {
             issues.push_conflict(format!("/companies/{i}/id"), format!("duplicate company `{}`", clip(&c.id)));
@@ -147,7 +172,7 @@ fn group_by_company<'a>(doc: &'a WorldDoc, issues: &mut Issues) -> Vec<Group<'a>
             g.memberships.push(i);
         }
     }
-    let mut agent_ids = HashSet::new();
+    let mut agent_ids: HashSet<&str, Fast> = HashSet::with_capacity_and_hasher(doc.agents.len(), Fast::default());
     for (i, a) in doc.agents.iter().enumerate() {
         if !agent_ids.insert(a.id.as_str()) {
             issues.push_conflict(format!("/agents/{i}/id"), format!("duplicate agent `{}`", clip(&a.id)));
@@ -157,7 +182,8 @@ fn group_by_company<'a>(doc: &'a WorldDoc, issues: &mut Issues) -> Vec<Group<'a>
             g.agents.push(i);
         }
     }
-    let mut delegation_ids = HashSet::new();
+    let mut delegation_ids: HashSet<&str, Fast> =
+        HashSet::with_capacity_and_hasher(doc.delegations.len(), Fast::default());
     for (i, d) in doc.delegations.iter().enumerate() {
         if !delegation_ids.insert(d.id.as_str()) {
             issues.push_conflict(format!("/delegations/{i}/id"), format!("duplicate delegation `{}`", clip(&d.id)));
