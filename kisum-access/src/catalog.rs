@@ -317,7 +317,7 @@ impl AccessCatalog {
     }
 
     /// Compiles a list of patterns, recording problems under `path/{i}`.
-    pub(crate) fn patterns(&self, texts: &[String], path: &str, issues: &mut Issues) -> BitSet {
+    pub(crate) fn patterns(&self, texts: &[String], path: &dyn std::fmt::Display, issues: &mut Issues) -> BitSet {
         let mut bits = BitSet::new(self.permissions.len());
         for (i, text) in texts.iter().enumerate() {
             match self.pattern(text) {

@@ -260,10 +260,10 @@ pub(crate) struct SourcePaths<'a> {
 
 /// A compiled company partition.
 ///
-/// `repr(C)` and 64-byte alignment keep what a check reads in the partition's first lines: the id, the
-/// pointers to the member rows and segments, the first boundaries, and the inline member index.
+/// `repr(C)` keeps what a check reads in the partition's first lines: the id, the pointers to the member
+/// rows and segments, the first boundaries, and the inline member index.
 #[derive(Debug, Clone)]
-#[repr(C, align(64))]
+#[repr(C)]
 pub struct Company {
     // Read by every check.
     key: Name,
@@ -313,8 +313,22 @@ fn u32_of(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-fn at(paths: &[usize], i: usize, list: &str) -> String {
-    format!("/{list}/{}", paths.get(i).copied().unwrap_or(i))
+/// Where a document sits in its file, for error paths: formatted only when a problem is recorded.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    list: &'static str,
+    paths: &'a [usize],
+    i: usize,
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "/{}/{}", self.list, self.paths.get(self.i).copied().unwrap_or(self.i))
+    }
+}
+
+fn at<'a>(paths: &'a [usize], i: usize, list: &'static str) -> At<'a> {
+    At { list, paths, i }
 }
 
 /// An index slot: the hash's high half and the row, plus one (0 marks a free slot).
@@ -328,10 +342,20 @@ struct Draft {
     name: Name,
     status: MembershipStatus,
     expires_at: Option<Timestamp>,
-    roles: Vec<RoleIx>,
+    /// Its roles: `roles_len` entries from `roles` in the builder's role list.
+    roles: u32,
+    roles_len: u16,
     role_bits: BitSet,
     restrict: u32,
-    incoming: Vec<u32>,
+}
+
+/// `…/grants` under a document's path.
+struct GrantsPath<'a>(At<'a>);
+
+impl std::fmt::Display for GrantsPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/grants", self.0)
+    }
 }
 
 /// The compiler's state for one company.
@@ -341,10 +365,13 @@ struct Builder<'c> {
     roles: Arc<CustomRoles>,
     long_names: String,
     drafts: Vec<Draft>,
+    /// The roles of every draft, concatenated.
+    roles_of: Vec<RoleIx>,
+    /// (row, delegation) for every delegation to a member.
+    incoming: Vec<(u32, u32)>,
     /// Grows with the drafts: the final index is laid out once they are all known.
     index: Vec<u64>,
     restrictions: Vec<Restrictions>,
-    restriction_ix: HashMap<Vec<String>, u32>,
     agents: Vec<AgentId>,
     delegations: Vec<Delegation>,
     incoming_agents: Vec<(AgentId, Vec<u32>)>,
@@ -372,7 +399,7 @@ impl Builder<'_> {
     fn add_membership(
         &mut self,
         doc: &MembershipDoc,
-        path: &str,
+        path: At<'_>,
         user_exists: &dyn Fn(&str) -> bool,
         issues: &mut Issues,
     ) {
@@ -392,28 +419,26 @@ impl Builder<'_> {
             );
         }
         let mut role_bits = BitSet::new(self.cat.permission_count());
-        let mut roles = Vec::with_capacity(doc.roles.len());
+        let first_role = u32_of(self.roles_of.len());
         for (j, r) in doc.roles.iter().enumerate() {
             match self.role_ref(r) {
                 Some(rr) => {
                     if let Some(role) = self.role(rr) {
                         role_bits.union_with(&role.closure);
                     }
-                    roles.push(rr);
+                    self.roles_of.push(rr);
                 }
                 None => issues.push(format!("{path}/roles/{j}"), format!("unknown role `{}`", clip(r))),
             }
         }
         let restrict = if doc.restrictions.is_empty() {
             0
-        } else if let Some(&ix) = self.restriction_ix.get(&doc.restrictions) {
-            ix
+        } else if let Some(ix) = self.restrictions.iter().position(|r| *r.texts == *doc.restrictions) {
+            u32_of(ix)
         } else {
             let bits = self.cat.patterns(&doc.restrictions, &format!("{path}/restrictions"), issues);
-            let ix = u32_of(self.restrictions.len());
             self.restrictions.push(Restrictions { texts: doc.restrictions.clone().into_boxed_slice(), bits });
-            self.restriction_ix.insert(doc.restrictions.clone(), ix);
-            ix
+            u32_of(self.restrictions.len() - 1)
         };
         let name = Name::new(user, &mut self.long_names);
         let row = self.drafts.len();
@@ -421,10 +446,10 @@ impl Builder<'_> {
             name,
             status: doc.status,
             expires_at: doc.expires_at,
-            roles,
+            roles: first_role,
+            roles_len: u16::try_from(self.roles_of.len() - first_role as usize).unwrap_or(u16::MAX),
             role_bits,
             restrict,
-            incoming: Vec::new(),
         });
         if (self.drafts.len() + 1) * 4 > self.index.len() * 3 {
             self.index = layout_index(&self.drafts, &self.long_names, self.index.len() * 2);
@@ -436,7 +461,7 @@ impl Builder<'_> {
     fn add_delegation(
         &mut self,
         doc: &DelegationDoc,
-        path: &str,
+        path: At<'_>,
         user_exists: &dyn Fn(&str) -> bool,
         issues: &mut Issues,
     ) {
@@ -519,7 +544,8 @@ impl Builder<'_> {
                 Some(refs)
             }
         };
-        let mut grant_bits = self.cat.patterns(&doc.grants, &format!("{path}/grants"), issues);
+        let grants_path = GrantsPath(path);
+        let mut grant_bits = self.cat.patterns(&doc.grants, &grants_path, issues);
         grant_bits.intersect_with(self.cat.delegable());
         let (Some(id), Some(from), Some(to)) = (id, from, to) else { return };
         if !ok {
@@ -528,8 +554,8 @@ impl Builder<'_> {
         let index = u32_of(self.delegations.len());
         match &to {
             Principal::User(user) => {
-                if let Some(member) = self.find(user.as_str()).and_then(|i| self.drafts.get_mut(i)) {
-                    member.incoming.push(index);
+                if let Some(row) = self.find(user.as_str()) {
+                    self.incoming.push((u32_of(row), index));
                 }
             }
             Principal::Agent(agent) => match self.incoming_agents.iter_mut().find(|(a, _)| a == agent) {
@@ -631,9 +657,10 @@ impl Company {
             roles,
             long_names: String::new(),
             drafts: Vec::with_capacity(source.memberships.len()),
+            roles_of: Vec::with_capacity(source.memberships.len() * 2),
+            incoming: Vec::new(),
             index: vec![0; (source.memberships.len() * 4 / 3 + 1).next_power_of_two().max(INLINE_SLOTS)],
             restrictions: vec![Restrictions { texts: Box::default(), bits: BitSet::new(cat.permission_count()) }],
-            restriction_ix: HashMap::new(),
             agents: Vec::with_capacity(source.agents.len()),
             delegations: Vec::with_capacity(source.delegations.len()),
             incoming_agents: Vec::new(),
@@ -649,38 +676,46 @@ impl Company {
             }
         }
         for (i, doc) in source.memberships.iter().enumerate() {
-            b.add_membership(doc, &at(paths.memberships, i, "memberships"), user_exists, issues);
+            b.add_membership(doc, at(paths.memberships, i, "memberships"), user_exists, issues);
         }
         for (i, doc) in source.delegations.iter().enumerate() {
-            b.add_delegation(doc, &at(paths.delegations, i, "delegations"), user_exists, issues);
+            b.add_delegation(doc, at(paths.delegations, i, "delegations"), user_exists, issues);
         }
         Some(Company::lay_out(b, source.company, plans))
     }
 
     /// Lays the compiled parts out as a partition.
-    fn lay_out(b: Builder<'_>, doc: &CompanyDoc, plans: CompanyPlans) -> Company {
+    fn lay_out(mut b: Builder<'_>, doc: &CompanyDoc, plans: CompanyPlans) -> Company {
         let cat = b.cat;
         let mut role_pool = Vec::new();
-        let mut incoming_pool = Vec::new();
+        // Delegations by delegate row, each row's in delegation order (the sort is stable).
+        b.incoming.sort_by_key(|(row, _)| *row);
+        let incoming_pool: Box<[u32]> = b.incoming.iter().map(|(_, d)| *d).collect();
+        let mut next_incoming = 0usize;
         let members: Box<[Membership]> = b
             .drafts
             .iter()
-            .map(|d| {
-                let first = |k: usize| d.roles.get(k).copied().unwrap_or(RoleIx::System(0));
+            .enumerate()
+            .map(|(row, d)| {
+                let start = d.roles as usize;
+                let roles = b.roles_of.get(start..start + usize::from(d.roles_len)).unwrap_or_default();
+                let first = |k: usize| roles.get(k).copied().unwrap_or(RoleIx::System(0));
                 let more_roles = u32_of(role_pool.len());
-                role_pool.extend(d.roles.iter().skip(2).copied());
-                let incoming = u32_of(incoming_pool.len());
-                incoming_pool.extend(d.incoming.iter().copied());
+                role_pool.extend(roles.iter().skip(2).copied());
+                let incoming = next_incoming;
+                while b.incoming.get(next_incoming).is_some_and(|(r, _)| *r as usize == row) {
+                    next_incoming += 1;
+                }
                 Membership {
                     role_bits: d.role_bits.clone(),
                     name: d.name,
                     expires_at: d.expires_at.unwrap_or(Timestamp::UNIX_EPOCH),
                     roles: [first(0), first(1)],
                     more_roles,
-                    incoming,
-                    incoming_len: u32_of(d.incoming.len()),
+                    incoming: u32_of(incoming),
+                    incoming_len: u32_of(next_incoming - incoming),
                     restrict: d.restrict,
-                    roles_len: u16::try_from(d.roles.len()).unwrap_or(u16::MAX),
+                    roles_len: d.roles_len,
                     status: d.status,
                     has_expiry: d.expires_at.is_some(),
                 }
@@ -727,7 +762,7 @@ impl Company {
             long_names: long_names.into_boxed_str(),
             roles: b.roles,
             role_pool: role_pool.into_boxed_slice(),
-            incoming_pool: incoming_pool.into_boxed_slice(),
+            incoming_pool,
             restrictions: b.restrictions.into_boxed_slice(),
             sources: sources.into_boxed_slice(),
             plans,

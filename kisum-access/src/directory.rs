@@ -35,6 +35,8 @@ use crate::query::{Access, decide};
 use crate::users::UserSet;
 use crate::world::{self, World};
 
+type Fast = foldhash::fast::RandomState;
+
 /// The number of shard tables companies are spread over (a power of two).
 pub const SHARDS: usize = 64;
 
@@ -119,8 +121,8 @@ struct Writer {
     /// The sequence of the last installed change.
     seq: u64,
     users: UserSet,
-    agents: HashMap<AgentId, CompanyId>,
-    delegations: HashMap<DelegationId, CompanyId>,
+    agents: HashMap<AgentId, CompanyId, Fast>,
+    delegations: HashMap<DelegationId, CompanyId, Fast>,
     order: Vec<CompanyId>,
 }
 
@@ -216,14 +218,21 @@ impl Directory {
         let mut writer = Writer {
             seq,
             users: world.users,
-            agents: HashMap::with_capacity(world.companies.len()),
-            delegations: HashMap::with_capacity(world.companies.len() * 4),
+            agents: HashMap::with_capacity_and_hasher(world.companies.len(), Fast::default()),
+            delegations: HashMap::with_capacity_and_hasher(world.companies.len() * 4, Fast::default()),
             order: Vec::with_capacity(world.companies.len()),
         };
-        for company in world.companies {
-            let mut company = Arc::unwrap_or_clone(company);
-            company.version = seq;
-            company.epoch = seq;
+        for mut company in world.companies {
+            // A world's partitions are its own: set in place, no copy.
+            if let Some(c) = Arc::get_mut(&mut company) {
+                c.version = seq;
+                c.epoch = seq;
+            } else {
+                let mut c = Company::clone(&company);
+                c.version = seq;
+                c.epoch = seq;
+                company = Arc::new(c);
+            }
             let id = company.id.clone();
             for a in &company.agents {
                 writer.agents.insert(a.clone(), id.clone());
@@ -234,7 +243,7 @@ impl Directory {
             let hash = hash_id(id.as_str());
             writer.order.push(id);
             if let Some(shard) = shards.get_mut(shard_of(hash)) {
-                shard.push((hash, Arc::new(company)));
+                shard.push((hash, company));
             }
         }
         Directory {

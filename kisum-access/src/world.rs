@@ -166,10 +166,18 @@ fn group_by_company<'a>(doc: &'a WorldDoc, issues: &mut Issues) -> Vec<Group<'a>
         }
         found
     };
+    // Files list a company's memberships together: the previous one's company is looked up only once.
+    let mut last: Option<(&str, usize)> = None;
     for (i, m) in doc.memberships.iter().enumerate() {
-        if let Some(g) = place(&m.company, format!("/memberships/{i}/company"), issues).and_then(|g| groups.get_mut(g))
-        {
-            g.memberships.push(i);
+        let found = match last {
+            Some((company, g)) if company == m.company => Some(g),
+            _ => place(&m.company, format!("/memberships/{i}/company"), issues),
+        };
+        if let Some(g) = found {
+            last = Some((m.company.as_str(), g));
+            if let Some(group) = groups.get_mut(g) {
+                group.memberships.push(i);
+            }
         }
     }
     let mut agent_ids: HashSet<&str, Fast> = HashSet::with_capacity_and_hasher(doc.agents.len(), Fast::default());
