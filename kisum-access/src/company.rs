@@ -217,6 +217,21 @@ pub(crate) struct CustomRoles {
 /// Compiled custom role sets by their documents, shared across the companies of one load.
 pub(crate) type RoleCache = HashMap<Vec<RoleDoc>, Arc<CustomRoles>>;
 
+/// What the compilation of one company needs only while it runs, kept from one company to the next
+/// of a load: a load of millions of companies then allocates only what the partitions keep (freeing
+/// millions of temporaries in a heap of gigabytes costs the allocator more than the compilation).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    drafts: Vec<Draft>,
+    roles_of: Vec<RoleIx>,
+    incoming: Vec<(u32, u32)>,
+    index: Vec<u64>,
+    boundaries: Vec<Timestamp>,
+    sources: Vec<Option<Source>>,
+    /// Compiled custom role sets, by their documents.
+    pub roles: RoleCache,
+}
+
 /// The source documents of a company: what a write edits and what an export writes out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompanySource {
@@ -252,7 +267,7 @@ impl<'a> SourceRef<'a> {
 
 /// Where the documents of a source sit in the file they came from, for error paths.
 pub(crate) struct SourcePaths<'a> {
-    pub company: String,
+    pub company: &'a str,
     pub memberships: &'a [usize],
     pub agents: &'a [usize],
     pub delegations: &'a [usize],
@@ -633,9 +648,9 @@ impl Company {
         paths: &SourcePaths<'_>,
         user_exists: &dyn Fn(&str) -> bool,
         issues: &mut Issues,
-        role_cache: Option<&mut RoleCache>,
+        scratch: &mut Scratch,
     ) -> Option<Company> {
-        let cpath = &paths.company;
+        let cpath = paths.company;
         let id = match CompanyId::parse(&source.company.id) {
             Ok(id) => id,
             Err(e) => {
@@ -643,7 +658,7 @@ impl Company {
                 return None;
             }
         };
-        let roles = custom_roles(cat, &source.company.roles, cpath, issues, role_cache);
+        let roles = custom_roles(cat, &source.company.roles, cpath, issues, &mut scratch.roles);
         let plans = CompanyPlans::compile(
             cat.commercial(),
             &source.company.subscriptions,
@@ -651,15 +666,18 @@ impl Company {
             cpath,
             issues,
         );
+        let mut index = std::mem::take(&mut scratch.index);
+        index.clear();
+        index.resize((source.memberships.len() * 4 / 3 + 1).next_power_of_two().max(INLINE_SLOTS), 0);
         let mut b = Builder {
             cat,
             id,
             roles,
             long_names: String::new(),
-            drafts: Vec::with_capacity(source.memberships.len()),
-            roles_of: Vec::with_capacity(source.memberships.len() * 2),
-            incoming: Vec::new(),
-            index: vec![0; (source.memberships.len() * 4 / 3 + 1).next_power_of_two().max(INLINE_SLOTS)],
+            drafts: std::mem::take(&mut scratch.drafts),
+            roles_of: std::mem::take(&mut scratch.roles_of),
+            incoming: std::mem::take(&mut scratch.incoming),
+            index,
             restrictions: vec![Restrictions { texts: Box::default(), bits: BitSet::new(cat.permission_count()) }],
             agents: Vec::with_capacity(source.agents.len()),
             delegations: Vec::with_capacity(source.delegations.len()),
@@ -681,11 +699,20 @@ impl Company {
         for (i, doc) in source.delegations.iter().enumerate() {
             b.add_delegation(doc, at(paths.delegations, i, "delegations"), user_exists, issues);
         }
-        Some(Company::lay_out(b, source.company, plans))
+        let company = Company::lay_out(&mut b, source.company, plans, scratch);
+        // The buffers go back for the next company, emptied but with their capacity.
+        b.drafts.clear();
+        b.roles_of.clear();
+        b.incoming.clear();
+        scratch.drafts = b.drafts;
+        scratch.roles_of = b.roles_of;
+        scratch.incoming = b.incoming;
+        scratch.index = b.index;
+        Some(company)
     }
 
     /// Lays the compiled parts out as a partition.
-    fn lay_out(mut b: Builder<'_>, doc: &CompanyDoc, plans: CompanyPlans) -> Company {
+    fn lay_out(b: &mut Builder<'_>, doc: &CompanyDoc, plans: CompanyPlans, scratch: &mut Scratch) -> Company {
         let cat = b.cat;
         let mut role_pool = Vec::new();
         // Delegations by delegate row, each row's in delegation order (the sort is stable).
@@ -723,25 +750,29 @@ impl Company {
             .collect();
         let (index_inline, index_heap) = if b.drafts.len() <= INLINE_MEMBERS {
             let mut inline = [0u64; INLINE_SLOTS];
-            let index = layout_index(&b.drafts, &b.long_names, INLINE_SLOTS);
-            inline.copy_from_slice(index.get(..INLINE_SLOTS).unwrap_or(&[0; INLINE_SLOTS]));
+            for (row, d) in b.drafts.iter().enumerate() {
+                insert_slot(&mut inline, hash_id(d.name.as_str(&b.long_names)), row);
+            }
             (inline, Box::default())
         } else {
-            ([0u64; INLINE_SLOTS], b.index.into_boxed_slice())
+            ([0u64; INLINE_SLOTS], Box::from(b.index.as_slice()))
         };
-        let mut boundaries: Vec<Timestamp> = plans.boundaries().collect();
+        let boundaries = &mut scratch.boundaries;
+        boundaries.clear();
+        boundaries.extend(plans.boundaries());
         boundaries.sort_unstable();
         boundaries.dedup();
-        let starts = || std::iter::once(Timestamp::from_unix(i64::MIN)).chain(boundaries.iter().copied());
-        let mut sources = Vec::new();
-        let segments: Vec<Segment> = starts().map(|t| segment(cat, &plans, t, &mut sources)).collect();
+        let sources = &mut scratch.sources;
+        sources.clear();
+        let starts = std::iter::once(Timestamp::from_unix(i64::MIN)).chain(boundaries.iter().copied());
+        let segments: Box<[Segment]> = starts.map(|t| segment(cat, &plans, t, sources)).collect();
         let mut boundaries_inline = [Timestamp::UNIX_EPOCH; INLINE_BOUNDARIES];
-        for (slot, t) in boundaries_inline.iter_mut().zip(&boundaries) {
+        for (slot, t) in boundaries_inline.iter_mut().zip(boundaries.iter()) {
             *slot = *t;
         }
         let boundaries_heap =
-            if boundaries.len() > INLINE_BOUNDARIES { boundaries.clone().into_boxed_slice() } else { Box::default() };
-        let mut long_names = b.long_names;
+            if boundaries.len() > INLINE_BOUNDARIES { Box::from(boundaries.as_slice()) } else { Box::default() };
+        let mut long_names = std::mem::take(&mut b.long_names);
         let key = Name::new(b.id.as_str(), &mut long_names);
         let company_doc = CompanyDoc {
             id: doc.id.clone(),
@@ -752,24 +783,24 @@ impl Company {
         Company {
             key,
             members,
-            segments: segments.into_boxed_slice(),
+            segments,
             index_heap,
             n_boundaries: u32_of(boundaries.len()),
             boundaries_inline,
             index_inline,
             boundaries_heap,
-            id: b.id,
+            id: b.id.clone(),
             long_names: long_names.into_boxed_str(),
-            roles: b.roles,
+            roles: b.roles.clone(),
             role_pool: role_pool.into_boxed_slice(),
             incoming_pool,
-            restrictions: b.restrictions.into_boxed_slice(),
-            sources: sources.into_boxed_slice(),
+            restrictions: std::mem::take(&mut b.restrictions).into_boxed_slice(),
+            sources: Box::from(sources.as_slice()),
             plans,
             doc: Box::new(company_doc),
-            agents: b.agents,
-            delegations: b.delegations,
-            incoming_agents: b.incoming_agents,
+            agents: std::mem::take(&mut b.agents),
+            delegations: std::mem::take(&mut b.delegations),
+            incoming_agents: std::mem::take(&mut b.incoming_agents),
             version: 0,
             epoch: 0,
             principal_versions: HashMap::new(),
@@ -996,9 +1027,9 @@ fn custom_roles(
     docs: &[RoleDoc],
     cpath: &str,
     issues: &mut Issues,
-    cache: Option<&mut RoleCache>,
+    cache: &mut RoleCache,
 ) -> Arc<CustomRoles> {
-    if let Some(hit) = cache.as_ref().and_then(|c| c.get(docs)) {
+    if let Some(hit) = cache.get(docs) {
         return hit.clone();
     }
     let path = format!("{cpath}/roles");
@@ -1011,9 +1042,7 @@ fn custom_roles(
     let system = cat.system_roles().iter().map(|r| r.id.clone()).collect();
     let compiled = Arc::new(CustomRoles { docs: docs.to_vec(), roles, system });
     // Only a set that compiled without a problem is shared: problems carry this company's paths.
-    if let Some(cache) = cache
-        && own.is_empty()
-    {
+    if own.is_empty() {
         cache.insert(docs.to_vec(), compiled.clone());
     }
     compiled

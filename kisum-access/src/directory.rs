@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::catalog::{AccessCatalog, PermissionId, RoleIx};
 use crate::change::{Actor, Change, ChangeRecord};
-use crate::company::{Company, CompanySource, RoleCache, SourcePaths, SourceRef, hash_id};
+use crate::company::{Company, CompanySource, Scratch, SourcePaths, SourceRef, hash_id};
 use crate::doc::{MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
 use crate::error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
 use crate::eval::Decision;
@@ -379,22 +379,16 @@ impl Directory {
         let edit = edit(&mut source, &change, actor, at)?;
         check_global_ids(writer, &change, &company_id)?;
         let mut issues = Issues::new();
-        let paths = SourcePaths { company: "/company".to_owned(), memberships: &[], agents: &[], delegations: &[] };
+        let paths = SourcePaths { company: "/company", memberships: &[], agents: &[], delegations: &[] };
         let users = &writer.users;
         let user_exists = |u: &str| users.contains(u);
         // The previous partition's custom roles are shared when the write leaves them as they were.
-        let mut roles = RoleCache::new();
+        let mut scratch = Scratch::default();
         if let Some(o) = &old {
-            o.share_roles(&mut roles);
+            o.share_roles(&mut scratch.roles);
         }
-        let compiled = Company::compile(
-            &self.catalog,
-            &SourceRef::of(&source),
-            &paths,
-            &user_exists,
-            &mut issues,
-            Some(&mut roles),
-        );
+        let source = SourceRef::of(&source);
+        let compiled = Company::compile(&self.catalog, &source, &paths, &user_exists, &mut issues, &mut scratch);
         let new = match compiled {
             Some(c) if issues.is_empty() => c,
             _ if issues.has_conflict() => return Err(AccessError::Conflict(issues.into_vec())),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kisum_entitlements::{CompanyId, Issues, Timestamp};
 
 use crate::catalog::{AccessCatalog, PermissionId, clip};
-use crate::company::{Company, CompanySource, RoleCache, SourcePaths, SourceRef};
+use crate::company::{Company, CompanySource, Scratch, SourcePaths, SourceRef};
 use crate::doc::{CompanyDoc, UserDoc, WorldDoc};
 use crate::error::AccessError;
 use crate::eval::Decision;
@@ -50,23 +50,30 @@ impl World {
         let groups = group_by_company(doc, &mut issues);
         let user_exists = |u: &str| users.contains(u);
         let mut companies = Vec::with_capacity(groups.len());
-        let mut role_cache = RoleCache::new();
-        for group in groups {
+        let mut scratch = Scratch::default();
+        let empty = CompanyDoc::default();
+        let mut source = SourceRef { company: &empty, memberships: vec![], agents: vec![], delegations: vec![] };
+        let mut cpath = String::new();
+        for group in &groups {
+            cpath.clear();
+            cpath.push_str("/companies/");
+            cpath.push_str(&group.index.to_string());
             let paths = SourcePaths {
-                company: format!("/companies/{}", group.index),
+                company: &cpath,
                 memberships: &group.memberships,
                 agents: &group.agents,
                 delegations: &group.delegations,
             };
-            let source = SourceRef {
-                company: group.doc,
-                memberships: group.memberships.iter().filter_map(|&i| doc.memberships.get(i)).collect(),
-                agents: group.agents.iter().filter_map(|&i| doc.agents.get(i)).collect(),
-                delegations: group.delegations.iter().filter_map(|&i| doc.delegations.get(i)).collect(),
-            };
-            let compiled =
-                Company::compile(&catalog, &source, &paths, &user_exists, &mut issues, Some(&mut role_cache));
-            if let Some(company) = compiled {
+            // One set of borrowed lists, refilled for each company.
+            source.company = group.doc;
+            source.memberships.clear();
+            source.memberships.extend(group.memberships.iter().filter_map(|&i| doc.memberships.get(i)));
+            source.agents.clear();
+            source.agents.extend(group.agents.iter().filter_map(|&i| doc.agents.get(i)));
+            source.delegations.clear();
+            source.delegations.extend(group.delegations.iter().filter_map(|&i| doc.delegations.get(i)));
+            if let Some(company) = Company::compile(&catalog, &source, &paths, &user_exists, &mut issues, &mut scratch)
+            {
                 companies.push(Arc::new(company));
             }
         }
