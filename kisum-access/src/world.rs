@@ -2,6 +2,7 @@
 //! is the concurrent, writable form of the same state.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 use std::sync::Arc;
 
 use kisum_entitlements::{CompanyId, Issues, Timestamp};
@@ -47,31 +48,28 @@ impl World {
             }
         }
         users.shrink_to_fit();
-        let groups = group_by_company(doc, &mut issues);
+        let grouped = group_by_company(doc, &mut issues);
         let user_exists = |u: &str| users.contains(u);
-        let mut companies = Vec::with_capacity(groups.len());
+        let mut companies = Vec::with_capacity(grouped.groups.len());
         let mut scratch = Scratch::default();
         let empty = CompanyDoc::default();
         let mut source = SourceRef { company: &empty, memberships: vec![], agents: vec![], delegations: vec![] };
         let mut cpath = String::new();
-        for group in &groups {
+        for group in &grouped.groups {
             cpath.clear();
-            cpath.push_str("/companies/");
-            cpath.push_str(&group.index.to_string());
-            let paths = SourcePaths {
-                company: &cpath,
-                memberships: &group.memberships,
-                agents: &group.agents,
-                delegations: &group.delegations,
-            };
+            let _ = write!(cpath, "/companies/{}", group.index);
+            let memberships = grouped.memberships.get(group.memberships.clone()).unwrap_or_default();
+            let agents = grouped.agents.get(group.agents.clone()).unwrap_or_default();
+            let delegations = grouped.delegations.get(group.delegations.clone()).unwrap_or_default();
+            let paths = SourcePaths { company: &cpath, memberships, agents, delegations };
             // One set of borrowed lists, refilled for each company.
             source.company = group.doc;
             source.memberships.clear();
-            source.memberships.extend(group.memberships.iter().filter_map(|&i| doc.memberships.get(i)));
+            source.memberships.extend(memberships.iter().filter_map(|&i| doc.memberships.get(i)));
             source.agents.clear();
-            source.agents.extend(group.agents.iter().filter_map(|&i| doc.agents.get(i)));
+            source.agents.extend(agents.iter().filter_map(|&i| doc.agents.get(i)));
             source.delegations.clear();
-            source.delegations.extend(group.delegations.iter().filter_map(|&i| doc.delegations.get(i)));
+            source.delegations.extend(delegations.iter().filter_map(|&i| doc.delegations.get(i)));
             if let Some(company) = Company::compile(&catalog, &source, &paths, &user_exists, &mut issues, &mut scratch)
             {
                 companies.push(Arc::new(company));
@@ -144,70 +142,118 @@ pub(crate) fn to_doc<'a>(
     doc
 }
 
-/// A company document and the indices, in the world file, of everything that belongs to it.
+/// A company document and the indices, in the world file, of everything that belongs to it (ranges of
+/// the flat lists of [`Grouped`]).
 struct Group<'a> {
     index: usize,
     doc: &'a CompanyDoc,
+    memberships: std::ops::Range<usize>,
+    agents: std::ops::Range<usize>,
+    delegations: std::ops::Range<usize>,
+}
+
+/// Every company's group, and the world file's indices of memberships, agents and delegations, sorted
+/// by company (three flat lists, not three lists per company: a load of millions of companies makes no
+/// allocation per company here).
+struct Grouped<'a> {
+    groups: Vec<Group<'a>>,
     memberships: Vec<usize>,
     agents: Vec<usize>,
     delegations: Vec<usize>,
 }
 
+/// Sorts item indices by owning group (a counting sort, stable); `owners[i]` is item `i`'s group, or
+/// `u32::MAX` for none. Returns the sorted indices and each group's range.
+fn bucket(owners: &[u32], groups: usize) -> (Vec<usize>, Vec<std::ops::Range<usize>>) {
+    let mut starts = vec![0usize; groups + 1];
+    for &g in owners {
+        if let Some(n) = starts.get_mut(g as usize + 1) {
+            *n += 1;
+        }
+    }
+    for g in 0..groups {
+        let before = starts.get(g).copied().unwrap_or(0);
+        if let Some(n) = starts.get_mut(g + 1) {
+            *n += before;
+        }
+    }
+    let ranges = starts.windows(2).map(|w| w.first().copied().unwrap_or(0)..w.get(1).copied().unwrap_or(0)).collect();
+    let mut next = starts;
+    let mut sorted = vec![0usize; next.last().copied().unwrap_or(0)];
+    for (i, &g) in owners.iter().enumerate() {
+        if let Some(at) = next.get_mut(g as usize) {
+            if let Some(slot) = sorted.get_mut(*at) {
+                *slot = i;
+            }
+            *at += 1;
+        }
+    }
+    (sorted, ranges)
+}
+
 /// Sorts memberships, agents and delegations under their companies, checking the world-wide rules:
 /// unique company, agent and delegation ids, and references to existing companies.
-fn group_by_company<'a>(doc: &'a WorldDoc, issues: &mut Issues) -> Vec<Group<'a>> {
-    let mut groups: Vec<Group<'a>> = Vec::new();
-    let mut ix: HashMap<&str, usize, Fast> = HashMap::with_capacity_and_hasher(doc.companies.len(), Fast::default());
+fn group_by_company<'a>(doc: &'a WorldDoc, issues: &mut Issues) -> Grouped<'a> {
+    let mut groups: Vec<Group<'a>> = Vec::with_capacity(doc.companies.len());
+    let mut ix: HashMap<&str, u32, Fast> = HashMap::with_capacity_and_hasher(doc.companies.len(), Fast::default());
     for (i, c) in doc.companies.iter().enumerate() {
         if ix.contains_key(c.id.as_str()) {
             issues.push_conflict(format!("/companies/{i}/id"), format!("duplicate company `{}`", clip(&c.id)));
             continue;
         }
-        ix.insert(c.id.as_str(), groups.len());
-        groups.push(Group { index: i, doc: c, memberships: vec![], agents: vec![], delegations: vec![] });
+        ix.insert(c.id.as_str(), u32::try_from(groups.len()).unwrap_or(u32::MAX));
+        groups.push(Group { index: i, doc: c, memberships: 0..0, agents: 0..0, delegations: 0..0 });
     }
-    let place = |company: &str, path: String, issues: &mut Issues| -> Option<usize> {
-        let found = ix.get(company).copied();
-        if found.is_none() {
-            issues.push(path, format!("unknown company `{}`", clip(company)));
+    // Files list a company's items together: the previous item's company is looked up only once.
+    let mut last: Option<(&str, u32)> = None;
+    let mut owner = |company: &'a str, list: &str, i: usize, issues: &mut Issues| -> u32 {
+        if let Some((c, g)) = last
+            && c == company
+        {
+            return g;
         }
-        found
-    };
-    // Files list a company's memberships together: the previous one's company is looked up only once.
-    let mut last: Option<(&str, usize)> = None;
-    for (i, m) in doc.memberships.iter().enumerate() {
-        let found = match last {
-            Some((company, g)) if company == m.company => Some(g),
-            _ => place(&m.company, format!("/memberships/{i}/company"), issues),
-        };
-        if let Some(g) = found {
-            last = Some((m.company.as_str(), g));
-            if let Some(group) = groups.get_mut(g) {
-                group.memberships.push(i);
+        match ix.get(company) {
+            Some(&g) => {
+                last = Some((company, g));
+                g
+            }
+            None => {
+                issues.push(format!("/{list}/{i}/company"), format!("unknown company `{}`", clip(company)));
+                u32::MAX
             }
         }
-    }
+    };
+    let memberships: Vec<u32> =
+        doc.memberships.iter().enumerate().map(|(i, m)| owner(&m.company, "memberships", i, issues)).collect();
     let mut agent_ids: HashSet<&str, Fast> = HashSet::with_capacity_and_hasher(doc.agents.len(), Fast::default());
+    let mut agents = Vec::with_capacity(doc.agents.len());
     for (i, a) in doc.agents.iter().enumerate() {
         if !agent_ids.insert(a.id.as_str()) {
             issues.push_conflict(format!("/agents/{i}/id"), format!("duplicate agent `{}`", clip(&a.id)));
+            agents.push(u32::MAX);
             continue;
         }
-        if let Some(g) = place(&a.company, format!("/agents/{i}/company"), issues).and_then(|g| groups.get_mut(g)) {
-            g.agents.push(i);
-        }
+        agents.push(owner(&a.company, "agents", i, issues));
     }
     let mut delegation_ids: HashSet<&str, Fast> =
         HashSet::with_capacity_and_hasher(doc.delegations.len(), Fast::default());
+    let mut delegations = Vec::with_capacity(doc.delegations.len());
     for (i, d) in doc.delegations.iter().enumerate() {
         if !delegation_ids.insert(d.id.as_str()) {
             issues.push_conflict(format!("/delegations/{i}/id"), format!("duplicate delegation `{}`", clip(&d.id)));
+            delegations.push(u32::MAX);
             continue;
         }
-        if let Some(g) = place(&d.company, format!("/delegations/{i}/company"), issues).and_then(|g| groups.get_mut(g))
-        {
-            g.delegations.push(i);
-        }
+        delegations.push(owner(&d.company, "delegations", i, issues));
     }
-    groups
+    let n = groups.len();
+    let (memberships, m_ranges) = bucket(&memberships, n);
+    let (agents, a_ranges) = bucket(&agents, n);
+    let (delegations, d_ranges) = bucket(&delegations, n);
+    for (((g, m), a), d) in groups.iter_mut().zip(m_ranges).zip(a_ranges).zip(d_ranges) {
+        g.memberships = m;
+        g.agents = a;
+        g.delegations = d;
+    }
+    Grouped { groups, memberships, agents, delegations }
 }
