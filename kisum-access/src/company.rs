@@ -1076,3 +1076,28 @@ pub(crate) fn resource_ref(doc: &ResourceDoc) -> Result<ResourceRef, String> {
         id: ResourceId::parse(&doc.id).map_err(|e| e.to_string())?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// The sizes BENCHMARKS.md accounts for: a member row, and the partition head with its inline index.
+    #[test]
+    fn rows_and_heads_stay_compact() {
+        assert_eq!(std::mem::size_of::<Membership>(), 120);
+        assert!(std::mem::size_of::<Company>() <= 768, "{}", std::mem::size_of::<Company>());
+    }
+
+    #[test]
+    fn names_inline_and_spilled_read_back() {
+        let mut long = String::new();
+        let short = Name::new("alice", &mut long);
+        let spilled = Name::new(&"x".repeat(64), &mut long);
+        let other = Name::new("bob-with-a-long-user-id-of-40-characters", &mut long);
+        assert_eq!(short.as_str(&long), "alice");
+        assert_eq!(spilled.as_str(&long), "x".repeat(64));
+        assert_eq!(other.as_str(&long), "bob-with-a-long-user-id-of-40-characters");
+        assert!(long.len() == 64 + 40);
+    }
+}

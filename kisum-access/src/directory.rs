@@ -276,7 +276,7 @@ impl Directory {
     fn partition(&self, id: &str) -> Option<Arc<Company>> {
         let hash = hash_id(id);
         let shard = self.shards.get(shard_of(hash))?.load();
-        shard.find(hash, id).map(|(_, partition)| Guard::into_inner(partition)).flatten()
+        shard.find(hash, id).and_then(|(_, partition)| Guard::into_inner(partition))
     }
 
     fn lock(&self) -> MutexGuard<'_, Writer> {
