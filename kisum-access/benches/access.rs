@@ -96,13 +96,52 @@ fn sizes() -> Vec<usize> {
         .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
 }
 
+/// The memory-bound limit a cold check is up against: `k` dependent loads at random places in a buffer
+/// as large as a directory (each load's address comes from the previous one, as a check's pointers do).
+fn memory_latency(c: &mut Criterion) {
+    const MIB: usize = 512;
+    let n = MIB * 1024 * 1024 / 8;
+    let mut rng = synth::Rng::new(3);
+    // One random cycle through every 64-byte line, so that no load is predictable.
+    let lines = n / 8;
+    let mut order: Vec<usize> = (0..lines).collect();
+    for i in (1..lines).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut next = vec![0u64; n];
+    for k in 0..lines {
+        next[order[k] * 8] = (order[(k + 1) % lines] * 8) as u64;
+    }
+    let mut g = c.benchmark_group(format!("memory latency ({MIB} MiB buffer)"));
+    for k in [1usize, 3] {
+        let mut p = 0usize;
+        g.bench_function(format!("{k} dependent random loads"), |b| {
+            b.iter(|| {
+                for _ in 0..k {
+                    p = next[p] as usize;
+                }
+                black_box(p)
+            })
+        });
+    }
+    g.finish();
+}
+
 fn directory_scale(c: &mut Criterion) {
     let mut g = c.benchmark_group("directory check (no snapshot)");
     for companies in sizes() {
         let started = Instant::now();
         let doc = synth::world(Spec { companies, members: 20, seed: 42 });
-        let directory = Directory::new(World::from_doc(&doc).unwrap());
-        eprintln!("built {companies} companies x 20 members in {:.1?}", started.elapsed());
+        let generated = started.elapsed();
+        let started = Instant::now();
+        let world = World::from_doc(&doc).unwrap();
+        let loaded = started.elapsed();
+        let directory = Directory::new(world);
+        eprintln!(
+            "{companies} companies x 20 members: generated in {generated:.1?}, World::from_doc {loaded:.1?}, \
+             + Directory::new {:.1?}",
+            started.elapsed()
+        );
         let permission = directory.permission("promoters:event:read").unwrap();
         // Query a spread of (company, member) pairs, the same count at every size.
         let queries: Vec<(Principal, CompanyId)> = (0..1024)
@@ -116,11 +155,34 @@ fn directory_scale(c: &mut Criterion) {
             })
             .collect();
         let mut i = 0;
-        g.bench_with_input(BenchmarkId::from_parameter(companies), &companies, |b, _| {
+        g.bench_with_input(BenchmarkId::new("1,024 queries", companies), &companies, |b, _| {
             b.iter(|| {
                 i = (i + 1) % queries.len();
                 let (principal, company) = &queries[i];
                 directory.check(principal, company, permission, None, at())
+            })
+        });
+        // Random queries: 20,000 (member, company, permission) triples drawn uniformly over the whole
+        // directory, as the peers benchmark draws them; each iteration asks the next one.
+        let mut rng = synth::Rng::new(11);
+        let permissions: Vec<_> = directory.catalog().permission_ids().collect();
+        let random: Vec<(Principal, CompanyId, kisum_access::PermissionId)> = (0..20_000)
+            .map(|_| {
+                let company = rng.below(companies);
+                let member = rng.below(20);
+                (
+                    Principal::parse(&format!("user:c{company}-u{member}")).unwrap(),
+                    CompanyId::parse(&format!("c{company}")).unwrap(),
+                    permissions[rng.below(permissions.len())],
+                )
+            })
+            .collect();
+        let mut i = 0;
+        g.bench_with_input(BenchmarkId::new("20,000 random queries", companies), &companies, |b, _| {
+            b.iter(|| {
+                i = (i + 1) % random.len();
+                let (principal, company, permission) = &random[i];
+                directory.check(principal, company, *permission, None, at())
             })
         });
     }
@@ -169,5 +231,5 @@ fn writes_under_reads(c: &mut Criterion) {
     eprintln!("reader thread: {reads} checks in {secs:.1}s ({:.0}/s) while writing", reads as f64 / secs);
 }
 
-criterion_group!(benches, snapshot_checks, directory_scale, writes_under_reads);
+criterion_group!(benches, snapshot_checks, memory_latency, directory_scale, writes_under_reads);
 criterion_main!(benches);

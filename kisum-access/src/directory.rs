@@ -3,8 +3,10 @@
 //! Each company is an immutable [`Company`] partition behind an `ArcSwap`; a write builds the new
 //! partition from a copy of that company's source documents only, validates it, and swaps it in. Readers
 //! never take a lock: they load the partition pointer and evaluate on whatever version they loaded.
-//! Companies are spread over [`SHARDS`] shard maps, so that creating a company copies only its shard's
-//! table of pointers, never any company's data.
+//! Companies are spread over [`SHARDS`] shard tables, so that creating a company copies only its shard's
+//! table of pointers, never any company's data. A shard is an open-addressing table whose slots hold the
+//! company's hash and its partition pointer side by side: finding a company reads one slot, then the
+//! partition (whose first line holds its id, to confirm the match).
 //!
 //! A write has two steps, so that a store can make it durable before anyone sees it:
 //! [`Directory::prepare`] validates the change against the current state and every rule of DESIGN.md §4
@@ -18,31 +20,109 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use kisum_entitlements::{BitSet, CompanyId, Issues, Timestamp};
 use serde::Serialize;
 
 use crate::catalog::{AccessCatalog, PermissionId, RoleIx};
 use crate::change::{Actor, Change, ChangeRecord};
-use crate::company::{Company, CompanySource, SourcePaths};
+use crate::company::{Company, CompanySource, Scratch, SourcePaths, SourceRef, hash_id};
 use crate::doc::{MembershipDoc, MembershipStatus, PrincipalDoc, SupportSessionDoc, WorldDoc};
 use crate::error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
 use crate::eval::Decision;
 use crate::ids::{AgentId, DelegationId, Principal, ResourceRef, UserId};
 use crate::query::{Access, decide};
+use crate::users::UserSet;
 use crate::world::{self, World};
 
-/// The number of shard maps companies are spread over.
+type Fast = foldhash::fast::RandomState;
+
+/// The number of shard tables companies are spread over (a power of two).
 pub const SHARDS: usize = 64;
 
-type Shard = HashMap<CompanyId, Arc<ArcSwap<Company>>>;
+/// One slot of a shard: the company's hash (with the low bit set, so that 0 marks a free slot) and its
+/// current partition.
+struct Slot {
+    hash: u64,
+    company: ArcSwapOption<Company>,
+}
+
+/// An open-addressing table of companies, linear probing, at most half full. Replaced whole when a
+/// company is created or removed; a write to an existing company swaps the partition in its slot.
+struct Shard {
+    slots: Box<[Slot]>,
+    len: usize,
+}
+
+/// The key under which a company id is stored.
+#[inline]
+fn tag(hash: u64) -> u64 {
+    hash | 1
+}
+
+/// The first slot to probe (bit 0 is the tag's, so a hash and its tag start at the same slot).
+#[inline]
+fn start(hash: u64, mask: usize) -> usize {
+    (hash >> 1) as usize & mask
+}
+
+impl Shard {
+    /// A table holding `companies`, with room to grow.
+    fn with(companies: Vec<(u64, Arc<Company>)>) -> Shard {
+        let size = (companies.len() * 2 + 2).next_power_of_two().max(8);
+        let mut slots: Vec<Slot> = (0..size).map(|_| Slot { hash: 0, company: ArcSwapOption::empty() }).collect();
+        let mask = size - 1;
+        let len = companies.len();
+        for (hash, company) in companies {
+            let mut i = start(hash, mask);
+            while slots.get(i).is_some_and(|s| s.hash != 0) {
+                i = (i + 1) & mask;
+            }
+            if let Some(s) = slots.get_mut(i) {
+                *s = Slot { hash: tag(hash), company: ArcSwapOption::new(Some(company)) };
+            }
+        }
+        Shard { slots: slots.into_boxed_slice(), len }
+    }
+
+    /// The slot of company `id`, whose hash is `hash`, and its partition, loaded once.
+    #[inline]
+    fn find(&self, hash: u64, id: &str) -> Option<(&Slot, Guard<Option<Arc<Company>>>)> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let want = tag(hash);
+        let mut i = start(hash, mask);
+        for _ in 0..self.slots.len() {
+            let slot = self.slots.get(i)?;
+            if slot.hash == 0 {
+                return None;
+            }
+            if slot.hash == want {
+                let partition = slot.company.load();
+                if partition.as_ref().is_some_and(|c| c.is(id)) {
+                    return Some((slot, partition));
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
+    /// Every company of the shard.
+    fn companies(&self) -> impl Iterator<Item = (u64, Arc<Company>)> + '_ {
+        self.slots.iter().filter_map(|s| Some((s.hash, s.company.load_full()?)))
+    }
+}
+
+fn shard_of(hash: u64) -> usize {
+    (hash >> (64 - SHARDS.trailing_zeros())) as usize
+}
 
 struct Writer {
     /// The sequence of the last installed change.
     seq: u64,
-    users: HashSet<UserId>,
-    agents: HashMap<AgentId, CompanyId>,
-    delegations: HashMap<DelegationId, CompanyId>,
+    users: UserSet,
+    agents: HashMap<AgentId, CompanyId, Fast>,
+    delegations: HashMap<DelegationId, CompanyId, Fast>,
     order: Vec<CompanyId>,
 }
 
@@ -62,15 +142,6 @@ impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Directory").field("seq", &self.seq()).finish_non_exhaustive()
     }
-}
-
-fn shard_of(company: &str) -> usize {
-    // FNV-1a: stable and cheap. Only spreads companies over shards; each shard map hashes with SipHash.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in company.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % SHARDS as u64) as usize
 }
 
 /// A change validated against the directory's state at [`base`](Prepared::base), not yet visible.
@@ -151,13 +222,25 @@ impl Directory {
     /// A directory holding `world` as the state after change `seq` (a store's checkpoint): every company
     /// and principal starts at version `seq`.
     pub fn at_seq(world: World, seq: u64) -> Directory {
-        let mut shards: Vec<Shard> = (0..SHARDS).map(|_| HashMap::new()).collect();
-        let mut writer =
-            Writer { seq, users: world.users, agents: HashMap::new(), delegations: HashMap::new(), order: Vec::new() };
-        for company in world.companies {
-            let mut company = Arc::unwrap_or_clone(company);
-            company.version = seq;
-            company.epoch = seq;
+        let mut shards: Vec<Vec<(u64, Arc<Company>)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        let mut writer = Writer {
+            seq,
+            users: world.users,
+            agents: HashMap::with_capacity_and_hasher(world.companies.len(), Fast::default()),
+            delegations: HashMap::with_capacity_and_hasher(world.companies.len() * 4, Fast::default()),
+            order: Vec::with_capacity(world.companies.len()),
+        };
+        for mut company in world.companies {
+            // A world's partitions are its own: set in place, no copy.
+            if let Some(c) = Arc::get_mut(&mut company) {
+                c.version = seq;
+                c.epoch = seq;
+            } else {
+                let mut c = Company::clone(&company);
+                c.version = seq;
+                c.epoch = seq;
+                company = Arc::new(c);
+            }
             let id = company.id.clone();
             for a in &company.agents {
                 writer.agents.insert(a.clone(), id.clone());
@@ -165,14 +248,15 @@ impl Directory {
             for d in &company.delegations {
                 writer.delegations.insert(d.id.clone(), id.clone());
             }
-            writer.order.push(id.clone());
-            if let Some(shard) = shards.get_mut(shard_of(id.as_str())) {
-                shard.insert(id, Arc::new(ArcSwap::from_pointee(company)));
+            let hash = hash_id(id.as_str());
+            writer.order.push(id);
+            if let Some(shard) = shards.get_mut(shard_of(hash)) {
+                shard.push((hash, company));
             }
         }
         Directory {
             catalog: ArcSwap::new(world.catalog),
-            shards: shards.into_iter().map(ArcSwap::from_pointee).collect(),
+            shards: shards.into_iter().map(|s| ArcSwap::from_pointee(Shard::with(s))).collect(),
             writer: Mutex::new(writer),
             seq: AtomicU64::new(seq),
         }
@@ -193,26 +277,30 @@ impl Directory {
     pub fn doc_and_seq(&self) -> (WorldDoc, u64) {
         let writer = self.lock();
         let companies: Vec<Arc<Company>> = writer.order.iter().filter_map(|id| self.partition(id.as_str())).collect();
-        let doc = world::to_doc(&self.catalog.load(), writer.users.iter(), companies.iter().map(|c| c.source()));
+        let doc = world::to_doc(&self.catalog.load(), writer.users.iter(), companies.iter().map(|c| c.documents()));
         (doc, writer.seq)
     }
 
     /// The ids of every company, sorted: what a listing pages through.
     pub fn company_ids(&self) -> Vec<CompanyId> {
-        let mut ids: Vec<CompanyId> =
-            self.shards.iter().flat_map(|s| s.load().keys().cloned().collect::<Vec<_>>()).collect();
+        let mut ids: Vec<CompanyId> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.load().companies().map(|(_, c)| c.id.clone()).collect::<Vec<_>>())
+            .collect();
         ids.sort_unstable();
         ids
     }
 
     /// Whether `user` is a declared user.
     pub fn has_user(&self, user: &UserId) -> bool {
-        self.lock().users.contains(user)
+        self.lock().users.contains(user.as_str())
     }
 
     fn partition(&self, id: &str) -> Option<Arc<Company>> {
-        let shard = self.shards.get(shard_of(id))?.load();
-        shard.get(id).map(|slot| slot.load_full())
+        let hash = hash_id(id);
+        let shard = self.shards.get(shard_of(hash))?.load();
+        shard.find(hash, id).and_then(|(_, partition)| Guard::into_inner(partition))
     }
 
     fn lock(&self) -> MutexGuard<'_, Writer> {
@@ -278,11 +366,15 @@ impl Directory {
             platform_only(actor, change.kind())?;
             let user_doc = |user: &UserId| json(&crate::doc::UserDoc { id: user.to_string() });
             let known = |user: &UserId| {
-                if writer.users.contains(user) { Ok(()) } else { Err(not_found(ItemKind::User, user.as_str())) }
+                if writer.users.contains(user.as_str()) {
+                    Ok(())
+                } else {
+                    Err(not_found(ItemKind::User, user.as_str()))
+                }
             };
             let (effect, before, after) = match &change {
                 Change::AddUser { user } => {
-                    if writer.users.contains(user) {
+                    if writer.users.contains(user.as_str()) {
                         return Err(conflict("/user", format!("duplicate user `{user}`")));
                     }
                     (Effect::AddUser(user.clone()), None, user_doc(user))
@@ -304,7 +396,7 @@ impl Directory {
         if let Change::RemoveCompany { .. } = &change {
             platform_only(actor, change.kind())?;
             let old = current.ok_or_else(|| not_found(ItemKind::Company, company_id.as_str()))?;
-            let before = json(&old.source.company);
+            let before = json(&old.documents().company);
             return Ok(prepared(Effect::RemoveCompany(old), Some(company_id), None, before, None, change));
         }
         let (old, mut source) = match (&change, current) {
@@ -321,7 +413,7 @@ impl Directory {
                 return Err(conflict("/company/id", format!("duplicate company `{company_id}`")));
             }
             (_, Some(c)) => {
-                let source = c.source.clone();
+                let source = c.documents();
                 (Some(c), source)
             }
             (_, None) => return Err(not_found(ItemKind::Company, company_id.as_str())),
@@ -329,11 +421,17 @@ impl Directory {
         let edit = edit(&mut source, &change, actor, at)?;
         check_global_ids(writer, &change, &company_id)?;
         let mut issues = Issues::new();
-        let paths = SourcePaths { company: "/company".to_owned(), memberships: &[], agents: &[], delegations: &[] };
+        let paths = SourcePaths { company: "/company", memberships: &[], agents: &[], delegations: &[] };
         let users = &writer.users;
         let user_exists = |u: &str| users.contains(u);
+        // The previous partition's custom roles are shared when the write leaves them as they were.
+        let mut scratch = Scratch::default();
+        if let Some(o) = &old {
+            o.share_roles(&mut scratch.roles);
+        }
+        let source = SourceRef::of(&source);
         let catalog = self.catalog.load();
-        let compiled = Company::compile(&catalog, source, &paths, &user_exists, &mut issues);
+        let compiled = Company::compile(&catalog, &source, &paths, &user_exists, &mut issues, &mut scratch);
         let new = match compiled {
             Some(c) if issues.is_empty() => c,
             _ if issues.has_conflict() => return Err(AccessError::Conflict(issues.into_vec())),
@@ -369,7 +467,7 @@ impl Directory {
         match prepared.effect {
             Effect::Nothing => {}
             Effect::AddUser(user) => {
-                writer.users.insert(user);
+                writer.users.insert(user.as_str());
             }
             Effect::PublishPlan(catalog) => self.catalog.store(catalog),
             Effect::RemoveCompany(old) => self.remove_company(writer, &old),
@@ -426,12 +524,13 @@ impl Directory {
                 Ok(())
             };
             let custom = |company: &Company, id: &str| {
-                company.roles.iter().position(|r| r.id.as_str() == id).map(|i| RoleIx::Custom(i as u32))
+                company.custom_roles().iter().position(|r| r.id.as_str() == id).map(|i| RoleIx::Custom(i as u32))
             };
             match change {
                 Change::PutMembership(m) => {
-                    let after = new.member(&m.user).map(|x| x.roles.clone()).unwrap_or_default();
-                    let before = old.and_then(|o| o.member(&m.user)).map(|x| x.roles.clone());
+                    let after: Vec<RoleIx> = new.member(&m.user).map(|x| new.roles_of(x).collect()).unwrap_or_default();
+                    let before: Option<Vec<RoleIx>> =
+                        old.and_then(|o| o.member(&m.user).map(|x| o.roles_of(x).collect()));
                     let added: Vec<RoleIx> =
                         after.iter().filter(|r| before.as_ref().is_none_or(|b| !b.contains(r))).copied().collect();
                     must_hold(&added, new, RoleWrite::Assign)?;
@@ -442,8 +541,11 @@ impl Directory {
                     }
                 }
                 Change::RemoveMembership { user: target, .. } => {
-                    if let Some(m) = old.and_then(|o| o.member(target.as_str())) {
-                        must_hold(&m.roles, judge, RoleWrite::RemoveHolder)?;
+                    if let Some(o) = old
+                        && let Some(m) = o.member(target.as_str())
+                    {
+                        let roles: Vec<RoleIx> = o.roles_of(m).collect();
+                        must_hold(&roles, judge, RoleWrite::RemoveHolder)?;
                     }
                 }
                 Change::PutRole { role, .. } => {
@@ -495,8 +597,8 @@ impl Directory {
             let support = support_users(new, at);
             let activated = new.members.iter().any(|m| {
                 m.is_active_at(at)
-                    && !support.contains(m.user.as_str())
-                    && old.member(m.user.as_str()).is_none_or(|o| !o.is_active_at(at))
+                    && !support.contains(new.user_of(m))
+                    && old.member(new.user_of(m)).is_none_or(|o| !o.is_active_at(at))
             });
             if activated && let Some(seats) = cat.commercial().limit_index("core.seats") {
                 let ent = new.plans.entitlements(cat.commercial(), at);
@@ -538,15 +640,17 @@ impl Directory {
         for d in &new.delegations {
             writer.delegations.insert(d.id.clone(), new.id.clone());
         }
-        let Some(shard) = self.shards.get(shard_of(new.id.as_str())) else { return };
+        let hash = hash_id(new.id.as_str());
+        let Some(shard) = self.shards.get(shard_of(hash)) else { return };
         let current = shard.load();
-        match current.get(new.id.as_str()) {
-            Some(slot) => slot.store(new),
+        match current.find(hash, new.id.as_str()) {
+            Some((slot, _)) => slot.company.store(Some(new)),
             None => {
-                let mut map: Shard = (**current).clone();
                 writer.order.push(new.id.clone());
-                map.insert(new.id.clone(), Arc::new(ArcSwap::new(new)));
-                shard.store(Arc::new(map));
+                let mut companies: Vec<(u64, Arc<Company>)> = Vec::with_capacity(current.len + 1);
+                companies.extend(current.companies());
+                companies.push((hash, new));
+                shard.store(Arc::new(Shard::with(companies)));
             }
         }
     }
@@ -559,10 +663,9 @@ impl Directory {
             writer.delegations.remove(&d.id);
         }
         writer.order.retain(|c| c != &old.id);
-        if let Some(shard) = self.shards.get(shard_of(old.id.as_str())) {
-            let mut map: Shard = (**shard.load()).clone();
-            map.remove(old.id.as_str());
-            shard.store(Arc::new(map));
+        if let Some(shard) = self.shards.get(shard_of(hash_id(old.id.as_str()))) {
+            let companies = shard.load().companies().filter(|(_, c)| c.id != old.id).collect();
+            shard.store(Arc::new(Shard::with(companies)));
         }
     }
 }
@@ -585,9 +688,11 @@ impl Access for Directory {
         at: Timestamp,
     ) -> Decision {
         // Guards, not clones: no reference count is touched on the check path.
-        let shard = self.shards.get(shard_of(company.as_str())).map(ArcSwap::load);
-        let partition = shard.as_ref().and_then(|s| s.get(company)).map(|slot| slot.load());
-        decide(&self.catalog.load(), partition.as_deref().map(Arc::as_ref), principal, permission, resource, at)
+        let hash = hash_id(company.as_str());
+        let shard = self.shards.get(shard_of(hash)).map(ArcSwap::load);
+        let found = shard.as_ref().and_then(|s| s.find(hash, company.as_str()));
+        let partition = found.as_ref().and_then(|(_, p)| p.as_deref());
+        decide(&self.catalog.load(), partition, principal, permission, resource, at)
     }
 }
 
@@ -604,7 +709,7 @@ fn in_support_session(source: &CompanySource, user: &str, at: Timestamp) -> Resu
 
 /// The users holding a support session open at `at`: their memberships take no seat and make no owner.
 fn support_users(company: &Company, at: Timestamp) -> HashSet<&str> {
-    let sessions = company.source.company.support_sessions.iter();
+    let sessions = company.doc.support_sessions.iter();
     sessions
         .filter(|s| s.is_open_at(at) && company.member(&s.user).is_some_and(|m| m.is_active_at(at)))
         .map(|s| s.user.as_str())
@@ -617,7 +722,7 @@ fn owner_count(company: &Company, cat: &AccessCatalog, at: Timestamp) -> usize {
     let supporting_owners = support
         .iter()
         .filter_map(|u| company.member(u))
-        .filter(|m| cat.system_role("owner").is_some_and(|(o, _)| m.roles.contains(&RoleIx::System(o))))
+        .filter(|m| cat.system_role("owner").is_some_and(|(o, _)| company.roles_of(m).any(|r| r == RoleIx::System(o))))
         .count();
     company.active_owner_count(cat, at).saturating_sub(supporting_owners)
 }

@@ -1,7 +1,7 @@
 //! Effective-access evaluation (DESIGN.md §4): decisions with exactly one deny reason, delegation chains
 //! as attenuation, compiled snapshots, and explanations.
 
-use kisum_entitlements::{BitSet, Source, Timestamp};
+use kisum_entitlements::{BitSet, Item, Source, Timestamp};
 use kisum_errors::DenyReason;
 use serde::Serialize;
 
@@ -137,12 +137,12 @@ pub(crate) fn admit<'a>(
             if member.status != MembershipStatus::Active {
                 return Err(DenyReason::MembershipInactive);
             }
-            if member.expires_at.is_some_and(|end| t >= end) {
+            if member.expires_at().is_some_and(|end| t >= end) {
                 return Err(DenyReason::MembershipExpired);
             }
             Ok(Some(member))
         }
-        Principal::Agent(agent) if company.agents.contains(agent) => Ok(None),
+        Principal::Agent(agent) if company.has_agent(agent) => Ok(None),
         Principal::Agent(_) => Err(DenyReason::NotAMember),
     }
 }
@@ -168,7 +168,8 @@ impl Company {
         if resource.is_some_and(|r| r.company != self.id) {
             return Decision::Deny(DenyReason::CrossTenant);
         }
-        let Some(segment) = self.segment(t) else { return Decision::Deny(DenyReason::PermissionNotGranted) };
+        let (k, _) = self.segment_at(t);
+        let Some(segment) = self.segment_ix(k) else { return Decision::Deny(DenyReason::PermissionNotGranted) };
         let p = permission.index();
         if !segment.module_ok.contains(p) {
             return Decision::Deny(DenyReason::ModuleNotEntitled);
@@ -176,14 +177,12 @@ impl Company {
         if !segment.entitled.contains(p) {
             return Decision::Deny(DenyReason::FeatureNotEntitled);
         }
-        if member.is_some_and(|m| m.restrict_bits.contains(p)) {
+        if member.is_some_and(|m| self.restricts(m, p)) {
             return Decision::Deny(DenyReason::Restricted);
         }
         let grant = match member {
-            Some(m) if m.role_bits.contains(p) => m
-                .roles
-                .iter()
-                .copied()
+            Some(m) if m.role_bits.contains(p) => self
+                .roles_of(m)
                 .find(|r| self.role(cat, *r).is_some_and(|role| role.closure.contains(p)))
                 .map(|r| Grant::Role(RoleRef(r))),
             _ => None,
@@ -191,7 +190,7 @@ impl Company {
         let grant = grant.or_else(|| {
             let mut chain = Chain::default();
             let incoming = match member {
-                Some(m) => m.incoming.as_slice(),
+                Some(m) => self.incoming_of(m),
                 None => self.incoming(principal),
             };
             self.find_chain(incoming, p, resource, t, &mut chain).then_some(Grant::Delegation(chain))
@@ -199,8 +198,8 @@ impl Company {
         match grant {
             Some(grant) => Decision::Allow(Allow {
                 grant,
-                module_source: segment.module_source.get(def.module_ix.get()).copied().flatten(),
-                feature_source: def.feature_ix.and_then(|f| segment.feature_source.get(f.get()).copied().flatten()),
+                module_source: self.source_of(cat, k, Item::Module(def.module_ix)),
+                feature_source: def.feature_ix.and_then(|f| self.source_of(cat, k, Item::Feature(f))),
             }),
             None => Decision::Deny(DenyReason::PermissionNotGranted),
         }
@@ -233,7 +232,7 @@ impl Company {
                 continue;
             }
             let Some(from) = d.from_member.and_then(|i| self.members.get(i as usize)) else { continue };
-            if !from.is_active_at(t) || from.restrict_bits.contains(p) {
+            if !from.is_active_at(t) || self.restricts(from, p) {
                 continue;
             }
             if !chain.push(di) {
@@ -242,7 +241,7 @@ impl Company {
             if from.role_bits.contains(p) {
                 return true;
             }
-            if !chain.is_full() && self.find_chain(&from.incoming, p, resource, t, chain) {
+            if !chain.is_full() && self.find_chain(self.incoming_of(from), p, resource, t, chain) {
                 return true;
             }
             chain.pop();
@@ -264,15 +263,16 @@ impl Company {
             }
         };
         snap.status = None;
-        let k = self.boundaries.partition_point(|b| *b <= t);
-        let mut until = self.boundaries.get(k).copied();
-        let Some(segment) = self.segments.get(k) else { return snap };
+        let (k, mut until) = self.segment_at(t);
+        let Some(segment) = self.segment_ix(k) else { return snap };
         snap.module_ok = segment.module_ok.clone();
         snap.entitled = segment.entitled.clone();
         if let Some(m) = member {
-            snap.restricted = m.restrict_bits.clone();
+            if let Some(bits) = self.restrict_bits(m) {
+                snap.restricted = bits.clone();
+            }
             snap.granted = m.role_bits.clone();
-            earliest(&mut until, m.expires_at, t);
+            earliest(&mut until, m.expires_at(), t);
         }
         let mut walk = PathWalk {
             company: self,
@@ -283,7 +283,7 @@ impl Company {
             scoped: &mut snap.scoped,
         };
         let incoming = match member {
-            Some(m) => m.incoming.as_slice(),
+            Some(m) => self.incoming_of(m),
             None => self.incoming(principal),
         };
         walk.collect(incoming, &segment.entitled, None, &mut Chain::default());
@@ -315,9 +315,11 @@ impl Company {
             granted: &mut granted,
             scoped: &mut scoped,
         };
-        walk.collect(&member.incoming, &segment.entitled, None, &mut Chain::default());
+        walk.collect(self.incoming_of(member), &segment.entitled, None, &mut Chain::default());
         granted.intersect_with(&segment.entitled);
-        granted.difference_with(&member.restrict_bits);
+        if let Some(bits) = self.restrict_bits(member) {
+            granted.difference_with(bits);
+        }
         granted.intersect_with(cat.delegable());
         granted
     }
@@ -358,13 +360,15 @@ impl PathWalk<'_> {
                 continue;
             }
             let Some(from) = d.from_member.and_then(|i| company.members.get(i as usize)) else { continue };
-            earliest(&mut self.until, from.expires_at, self.t);
+            earliest(&mut self.until, from.expires_at(), self.t);
             if !from.is_active_at(self.t) {
                 continue;
             }
             let mut through = mask.clone();
             through.intersect_with(&d.grant_bits);
-            through.difference_with(&from.restrict_bits);
+            if let Some(bits) = company.restrict_bits(from) {
+                through.difference_with(bits);
+            }
             if through.is_empty() {
                 continue;
             }
@@ -388,7 +392,7 @@ impl PathWalk<'_> {
                 }
             }
             if !chain.is_full() && chain.push(di) {
-                self.collect(&from.incoming, &through, narrowed.as_deref(), chain);
+                self.collect(company.incoming_of(from), &through, narrowed.as_deref(), chain);
                 chain.pop();
             }
         }
@@ -443,7 +447,7 @@ impl Company {
     ) -> Explanation {
         let member = principal.user().and_then(|u| self.member(u.as_str()));
         let roles = member
-            .map(|m| m.roles.iter().filter_map(|r| self.role(cat, *r)).map(|r| r.id.to_string()).collect())
+            .map(|m| self.roles_of(m).filter_map(|r| self.role(cat, r)).map(|r| r.id.to_string()).collect())
             .unwrap_or_default();
         let mut out = Explanation {
             decision: if decision.is_allowed() { "allow" } else { "deny" },

@@ -16,6 +16,7 @@ pub mod scenario;
 mod snapshot;
 #[cfg(feature = "synth")]
 pub mod synth;
+mod users;
 mod world;
 
 pub use catalog::{AccessCatalog, PermissionDef, PermissionId, RoleRef};

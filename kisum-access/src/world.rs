@@ -2,24 +2,29 @@
 //! is the concurrent, writable form of the same state.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 use std::sync::Arc;
 
-use kisum_entitlements::{CompanyId, Issues};
+use kisum_entitlements::{CompanyId, Issues, Timestamp};
 
-use crate::catalog::{AccessCatalog, clip};
-use crate::company::{Company, CompanySource, SourcePaths};
+use crate::catalog::{AccessCatalog, PermissionId, clip};
+use crate::company::{Company, CompanySource, Scratch, SourcePaths, SourceRef};
 use crate::doc::{CompanyDoc, UserDoc, WorldDoc};
 use crate::error::AccessError;
-use crate::ids::UserId;
-use crate::query::Access;
+use crate::eval::Decision;
+use crate::ids::{Principal, ResourceRef, UserId};
+use crate::query::{Access, decide};
+use crate::users::UserSet;
+
+type Fast = foldhash::fast::RandomState;
 
 /// An immutable, validated world. `Send + Sync`; share it by `Arc`. Queries come from the [`Access`] trait.
 #[derive(Debug, Clone)]
 pub struct World {
     pub(crate) catalog: Arc<AccessCatalog>,
     pub(crate) companies: Vec<Arc<Company>>,
-    pub(crate) company_ix: HashMap<CompanyId, usize>,
-    pub(crate) users: HashSet<UserId>,
+    pub(crate) company_ix: HashMap<CompanyId, usize, Fast>,
+    pub(crate) users: UserSet,
 }
 
 impl World {
@@ -34,35 +39,39 @@ impl World {
     pub fn from_doc(doc: &WorldDoc) -> Result<World, AccessError> {
         let mut issues = Issues::new();
         let catalog = AccessCatalog::compile(&doc.catalog, &mut issues);
-        let mut users = HashSet::new();
+        let mut users = UserSet::with_capacity(doc.users.len());
         for (i, u) in doc.users.iter().enumerate() {
-            match UserId::parse(&u.id) {
-                Ok(id) if users.contains(&id) => {
-                    issues.push(format!("/users/{i}/id"), format!("duplicate user `{id}`"))
-                }
-                Ok(id) => {
-                    users.insert(id);
-                }
-                Err(e) => issues.push(format!("/users/{i}/id"), e.to_string()),
+            if let Err(e) = valid_user(&u.id) {
+                issues.push(format!("/users/{i}/id"), e);
+            } else if !users.insert(&u.id) {
+                issues.push(format!("/users/{i}/id"), format!("duplicate user `{}`", u.id));
             }
         }
-        let groups = group_by_company(doc, &mut issues);
+        users.shrink_to_fit();
+        let grouped = group_by_company(doc, &mut issues);
         let user_exists = |u: &str| users.contains(u);
-        let mut companies = Vec::with_capacity(groups.len());
-        for group in groups {
-            let paths = SourcePaths {
-                company: format!("/companies/{}", group.index),
-                memberships: &group.memberships,
-                agents: &group.agents,
-                delegations: &group.delegations,
-            };
-            let source = CompanySource {
-                company: group.doc.clone(),
-                memberships: group.memberships.iter().filter_map(|&i| doc.memberships.get(i)).cloned().collect(),
-                agents: group.agents.iter().filter_map(|&i| doc.agents.get(i)).cloned().collect(),
-                delegations: group.delegations.iter().filter_map(|&i| doc.delegations.get(i)).cloned().collect(),
-            };
-            if let Some(company) = Company::compile(&catalog, source, &paths, &user_exists, &mut issues) {
+        let mut companies = Vec::with_capacity(grouped.groups.len());
+        let mut scratch = Scratch::default();
+        let empty = CompanyDoc::default();
+        let mut source = SourceRef { company: &empty, memberships: vec![], agents: vec![], delegations: vec![] };
+        let mut cpath = String::new();
+        for group in &grouped.groups {
+            cpath.clear();
+            let _ = write!(cpath, "/companies/{}", group.index);
+            let memberships = grouped.memberships.get(group.memberships.clone()).unwrap_or_default();
+            let agents = grouped.agents.get(group.agents.clone()).unwrap_or_default();
+            let delegations = grouped.delegations.get(group.delegations.clone()).unwrap_or_default();
+            let paths = SourcePaths { company: &cpath, memberships, agents, delegations };
+            // One set of borrowed lists, refilled for each company.
+            source.company = group.doc;
+            source.memberships.clear();
+            source.memberships.extend(memberships.iter().filter_map(|&i| doc.memberships.get(i)));
+            source.agents.clear();
+            source.agents.extend(agents.iter().filter_map(|&i| doc.agents.get(i)));
+            source.delegations.clear();
+            source.delegations.extend(delegations.iter().filter_map(|&i| doc.delegations.get(i)));
+            if let Some(company) = Company::compile(&catalog, &source, &paths, &user_exists, &mut issues, &mut scratch)
+            {
                 companies.push(Arc::new(company));
             }
         }
@@ -75,7 +84,7 @@ impl World {
 
     /// The world as a document, in the world file format.
     pub fn to_doc(&self) -> WorldDoc {
-        to_doc(&self.catalog, self.users.iter(), self.companies.iter().map(|c| c.source()))
+        to_doc(&self.catalog, self.users.iter(), self.companies.iter().map(|c| c.documents()))
     }
 
     /// Every company, in file order.
@@ -92,81 +101,159 @@ impl Access for World {
     fn company(&self, id: &CompanyId) -> Option<Arc<Company>> {
         self.companies.get(*self.company_ix.get(id)?).cloned()
     }
+
+    fn check(
+        &self,
+        principal: &Principal,
+        company: &CompanyId,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        at: Timestamp,
+    ) -> Decision {
+        // No reference count touched: the world owns its partitions for as long as it is borrowed.
+        let partition = self.company_ix.get(company).and_then(|&i| self.companies.get(i));
+        decide(&self.catalog, partition.map(Arc::as_ref), principal, permission, resource, at)
+    }
+}
+
+/// Checks a user id without keeping it (the set keeps the text).
+fn valid_user(id: &str) -> Result<(), String> {
+    if kisum_entitlements::is_id(id) {
+        return Ok(());
+    }
+    UserId::parse(id).map(drop).map_err(|e| e.to_string())
 }
 
 pub(crate) fn to_doc<'a>(
     catalog: &AccessCatalog,
-    users: impl Iterator<Item = &'a UserId>,
-    sources: impl Iterator<Item = &'a CompanySource>,
+    users: impl Iterator<Item = &'a str>,
+    sources: impl Iterator<Item = CompanySource>,
 ) -> WorldDoc {
     let mut doc = WorldDoc { catalog: catalog.doc().clone(), ..WorldDoc::default() };
-    let mut users: Vec<UserDoc> = users.map(|u| UserDoc { id: u.to_string() }).collect();
+    let mut users: Vec<UserDoc> = users.map(|u| UserDoc { id: u.to_owned() }).collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
     doc.users = users;
     for source in sources {
-        doc.companies.push(source.company.clone());
-        doc.memberships.extend(source.memberships.iter().cloned());
-        doc.agents.extend(source.agents.iter().cloned());
-        doc.delegations.extend(source.delegations.iter().cloned());
+        doc.companies.push(source.company);
+        doc.memberships.extend(source.memberships);
+        doc.agents.extend(source.agents);
+        doc.delegations.extend(source.delegations);
     }
     doc
 }
 
-/// A company document and the indices, in the world file, of everything that belongs to it.
+/// A company document and the indices, in the world file, of everything that belongs to it (ranges of
+/// the flat lists of [`Grouped`]).
 struct Group<'a> {
     index: usize,
     doc: &'a CompanyDoc,
+    memberships: std::ops::Range<usize>,
+    agents: std::ops::Range<usize>,
+    delegations: std::ops::Range<usize>,
+}
+
+/// Every company's group, and the world file's indices of memberships, agents and delegations, sorted
+/// by company (three flat lists, not three lists per company: a load of millions of companies makes no
+/// allocation per company here).
+struct Grouped<'a> {
+    groups: Vec<Group<'a>>,
     memberships: Vec<usize>,
     agents: Vec<usize>,
     delegations: Vec<usize>,
 }
 
+/// Sorts item indices by owning group (a counting sort, stable); `owners[i]` is item `i`'s group, or
+/// `u32::MAX` for none. Returns the sorted indices and each group's range.
+fn bucket(owners: &[u32], groups: usize) -> (Vec<usize>, Vec<std::ops::Range<usize>>) {
+    let mut starts = vec![0usize; groups + 1];
+    for &g in owners {
+        if let Some(n) = starts.get_mut(g as usize + 1) {
+            *n += 1;
+        }
+    }
+    for g in 0..groups {
+        let before = starts.get(g).copied().unwrap_or(0);
+        if let Some(n) = starts.get_mut(g + 1) {
+            *n += before;
+        }
+    }
+    let ranges = starts.windows(2).map(|w| w.first().copied().unwrap_or(0)..w.get(1).copied().unwrap_or(0)).collect();
+    let mut next = starts;
+    let mut sorted = vec![0usize; next.last().copied().unwrap_or(0)];
+    for (i, &g) in owners.iter().enumerate() {
+        if let Some(at) = next.get_mut(g as usize) {
+            if let Some(slot) = sorted.get_mut(*at) {
+                *slot = i;
+            }
+            *at += 1;
+        }
+    }
+    (sorted, ranges)
+}
+
 /// Sorts memberships, agents and delegations under their companies, checking the world-wide rules:
 /// unique company, agent and delegation ids, and references to existing companies.
-fn group_by_company<'a>(doc: &'a WorldDoc, issues: &mut Issues) -> Vec<Group<'a>> {
-    let mut groups: Vec<Group<'a>> = Vec::new();
-    let mut ix: HashMap<&str, usize> = HashMap::new();
+fn group_by_company<'a>(doc: &'a WorldDoc, issues: &mut Issues) -> Grouped<'a> {
+    let mut groups: Vec<Group<'a>> = Vec::with_capacity(doc.companies.len());
+    let mut ix: HashMap<&str, u32, Fast> = HashMap::with_capacity_and_hasher(doc.companies.len(), Fast::default());
     for (i, c) in doc.companies.iter().enumerate() {
         if ix.contains_key(c.id.as_str()) {
             issues.push_conflict(format!("/companies/{i}/id"), format!("duplicate company `{}`", clip(&c.id)));
             continue;
         }
-        ix.insert(c.id.as_str(), groups.len());
-        groups.push(Group { index: i, doc: c, memberships: vec![], agents: vec![], delegations: vec![] });
+        ix.insert(c.id.as_str(), u32::try_from(groups.len()).unwrap_or(u32::MAX));
+        groups.push(Group { index: i, doc: c, memberships: 0..0, agents: 0..0, delegations: 0..0 });
     }
-    let place = |company: &str, path: String, issues: &mut Issues| -> Option<usize> {
-        let found = ix.get(company).copied();
-        if found.is_none() {
-            issues.push(path, format!("unknown company `{}`", clip(company)));
-        }
-        found
-    };
-    for (i, m) in doc.memberships.iter().enumerate() {
-        if let Some(g) = place(&m.company, format!("/memberships/{i}/company"), issues).and_then(|g| groups.get_mut(g))
+    // Files list a company's items together: the previous item's company is looked up only once.
+    let mut last: Option<(&str, u32)> = None;
+    let mut owner = |company: &'a str, list: &str, i: usize, issues: &mut Issues| -> u32 {
+        if let Some((c, g)) = last
+            && c == company
         {
-            g.memberships.push(i);
+            return g;
         }
-    }
-    let mut agent_ids = HashSet::new();
+        match ix.get(company) {
+            Some(&g) => {
+                last = Some((company, g));
+                g
+            }
+            None => {
+                issues.push(format!("/{list}/{i}/company"), format!("unknown company `{}`", clip(company)));
+                u32::MAX
+            }
+        }
+    };
+    let memberships: Vec<u32> =
+        doc.memberships.iter().enumerate().map(|(i, m)| owner(&m.company, "memberships", i, issues)).collect();
+    let mut agent_ids: HashSet<&str, Fast> = HashSet::with_capacity_and_hasher(doc.agents.len(), Fast::default());
+    let mut agents = Vec::with_capacity(doc.agents.len());
     for (i, a) in doc.agents.iter().enumerate() {
         if !agent_ids.insert(a.id.as_str()) {
             issues.push_conflict(format!("/agents/{i}/id"), format!("duplicate agent `{}`", clip(&a.id)));
+            agents.push(u32::MAX);
             continue;
         }
-        if let Some(g) = place(&a.company, format!("/agents/{i}/company"), issues).and_then(|g| groups.get_mut(g)) {
-            g.agents.push(i);
-        }
+        agents.push(owner(&a.company, "agents", i, issues));
     }
-    let mut delegation_ids = HashSet::new();
+    let mut delegation_ids: HashSet<&str, Fast> =
+        HashSet::with_capacity_and_hasher(doc.delegations.len(), Fast::default());
+    let mut delegations = Vec::with_capacity(doc.delegations.len());
     for (i, d) in doc.delegations.iter().enumerate() {
         if !delegation_ids.insert(d.id.as_str()) {
             issues.push_conflict(format!("/delegations/{i}/id"), format!("duplicate delegation `{}`", clip(&d.id)));
+            delegations.push(u32::MAX);
             continue;
         }
-        if let Some(g) = place(&d.company, format!("/delegations/{i}/company"), issues).and_then(|g| groups.get_mut(g))
-        {
-            g.delegations.push(i);
-        }
+        delegations.push(owner(&d.company, "delegations", i, issues));
     }
-    groups
+    let n = groups.len();
+    let (memberships, m_ranges) = bucket(&memberships, n);
+    let (agents, a_ranges) = bucket(&agents, n);
+    let (delegations, d_ranges) = bucket(&delegations, n);
+    for (((g, m), a), d) in groups.iter_mut().zip(m_ranges).zip(a_ranges).zip(d_ranges) {
+        g.memberships = m;
+        g.agents = a;
+        g.delegations = d;
+    }
+    Grouped { groups, memberships, agents, delegations }
 }

@@ -4,5 +4,6 @@
 
 mod directory;
 mod properties;
+mod reference;
 mod scenarios;
 mod worlds;
