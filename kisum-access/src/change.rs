@@ -193,6 +193,24 @@ pub enum Change {
         /// The user.
         user: UserId,
     },
+    /// Records that a sign-in session ended (logout, a refresh token reused): its access tokens must be
+    /// refused until `until`, when the last of them has expired. The session itself lives in Auth's
+    /// state, not in the model; the record is what tells every replica and module. The user may revoke
+    /// its own sessions.
+    RevokeSession {
+        /// The session's user.
+        user: UserId,
+        /// The session id (`sid` in its tokens).
+        session: String,
+        /// When its last access token has expired.
+        until: Timestamp,
+    },
+    /// Records that the signing key set changed (a key published, retired or removed), so that verifiers
+    /// refetch it (platform only).
+    RotateKeys {
+        /// The key ids published after the change.
+        kids: Vec<String>,
+    },
 }
 
 impl Change {
@@ -220,6 +238,8 @@ impl Change {
             Change::PublishPlan { .. } => "publish_plan",
             Change::SetPassword { .. } => "set_password",
             Change::DisableUser { .. } => "disable_user",
+            Change::RevokeSession { .. } => "revoke_session",
+            Change::RotateKeys { .. } => "rotate_keys",
             Change::OpenSupportSession { .. } => "open_support_session",
             Change::CloseSupportSession { .. } => "close_support_session",
         }
@@ -237,7 +257,9 @@ impl Change {
             Change::AddUser { .. }
             | Change::PublishPlan { .. }
             | Change::SetPassword { .. }
-            | Change::DisableUser { .. } => Ok(None),
+            | Change::DisableUser { .. }
+            | Change::RevokeSession { .. }
+            | Change::RotateKeys { .. } => Ok(None),
             Change::CreateCompany { company, .. } => parse("/company/id", &company.id),
             Change::PutMembership(m) => parse("/membership/company", &m.company),
             Change::PutAgent(a) => parse("/agent/company", &a.company),

@@ -363,7 +363,11 @@ impl Directory {
             after,
         };
         let Some(company_id) = company_id else {
-            platform_only(actor, change.kind())?;
+            match (&change, actor) {
+                // A user may end its own sessions.
+                (Change::RevokeSession { user, .. }, Actor::User(me)) if me == user => {}
+                _ => platform_only(actor, change.kind())?,
+            }
             let user_doc = |user: &UserId| json(&crate::doc::UserDoc { id: user.to_string() });
             let known = |user: &UserId| {
                 if writer.users.contains(user.as_str()) {
@@ -383,6 +387,12 @@ impl Directory {
                     known(user)?;
                     (Effect::Nothing, user_doc(user), user_doc(user))
                 }
+                Change::RevokeSession { user, session, until } => {
+                    known(user)?;
+                    let after = serde_json::json!({ "user": user, "session": session, "until": until.to_string() });
+                    (Effect::Nothing, None, json(&after))
+                }
+                Change::RotateKeys { kids } => (Effect::Nothing, None, json(&serde_json::json!({ "kids": kids }))),
                 Change::PublishPlan { plan } => {
                     let catalog = self.catalog.load().with_plan(plan)?;
                     (Effect::PublishPlan(Arc::new(catalog)), None, json(plan))
@@ -390,7 +400,12 @@ impl Directory {
                 // INVARIANT: `Change::company` names a company for every other kind of change.
                 _ => return Err(AccessError::Malformed(format!("a `{}` change names no company", change.kind()))),
             };
-            return Ok(prepared(effect, None, Some(Vec::new()), before, after, change));
+            // Whose tokens a revoked session carried: the feed names them.
+            let principals = match &change {
+                Change::RevokeSession { user, .. } => vec![Principal::User(user.clone())],
+                _ => Vec::new(),
+            };
+            return Ok(prepared(effect, None, Some(principals), before, after, change));
         };
         let current = self.partition(company_id.as_str());
         if let Change::RemoveCompany { .. } = &change {
@@ -1005,6 +1020,8 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         | Change::RemoveCompany { .. }
         | Change::PublishPlan { .. }
         | Change::SetPassword { .. }
-        | Change::DisableUser { .. } => whole(None, None),
+        | Change::DisableUser { .. }
+        | Change::RevokeSession { .. }
+        | Change::RotateKeys { .. } => whole(None, None),
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod auth;
 mod engine;
 mod error;
 mod postgres;
@@ -8,6 +9,7 @@ mod sql;
 mod sqlite;
 mod store;
 
+pub use auth::{AuthStore, LoginAttempt, RefreshRecord, RefreshUse, ServiceClient, Session, StoredKey};
 pub use engine::Engine;
 pub use error::StoreError;
 pub use postgres::PgStore;

@@ -16,6 +16,7 @@ use crate::store::{Checkpoint, Credential, LogEntry, SideWrite, Store, WriteTx};
 
 mod q {
     crate::sql::log_queries!(sqlx::PgConnection);
+    crate::auth::auth_queries!(sqlx::PgConnection, sqlx::postgres::PgRow);
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -121,6 +122,8 @@ async fn listen(pool: PgPool, commits: Arc<watch::Sender<u64>>) {
         }
     }
 }
+
+crate::auth::auth_store_impl!(PgStore, sqlx::Postgres, q, "BEGIN ISOLATION LEVEL READ COMMITTED");
 
 #[async_trait]
 impl Store for PgStore {

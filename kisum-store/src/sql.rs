@@ -177,6 +177,7 @@ macro_rules! log_queries {
                 .bind(user.to_string())
                 .bind(at.to_string())
                 .bind(now),
+                other => return auth_side_write(conn, other).await,
             };
             query.execute(&mut *conn).await.map_err(StoreError::db)?;
             Ok(())

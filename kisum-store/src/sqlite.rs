@@ -16,6 +16,7 @@ use crate::store::{Checkpoint, Credential, LogEntry, SideWrite, Store, WriteTx};
 
 mod q {
     crate::sql::log_queries!(sqlx::SqliteConnection);
+    crate::auth::auth_queries!(sqlx::SqliteConnection, sqlx::sqlite::SqliteRow);
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -69,6 +70,8 @@ impl SqliteStore {
         self.pool.acquire().await.map_err(StoreError::db)
     }
 }
+
+crate::auth::auth_store_impl!(SqliteStore, sqlx::Sqlite, q, "BEGIN IMMEDIATE");
 
 #[async_trait]
 impl Store for SqliteStore {

@@ -8,6 +8,7 @@ use kisum_access::{Change, ChangeRecord, CompanyId, UserId};
 use kisum_entitlements::Timestamp;
 use tokio::sync::watch;
 
+use crate::auth::{AuthStore, ServiceClient, StoredKey};
 use crate::error::StoreError;
 
 /// One committed change as the log keeps it: the record (who, when, whom it touched) and the change
@@ -45,6 +46,34 @@ pub enum SideWrite {
         /// When.
         at: Timestamp,
     },
+    /// Revokes a session (Unix seconds).
+    RevokeSession {
+        /// The session id.
+        sid: String,
+        /// When.
+        at: i64,
+    },
+    /// Revokes every live session of a user (Unix seconds).
+    RevokeUserSessions {
+        /// The user.
+        user: UserId,
+        /// When.
+        at: i64,
+    },
+    /// Stores a signing key, or updates the schedule of a stored one.
+    PutSigningKey(StoredKey),
+    /// Deletes a signing key.
+    RemoveSigningKey {
+        /// The key id.
+        kid: String,
+    },
+    /// Registers or replaces a service client.
+    PutServiceClient(ServiceClient),
+    /// Deletes a service client.
+    RemoveServiceClient {
+        /// The client id.
+        client_id: String,
+    },
 }
 
 impl std::fmt::Debug for SideWrite {
@@ -52,6 +81,12 @@ impl std::fmt::Debug for SideWrite {
         match self {
             SideWrite::SetPassword { user, .. } => write!(f, "SetPassword({user}, [redacted])"),
             SideWrite::DisableUser { user, at } => write!(f, "DisableUser({user}, {at})"),
+            SideWrite::RevokeSession { sid, at } => write!(f, "RevokeSession({sid}, {at})"),
+            SideWrite::RevokeUserSessions { user, at } => write!(f, "RevokeUserSessions({user}, {at})"),
+            SideWrite::PutSigningKey(key) => write!(f, "PutSigningKey({key:?})"),
+            SideWrite::RemoveSigningKey { kid } => write!(f, "RemoveSigningKey({kid})"),
+            SideWrite::PutServiceClient(client) => write!(f, "PutServiceClient({client:?})"),
+            SideWrite::RemoveServiceClient { client_id } => write!(f, "RemoveServiceClient({client_id})"),
         }
     }
 }
@@ -91,9 +126,9 @@ pub struct Checkpoint {
 ///
 /// The log holds every committed change in sequence order without gaps, from the oldest one kept
 /// (see [`prune`](Store::prune)) to the head. Writers serialize through [`begin_write`](Store::begin_write),
-/// across processes.
+/// across processes. Auth's state beside the model is the supertrait [`AuthStore`].
 #[async_trait]
-pub trait Store: std::fmt::Debug + Send + Sync + 'static {
+pub trait Store: AuthStore + std::fmt::Debug + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -75,7 +75,7 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
-fn rng_fill(bytes: &mut [u8]) -> Result<(), TokenError> {
+pub(crate) fn rng_fill(bytes: &mut [u8]) -> Result<(), TokenError> {
     SystemRandom::new().fill(bytes).map_err(|_| TokenError::Key("the system random generator failed".into()))
 }
 
@@ -183,6 +183,10 @@ fn aad(kid: &str, alg: Algorithm) -> Aad<Vec<u8>> {
     Aad::from(format!("{KEY_FORMAT}|{kid}|{}", alg.jose_name()).into_bytes())
 }
 
+fn sealed_aad(purpose: &str) -> Aad<Vec<u8>> {
+    Aad::from(format!("kisum-sealed/v1|{purpose}").into_bytes())
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyFile {
@@ -239,6 +243,32 @@ impl Kek {
     /// The KEK as 64 hex digits, to hand to an operator once.
     pub fn to_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(self.0.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Encrypts `plain` (AES-256-GCM, fresh random nonce) for `purpose`, which is authenticated: a value
+    /// sealed for one purpose does not open for another. The result is `nonce.ciphertext` in base64url.
+    pub fn seal(&self, purpose: &str, plain: &[u8]) -> Result<String, TokenError> {
+        let mut nonce = [0u8; 12];
+        rng_fill(&mut nonce)?;
+        let mut sealed = plain.to_vec();
+        self.cipher()?
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), sealed_aad(purpose), &mut sealed)
+            .map_err(|_| TokenError::Key("encryption failed".into()))?;
+        Ok(format!("{}.{}", b64_encode(&nonce), b64_encode(&sealed)))
+    }
+
+    /// Decrypts what [`seal`](Kek::seal) produced for the same `purpose`; an error if the KEK or the
+    /// purpose differ or the text was altered.
+    pub fn open(&self, purpose: &str, text: &str) -> Result<Zeroizing<Vec<u8>>, TokenError> {
+        let altered = || TokenError::Key("wrong key-encryption key, or the sealed value was altered".into());
+        let (nonce, sealed) = text.split_once('.').ok_or_else(altered)?;
+        let nonce: [u8; 12] = b64(nonce).ok().and_then(|n| n.try_into().ok()).ok_or_else(altered)?;
+        let mut sealed = Zeroizing::new(b64(sealed).map_err(|_| altered())?);
+        let plain = self
+            .cipher()?
+            .open_in_place(Nonce::assume_unique_for_key(nonce), sealed_aad(purpose), &mut sealed)
+            .map_err(|_| altered())?;
+        Ok(Zeroizing::new(plain.to_vec()))
     }
 
     fn cipher(&self) -> Result<LessSafeKey, TokenError> {
@@ -467,6 +497,21 @@ fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_their_kek_and_purpose() {
+        let kek = Kek::generate().unwrap();
+        let sealed = kek.seal("answer", b"secret answer").unwrap();
+        assert!(!sealed.contains("secret"));
+        assert_eq!(kek.open("answer", &sealed).unwrap().as_slice(), b"secret answer");
+        assert_ne!(kek.seal("answer", b"secret answer").unwrap(), sealed, "a fresh nonce each time");
+        assert!(kek.open("other", &sealed).is_err(), "the purpose is authenticated");
+        assert!(Kek::generate().unwrap().open("answer", &sealed).is_err());
+        let mut altered = sealed.clone();
+        altered.push('A');
+        assert!(kek.open("answer", &altered).is_err());
+        assert!(kek.open("answer", "no-dot").is_err());
+    }
 
     #[test]
     fn keys_are_redacted_and_exported_only_encrypted() {

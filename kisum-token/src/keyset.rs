@@ -87,10 +87,18 @@ impl KeySet {
         if self.keys.iter().any(|k| k.signs_from >= start) {
             return Ok(());
         }
-        self.minted += 1;
-        let kid = format!("k{}-{}", start.unix_seconds(), self.minted);
+        let kid = self.fresh_kid(start)?;
         let key = PrivateKey::generate(self.policy.algorithm, &kid)?;
         self.add(key, now, start)
+    }
+
+    /// A key id for a key signing from `start`, unique across processes: the start and 48 random bits.
+    fn fresh_kid(&mut self, start: Timestamp) -> Result<String, TokenError> {
+        self.minted += 1;
+        let mut tag = [0u8; 6];
+        crate::key::rng_fill(&mut tag)?;
+        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(format!("k{}-{tag}", start.unix_seconds()))
     }
 
     /// Adds an existing key (for example one read back from encrypted storage) that signs from
@@ -104,6 +112,37 @@ impl KeySet {
             .ok_or_else(|| TokenError::Key("signing period out of range".into()))?;
         self.keys.push(ScheduledKey { key, published_at: now.min(signs_from), signs_from, signs_until });
         Ok(())
+    }
+
+    /// Adds a key with its schedule as it was stored (the schedule is taken as given).
+    pub fn insert(&mut self, key: ScheduledKey) -> Result<(), TokenError> {
+        if self.keys.iter().any(|k| k.key.kid() == key.key.kid()) {
+            return Err(TokenError::Key(format!("duplicate kid `{}`", key.key.kid())));
+        }
+        if key.signs_until < key.signs_from || key.signs_from < key.published_at {
+            return Err(TokenError::Key(format!("key `{}` has an impossible schedule", key.key.kid())));
+        }
+        self.keys.push(key);
+        Ok(())
+    }
+
+    /// Rotates now, off schedule (an operator's request): a new key is published at once and signs from
+    /// `now + lead`; every key signing then stops at that instant and is retired (kept published for
+    /// [`RETIRED_KEEP_SECONDS`]). Tokens in flight stay valid, and a verifier that has not seen the new
+    /// key yet has `lead` seconds to fetch it. Returns the new key's id.
+    pub fn rotate_now(&mut self, now: Timestamp, lead: i64) -> Result<String, TokenError> {
+        let start = now.checked_add_seconds(lead.max(0)).ok_or_else(|| TokenError::Key("lead out of range".into()))?;
+        // A successor already scheduled after `start` would take over later; it is superseded.
+        self.keys.retain(|k| k.signs_from <= start);
+        for k in &mut self.keys {
+            if k.signs_until > start {
+                k.signs_until = start.max(k.signs_from);
+            }
+        }
+        let kid = self.fresh_kid(start)?;
+        let key = PrivateKey::generate(self.policy.algorithm, &kid)?;
+        self.add(key, now, start)?;
+        Ok(kid)
     }
 
     /// The key that signs at `now`: the most recently started of those in their signing period.
@@ -151,5 +190,35 @@ mod tests {
         assert!(set.keys().iter().all(|k| k.key.kid() != first), "and then removed");
         set.rotate(at(gone)).unwrap();
         assert_eq!(set.keys().len(), 1, "rotation is idempotent");
+    }
+
+    #[test]
+    fn an_operator_rotation_publishes_first_and_retires_the_old_key() {
+        let mut set = KeySet::new(RotationPolicy::default());
+        let t0 = Timestamp::from_unix(1_767_225_600);
+        let at = |s: i64| t0.checked_add_seconds(s).unwrap();
+        set.rotate(t0).unwrap();
+        let old = set.signer(t0).unwrap().kid().to_owned();
+        let new = set.rotate_now(at(100), 5).unwrap();
+        assert_ne!(old, new);
+        assert!(set.jwks(at(100)).unwrap().get(&new).is_some(), "published at once");
+        assert_eq!(set.signer(at(104)).unwrap().kid(), old, "the old key signs during the lead");
+        assert_eq!(set.signer(at(105)).unwrap().kid(), new);
+        let gone = 105 + RETIRED_KEEP_SECONDS;
+        assert!(set.jwks(at(gone - 1)).unwrap().get(&old).is_some(), "kept until its tokens expired");
+        assert!(set.jwks(at(gone)).unwrap().get(&old).is_none());
+        // A stored key comes back with its schedule; a duplicate or impossible one is refused.
+        let mut copy = KeySet::new(RotationPolicy::default());
+        let k = &set.keys()[1];
+        let again = PrivateKey::import_encrypted(&k.key.export_encrypted(&crate::Kek::generate().unwrap()).unwrap(), &crate::Kek::generate().unwrap());
+        assert!(again.is_err(), "another KEK does not open it");
+        let kek = crate::Kek::generate().unwrap();
+        let key = PrivateKey::import_encrypted(&k.key.export_encrypted(&kek).unwrap(), &kek).unwrap();
+        let sched = ScheduledKey { key, published_at: k.published_at, signs_from: k.signs_from, signs_until: k.signs_until };
+        copy.insert(sched).unwrap();
+        assert_eq!(copy.signer(at(105)).unwrap().kid(), new);
+        let key = PrivateKey::import_encrypted(&k.key.export_encrypted(&kek).unwrap(), &kek).unwrap();
+        let dup = ScheduledKey { key, published_at: k.published_at, signs_from: k.signs_from, signs_until: k.signs_until };
+        assert!(copy.insert(dup).is_err());
     }
 }
