@@ -245,6 +245,17 @@ pub struct CompanySource {
     pub delegations: Vec<DelegationDoc>,
 }
 
+/// A membership's roles, status and expiry ([`Company::membership_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipSummary {
+    /// Role ids, in membership order.
+    pub roles: Vec<String>,
+    /// Its status.
+    pub status: crate::doc::MembershipStatus,
+    /// Its expiry, if any.
+    pub expires_at: Option<Timestamp>,
+}
+
 /// The documents of one company, borrowed from wherever they are (a world file, an edited source).
 pub(crate) struct SourceRef<'a> {
     pub company: &'a CompanyDoc,
@@ -875,6 +886,14 @@ impl Company {
             Item::Limit(_) => return None,
         };
         self.sources.get(k * stride + i).copied().flatten()
+    }
+
+    /// The roles (by id, in membership order), status and expiry of `user`'s membership, if it has one:
+    /// what a sign-in lists, without rebuilding the company's documents.
+    pub fn membership_of(&self, cat: &AccessCatalog, user: &UserId) -> Option<MembershipSummary> {
+        let m = self.member(user.as_str())?;
+        let roles = self.roles_of(m).filter_map(|r| self.role(cat, r)).map(|r| r.id.to_string()).collect();
+        Some(MembershipSummary { roles, status: m.status, expires_at: m.expires_at() })
     }
 
     /// The membership of `user`, if any.

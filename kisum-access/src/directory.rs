@@ -292,6 +292,24 @@ impl Directory {
         ids
     }
 
+    /// Every company where `user` has a membership, with its roles and status, sorted by company. A scan
+    /// of every company: for sign-in, not for checks.
+    pub fn memberships_of(&self, user: &UserId) -> Vec<(CompanyId, crate::company::MembershipSummary)> {
+        let catalog = self.catalog.load();
+        let mut found: Vec<(CompanyId, crate::company::MembershipSummary)> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.load()
+                    .companies()
+                    .filter_map(|(_, c)| c.membership_of(&catalog, user).map(|m| (c.id.clone(), m)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
     /// Whether `user` is a declared user.
     pub fn has_user(&self, user: &UserId) -> bool {
         self.lock().users.contains(user.as_str())

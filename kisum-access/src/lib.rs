@@ -21,7 +21,7 @@ mod world;
 
 pub use catalog::{AccessCatalog, PermissionDef, PermissionId, RoleRef};
 pub use change::{Actor, Change, ChangeRecord};
-pub use company::{Company, CompanySource, MAX_DELEGATION_SECONDS};
+pub use company::{Company, CompanySource, MAX_DELEGATION_SECONDS, MembershipSummary};
 pub use directory::{Directory, Prepared, SHARDS};
 pub use error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
 pub use eval::{Allow, Chain, Decision, Explanation, Grant, GrantedBy, MAX_CHAIN};

@@ -169,11 +169,17 @@ impl Caller {
     }
 }
 
+/// An actor of `act.sub`: `agent:ID` (API.md §2).
+fn actor(sub: &str) -> Result<AgentId, &'static str> {
+    sub.strip_prefix("agent:").and_then(|id| AgentId::parse(id).ok()).ok_or("act.sub is not `agent:` and an agent id")
+}
+
 impl Claims {
     /// Checks the shape rules every token obeys, whether being signed or verified: a user token has
     /// `cid`, `sid` and `ver` and no service claims; a service token has `client_id` and `scope` and no
     /// user claims; `0 < exp − iat ≤ 15 min`; `act` at most 3 deep; a user token's subject, company and
-    /// actors, and a service token's client, are valid ids.
+    /// actors, and a service token's client, are valid ids; `act.sub` is `agent:ID`; a service token's `sub` is
+    /// `service:` and its `client_id`.
     pub fn kind(&self) -> Result<TokenKind, &'static str> {
         self.caller().map(|caller| caller.kind())
     }
@@ -186,13 +192,13 @@ impl Claims {
                 let subject = UserId::parse(&self.sub).map_err(|_| "sub is not a user id")?;
                 let company = CompanyId::parse(cid).map_err(|_| "cid is not a company id")?;
                 let principal = match &self.act {
-                    Some(act) => Principal::Agent(AgentId::parse(&act.sub).map_err(|_| "act.sub is not an agent id")?),
+                    Some(act) => Principal::Agent(actor(&act.sub)?),
                     None => Principal::User(subject.clone()),
                 };
                 // Prior actors are not the principal, but a chain with a malformed link is refused whole.
                 let mut prior = self.act.as_ref().and_then(|a| a.act.as_deref());
                 while let Some(act) = prior {
-                    AgentId::parse(&act.sub).map_err(|_| "act.sub is not an agent id")?;
+                    actor(&act.sub)?;
                     prior = act.act.as_deref();
                 }
                 Ok(Caller::User { principal, subject, company, sid: sid.clone(), ver })
@@ -200,6 +206,9 @@ impl Claims {
             (None, None, None, Some(client_id), Some(scope)) => {
                 self.check_lifetime_and_act()?;
                 let client = ServiceId::parse(client_id).map_err(|_| "client_id is not a client id")?;
+                if self.sub.strip_prefix("service:") != Some(client_id.as_str()) {
+                    return Err("a service token's sub is `service:` followed by its client_id");
+                }
                 let scopes = scope.split_ascii_whitespace().map(str::to_owned).collect();
                 Ok(Caller::Service { client, scopes })
             }
@@ -310,7 +319,7 @@ mod tests {
             assert_eq!(pattern_matches(pattern, key), matches, "{pattern} {key}");
         }
         let service: Claims = serde_json::from_value(serde_json::json!({
-            "iss": "i", "sub": "billing", "aud": "finance", "exp": 100, "iat": 50, "jti": "j",
+            "iss": "i", "sub": "service:billing", "aud": "finance", "exp": 100, "iat": 50, "jti": "j",
             "client_id": "billing", "scope": "finance:invoice:* core:company:read" }))
         .unwrap();
         let verified = VerifiedClaims::new(service).unwrap();

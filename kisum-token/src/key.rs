@@ -406,6 +406,11 @@ pub struct Jwks {
 }
 
 impl Jwks {
+    /// The key ids, in publication order.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.published.iter().map(|k| k.kid.as_str())
+    }
+
     /// The set of the given keys (what Auth publishes).
     pub fn from_keys<'a>(keys: impl IntoIterator<Item = &'a PrivateKey>) -> Result<Jwks, TokenError> {
         let mut set = Jwks::default();

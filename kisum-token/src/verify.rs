@@ -318,7 +318,7 @@ mod tests {
         let key = PrivateKey::generate(Algorithm::EdDSA, "k").unwrap();
         let verifier = Verifier::new(Jwks::from_keys([&key]).unwrap(), Validation::new("iss", "aud")).unwrap();
         let claims: Claims = serde_json::from_value(serde_json::json!({
-            "iss": "iss", "sub": "billing", "aud": ["aud", "other"], "exp": 1000, "iat": 500, "jti": "j",
+            "iss": "iss", "sub": "service:billing", "aud": ["aud", "other"], "exp": 1000, "iat": 500, "jti": "j",
             "client_id": "billing", "scope": "finance:*" }))
         .unwrap();
         let token = sign(&key, &claims).unwrap();

@@ -351,7 +351,7 @@ fn wrong_audience_issuer_type_or_kind_is_refused() {
     let (refresh, _) = kisum_token::RefreshToken::generate().unwrap();
     assert_eq!(code(&f, refresh.as_str()), ErrorCode::TokenInvalid);
     // A service token where a user token is required, and the other way round.
-    let service = json!({ "iss": ISS, "sub": "billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
+    let service = json!({ "iss": ISS, "sub": "service:billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
                           "jti": "t-2", "client_id": "billing", "scope": "finance:invoice:read" })
     .to_string();
     assert_eq!(code(&f, &signed(&f, &service)), ErrorCode::TokenInvalid);
@@ -405,9 +405,9 @@ fn malformed_serializations_are_refused() {
     let claims = user_claims().to_string();
     let dup_claims = claims.replacen('{', r#"{"sub":"mallory","#, 1);
     assert_eq!(code(&f, &signed(&f, &dup_claims)), ErrorCode::TokenInvalid);
-    let nested = with(json!({ "act": { "sub": "copilot" } })).replacen(
-        r#"{"sub":"copilot"}"#,
-        r#"{"sub":"copilot","sub":"x"}"#,
+    let nested = with(json!({ "act": { "sub": "agent:copilot" } })).replacen(
+        r#"{"sub":"agent:copilot"}"#,
+        r#"{"sub":"agent:copilot","sub":"x"}"#,
         1,
     );
     assert_eq!(code(&f, &signed(&f, &nested)), ErrorCode::TokenInvalid);
@@ -460,9 +460,9 @@ fn a_token_of_a_removed_key_is_refused() {
 fn act_chains_deeper_than_three_are_refused() {
     let f = fixture();
     let act = |depth: usize| {
-        let mut v = json!({ "sub": format!("agent{depth}") });
+        let mut v = json!({ "sub": format!("agent:agent{depth}") });
         for d in (1..depth).rev() {
-            v = json!({ "sub": format!("agent{d}"), "act": v });
+            v = json!({ "sub": format!("agent:agent{d}"), "act": v });
         }
         v
     };
@@ -492,15 +492,16 @@ fn ids_that_do_not_parse_as_their_kind_are_refused() {
         json!({ "cid": "" }),
         json!({ "cid": "acme/../globex" }),
         json!({ "sub": "Alice" }),
-        json!({ "act": { "sub": "agent:copilot" } }),
-        json!({ "act": { "sub": "copilot", "act": { "sub": "Bad Agent" } } }),
+        json!({ "act": { "sub": "copilot" } }),
+        json!({ "act": { "sub": "user:copilot" } }),
+        json!({ "act": { "sub": "agent:copilot", "act": { "sub": "agent:Bad Agent" } } }),
     ] {
         let claims = with(change.clone());
         assert_eq!(code(&f, &signed(&f, &claims)), ErrorCode::TokenInvalid, "{change}");
         let claims: Claims = serde_json::from_str(&claims).unwrap();
         assert!(matches!(sign(&f.ed, &claims), Err(TokenError::Claims(_))), "never signed either: {change}");
     }
-    let service = json!({ "iss": ISS, "sub": "billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
+    let service = json!({ "iss": ISS, "sub": "service:billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
                           "jti": "t-2", "client_id": "Billing Service", "scope": "finance:invoice:read" });
     let err = f.verifier.verify(&signed(&f, &service.to_string()), Accept::Service, now()).unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
@@ -509,7 +510,7 @@ fn ids_that_do_not_parse_as_their_kind_are_refused() {
 #[test]
 fn the_caller_is_parsed_once_at_verification() {
     let f = fixture();
-    let acting = f.verifier.verify(&signed(&f, &with(json!({ "act": { "sub": "copilot" } }))), Accept::User, now());
+    let acting = f.verifier.verify(&signed(&f, &with(json!({ "act": { "sub": "agent:copilot" } }))), Accept::User, now());
     let acting = acting.unwrap();
     let Caller::User { principal, subject, company, sid, ver, .. } = acting.caller() else {
         panic!("a user token: {:?}", acting.caller())
@@ -523,7 +524,7 @@ fn the_caller_is_parsed_once_at_verification() {
     assert_eq!(acting.client(), None);
     assert_eq!(acting.claims().sub, "alice", "the raw claims are kept");
 
-    let service = json!({ "iss": ISS, "sub": "billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
+    let service = json!({ "iss": ISS, "sub": "service:billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
                           "jti": "t-2", "client_id": "billing", "scope": "finance:invoice:* core:company:read" });
     let verified = f.verifier.verify(&signed(&f, &service.to_string()), Accept::Service, now()).unwrap();
     let Caller::Service { client, scopes, .. } = verified.caller() else { panic!("a service token") };
@@ -538,7 +539,7 @@ fn one_verifier_serves_user_only_service_only_and_dual_auth_routes() {
     let f = fixture();
     let service = signed(
         &f,
-        &json!({ "iss": ISS, "sub": "billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
+        &json!({ "iss": ISS, "sub": "service:billing", "aud": "finance", "exp": NOW + 600, "iat": NOW,
                  "jti": "t-2", "client_id": "billing", "scope": "finance:invoice:read" })
         .to_string(),
     );

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use kisum_access::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, SupportSessionDoc};
 use kisum_access::{Access, Actor, Change, ChangeRecord, CompanyId, UserId};
 use kisum_entitlements::doc::{OverrideDoc, SubscriptionDoc};
@@ -22,17 +22,7 @@ use crate::state::CoreState;
 
 type Problem = kisum_server::openapi::ProblemSchema;
 
-/// The header every successful write answers with: the store's sequence after it.
-pub(crate) const KISUM_VERSION: HeaderName = HeaderName::from_static("kisum-version");
-
-/// A write's answer: `status`, the `kisum-version` header, and a body (or none).
-fn written(status: StatusCode, record: &ChangeRecord, body: Option<serde_json::Value>) -> Response {
-    let version = HeaderValue::from(record.seq);
-    match body {
-        Some(body) => (status, [(KISUM_VERSION, version)], Json(body)).into_response(),
-        None => (status, [(KISUM_VERSION, version)]).into_response(),
-    }
-}
+use kisum_server::fresh::written;
 
 fn to_json<T: Serialize>(value: &T) -> Option<serde_json::Value> {
     serde_json::to_value(value).ok()

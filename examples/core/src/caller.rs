@@ -6,8 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use kisum_access::{Access, Actor, CompanyId, Principal};
-use kisum_errors::ErrorCode;
+use kisum_access::{Access, Actor, CompanyId};
 use kisum_server::{ApiError, ApiResult};
 use kisum_token::{Accept, Caller, Expect};
 
@@ -92,37 +91,15 @@ impl<P: AdminPermission> FromRequestParts<Arc<CoreState>> for Admin<P> {
 /// What a service token needs to read any company's entitlements.
 pub(crate) const ENTITLEMENTS_READ: &str = "core:entitlements:read";
 
-/// The actor of an Admin API call that needs `permission`: a service whose token's scopes match it, or
-/// a staff user — a user token of the platform company, for the user itself (not an agent acting for
-/// it), whose access there allows it. Anyone else is `403 FORBIDDEN` naming the permission.
+/// The actor of an Admin API call that needs `permission` ([`kisum_server::staff::platform_actor`]).
 fn admin(state: &CoreState, headers: &HeaderMap, permission: &'static str) -> ApiResult<Actor> {
-    let claims = state.tokens.verify(headers, Expect::new(Accept::Both))?;
-    let refused = || {
-        ApiError::new(ErrorCode::Forbidden, "this route is for platform staff and platform services")
-            .with_required(permission)
-    };
-    match claims.caller() {
-        Caller::Service { client, .. } if claims.scope_allows(permission) => Ok(Actor::Service(client.clone())),
-        Caller::User { principal: Principal::User(user), company, .. }
-            if company == &state.platform_company && allows(state, principal_of(user), company, permission) =>
-        {
-            Ok(Actor::Staff(user.clone()))
-        }
-        _ => Err(refused()),
-    }
-}
-
-fn principal_of(user: &kisum_access::UserId) -> Principal {
-    Principal::User(user.clone())
-}
-
-/// Whether the engine allows `principal` `permission` in `company` now (an undeclared permission allows
-/// nothing).
-fn allows(state: &CoreState, principal: Principal, company: &CompanyId, permission: &str) -> bool {
-    let directory = state.engine.directory();
-    directory
-        .permission(permission)
-        .is_ok_and(|p| directory.check(&principal, company, p, None, state.now()).is_allowed())
+    kisum_server::staff::platform_actor(
+        &state.tokens,
+        state.engine.directory(),
+        &state.platform_company,
+        headers,
+        permission,
+    )
 }
 
 /// Whether the caller may read company `c`'s entitlements: a service token with

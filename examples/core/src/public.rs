@@ -51,6 +51,7 @@ pub(crate) fn clip(text: &str) -> String {
     responses(
         (status = 200, description = "The catalog", body = AccessCatalogDoc),
         (status = 401, description = "No token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 503, description = "`kisum-at-least` names a version this replica has not reached within 1 s", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn catalog(
@@ -58,6 +59,7 @@ pub(crate) async fn catalog(
     headers: HeaderMap,
 ) -> ApiResult<Json<AccessCatalogDoc>> {
     state.tokens.verify(&headers, Expect::new(Accept::Both))?;
+    kisum_server::fresh::at_least(&headers, state.engine.installed()).await?;
     Ok(Json(state.engine.directory().catalog().doc().clone()))
 }
 
@@ -70,7 +72,8 @@ pub(crate) async fn catalog(
         (status = 200, description = "The entitlements", body = EntitlementsSummary),
         (status = 401, description = "No token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
         (status = 404, description = "No such company, or not the caller's", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
-        (status = 422, description = "A malformed `at`", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "A malformed `at` or `kisum-at-least`", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 503, description = "`kisum-at-least` names a version this replica has not reached within 1 s", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn entitlements(
@@ -82,6 +85,7 @@ pub(crate) async fn entitlements(
     let company = company_id(&c)?;
     caller::entitlements_reader(&state, &headers, &company)?;
     let at = at.instant(&state)?;
+    kisum_server::fresh::at_least(&headers, state.engine.installed()).await?;
     let summary = state
         .engine
         .directory()

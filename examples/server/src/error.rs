@@ -134,3 +134,11 @@ pub async fn no_method() -> Response {
     *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     response
 }
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.problem.code.as_str(), self.0.problem.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}

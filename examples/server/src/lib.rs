@@ -11,10 +11,13 @@
 //!   [`openapi`] pieces every document shares (the problem schema, the bearer scheme);
 //! - [`password`]: argon2id hashing off the async workers; [`random`]: ids and secrets.
 //!
+//! - [`staff`]: who is a platform caller; [`fresh`]: `kisum-at-least` (read-your-writes).
+//!
 //! Servers bind to loopback addresses only ([`serve`]).
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod fresh;
 pub mod health;
 mod json;
 pub mod openapi;
@@ -22,6 +25,7 @@ pub mod password;
 pub mod random;
 pub mod request_id;
 mod serve;
+pub mod staff;
 mod tokens;
 
 pub use error::{ApiError, ApiResult};

@@ -46,6 +46,12 @@ impl Tokens {
         self.verifier.store(Arc::new(verifier));
     }
 
+    /// The current verifier (for a token that does not come in a header, such as RFC 8693's
+    /// `subject_token`).
+    pub fn verifier(&self) -> Arc<Verifier> {
+        self.verifier.load_full()
+    }
+
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock

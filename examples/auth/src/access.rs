@@ -1,0 +1,291 @@
+//! Access decisions over HTTP (API.md §2 "Access"): snapshots, checks, who-can, and the frontend's
+//! manifest. Every read honours `kisum-at-least`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use kisum_access::{Access, CompanyId, Explanation, Principal, ResourceRef, Timestamp, WireSnapshot};
+use kisum_entitlements::EntitlementsSummary;
+use kisum_server::{ApiError, ApiJson, ApiQuery, ApiResult};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::caller;
+use crate::state::AuthState;
+
+/// The most checks one batch may hold.
+pub const MAX_BATCH: usize = 1000;
+/// What a user needs to see company-wide access information (who can, the audit log).
+pub const MEMBER_READ: &str = "core:member:read";
+
+/// `?principal=&company=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SnapshotQuery {
+    /// `user:ID` or `agent:ID`.
+    principal: String,
+    /// The company id.
+    company: String,
+}
+
+fn principal(text: &str, path: &str) -> ApiResult<Principal> {
+    Principal::parse(text).map_err(|e| ApiError::invalid(path, e.to_string()))
+}
+
+fn company(text: &str, path: &str) -> ApiResult<CompanyId> {
+    CompanyId::parse(text).map_err(|e| ApiError::invalid(path, e.to_string()))
+}
+
+async fn fresh(state: &AuthState, headers: &HeaderMap) -> ApiResult<()> {
+    kisum_server::fresh::at_least(headers, state.engine.installed()).await
+}
+
+/// A principal's access in a company, compiled: permission keys, resource-scoped grants, entitlements,
+/// `version` (compare with a token's `ver`) and `valid_until` (the next instant the answer can change by
+/// time alone; `null` if none). A company the principal is not in gives an empty snapshot with `denied`.
+#[utoipa::path(get, path = "/v1/access/snapshot", tag = "access", params(SnapshotQuery),
+    responses(
+        (status = 200, description = "The snapshot", body = WireSnapshot),
+        (status = 401, description = "No token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 403, description = "A user token asking about someone else, or a service token without `auth:access:read`", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "A malformed principal or company", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 503, description = "`kisum-at-least` not reached within 1 s", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn snapshot(
+    State(state): State<Arc<AuthState>>,
+    ApiQuery(q): ApiQuery<SnapshotQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<WireSnapshot>> {
+    let who = principal(&q.principal, "?principal")?;
+    let company = company(&q.company, "?company")?;
+    caller::access_reader(&state, &headers, &who, &company)?;
+    fresh(&state, &headers).await?;
+    Ok(Json(state.engine.directory().wire_snapshot(&who, &company, state.now())))
+}
+
+/// One check.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckRequest {
+    /// `user:ID` or `agent:ID`.
+    principal: String,
+    /// The company id.
+    company: String,
+    /// The permission key (declared in the catalog).
+    permission: String,
+    /// The resource, `COMPANY/KIND/ID`.
+    resource: Option<String>,
+    /// The instant (RFC 3339); default now.
+    at: Option<String>,
+}
+
+/// A decision, as `kisum check` prints it: `decision` and `reason` are normative, `explain` is for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CheckAnswer {
+    /// `allow` or `deny`.
+    decision: &'static str,
+    /// The deny reason (DESIGN.md §4), if denied.
+    #[schema(value_type = Option<String>)]
+    reason: Option<kisum_access::DenyReason>,
+    /// What granted and entitled it, or why not.
+    explain: Explanation,
+}
+
+/// Decides one check for a caller, refusing what it may not ask (the same rules as the snapshot).
+fn decide(state: &AuthState, headers: &HeaderMap, check: &CheckRequest, path: &str) -> ApiResult<CheckAnswer> {
+    let who = principal(&check.principal, &format!("{path}/principal"))?;
+    let company = company(&check.company, &format!("{path}/company"))?;
+    caller::access_reader(state, headers, &who, &company)?;
+    let directory = state.engine.directory();
+    let permission = directory.permission(&check.permission).map_err(|e| {
+        ApiError::invalid(&format!("{path}/permission"), format!("{e}"))
+    })?;
+    let resource = match &check.resource {
+        None => None,
+        Some(text) => Some(
+            ResourceRef::parse(text).map_err(|e| ApiError::invalid(&format!("{path}/resource"), e.to_string()))?,
+        ),
+    };
+    let at = match &check.at {
+        None => state.now(),
+        Some(text) => Timestamp::parse(text).map_err(|e| ApiError::invalid(&format!("{path}/at"), e.to_string()))?,
+    };
+    let explain = directory.explain(&who, &company, permission, resource.as_ref(), at);
+    Ok(CheckAnswer { decision: explain.decision, reason: explain.reason, explain })
+}
+
+/// Decides a check: `200` for allow and deny alike. An undeclared or malformed permission is the caller's
+/// mistake (`422`).
+#[utoipa::path(post, path = "/v1/access/check", tag = "access", request_body = CheckRequest,
+    responses(
+        (status = 200, description = "The decision", body = CheckAnswer),
+        (status = 401, description = "No token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 403, description = "A user token asking about someone else, or a service token without `auth:access:read`", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "A malformed or undeclared permission, principal, company, resource or instant", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 503, description = "`kisum-at-least` not reached within 1 s", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn check(
+    State(state): State<Arc<AuthState>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CheckRequest>,
+) -> ApiResult<Json<CheckAnswer>> {
+    fresh(&state, &headers).await?;
+    decide(&state, &headers, &body, "").map(Json)
+}
+
+/// Up to 1,000 checks.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Batch {
+    /// The checks.
+    checks: Vec<CheckRequest>,
+}
+
+/// The decisions, in the order of the checks.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchAnswer {
+    /// One per check.
+    results: Vec<CheckAnswer>,
+}
+
+/// Decides up to 1,000 checks, answering in their order. One check the caller may not ask or that is
+/// malformed refuses the whole batch, naming it (`/checks/N/…`).
+#[utoipa::path(post, path = "/v1/access/check-batch", tag = "access", request_body = Batch,
+    responses(
+        (status = 200, description = "The decisions", body = BatchAnswer),
+        (status = 401, description = "No token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 403, description = "A check the caller may not ask", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "More than 1,000 checks, or a malformed one", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 503, description = "`kisum-at-least` not reached within 1 s", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn check_batch(
+    State(state): State<Arc<AuthState>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Batch>,
+) -> ApiResult<Json<BatchAnswer>> {
+    if body.checks.len() > MAX_BATCH {
+        return Err(ApiError::invalid("/checks", format!("at most {MAX_BATCH} checks per batch")));
+    }
+    fresh(&state, &headers).await?;
+    let results = body
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| decide(&state, &headers, c, &format!("/checks/{i}")))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(BatchAnswer { results }))
+}
+
+/// `?company=&permission=&resource=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WhoCanQuery {
+    /// The company id.
+    company: String,
+    /// The permission key.
+    permission: String,
+    /// A resource, `COMPANY/KIND/ID`.
+    resource: Option<String>,
+}
+
+/// Who may do it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WhoCan {
+    /// Every member and agent allowed now, sorted.
+    principals: Vec<String>,
+}
+
+/// Every principal of the company allowed the permission now. Callers: a service token with
+/// `auth:access:read`, or a member allowed `core:member:read` there.
+#[utoipa::path(get, path = "/v1/access/who-can", tag = "access", params(WhoCanQuery),
+    responses(
+        (status = 200, description = "Who may", body = WhoCan),
+        (status = 401, description = "No token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed to see it", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 404, description = "A company the caller is not in", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "A malformed or undeclared permission, company or resource", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn who_can(
+    State(state): State<Arc<AuthState>>,
+    ApiQuery(q): ApiQuery<WhoCanQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<WhoCan>> {
+    let company = company(&q.company, "?company")?;
+    caller::company_reader(&state, &headers, &company, MEMBER_READ)?;
+    fresh(&state, &headers).await?;
+    let directory = state.engine.directory();
+    let permission = directory.permission(&q.permission).map_err(|e| ApiError::invalid("?permission", e.to_string()))?;
+    let resource = match &q.resource {
+        None => None,
+        Some(text) => Some(ResourceRef::parse(text).map_err(|e| ApiError::invalid("?resource", e.to_string()))?),
+    };
+    let principals =
+        directory.who_can(&company, permission, resource.as_ref(), state.now()).iter().map(ToString::to_string).collect();
+    Ok(Json(WhoCan { principals }))
+}
+
+/// The frontend's manifest: what the caller may see and do in its token's company.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Manifest {
+    /// The principal (`user:ID`, or `agent:ID` for an agent acting for a user).
+    principal: String,
+    /// The company.
+    company: String,
+    /// Entitled modules.
+    modules: Vec<String>,
+    /// Entitled features.
+    features: Vec<String>,
+    /// Limits by key.
+    #[schema(value_type = Object)]
+    limits: serde_json::Value,
+    /// The permission keys allowed without a resource, sorted.
+    permissions: Vec<String>,
+    /// Permissions allowed on one resource only.
+    scoped: Vec<kisum_access::WireScoped>,
+    /// The access version.
+    version: u64,
+    /// The next instant the answer can change by time alone.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    valid_until: Option<Timestamp>,
+}
+
+/// The caller's own manifest (user tokens): modules, features, limits, permission keys, version and
+/// `valid_until` — what the frontend shows and hides (modules enforce the same on every call).
+#[utoipa::path(get, path = "/v1/me/access", tag = "access",
+    responses(
+        (status = 200, description = "The manifest", body = Manifest),
+        (status = 401, description = "No user token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 503, description = "`kisum-at-least` not reached within 1 s", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn me(State(state): State<Arc<AuthState>>, headers: HeaderMap) -> ApiResult<Json<Manifest>> {
+    let user = caller::user(&state, &headers)?;
+    fresh(&state, &headers).await?;
+    let wire = state.engine.directory().wire_snapshot(&user.principal, &user.company, state.now());
+    Ok(Json(manifest(wire)))
+}
+
+fn manifest(wire: WireSnapshot) -> Manifest {
+    let EntitlementsSummary { modules, features, limits, .. } = wire.entitlements;
+    Manifest {
+        principal: wire.principal,
+        company: wire.company.to_string(),
+        modules,
+        features,
+        limits: serde_json::to_value(limits).unwrap_or_default(),
+        permissions: wire.permissions,
+        scoped: wire.scoped,
+        version: wire.version,
+        valid_until: wire.valid_until,
+    }
+}

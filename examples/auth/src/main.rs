@@ -1,0 +1,98 @@
+//! `kisum-auth`: Auth on a store, until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kisum_auth::{AuthState, Settings, StartError};
+use kisum_entitlements::SystemClock;
+
+/// Auth: sessions, tokens, signing keys, access decisions, access writes and the change feed (API.md §2).
+#[derive(Debug, Parser)]
+#[command(name = "kisum-auth", version)]
+struct Config {
+    /// Where to listen (a loopback address).
+    #[arg(long, env = "KISUM_AUTH_LISTEN", default_value = "127.0.0.1:7400")]
+    listen: SocketAddr,
+    /// The store: `sqlite://FILE` or `postgres://…`. Defaults to `kisum.db` in `--data`.
+    #[arg(long, env = "KISUM_DB")]
+    db: Option<String>,
+    /// The folder of the embedded store (and of its generated key-encryption key).
+    #[arg(long, env = "KISUM_DATA", default_value = "./kisum-data")]
+    data: PathBuf,
+    /// A world file (scenarios/README.md format) to seed an empty store with; default: the demo world.
+    #[arg(long, env = "KISUM_SEED_WORLD")]
+    seed_world: Option<PathBuf>,
+    /// The password every seeded user gets (on an empty store only). Default with the demo world:
+    /// `kisum-demo`.
+    #[arg(long, env = "KISUM_SEED_PASSWORD")]
+    seed_password: Option<String>,
+    /// A file holding the key-encryption key (64 hex digits or base64 of 32 bytes). `KISUM_KEK` gives it
+    /// directly. Without either, the embedded store's `kek` file beside the database is used, created
+    /// (mode 0600) on first start; a PostgreSQL store requires one.
+    #[arg(long, env = "KISUM_KEK_FILE")]
+    kek_file: Option<PathBuf>,
+    /// The issuer (`iss`) of Auth's tokens; default `http://` and the listening address.
+    #[arg(long, env = "KISUM_ISSUER")]
+    issuer: Option<String>,
+    /// The audience (`aud`) of Auth's tokens.
+    #[arg(long, env = "KISUM_AUDIENCE", default_value = "kisum")]
+    audience: String,
+    /// The company whose members with `admin:…` permissions are platform staff.
+    #[arg(long, env = "KISUM_PLATFORM_COMPANY", default_value = "kisum")]
+    platform_company: String,
+    /// How often to read the change log for other replicas' writes, in milliseconds (notifications
+    /// wake the reader sooner on PostgreSQL).
+    #[arg(long, env = "KISUM_POLL_MS", default_value_t = 250)]
+    poll_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    kisum_server::init_tracing();
+    let config = Config::parse();
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kisum-auth: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), StartError> {
+    let boot = kisum_auth::boot::Boot {
+        db: config.db.clone(),
+        data: config.data.clone(),
+        seed_world: config.seed_world.clone(),
+        seed_password: config.seed_password.clone(),
+        kek_file: config.kek_file.clone(),
+        kek: std::env::var("KISUM_KEK").ok(),
+        admin_secret: std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok(),
+    };
+    let opened = boot.open().await?;
+    let listener = kisum_server::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut settings = Settings::new(
+        config.issuer.clone().unwrap_or_else(|| format!("http://{addr}")),
+        config.platform_company.parse()?,
+    );
+    settings.audience = config.audience.clone();
+    let follower = opened.engine.follow(Duration::from_millis(config.poll_ms));
+    let state = AuthState::open(opened.engine.clone(), opened.kek, settings, Arc::new(SystemClock)).await?;
+    let background = kisum_auth::background(state.clone(), Duration::from_millis(config.poll_ms));
+    for line in &opened.notes {
+        println!("{line}");
+    }
+    println!("Auth on http://{addr}  (OpenAPI: http://{addr}/openapi.json; JWKS: http://{addr}/.well-known/jwks.json)");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    axum::serve(listener, kisum_auth::app(state)).with_graceful_shutdown(shutdown).await?;
+    follower.abort();
+    background.abort();
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! What Auth's handlers share: the engine, the signing keys, the sessions revoked, the settings.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use kisum_access::{Actor, Change, ChangeRecord, CompanyId, UserId};
+use kisum_entitlements::{Clock, Timestamp};
+use kisum_server::{ApiResult, Tokens};
+use kisum_store::{Engine, SideWrite};
+use kisum_token::{Kek, MAX_LIFETIME_SECONDS, MAX_LEEWAY_SECONDS, RotationPolicy};
+
+use crate::keys::Keys;
+
+/// Auth's settings; [`Settings::new`] gives API.md's.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer (`iss`) of every token, and the base of the metadata's URLs.
+    pub issuer: String,
+    /// The audience (`aud`) of every token.
+    pub audience: String,
+    /// The company whose members with `admin:…` permissions are platform staff.
+    pub platform_company: CompanyId,
+    /// Access-token lifetime in seconds (at most 15 minutes).
+    pub access_ttl: i64,
+    /// Session lifetime in seconds: refresh tokens stop working after it.
+    pub session_ttl: i64,
+    /// How long after its first use a refresh token's retry gets the same answer again.
+    pub refresh_grace: i64,
+    /// Failed sign-ins tolerated per user within [`login_window`](Settings::login_window).
+    pub login_max_failures: u32,
+    /// The sign-in rate-limit window in seconds.
+    pub login_window: i64,
+    /// The key rotation schedule.
+    pub rotation: RotationPolicy,
+    /// How long an operator's rotation publishes the new key before it signs, in seconds.
+    pub rotation_lead: i64,
+}
+
+impl Settings {
+    /// API.md's settings for `issuer`, with `platform_company`'s staff.
+    pub fn new(issuer: impl Into<String>, platform_company: CompanyId) -> Settings {
+        Settings {
+            issuer: issuer.into(),
+            audience: "kisum".into(),
+            platform_company,
+            access_ttl: MAX_LIFETIME_SECONDS,
+            session_ttl: 30 * 24 * 3600,
+            refresh_grace: 10,
+            login_max_failures: 5,
+            login_window: 15 * 60,
+            rotation: RotationPolicy::default(),
+            rotation_lead: 5,
+        }
+    }
+
+    /// Until when a session revoked at `at` must have its access tokens refused: its last token's expiry
+    /// plus the largest leeway a verifier may allow.
+    pub fn revoked_until(&self, at: i64) -> i64 {
+        at.saturating_add(self.access_ttl).saturating_add(i64::from(MAX_LEEWAY_SECONDS))
+    }
+}
+
+/// Sessions revoked and users disabled, as this replica learned them from the log: tokens of theirs are
+/// refused until they have expired.
+#[derive(Debug, Default)]
+pub struct Revoked {
+    sessions: RwLock<HashMap<String, i64>>,
+    users: RwLock<HashMap<UserId, i64>>,
+}
+
+impl Revoked {
+    /// Records that session `sid` is revoked; its tokens are refused until `until`.
+    pub fn session(&self, sid: &str, until: i64) {
+        if let Ok(mut map) = self.sessions.write() {
+            map.insert(sid.to_owned(), until);
+        }
+    }
+
+    /// Records that `user` was disabled at `at`: tokens issued before are refused until `until`.
+    pub fn user(&self, user: &UserId, until: i64) {
+        if let Ok(mut map) = self.users.write() {
+            map.insert(user.clone(), until);
+        }
+    }
+
+    /// Whether a token of `sid`, issued to `user`, is refused at `now`. A poisoned lock refuses.
+    pub fn refuses(&self, sid: &str, user: &UserId, now: i64) -> bool {
+        let session = self.sessions.read().map(|m| m.get(sid).is_some_and(|&until| now < until)).unwrap_or(true);
+        let user = self.users.read().map(|m| m.get(user).is_some_and(|&until| now < until)).unwrap_or(true);
+        session || user
+    }
+
+    /// Forgets what no token can outlive any more.
+    pub fn forget_before(&self, now: i64) {
+        if let Ok(mut map) = self.sessions.write() {
+            map.retain(|_, until| now < *until);
+        }
+        if let Ok(mut map) = self.users.write() {
+            map.retain(|_, until| now < *until);
+        }
+    }
+}
+
+/// Auth's state.
+#[derive(Debug)]
+pub struct AuthState {
+    /// The directory kept in step with the store.
+    pub engine: Arc<Engine>,
+    /// Verification of the tokens Auth itself is called with (its own keys).
+    pub tokens: Tokens,
+    /// The signing keys.
+    pub keys: Keys,
+    /// Sessions and users whose tokens are refused.
+    pub revoked: Revoked,
+    /// The settings.
+    pub settings: Settings,
+    /// The sequence from which [`crate::background`] follows the log: everything before it was read
+    /// from Auth's tables when the state was opened.
+    watch_from: u64,
+}
+
+impl AuthState {
+    /// Auth on `engine`, its keys sealed under `kek`, with `settings` and `clock`: loads the signing keys,
+    /// creating the first one if the store has none. Call [`crate::watch`] to follow other replicas.
+    pub async fn open(
+        engine: Arc<Engine>,
+        kek: Kek,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<AuthState>, crate::StartError> {
+        let watch_from = engine.seq();
+        let keys = Keys::new(kek, settings.rotation);
+        let now = clock.now();
+        keys.ensure(&engine, now).await?;
+        let verifier = keys.verifier(&settings, now)?;
+        let state = Arc::new(AuthState {
+            engine,
+            tokens: Tokens::new(verifier, clock),
+            keys,
+            revoked: Revoked::default(),
+            settings,
+            watch_from,
+        });
+        state.load_revoked().await?;
+        Ok(state)
+    }
+
+    /// Where [`crate::background`] starts following the log.
+    pub fn watch_from(&self) -> u64 {
+        self.watch_from
+    }
+
+    /// Now, by the server's clock.
+    pub fn now(&self) -> Timestamp {
+        self.tokens.clock().now()
+    }
+
+    /// Commits a write (and what must commit with it) and returns its record.
+    pub async fn write(&self, actor: &Actor, change: Change, side: &[SideWrite]) -> ApiResult<ChangeRecord> {
+        Ok(self.engine.write_with(actor, self.now(), change, side).await?)
+    }
+
+    /// Reads the sessions revoked recently enough that their tokens may still be presented.
+    pub(crate) async fn load_revoked(&self) -> Result<(), kisum_store::StoreError> {
+        let now = self.now().unix_seconds();
+        let since = now.saturating_sub(self.settings.revoked_until(0));
+        for s in self.engine.store().revoked_sessions(since).await? {
+            let at = s.revoked_at.unwrap_or(now);
+            self.revoked.session(&s.sid, self.settings.revoked_until(at));
+        }
+        Ok(())
+    }
+
+    /// Reloads the signing keys from the store and swaps the verifier.
+    pub(crate) async fn reload_keys(&self) -> Result<(), crate::StartError> {
+        let now = self.now();
+        self.keys.load(self.engine.store().as_ref()).await?;
+        self.tokens.replace(self.keys.verifier(&self.settings, now)?);
+        Ok(())
+    }
+}
