@@ -210,15 +210,20 @@ mod tests {
         // A stored key comes back with its schedule; a duplicate or impossible one is refused.
         let mut copy = KeySet::new(RotationPolicy::default());
         let k = &set.keys()[1];
-        let again = PrivateKey::import_encrypted(&k.key.export_encrypted(&crate::Kek::generate().unwrap()).unwrap(), &crate::Kek::generate().unwrap());
+        let again = PrivateKey::import_encrypted(
+            &k.key.export_encrypted(&crate::Kek::generate().unwrap()).unwrap(),
+            &crate::Kek::generate().unwrap(),
+        );
         assert!(again.is_err(), "another KEK does not open it");
         let kek = crate::Kek::generate().unwrap();
         let key = PrivateKey::import_encrypted(&k.key.export_encrypted(&kek).unwrap(), &kek).unwrap();
-        let sched = ScheduledKey { key, published_at: k.published_at, signs_from: k.signs_from, signs_until: k.signs_until };
+        let sched =
+            ScheduledKey { key, published_at: k.published_at, signs_from: k.signs_from, signs_until: k.signs_until };
         copy.insert(sched).unwrap();
         assert_eq!(copy.signer(at(105)).unwrap().kid(), new);
         let key = PrivateKey::import_encrypted(&k.key.export_encrypted(&kek).unwrap(), &kek).unwrap();
-        let dup = ScheduledKey { key, published_at: k.published_at, signs_from: k.signs_from, signs_until: k.signs_until };
+        let dup =
+            ScheduledKey { key, published_at: k.published_at, signs_from: k.signs_from, signs_until: k.signs_until };
         assert!(copy.insert(dup).is_err());
     }
 }

@@ -510,7 +510,8 @@ fn ids_that_do_not_parse_as_their_kind_are_refused() {
 #[test]
 fn the_caller_is_parsed_once_at_verification() {
     let f = fixture();
-    let acting = f.verifier.verify(&signed(&f, &with(json!({ "act": { "sub": "agent:copilot" } }))), Accept::User, now());
+    let acting =
+        f.verifier.verify(&signed(&f, &with(json!({ "act": { "sub": "agent:copilot" } }))), Accept::User, now());
     let acting = acting.unwrap();
     let Caller::User { principal, subject, company, sid, ver, .. } = acting.caller() else {
         panic!("a user token: {:?}", acting.caller())

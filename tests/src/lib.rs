@@ -7,6 +7,8 @@
 // Test support: a panic is how a test fails, with the message saying why.
 #![allow(clippy::panic)]
 
+pub mod http;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -294,6 +294,50 @@ struct FailingCommits {
     lose_answer: std::sync::atomic::AtomicBool,
 }
 
+/// Auth's state is not what this wrapper fails: it passes straight through.
+#[async_trait::async_trait]
+impl kisum_store::AuthStore for FailingCommits {
+    async fn create_session(&self, session: &kisum_store::Session, refresh_hash: &str) -> Result<(), StoreError> {
+        self.inner.create_session(session, refresh_hash).await
+    }
+    async fn session(&self, sid: &str) -> Result<Option<kisum_store::Session>, StoreError> {
+        self.inner.session(sid).await
+    }
+    async fn revoked_sessions(&self, since: i64) -> Result<Vec<kisum_store::Session>, StoreError> {
+        self.inner.revoked_sessions(since).await
+    }
+    async fn refresh_token(&self, hash: &str) -> Result<Option<kisum_store::RefreshRecord>, StoreError> {
+        self.inner.refresh_token(hash).await
+    }
+    async fn use_refresh_token(&self, hash: &str, used: &kisum_store::RefreshUse) -> Result<bool, StoreError> {
+        self.inner.use_refresh_token(hash, used).await
+    }
+    async fn login_attempt(
+        &self,
+        user: &str,
+        at: i64,
+        window: i64,
+        max: u32,
+    ) -> Result<kisum_store::LoginAttempt, StoreError> {
+        self.inner.login_attempt(user, at, window, max).await
+    }
+    async fn login_succeeded(&self, user: &str) -> Result<(), StoreError> {
+        self.inner.login_succeeded(user).await
+    }
+    async fn signing_keys(&self) -> Result<Vec<kisum_store::StoredKey>, StoreError> {
+        self.inner.signing_keys().await
+    }
+    async fn service_client(&self, client_id: &str) -> Result<Option<kisum_store::ServiceClient>, StoreError> {
+        self.inner.service_client(client_id).await
+    }
+    async fn put_service_client(&self, client: &kisum_store::ServiceClient) -> Result<(), StoreError> {
+        self.inner.put_service_client(client).await
+    }
+    async fn purge_auth(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.purge_auth(before).await
+    }
+}
+
 struct FailingTx(Box<dyn WriteTx>, bool);
 
 #[async_trait::async_trait]

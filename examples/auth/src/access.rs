@@ -101,14 +101,14 @@ fn decide(state: &AuthState, headers: &HeaderMap, check: &CheckRequest, path: &s
     let company = company(&check.company, &format!("{path}/company"))?;
     caller::access_reader(state, headers, &who, &company)?;
     let directory = state.engine.directory();
-    let permission = directory.permission(&check.permission).map_err(|e| {
-        ApiError::invalid(&format!("{path}/permission"), format!("{e}"))
-    })?;
+    let permission = directory
+        .permission(&check.permission)
+        .map_err(|e| ApiError::invalid(&format!("{path}/permission"), format!("{e}")))?;
     let resource = match &check.resource {
         None => None,
-        Some(text) => Some(
-            ResourceRef::parse(text).map_err(|e| ApiError::invalid(&format!("{path}/resource"), e.to_string()))?,
-        ),
+        Some(text) => {
+            Some(ResourceRef::parse(text).map_err(|e| ApiError::invalid(&format!("{path}/resource"), e.to_string()))?)
+        }
     };
     let at = match &check.at {
         None => state.now(),
@@ -224,13 +224,17 @@ pub(crate) async fn who_can(
     caller::company_reader(&state, &headers, &company, MEMBER_READ)?;
     fresh(&state, &headers).await?;
     let directory = state.engine.directory();
-    let permission = directory.permission(&q.permission).map_err(|e| ApiError::invalid("?permission", e.to_string()))?;
+    let permission =
+        directory.permission(&q.permission).map_err(|e| ApiError::invalid("?permission", e.to_string()))?;
     let resource = match &q.resource {
         None => None,
         Some(text) => Some(ResourceRef::parse(text).map_err(|e| ApiError::invalid("?resource", e.to_string()))?),
     };
-    let principals =
-        directory.who_can(&company, permission, resource.as_ref(), state.now()).iter().map(ToString::to_string).collect();
+    let principals = directory
+        .who_can(&company, permission, resource.as_ref(), state.now())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     Ok(Json(WhoCan { principals }))
 }
 

@@ -100,7 +100,14 @@ impl Boot {
                 let hash = kisum_server::password::hash(password.clone()).await?;
                 for user in &users {
                     let side = [SideWrite::SetPassword { user: user.clone(), hash: hash.clone() }];
-                    engine.write_with(&Actor::Platform, kisum_entitlements::Timestamp::now(), Change::SetPassword { user: user.clone() }, &side).await?;
+                    engine
+                        .write_with(
+                            &Actor::Platform,
+                            kisum_entitlements::Timestamp::now(),
+                            Change::SetPassword { user: user.clone() },
+                            &side,
+                        )
+                        .await?;
                 }
                 if self.seed_world.is_none() {
                     let names: Vec<&str> = users.iter().map(UserId::as_str).collect();
@@ -132,7 +139,10 @@ impl Boot {
         }
         let kek = Kek::generate()?;
         write_private(&path, kek.to_hex().as_str())?;
-        notes.push(format!("Generated the key-encryption key in {} (mode 0600): back it up with the database", path.display()));
+        notes.push(format!(
+            "Generated the key-encryption key in {} (mode 0600): back it up with the database",
+            path.display()
+        ));
         Ok(kek)
     }
 
@@ -188,7 +198,11 @@ fn write_private(path: &Path, text: &str) -> Result<(), StartError> {
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => match url.get(scheme + 3..at).and_then(|c| c.split_once(':')) {
-            Some((user, _)) => format!("{}{user}:[redacted]{}", url.get(..scheme + 3).unwrap_or_default(), url.get(at..).unwrap_or_default()),
+            Some((user, _)) => format!(
+                "{}{user}:[redacted]{}",
+                url.get(..scheme + 3).unwrap_or_default(),
+                url.get(at..).unwrap_or_default()
+            ),
             None => url.to_owned(),
         },
         _ => url.to_owned(),

@@ -34,7 +34,7 @@ pub fn verify(state: &AuthState, headers: &HeaderMap, accept: Accept) -> ApiResu
     if let Caller::User { subject, sid, .. } = claims.caller()
         && state.revoked.refuses(sid, subject, state.now().unix_seconds())
     {
-        return Err(ApiError::from_error(&TokenError::Invalid("the session was revoked".into()))
+        return Err(ApiError::from_error(&TokenError::Invalid("the session was revoked"))
             .with_header(axum::http::header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
     }
     Ok(claims)
@@ -62,7 +62,12 @@ pub fn user_of(claims: &VerifiedClaims) -> Option<UserCaller> {
 
 /// Whether the caller may read `principal`'s access in `company`: a service token with
 /// `auth:access:read`, or a user token asking about itself in its own company. Else `403`.
-pub fn access_reader(state: &AuthState, headers: &HeaderMap, principal: &Principal, company: &CompanyId) -> ApiResult<()> {
+pub fn access_reader(
+    state: &AuthState,
+    headers: &HeaderMap,
+    principal: &Principal,
+    company: &CompanyId,
+) -> ApiResult<()> {
     let claims = verify(state, headers, Accept::Both)?;
     match user_of(&claims) {
         None if claims.scope_allows(ACCESS_READ) => Ok(()),
@@ -76,7 +81,12 @@ pub fn access_reader(state: &AuthState, headers: &HeaderMap, principal: &Princip
 /// Whether the caller may read company-wide access information of `company` (who can, the audit log): a
 /// service token with `auth:access:read`, or a member of `company` allowed `permission` there. Someone of
 /// another company learns nothing (`404`).
-pub fn company_reader(state: &AuthState, headers: &HeaderMap, company: &CompanyId, permission: &'static str) -> ApiResult<()> {
+pub fn company_reader(
+    state: &AuthState,
+    headers: &HeaderMap,
+    company: &CompanyId,
+    permission: &'static str,
+) -> ApiResult<()> {
     let claims = verify(state, headers, Accept::Both)?;
     match user_of(&claims) {
         None if claims.scope_allows(ACCESS_READ) => Ok(()),

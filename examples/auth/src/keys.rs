@@ -48,12 +48,7 @@ pub struct Rotation {
 impl Keys {
     /// No keys yet, sealed under `kek`, rotated by `policy`.
     pub fn new(kek: Kek, policy: RotationPolicy) -> Keys {
-        Keys {
-            kek,
-            policy,
-            set: ArcSwap::from_pointee(KeySet::new(policy)),
-            rotating: tokio::sync::Mutex::new(()),
-        }
+        Keys { kek, policy, set: ArcSwap::from_pointee(KeySet::new(policy)), rotating: tokio::sync::Mutex::new(()) }
     }
 
     /// Reads the stored keys (unsealing each) into a key set, and makes it current.

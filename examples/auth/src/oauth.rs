@@ -173,7 +173,8 @@ async fn refresh(state: &AuthState, params: &HashMap<String, String>) -> ApiResu
             tracing::warn!(sid = %record.session.sid, "refresh token reused: session revoked");
             return Err(invalid_grant("this refresh token was already used; the session is revoked"));
         }
-        let user = UserId::parse(&record.session.user).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let user =
+            UserId::parse(&record.session.user).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         if store.credential(&user).await?.is_some_and(|c| c.disabled_at.is_some()) {
             return Err(invalid_grant("the user is disabled"));
         }
@@ -186,7 +187,8 @@ async fn refresh(state: &AuthState, params: &HashMap<String, String>) -> ApiResu
         let answer = TokenAnswer { refresh_token: Some(next.as_str().to_owned()), ..access };
         let plain = serde_json::to_vec(&answer).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let sealed = state.keys.seal(ANSWER, &plain).map_err(|e| ApiError::from_error(&e))?;
-        let used = RefreshUse { at: now, company: company_text.to_owned(), answer: sealed, next_hash: next_hash.to_hex() };
+        let used =
+            RefreshUse { at: now, company: company_text.to_owned(), answer: sealed, next_hash: next_hash.to_hex() };
         if store.use_refresh_token(&hash, &used).await? {
             return Ok(answer);
         }
@@ -199,11 +201,10 @@ async fn refresh(state: &AuthState, params: &HashMap<String, String>) -> ApiResu
 fn admitted(state: &AuthState, principal: &Principal, company: &CompanyId) -> ApiResult<()> {
     match state.engine.directory().snapshot(principal, company, state.now()).denies_all() {
         None => Ok(()),
-        Some(DenyReason::MembershipInactive | DenyReason::MembershipExpired) => Err(ApiError::new(
-            ErrorCode::MembershipInactive,
-            format!("the membership in `{company}` is not active"),
-        )
-        .with_member("error", "invalid_grant")),
+        Some(DenyReason::MembershipInactive | DenyReason::MembershipExpired) => {
+            Err(ApiError::new(ErrorCode::MembershipInactive, format!("the membership in `{company}` is not active"))
+                .with_member("error", "invalid_grant"))
+        }
         Some(_) => Err(ApiError::not_found(format!("no company `{company}`")).with_member("error", "invalid_grant")),
     }
 }
@@ -302,8 +303,9 @@ async fn client_credentials(
         Some(asked) => {
             let mut granted = Vec::new();
             for s in asked.split_ascii_whitespace() {
-                let pattern = Pattern::parse(s)
-                    .map_err(|e| oauth(ErrorCode::ValidationFailed, "invalid_scope", format!("scope `{}`: {e}", clip(s))))?;
+                let pattern = Pattern::parse(s).map_err(|e| {
+                    oauth(ErrorCode::ValidationFailed, "invalid_scope", format!("scope `{}`: {e}", clip(s)))
+                })?;
                 if !client.scopes.iter().any(|r| covers(r, pattern.as_str())) {
                     return Err(oauth(
                         ErrorCode::ValidationFailed,
@@ -368,10 +370,7 @@ async fn exchange(state: &AuthState, headers: &HeaderMap, params: &HashMap<Strin
     let agent_id = AgentId::parse(agent).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let principal = Principal::Agent(agent_id);
     admitted(state, &principal, company)?;
-    let act = Act {
-        sub: format!("agent:{agent}"),
-        act: claims.claims().act.clone().map(Box::new),
-    };
+    let act = Act { sub: format!("agent:{agent}"), act: claims.claims().act.clone().map(Box::new) };
     let answer = user_token(state, subject, company, sid, &principal, Some(act))?;
     Ok(TokenAnswer { issued_token_type: Some(ACCESS_TOKEN_TYPE.into()), ..answer })
 }
@@ -382,10 +381,7 @@ async fn exchange(state: &AuthState, headers: &HeaderMap, params: &HashMap<Strin
     responses((status = 200, description = "The JSON Web Key Set", content_type = "application/json")))]
 pub(crate) async fn jwks(State(state): State<Arc<AuthState>>) -> ApiResult<Response> {
     let jwks = state.keys.jwks(state.now()).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=60")],
-        jwks.to_json(),
-    )
+    Ok(([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=60")], jwks.to_json())
         .into_response())
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kisum_access::{Actor, Change, UserId};
 use kisum_access::doc::MembershipStatus;
+use kisum_access::{Actor, Change, UserId};
 use kisum_errors::ErrorCode;
 use kisum_server::{ApiError, ApiJson, ApiResult, password, random};
 use kisum_store::{LoginAttempt, SideWrite};
@@ -106,7 +106,8 @@ pub(crate) async fn login(State(state): State<Arc<AuthState>>, ApiJson(body): Ap
         .map(|(id, m)| CompanyEntry { id: id.to_string(), roles: m.roles, status: m.status })
         .collect();
     tracing::info!(user = %user, sid = %sid, "signed in");
-    let body = SessionStarted { session: sid, refresh_token: refresh.as_str().to_owned(), user: user.to_string(), companies };
+    let body =
+        SessionStarted { session: sid, refresh_token: refresh.as_str().to_owned(), user: user.to_string(), companies };
     Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
 }
 
@@ -169,9 +170,7 @@ pub(crate) async fn end_session(state: &AuthState, session: &kisum_store::Sessio
         session: session.sid.clone(),
         until: kisum_entitlements::Timestamp::from_unix(until),
     };
-    state
-        .write(&Actor::User(user), change, &[SideWrite::RevokeSession { sid: session.sid.clone(), at: now }])
-        .await?;
+    state.write(&Actor::User(user), change, &[SideWrite::RevokeSession { sid: session.sid.clone(), at: now }]).await?;
     state.revoked.session(&session.sid, until);
     tracing::info!(sid = %session.sid, "session revoked");
     Ok(())

@@ -7,7 +7,7 @@ use kisum_access::{Actor, Change, ChangeRecord, CompanyId, UserId};
 use kisum_entitlements::{Clock, Timestamp};
 use kisum_server::{ApiResult, Tokens};
 use kisum_store::{Engine, SideWrite};
-use kisum_token::{Kek, MAX_LIFETIME_SECONDS, MAX_LEEWAY_SECONDS, RotationPolicy};
+use kisum_token::{Kek, MAX_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS, RotationPolicy};
 
 use crate::keys::Keys;
 

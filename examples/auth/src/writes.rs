@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Json;
 use kisum_access::doc::{AgentDoc, DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, ResourceDoc, RoleDoc};
 use kisum_access::{Access, Actor, AgentId, Change, ChangeRecord, CompanyId, DelegationId, RoleId, Timestamp};
 use kisum_errors::ErrorCode;
@@ -28,7 +28,8 @@ type Problem = kisum_server::openapi::ProblemSchema;
 /// active member there (else `404`); an agent acting for a user may not manage access (`403`).
 fn writer(state: &AuthState, headers: &HeaderMap, company: &str) -> ApiResult<(UserCaller, CompanyId, Actor)> {
     let caller = caller::user(state, headers)?;
-    let company = CompanyId::parse(company).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(company))))?;
+    let company =
+        CompanyId::parse(company).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(company))))?;
     caller::member_of(state, &caller, &company)?;
     if caller.acting {
         return Err(ApiError::new(ErrorCode::Forbidden, "an agent acting for a user may not manage access"));
@@ -225,13 +226,12 @@ pub(crate) async fn put_agent(
     let record = state.write(&actor, Change::PutAgent(doc), &[SideWrite::PutServiceClient(client)]).await?;
     let answer = AgentRegistered { id: agent, company: company.to_string(), client_id, client_secret: secret };
     let mut response = written(StatusCode::OK, &record, body(&answer));
-    response
-        .headers_mut()
-        .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
-/// Unregisters an agent and deletes its client (refused while a delegation still names it).
+/// Unregisters an agent and deletes its client (refused with `422` while a delegation, even a revoked one,
+/// still names it: the loader's rule).
 #[utoipa::path(delete, path = "/v1/companies/{c}/agents/{agent}", tag = "writes",
     params(("c" = String, Path, description = "The company"), ("agent" = String, Path, description = "The agent id")),
     responses(
@@ -239,7 +239,7 @@ pub(crate) async fn put_agent(
         (status = 401, description = "No user token, or a token refused", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A rule the actor breaks", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A company the caller is not in, or no such agent", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A delegation still names it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A delegation still names it", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn remove_agent(

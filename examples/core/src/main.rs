@@ -29,9 +29,10 @@ struct Config {
     /// A world file (scenarios/README.md format) to seed an empty store with; default: the demo world.
     #[arg(long, env = "KISUM_SEED_WORLD")]
     seed_world: Option<PathBuf>,
-    /// The JSON Web Key Set of the token issuer (Auth's `/.well-known/jwks.json`, saved to a file).
+    /// A JSON Web Key Set file to verify tokens with. Default: the keys Auth publishes in the same store,
+    /// followed as they rotate.
     #[arg(long, env = "KISUM_JWKS")]
-    jwks: PathBuf,
+    jwks: Option<PathBuf>,
     /// The issuer (`iss`) tokens must name.
     #[arg(long, env = "KISUM_ISSUER", default_value = "http://127.0.0.1:7400")]
     issuer: String,
@@ -77,9 +78,18 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             format!("sqlite://{}", config.data.join("kisum.db").display())
         }
     };
-    let jwks_text = std::fs::read_to_string(&config.jwks).map_err(|e| format!("{}: {e}", config.jwks.display()))?;
-    let verifier = Verifier::new(Jwks::parse(&jwks_text)?, Validation::new(&config.issuer, &config.audience))?;
+    let validation = Validation::new(&config.issuer, &config.audience);
     let store = kisum_store::connect(&db).await?;
+    let verifier = match &config.jwks {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Verifier::new(Jwks::parse(&text)?, validation.clone())?
+        }
+        None => {
+            let now = kisum_entitlements::Timestamp::now().unix_seconds();
+            Verifier::new(kisum_server::keys::jwks_from_store(store.as_ref(), now).await?, validation.clone())?
+        }
+    };
     let engine = Arc::new(kisum_store::Engine::open(store, Some(&seed)).await?);
     let follower = engine.follow(Duration::from_millis(config.poll_ms));
     let state = Arc::new(CoreState {
@@ -87,6 +97,18 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tokens: Tokens::new(verifier, Arc::new(SystemClock)),
         platform_company: config.platform_company.parse()?,
     });
+    let keys = match config.jwks {
+        Some(_) => None,
+        None => {
+            let state = state.clone();
+            Some(kisum_server::keys::follow_keys(
+                state.engine.store().clone(),
+                validation,
+                Duration::from_secs(1),
+                move |v| state.tokens.replace(v),
+            ))
+        }
+    };
     let listener = kisum_server::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(store = %redact(&db), seq = state.engine.seq(), "Core ready");
@@ -96,6 +118,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     axum::serve(listener, kisum_core::app(state)).with_graceful_shutdown(shutdown).await?;
     follower.abort();
+    if let Some(keys) = keys {
+        keys.abort();
+    }
     Ok(())
 }
 

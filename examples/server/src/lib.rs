@@ -20,6 +20,7 @@ mod error;
 pub mod fresh;
 pub mod health;
 mod json;
+pub mod keys;
 pub mod openapi;
 pub mod password;
 pub mod random;

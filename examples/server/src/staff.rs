@@ -26,9 +26,9 @@ pub fn platform_actor(
         Caller::Service { client, .. } if claims.scope_allows(permission) => Ok(Actor::Service(client.clone())),
         Caller::User { principal: Principal::User(user), company, .. }
             if company == platform_company
-                && directory
-                    .permission(permission)
-                    .is_ok_and(|p| directory.check(&Principal::User(user.clone()), company, p, None, now).is_allowed()) =>
+                && directory.permission(permission).is_ok_and(|p| {
+                    directory.check(&Principal::User(user.clone()), company, p, None, now).is_allowed()
+                }) =>
         {
             Ok(Actor::Staff(user.clone()))
         }
