@@ -80,7 +80,7 @@ impl std::fmt::Debug for RefreshUse {
 /// The outcome of a sign-in attempt's admission ([`AuthStore::login_attempt`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginAttempt {
-    /// The attempt may go on; it counts as a failure unless [`AuthStore::login_succeeded`] is called.
+    /// The attempt may go on; record it with [`AuthStore::login_failed`] if it fails.
     Admitted,
     /// Too many failures in the window: retry after this many seconds.
     Limited {
@@ -167,9 +167,11 @@ pub trait AuthStore: Send + Sync {
     async fn use_refresh_token(&self, hash: &str, used: &RefreshUse) -> Result<bool, StoreError>;
 
     /// Admits a sign-in attempt for `user` (a presented name, known or not) at `at` unless `max` failures
-    /// happened in the `window` seconds before; an admitted attempt counts as a failure until
-    /// [`login_succeeded`](AuthStore::login_succeeded).
+    /// were recorded in the `window` seconds before.
     async fn login_attempt(&self, user: &str, at: i64, window: i64, max: u32) -> Result<LoginAttempt, StoreError>;
+
+    /// Records a failed sign-in of `user` at `at`.
+    async fn login_failed(&self, user: &str, at: i64) -> Result<(), StoreError>;
 
     /// Forgets `user`'s failures after a successful sign-in.
     async fn login_succeeded(&self, user: &str) -> Result<(), StoreError>;
@@ -230,10 +232,11 @@ macro_rules! auth_store_impl {
                 window: i64,
                 max: u32,
             ) -> Result<crate::auth::LoginAttempt, StoreError> {
-                let mut tx = self.pool.begin_with($begin).await.map_err(StoreError::db)?;
-                let attempt = $q::login_attempt(&mut tx, user, at, window, max).await?;
-                tx.commit().await.map_err(StoreError::db)?;
-                Ok(attempt)
+                $q::login_attempt(&mut *self.pool.acquire().await.map_err(StoreError::db)?, user, at, window, max).await
+            }
+
+            async fn login_failed(&self, user: &str, at: i64) -> Result<(), StoreError> {
+                $q::login_failed(&mut *self.pool.acquire().await.map_err(StoreError::db)?, user, at).await
             }
 
             async fn login_succeeded(&self, user: &str) -> Result<(), StoreError> {
@@ -382,13 +385,17 @@ macro_rules! auth_queries {
                 let retry_after = oldest.map_or(window, |o| o.saturating_add(window).saturating_sub(at)).max(1);
                 return Ok(LoginAttempt::Limited { retry_after });
             }
+            Ok(LoginAttempt::Admitted)
+        }
+
+        pub(crate) async fn login_failed(conn: &mut $conn, user: &str, at: i64) -> Result<(), StoreError> {
             sqlx::query("INSERT INTO login_failure (user_name, at) VALUES ($1, $2)")
                 .bind(user)
                 .bind(at)
                 .execute(&mut *conn)
                 .await
                 .map_err(StoreError::db)?;
-            Ok(LoginAttempt::Admitted)
+            Ok(())
         }
 
         pub(crate) async fn login_succeeded(conn: &mut $conn, user: &str) -> Result<(), StoreError> {

@@ -321,6 +321,9 @@ impl kisum_store::AuthStore for FailingCommits {
     ) -> Result<kisum_store::LoginAttempt, StoreError> {
         self.inner.login_attempt(user, at, window, max).await
     }
+    async fn login_failed(&self, user: &str, at: i64) -> Result<(), StoreError> {
+        self.inner.login_failed(user, at).await
+    }
     async fn login_succeeded(&self, user: &str) -> Result<(), StoreError> {
         self.inner.login_succeeded(user).await
     }

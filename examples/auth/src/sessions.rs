@@ -53,7 +53,8 @@ pub(crate) struct CompanyEntry {
 }
 
 /// Signs a user in. Unknown user and wrong password get the same `401`; after 5 failures for one user
-/// name within 15 minutes every attempt gets `429` with `Retry-After`, whatever the password.
+/// name within 15 minutes every attempt gets `429` with `Retry-After`, whatever the password. The
+/// failures are kept in the store, so every replica counts them.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = Login,
     responses(
         (status = 201, description = "Signed in", body = SessionStarted),
@@ -63,10 +64,13 @@ pub(crate) struct CompanyEntry {
         (status = 429, description = "Too many failures for this user", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn login(State(state): State<Arc<AuthState>>, ApiJson(body): ApiJson<Login>) -> ApiResult<Response> {
-    let now = state.now().unix_seconds();
     let settings = &state.settings;
     let name: String = body.user.chars().take(256).collect();
     let store = state.engine.store();
+    // One attempt per user name at a time in this replica: the limit is checked and the failure recorded
+    // around each verification, so parallel guesses cannot slip past it together.
+    let _turn = state.login_turn(&name).lock().await;
+    let now = state.now().unix_seconds();
     if let LoginAttempt::Limited { retry_after } =
         store.login_attempt(&name, now, settings.login_window, settings.login_max_failures).await?
     {
@@ -85,6 +89,7 @@ pub(crate) async fn login(State(state): State<Arc<AuthState>>, ApiJson(body): Ap
     // The same work whether or not the user exists, so timing does not tell.
     let matches = password::verify(body.password, hash).await;
     let (Some(user), true, true) = (user, usable, matches) else {
+        store.login_failed(&name, now).await?;
         return Err(ApiError::new(ErrorCode::Unauthenticated, "unknown user or wrong password"));
     };
     store.login_succeeded(&name).await?;

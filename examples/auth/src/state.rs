@@ -101,6 +101,9 @@ impl Revoked {
     }
 }
 
+/// How many sign-in turns there are.
+const LOGIN_TURNS: usize = 64;
+
 /// Auth's state.
 #[derive(Debug)]
 pub struct AuthState {
@@ -114,6 +117,9 @@ pub struct AuthState {
     pub revoked: Revoked,
     /// The settings.
     pub settings: Settings,
+    /// Sign-in turns, by a hash of the user name: one verification per name at a time.
+    login_turns: Vec<tokio::sync::Mutex<()>>,
+    last_turn: tokio::sync::Mutex<()>,
     /// The sequence from which [`crate::background`] follows the log: everything before it was read
     /// from Auth's tables when the state was opened.
     watch_from: u64,
@@ -139,10 +145,20 @@ impl AuthState {
             keys,
             revoked: Revoked::default(),
             settings,
+            login_turns: (0..LOGIN_TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            last_turn: tokio::sync::Mutex::new(()),
             watch_from,
         });
         state.load_revoked().await?;
         Ok(state)
+    }
+
+    /// The sign-in turn of user name `name` (shared with the names that hash alike).
+    pub(crate) fn login_turn(&self, name: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let slot = BuildHasherDefault::<DefaultHasher>::default().hash_one(name) as usize % LOGIN_TURNS;
+        // `slot` is always in range; the shared last turn would only serve if it were not.
+        self.login_turns.get(slot).unwrap_or(&self.last_turn)
     }
 
     /// Where [`crate::background`] starts following the log.

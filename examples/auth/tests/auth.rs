@@ -171,7 +171,21 @@ on_both_backends!(
 );
 
 async fn sign_in_and_its_rate_limit(backend: Backend) {
-    let h = harness(backend).await;
+    let h = Arc::new(harness(backend).await);
+    // Parallel sign-ins with the right password all succeed; parallel guesses get exactly 5 tries.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let h = h.clone();
+        let (user, password) = if i % 2 == 0 { ("sam", PASSWORD) } else { ("kai", "a wrong guess") };
+        tasks.push(tokio::spawn(async move { (user, h.login(user, password).await.status) }));
+    }
+    let mut statuses = std::collections::HashMap::<(&str, StatusCode), usize>::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap()).or_default() += 1;
+    }
+    assert_eq!(statuses.get(&("sam", StatusCode::CREATED)), Some(&8), "{statuses:?}");
+    assert_eq!(statuses.get(&("kai", StatusCode::UNAUTHORIZED)), Some(&5), "{statuses:?}");
+    assert_eq!(statuses.get(&("kai", StatusCode::TOO_MANY_REQUESTS)), Some(&3), "{statuses:?}");
     let ok = h.login("maya", PASSWORD).await;
     ok.expect(StatusCode::CREATED);
     assert_eq!(ok.body["user"], "maya");
