@@ -12,7 +12,7 @@ use kisum_server::{ApiError, ApiJson, ApiQuery, ApiResult};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::caller;
+use crate::caller::{self, Bearer};
 use crate::state::AuthState;
 
 /// The most checks one batch may hold.
@@ -57,12 +57,13 @@ async fn fresh(state: &AuthState, headers: &HeaderMap) -> ApiResult<()> {
     security(("bearer" = [])))]
 pub(crate) async fn snapshot(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiQuery(q): ApiQuery<SnapshotQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<WireSnapshot>> {
     let who = principal(&q.principal, "?principal")?;
     let company = company(&q.company, "?company")?;
-    caller::access_reader(&state, &headers, &who, &company)?;
+    caller::access_reader(&claims, &who, &company)?;
     fresh(&state, &headers).await?;
     Ok(Json(state.engine.directory().wire_snapshot(&who, &company, state.now())))
 }
@@ -96,10 +97,15 @@ pub(crate) struct CheckAnswer {
 }
 
 /// Decides one check for a caller, refusing what it may not ask (the same rules as the snapshot).
-fn decide(state: &AuthState, headers: &HeaderMap, check: &CheckRequest, path: &str) -> ApiResult<CheckAnswer> {
+fn decide(
+    state: &AuthState,
+    claims: &kisum_token::VerifiedClaims,
+    check: &CheckRequest,
+    path: &str,
+) -> ApiResult<CheckAnswer> {
     let who = principal(&check.principal, &format!("{path}/principal"))?;
     let company = company(&check.company, &format!("{path}/company"))?;
-    caller::access_reader(state, headers, &who, &company)?;
+    caller::access_reader(claims, &who, &company)?;
     let directory = state.engine.directory();
     let permission = directory
         .permission(&check.permission)
@@ -132,11 +138,12 @@ fn decide(state: &AuthState, headers: &HeaderMap, check: &CheckRequest, path: &s
     security(("bearer" = [])))]
 pub(crate) async fn check(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CheckRequest>,
 ) -> ApiResult<Json<CheckAnswer>> {
     fresh(&state, &headers).await?;
-    decide(&state, &headers, &body, "").map(Json)
+    decide(&state, &claims, &body, "").map(Json)
 }
 
 /// Up to 1,000 checks.
@@ -168,6 +175,7 @@ pub(crate) struct BatchAnswer {
     security(("bearer" = [])))]
 pub(crate) async fn check_batch(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Batch>,
 ) -> ApiResult<Json<BatchAnswer>> {
@@ -179,7 +187,7 @@ pub(crate) async fn check_batch(
         .checks
         .iter()
         .enumerate()
-        .map(|(i, c)| decide(&state, &headers, c, &format!("/checks/{i}")))
+        .map(|(i, c)| decide(&state, &claims, c, &format!("/checks/{i}")))
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(BatchAnswer { results }))
 }
@@ -217,11 +225,12 @@ pub(crate) struct WhoCan {
     security(("bearer" = [])))]
 pub(crate) async fn who_can(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiQuery(q): ApiQuery<WhoCanQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<WhoCan>> {
     let company = company(&q.company, "?company")?;
-    caller::company_reader(&state, &headers, &company, MEMBER_READ)?;
+    caller::company_reader(&state, &claims, &company, MEMBER_READ)?;
     fresh(&state, &headers).await?;
     let directory = state.engine.directory();
     let permission =
@@ -272,8 +281,12 @@ pub(crate) struct Manifest {
         (status = 503, description = "`kisum-at-least` not reached within 1 s", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub(crate) async fn me(State(state): State<Arc<AuthState>>, headers: HeaderMap) -> ApiResult<Json<Manifest>> {
-    let user = caller::user(&state, &headers)?;
+pub(crate) async fn me(
+    State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
+    headers: HeaderMap,
+) -> ApiResult<Json<Manifest>> {
+    let user = caller::user_caller(&claims)?;
     fresh(&state, &headers).await?;
     let wire = state.engine.directory().wire_snapshot(&user.principal, &user.company, state.now());
     Ok(Json(manifest(wire)))

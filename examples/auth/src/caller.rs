@@ -40,10 +40,30 @@ pub fn verify(state: &AuthState, headers: &HeaderMap, accept: Accept) -> ApiResu
     Ok(claims)
 }
 
+/// The verified bearer token of a request (user or service), established from the headers before any
+/// path, query or body is read: a request without a valid token is `401` whatever else it holds.
+pub struct Bearer(pub std::sync::Arc<VerifiedClaims>);
+
+impl axum::extract::FromRequestParts<std::sync::Arc<AuthState>> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &std::sync::Arc<AuthState>,
+    ) -> Result<Self, Self::Rejection> {
+        verify(state, &parts.headers, Accept::Both).map(Bearer)
+    }
+}
+
 /// The user token of a request.
 pub fn user(state: &AuthState, headers: &HeaderMap) -> ApiResult<UserCaller> {
     let claims = verify(state, headers, Accept::User)?;
     user_of(&claims).ok_or_else(|| ApiError::unauthenticated("this route needs a user token"))
+}
+
+/// The user caller of a verified token; a service token is `401` (the route needs a user token).
+pub fn user_caller(claims: &VerifiedClaims) -> ApiResult<UserCaller> {
+    user_of(claims).ok_or_else(|| ApiError::unauthenticated("this route needs a user token"))
 }
 
 /// The user caller of verified claims, if they are a user token's.
@@ -62,14 +82,8 @@ pub fn user_of(claims: &VerifiedClaims) -> Option<UserCaller> {
 
 /// Whether the caller may read `principal`'s access in `company`: a service token with
 /// `auth:access:read`, or a user token asking about itself in its own company. Else `403`.
-pub fn access_reader(
-    state: &AuthState,
-    headers: &HeaderMap,
-    principal: &Principal,
-    company: &CompanyId,
-) -> ApiResult<()> {
-    let claims = verify(state, headers, Accept::Both)?;
-    match user_of(&claims) {
+pub fn access_reader(claims: &VerifiedClaims, principal: &Principal, company: &CompanyId) -> ApiResult<()> {
+    match user_of(claims) {
         None if claims.scope_allows(ACCESS_READ) => Ok(()),
         None => Err(ApiError::new(ErrorCode::Forbidden, "this service token lacks the scope `auth:access:read`")
             .with_required(ACCESS_READ)),
@@ -83,12 +97,11 @@ pub fn access_reader(
 /// another company learns nothing (`404`).
 pub fn company_reader(
     state: &AuthState,
-    headers: &HeaderMap,
+    claims: &VerifiedClaims,
     company: &CompanyId,
     permission: &'static str,
 ) -> ApiResult<()> {
-    let claims = verify(state, headers, Accept::Both)?;
-    match user_of(&claims) {
+    match user_of(claims) {
         None if claims.scope_allows(ACCESS_READ) => Ok(()),
         None => Err(ApiError::new(ErrorCode::Forbidden, "this service token lacks the scope `auth:access:read`")
             .with_required(ACCESS_READ)),

@@ -17,7 +17,7 @@ use kisum_store::{LogEntry, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::caller::{self, ACCESS_READ};
+use crate::caller::{self, ACCESS_READ, Bearer};
 use crate::state::{AuthState, Settings};
 
 /// Changes read from the log per query.
@@ -129,18 +129,18 @@ fn read_error(e: StoreError) -> ApiError {
             (String = "text/event-stream"),
         )),
         (status = 401, description = "No token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
-        (status = 403, description = "Not a service token with `auth:access:read`", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 403, description = "Not a service token with `auth:access:read` (a user token included)", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
         (status = 410, description = "The cursor is older than the log's retention", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
         (status = 422, description = "A malformed cursor", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn changes(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiQuery(q): ApiQuery<FeedQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let claims = caller::verify(&state, &headers, kisum_token::Accept::Service)?;
-    if !claims.scope_allows(ACCESS_READ) {
+    if caller::user_of(&claims).is_some() || !claims.scope_allows(ACCESS_READ) {
         return Err(ApiError::new(ErrorCode::Forbidden, "the feed needs the scope `auth:access:read`")
             .with_required(ACCESS_READ));
     }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::MEMBER_READ;
-use crate::caller::{self, UserCaller};
+use crate::caller::{self, Bearer, UserCaller};
 use crate::clients;
 use crate::state::AuthState;
 
@@ -26,8 +26,12 @@ type Problem = kisum_server::openapi::ProblemSchema;
 
 /// The acting user of a write in `company` from the path: a user token of that company whose user is an
 /// active member there (else `404`); an agent acting for a user may not manage access (`403`).
-fn writer(state: &AuthState, headers: &HeaderMap, company: &str) -> ApiResult<(UserCaller, CompanyId, Actor)> {
-    let caller = caller::user(state, headers)?;
+fn writer(
+    state: &AuthState,
+    claims: &kisum_token::VerifiedClaims,
+    company: &str,
+) -> ApiResult<(UserCaller, CompanyId, Actor)> {
+    let caller = caller::user_caller(claims)?;
     let company =
         CompanyId::parse(company).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(company))))?;
     caller::member_of(state, &caller, &company)?;
@@ -78,11 +82,11 @@ pub(crate) struct MembershipBody {
     security(("bearer" = [])))]
 pub(crate) async fn put_membership(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath((c, user)): ApiPath<(String, String)>,
-    headers: HeaderMap,
     ApiJson(b): ApiJson<MembershipBody>,
 ) -> ApiResult<Response> {
-    let (_, company, actor) = writer(&state, &headers, &c)?;
+    let (_, company, actor) = writer(&state, &claims, &c)?;
     let doc = MembershipDoc {
         user: user.clone(),
         company: company.to_string(),
@@ -108,10 +112,10 @@ pub(crate) async fn put_membership(
     security(("bearer" = [])))]
 pub(crate) async fn remove_membership(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath((c, user)): ApiPath<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (_, company, actor) = writer(&state, &headers, &c)?;
+    let (_, company, actor) = writer(&state, &claims, &c)?;
     let partition = state.engine.directory().company(&company).ok_or_else(|| ApiError::not_found("no such company"))?;
     let mut doc = partition
         .documents()
@@ -149,11 +153,11 @@ pub(crate) struct RoleBody {
     security(("bearer" = [])))]
 pub(crate) async fn put_role(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath((c, role)): ApiPath<(String, String)>,
-    headers: HeaderMap,
     ApiJson(b): ApiJson<RoleBody>,
 ) -> ApiResult<Response> {
-    let (_, company, actor) = writer(&state, &headers, &c)?;
+    let (_, company, actor) = writer(&state, &claims, &c)?;
     let doc = RoleDoc { id: role, grants: b.grants, inherits: b.inherits.unwrap_or_default() };
     let record = state.write(&actor, Change::PutRole { company, role: doc.clone() }, &[]).await?;
     Ok(written(StatusCode::OK, &record, body(&doc)))
@@ -172,10 +176,10 @@ pub(crate) async fn put_role(
     security(("bearer" = [])))]
 pub(crate) async fn remove_role(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath((c, role)): ApiPath<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (_, company, actor) = writer(&state, &headers, &c)?;
+    let (_, company, actor) = writer(&state, &claims, &c)?;
     let role = RoleId::parse(&role).map_err(|_| ApiError::not_found(format!("no role `{}`", clip(&role))))?;
     let record = state.write(&actor, Change::RemoveRole { company, role }, &[]).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))
@@ -208,10 +212,10 @@ pub(crate) struct AgentRegistered {
     security(("bearer" = [])))]
 pub(crate) async fn put_agent(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath((c, agent)): ApiPath<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (_, company, actor) = writer(&state, &headers, &c)?;
+    let (_, company, actor) = writer(&state, &claims, &c)?;
     let client_id = clients::agent_client_id(company.as_str(), &agent);
     let (secret, hash) = clients::generate()?;
     let client = kisum_store::ServiceClient {
@@ -244,10 +248,10 @@ pub(crate) async fn put_agent(
     security(("bearer" = [])))]
 pub(crate) async fn remove_agent(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath((c, agent)): ApiPath<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (_, company, actor) = writer(&state, &headers, &c)?;
+    let (_, company, actor) = writer(&state, &claims, &c)?;
     let agent_id = AgentId::parse(&agent).map_err(|_| ApiError::not_found(format!("no agent `{}`", clip(&agent))))?;
     let client_id = clients::agent_client_id(company.as_str(), &agent);
     let change = Change::RemoveAgent { company, agent: agent_id };
@@ -300,11 +304,11 @@ pub(crate) struct Created {
     security(("bearer" = [])))]
 pub(crate) async fn create_delegation(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath(c): ApiPath<String>,
-    headers: HeaderMap,
     ApiJson(b): ApiJson<DelegationBody>,
 ) -> ApiResult<Response> {
-    let (caller, company, actor) = writer(&state, &headers, &c)?;
+    let (caller, company, actor) = writer(&state, &claims, &c)?;
     let id = match b.id {
         Some(id) => id,
         None => random::id("d")?,
@@ -346,10 +350,10 @@ pub(crate) async fn create_delegation(
     security(("bearer" = [])))]
 pub(crate) async fn revoke_delegation(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath((c, id)): ApiPath<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (caller, company, actor) = writer(&state, &headers, &c)?;
+    let (caller, company, actor) = writer(&state, &claims, &c)?;
     let not_found = || ApiError::not_found(format!("no delegation `{}`", clip(&id)));
     let delegation_id = DelegationId::parse(&id).map_err(|_| not_found())?;
     let partition = state.engine.directory().company(&company).ok_or_else(not_found)?;
@@ -398,12 +402,13 @@ pub(crate) struct AuditPage {
     security(("bearer" = [])))]
 pub(crate) async fn audit(
     State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
     ApiPath(c): ApiPath<String>,
     ApiQuery(q): ApiQuery<AuditQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<AuditPage>> {
     let company = CompanyId::parse(&c).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(&c))))?;
-    caller::company_reader(&state, &headers, &company, MEMBER_READ)?;
+    caller::company_reader(&state, &claims, &company, MEMBER_READ)?;
     kisum_server::fresh::at_least(&headers, state.engine.installed()).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {

@@ -686,7 +686,7 @@ async fn the_change_feed(backend: Backend) {
     assert_eq!(events[0]["company"], "encore");
     assert!(events[0]["principals"].as_array().unwrap().contains(&json!("user:leo")));
     // Only reading services.
-    h.send(Call::new(Method::GET, "/v1/changes").bearer(Some(&maya))).await.expect(StatusCode::UNAUTHORIZED);
+    h.send(Call::new(Method::GET, "/v1/changes").bearer(Some(&maya))).await.expect(StatusCode::FORBIDDEN);
     let finance = h.service("finance:*").await;
     h.send(Call::new(Method::GET, "/v1/changes").bearer(Some(&finance))).await.expect(StatusCode::FORBIDDEN);
     // Past retention: 410 with where to resume.
