@@ -746,6 +746,25 @@ async fn two_replicas_on_one_store(backend: Backend) {
         .await;
     on_b.expect(StatusCode::OK);
     assert_eq!(on_b.body["reason"], "MEMBERSHIP_INACTIVE");
+    // A write through Core (another engine on the same store) is decided by B too.
+    let core = kisum_store::Engine::open(kisum_store::connect(&h.url).await.unwrap(), None).await.unwrap();
+    let revoke_finance = kisum_access::Change::AddOverride {
+        company: "encore".parse().unwrap(),
+        item: serde_json::from_value(
+            json!({"id": "no-fin", "effect": "revoke", "module": "finance", "reason": "test"}),
+        )
+        .unwrap(),
+    };
+    let record = core.write(&kisum_access::Actor::Platform, h.clock_now(), revoke_finance).await.unwrap();
+    let body = json!({"principal": "user:maya", "company": "encore", "permission": "finance:invoice:read"});
+    let on_b = Call::new(Method::POST, "/v1/access/check")
+        .bearer(Some(&reader))
+        .header("kisum-at-least", &record.seq.to_string())
+        .json(&body)
+        .send(&app_b)
+        .await;
+    on_b.expect(StatusCode::OK);
+    assert_eq!(on_b.body["reason"], "MODULE_NOT_ENTITLED");
     // A session revoked through A is refused by B within a second.
     h.send(Call::new(Method::POST, "/v1/sessions/revoke").bearer(Some(&maya))).await.expect(StatusCode::NO_CONTENT);
     let mut refused = false;

@@ -298,7 +298,11 @@ pub(crate) async fn disable_user(
     ApiPath(u): ApiPath<String>,
 ) -> ApiResult<Response> {
     let user = user_id(&u)?;
-    let side = [SideWrite::DisableUser { user: user.clone(), at: state.now() }];
+    // Disabled, and every session of the user ended with it (Auth's feed tells modules: `session_revoked`).
+    let side = [
+        SideWrite::DisableUser { user: user.clone(), at: state.now() },
+        SideWrite::RevokeUserSessions { user: user.clone(), at: state.now().unix_seconds() },
+    ];
     let record = state.write(&actor, Change::DisableUser { user }, &side).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))
 }
