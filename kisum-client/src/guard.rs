@@ -1,0 +1,506 @@
+//! Protecting routes: [`Kisum::layer`] verifies the bearer token of every request and puts the [`Caller`]
+//! in it; [`require`] guards one route with a permission (and a resource from the path), putting the
+//! caller's [`Access`] in the request for the handler. Both are tower layers, so they fit axum, tonic or
+//! any tower service; [`Caller`] and [`Access`] are also axum extractors.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Request, header};
+use axum::response::{IntoResponse, Response};
+use kisum_access::{CompanyId, DenyReason, Principal, ResourceRef};
+use kisum_entitlements::{Clock, EntitlementsSummary, LimitValue};
+use kisum_errors::ErrorCode;
+use kisum_token::{Accept, Caller as TokenCaller, Expect, TokenError, VerifiedClaims};
+
+use crate::feed::Revocations;
+use crate::keys::Keys;
+use crate::problem::Refusal;
+use crate::source::{AccessSource, Granted, Origin};
+
+/// Decisions taken, by origin (`live`, `cache`, `stale`): the counter of API.md §5.
+#[derive(Debug, Default)]
+pub struct Counters {
+    live: std::sync::atomic::AtomicU64,
+    cache: std::sync::atomic::AtomicU64,
+    stale: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, origin: Origin) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match origin {
+            Origin::Live => self.live.fetch_add(1, Relaxed),
+            Origin::Cache => self.cache.fetch_add(1, Relaxed),
+            Origin::Stale => self.stale.fetch_add(1, Relaxed),
+        };
+    }
+
+    /// How many decisions came from each origin: `(live, cache, stale)`.
+    pub fn get(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.live.load(Relaxed), self.cache.load(Relaxed), self.stale.load(Relaxed))
+    }
+}
+
+/// The SDK: token verification, an access source, the revocations learned from the feed.
+#[derive(Clone)]
+pub struct Kisum {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keys: Arc<Keys>,
+    source: Arc<dyn AccessSource>,
+    revocations: Arc<Revocations>,
+    clock: Arc<dyn Clock>,
+    audience: Option<String>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Kisum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kisum").field("keys", &self.inner.keys).finish_non_exhaustive()
+    }
+}
+
+impl Kisum {
+    /// The SDK on `keys` and `source`, with the revocations a feed fills, at `clock`'s time. Tokens must
+    /// name the verifier's audience unless [`with_audience`](Kisum::with_audience) names another.
+    pub fn new(keys: Arc<Keys>, source: Arc<dyn AccessSource>, revocations: Arc<Revocations>, clock: Arc<dyn Clock>) -> Kisum {
+        Kisum {
+            inner: Arc::new(Inner { keys, source, revocations, clock, audience: None, counters: Counters::default() }),
+        }
+    }
+
+    /// The SDK against a running Auth and Core: the JWKS fetched from Auth, a [`RemoteSource`] with the
+    /// module's client credentials, and the change feed followed (the returned task; abort it to stop).
+    /// Fails when Core (the catalog) cannot be reached.
+    pub async fn connect(
+        config: crate::source::RemoteConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Kisum, tokio::task::JoinHandle<()>), Refusal> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+        let validation = kisum_token::Validation::new(&config.issuer, &config.audience);
+        let keys = Keys::fetch(http.clone(), format!("{}/.well-known/jwks.json", config.auth_url), validation)
+            .await
+            .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+        let keys = Arc::new(keys);
+        let source = Arc::new(crate::source::RemoteSource::connect(http, config, clock.clone()).await?);
+        let revocations = Arc::new(Revocations::default());
+        let feed = crate::feed::follow(source.clone(), keys.clone(), revocations.clone());
+        Ok((Kisum::new(keys, source, revocations, clock), feed))
+    }
+
+    /// The access source.
+    pub fn source(&self) -> &Arc<dyn AccessSource> {
+        &self.inner.source
+    }
+
+    /// Decisions by origin.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// The tower layer that verifies every request's bearer token (user or service) and puts the
+    /// [`Caller`] in its extensions. No token: `401 UNAUTHENTICATED` with `WWW-Authenticate: Bearer`; a
+    /// refused one: `401 TOKEN_INVALID` or `TOKEN_EXPIRED`.
+    pub fn layer(&self) -> KisumLayer {
+        KisumLayer { kisum: self.clone() }
+    }
+
+    /// Verifies the bearer token in `headers`.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| Refusal::new(ErrorCode::Unauthenticated, "this route needs a bearer token"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
+            .map(|(_, t)| t.trim())
+            .ok_or_else(|| Refusal::new(ErrorCode::Unauthenticated, "the Authorization header is not `Bearer <token>`"))?;
+        let expect = match &self.inner.audience {
+            Some(a) => Expect::new(Accept::Both).with_audience(a),
+            None => Expect::new(Accept::Both),
+        };
+        let now = self.inner.clock.now();
+        let claims = self.inner.keys.verify(token, expect, now).await.map_err(|e| {
+            let code = match e {
+                TokenError::Expired => ErrorCode::TokenExpired,
+                _ => ErrorCode::TokenInvalid,
+            };
+            Refusal::new(code, e.to_string())
+        })?;
+        if let TokenCaller::User { subject, sid, .. } = claims.caller()
+            && self.inner.revocations.refuses(sid, subject.as_str(), now)
+        {
+            return Err(Refusal::new(ErrorCode::TokenInvalid, "the session was revoked"));
+        }
+        Ok(Caller(claims))
+    }
+
+    /// The access of a user `caller` (its principal in its company, at least as fresh as its `ver`).
+    pub async fn access_of(&self, caller: &Caller) -> Result<Granted, Refusal> {
+        let TokenCaller::User { principal, company, ver, .. } = caller.0.caller() else {
+            return Err(Refusal::new(ErrorCode::Forbidden, "a service token holds no company access"));
+        };
+        let granted = self.inner.source.access(principal, company, *ver).await?;
+        self.inner.counters.count(granted.origin);
+        Ok(granted)
+    }
+
+    /// Decides `permission` (on `resource`) for `caller`: a user through its access, a service through its
+    /// scopes when `services` allows them. Refusals map as DESIGN.md §6. Never allows on error.
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        permission: &str,
+        resource: Option<&ResourceRef>,
+        services: bool,
+    ) -> Result<Access, Refusal> {
+        let catalog = self.inner.source.catalog();
+        let id = catalog.permission(permission).map_err(|_| {
+            Refusal::new(ErrorCode::UnknownPermission, format!("the route names `{permission}`, which the catalog lacks"))
+        })?;
+        match caller.0.caller() {
+            TokenCaller::Service { .. } => {
+                if services && caller.0.scope_allows(permission) {
+                    Ok(Access { caller: caller.clone(), granted: None, catalog })
+                } else {
+                    Err(Refusal::new(ErrorCode::Forbidden, format!("this needs `{permission}`")).with_required(permission))
+                }
+            }
+            TokenCaller::User { principal, company, .. } => {
+                let granted = self.access_of(caller).await?;
+                tracing::debug!(origin = granted.origin.as_str(), %principal, %company, permission, "decision");
+                match granted.snapshot.decide(id, resource) {
+                    Ok(()) => Ok(Access { caller: caller.clone(), granted: Some(granted), catalog }),
+                    Err(reason) => Err(refusal(reason, permission, &catalog, &granted.entitlements)),
+                }
+            }
+        }
+    }
+}
+
+/// The refusal of `reason` for `permission`, naming the missing module or feature for entitlement denials.
+fn refusal(
+    reason: DenyReason,
+    permission: &str,
+    catalog: &kisum_access::AccessCatalog,
+    entitlements: &EntitlementsSummary,
+) -> Refusal {
+    let required = match reason {
+        DenyReason::ModuleNotEntitled | DenyReason::FeatureNotEntitled => catalog
+            .permission(permission)
+            .ok()
+            .and_then(|id| {
+                let def = catalog.permission_def(id)?;
+                match (def.feature(), reason) {
+                    (Some(f), DenyReason::FeatureNotEntitled) => Some(f.to_string()),
+                    _ => Some(def.module().to_string()),
+                }
+            })
+            .filter(|r| !entitlements.modules.contains(r) || reason == DenyReason::FeatureNotEntitled),
+        _ => None,
+    };
+    Refusal::of_deny(reason, permission, required)
+}
+
+/// A verified caller (user or service token): put in the request by [`Kisum::layer`]; an axum extractor.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<VerifiedClaims>);
+
+impl Caller {
+    /// The verified claims.
+    pub fn claims(&self) -> &VerifiedClaims {
+        &self.0
+    }
+
+    /// The company of a user token.
+    pub fn company(&self) -> Option<&CompanyId> {
+        self.0.company()
+    }
+
+    /// The principal of a user token (the agent, for one acting for a user).
+    pub fn principal(&self) -> Option<&Principal> {
+        self.0.principal()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            Refusal::new(ErrorCode::Internal, "the route is not behind Kisum::layer").into_response()
+        })
+    }
+}
+
+/// What a guard allowed: the caller and (for a user) its access, for the handler's further checks
+/// (features, limits, a second permission); an axum extractor.
+#[derive(Debug, Clone)]
+pub struct Access {
+    caller: Caller,
+    granted: Option<Granted>,
+    catalog: Arc<kisum_access::AccessCatalog>,
+}
+
+impl Access {
+    /// The caller.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The caller's company (user tokens).
+    pub fn company(&self) -> Option<&CompanyId> {
+        self.caller.company()
+    }
+
+    /// Where the access came from (`None` for a service token).
+    pub fn origin(&self) -> Option<Origin> {
+        self.granted.as_ref().map(|g| g.origin)
+    }
+
+    /// Whether the caller's company is entitled to `feature` (services: no company, no features).
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.granted.as_ref().is_some_and(|g| g.entitlements.features.iter().any(|f| f == feature))
+    }
+
+    /// The company's limit `key` (`None`: no such limit; `Some(None)`: unlimited).
+    pub fn limit(&self, key: &str) -> Option<Option<u64>> {
+        let g = self.granted.as_ref()?;
+        g.entitlements.limits.get(key).map(|v| match v {
+            LimitValue::Unlimited => None,
+            LimitValue::Finite(n) => Some(*n),
+        })
+    }
+
+    /// Checks another permission with the same access (a user's), mapping a deny as DESIGN.md §6; a
+    /// service token is checked against its scopes.
+    pub fn require(&self, permission: &str, resource: Option<&ResourceRef>) -> Result<(), Refusal> {
+        match &self.granted {
+            None => {
+                if self.caller.0.scope_allows(permission) {
+                    Ok(())
+                } else {
+                    Err(Refusal::new(ErrorCode::Forbidden, format!("this needs `{permission}`")).with_required(permission))
+                }
+            }
+            Some(g) => {
+                let id = self.catalog.permission(permission).map_err(|_| {
+                    Refusal::new(ErrorCode::UnknownPermission, format!("`{permission}` is not in the catalog"))
+                })?;
+                g.snapshot.decide(id, resource).map_err(|r| refusal(r, permission, &self.catalog, &g.entitlements))
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Access {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Access>().cloned().ok_or_else(|| {
+            Refusal::new(ErrorCode::Internal, "the route has no `require(…)` guard").into_response()
+        })
+    }
+}
+
+/// The layer of [`Kisum::layer`].
+#[derive(Debug, Clone)]
+pub struct KisumLayer {
+    kisum: Kisum,
+}
+
+impl<S> tower::Layer<S> for KisumLayer {
+    type Service = KisumService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KisumService { kisum: self.kisum.clone(), inner }
+    }
+}
+
+/// The service of [`KisumLayer`].
+#[derive(Debug, Clone)]
+pub struct KisumService<S> {
+    kisum: Kisum,
+    inner: S,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+impl<S, B> tower::Service<Request<B>> for KisumService<S>
+where
+    S: tower::Service<Request<B>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let kisum = self.kisum.clone();
+        // The clone that was polled ready serves this request; the fresh one waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            match kisum.authenticate(request.headers()).await {
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
+                    inner.call(request).await
+                }
+                Err(refusal) => Ok(refusal.with_request_id(request_id(request.headers()).as_deref()).into_response()),
+            }
+        })
+    }
+}
+
+/// Which company owns a module's record: `owner(kind, id)`, `None` when there is no such record. Put
+/// `Extension(Owners(…))` on the router so that guards with [`Require::on`] check the record's own company
+/// (another tenant's record is then `CROSS_TENANT`, answered `404`).
+#[derive(Clone)]
+pub struct Owners(pub Arc<dyn Fn(&str, &str) -> Option<CompanyId> + Send + Sync>);
+
+impl std::fmt::Debug for Owners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Owners")
+    }
+}
+
+/// A guard for one route: `require("finance:invoice:approve")`, optionally with a resource from the path
+/// (`.on("invoice", "id")` → `{company}/invoice/{id}`) and accepting service tokens whose scopes match
+/// (`.services()`: dual auth). Apply it with axum's `route_layer` under [`Kisum::layer`].
+pub fn require(permission: &'static str) -> Require {
+    Require { permission, resource: None, services: false }
+}
+
+/// The layer of [`require`].
+#[derive(Debug, Clone, Copy)]
+pub struct Require {
+    permission: &'static str,
+    resource: Option<(&'static str, &'static str)>,
+    services: bool,
+}
+
+impl Require {
+    /// The checked resource is `{owner}/{kind}/{path parameter param}`, its owner found through the
+    /// router's [`Owners`] (the caller's company without one): a record of another company is
+    /// `CROSS_TENANT` and a missing one `404`, both before the handler runs.
+    pub fn on(self, kind: &'static str, param: &'static str) -> Require {
+        Require { resource: Some((kind, param)), ..self }
+    }
+
+    /// Service tokens whose scopes match the permission are accepted too.
+    pub fn services(self) -> Require {
+        Require { services: true, ..self }
+    }
+
+    /// The permission.
+    pub fn permission(&self) -> &'static str {
+        self.permission
+    }
+}
+
+impl<S> tower::Layer<S> for Require {
+    type Service = RequireService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireService { require: *self, inner }
+    }
+}
+
+/// The service of [`Require`].
+#[derive(Debug, Clone)]
+pub struct RequireService<S> {
+    require: Require,
+    inner: S,
+}
+
+/// Where the guard finds the SDK: put `Extension(kisum)` on the router (outside the guards).
+impl<S, B> tower::Service<Request<B>> for RequireService<S>
+where
+    S: tower::Service<Request<B>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let require = self.require;
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let rid = request_id(&parts.headers);
+            let decided = guard(&mut parts, require).await;
+            match decided {
+                Ok(access) => {
+                    parts.extensions.insert(access);
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Err(refusal) => Ok(refusal.with_request_id(rid.as_deref()).into_response()),
+            }
+        })
+    }
+}
+
+async fn guard(parts: &mut Parts, require: Require) -> Result<Access, Refusal> {
+    let kisum = parts
+        .extensions
+        .get::<Kisum>()
+        .cloned()
+        .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the router has no Kisum extension"))?;
+    let caller = parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the route is not behind Kisum::layer"))?;
+    let resource = match (require.resource, caller.company()) {
+        (Some((kind, param)), Some(company)) => {
+            let params = axum::extract::RawPathParams::from_request_parts(parts, &())
+                .await
+                .map_err(|_| Refusal::new(ErrorCode::NotFound, "not found"))?;
+            let id = params
+                .iter()
+                .find(|(name, _)| *name == param)
+                .map(|(_, v)| v.to_owned())
+                .ok_or_else(|| Refusal::new(ErrorCode::Internal, format!("the route has no `{param}` parameter")))?;
+            let owner = match parts.extensions.get::<Owners>() {
+                Some(owners) => (owners.0)(kind, &id).ok_or_else(|| Refusal::new(ErrorCode::NotFound, "not found"))?,
+                None => company.clone(),
+            };
+            Some(
+                ResourceRef::parse(&format!("{owner}/{kind}/{id}"))
+                    .map_err(|_| Refusal::new(ErrorCode::NotFound, "not found"))?,
+            )
+        }
+        _ => None,
+    };
+    kisum.decide(&caller, require.permission, resource.as_ref(), require.services).await
+}

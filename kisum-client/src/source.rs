@@ -1,0 +1,355 @@
+//! Where access comes from (API.md §5): an [`AccessSource`] answers a principal's compiled access in a
+//! company. [`LocalSource`] evaluates in process (Auth itself, embedded use); [`RemoteSource`] fetches
+//! Auth's snapshot endpoint and caches it per (principal, company), dropping an entry on a feed event for
+//! it, on a token whose `ver` is newer, and at its `valid_until`; concurrent misses fetch once; a fetch
+//! racing an invalidation can never make stale data current (every entry carries its version, and an
+//! invalidation raises the floor it must reach).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use kisum_access::doc::AccessCatalogDoc;
+use kisum_access::{Access, AccessCatalog, CompanyId, Directory, Principal, Snapshot, WireSnapshot};
+use kisum_entitlements::{Clock, EntitlementsSummary, Timestamp};
+use kisum_errors::ErrorCode;
+
+use crate::problem::Refusal;
+
+/// Where a decision's access came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Evaluated or fetched for this request.
+    Live,
+    /// A cached snapshot, with the change feed connected (any change would have dropped it).
+    Cache,
+    /// A cached snapshot while the change feed is down (Auth unreachable): used for at most 5 minutes
+    /// after it was fetched, and never past its `valid_until`.
+    Stale,
+}
+
+impl Origin {
+    /// `live`, `cache` or `stale`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Live => "live",
+            Origin::Cache => "cache",
+            Origin::Stale => "stale",
+        }
+    }
+}
+
+/// A principal's access in a company, ready for checks.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    /// The compiled access.
+    pub snapshot: Arc<Snapshot>,
+    /// The company's entitlements when it was computed (features and limits for module rules).
+    pub entitlements: Arc<EntitlementsSummary>,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// A source of compiled access.
+#[async_trait]
+pub trait AccessSource: Send + Sync + 'static {
+    /// The catalog snapshots are interned against.
+    fn catalog(&self) -> Arc<AccessCatalog>;
+
+    /// `principal`'s access in `company` now, at least as fresh as `min_version` (a token's `ver`). Fails
+    /// closed: `503 UPSTREAM_UNAVAILABLE` when it cannot be had.
+    async fn access(&self, principal: &Principal, company: &CompanyId, min_version: u64) -> Result<Granted, Refusal>;
+}
+
+/// Access evaluated in process from a directory (always `live`).
+pub struct LocalSource {
+    directory: Arc<Directory>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LocalSource {
+    /// A source on `directory`, at `clock`'s time.
+    pub fn new(directory: Arc<Directory>, clock: Arc<dyn Clock>) -> LocalSource {
+        LocalSource { directory, clock }
+    }
+}
+
+#[async_trait]
+impl AccessSource for LocalSource {
+    fn catalog(&self) -> Arc<AccessCatalog> {
+        self.directory.catalog()
+    }
+
+    async fn access(&self, principal: &Principal, company: &CompanyId, _: u64) -> Result<Granted, Refusal> {
+        let now = self.clock.now();
+        let snapshot = self.directory.snapshot(principal, company, now);
+        let entitlements = self.directory.entitlements(company, now).unwrap_or_default();
+        Ok(Granted { snapshot: Arc::new(snapshot), entitlements: Arc::new(entitlements), origin: Origin::Live })
+    }
+}
+
+/// The longest a fetched snapshot is used.
+pub const MAX_AGE: Duration = Duration::from_secs(300);
+
+type Key = (Principal, CompanyId);
+
+#[derive(Debug)]
+struct Entry {
+    snapshot: Arc<Snapshot>,
+    entitlements: Arc<EntitlementsSummary>,
+    fetched: Instant,
+}
+
+/// How the remote source reaches Auth and Core.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// Auth's base URL (`http://127.0.0.1:7400`).
+    pub auth_url: String,
+    /// Core's base URL, for the catalog (`http://127.0.0.1:7401`).
+    pub core_url: String,
+    /// The module's service client (needs scope `auth:access:read`).
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// How long a fetched snapshot is used at most (default [`MAX_AGE`]).
+    pub max_age: Duration,
+    /// The issuer tokens must name (Auth's `issuer`).
+    pub issuer: String,
+    /// The audience tokens must name.
+    pub audience: String,
+}
+
+impl RemoteConfig {
+    /// Auth at `auth_url`, Core at `core_url`, the module's client `client_id`/`client_secret`; issuer
+    /// `auth_url`, audience `kisum`, snapshots used for at most [`MAX_AGE`].
+    pub fn new(auth_url: &str, core_url: &str, client_id: &str, client_secret: &str) -> RemoteConfig {
+        RemoteConfig {
+            auth_url: auth_url.trim_end_matches('/').to_owned(),
+            core_url: core_url.trim_end_matches('/').to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            max_age: MAX_AGE,
+            issuer: auth_url.trim_end_matches('/').to_owned(),
+            audience: "kisum".to_owned(),
+        }
+    }
+}
+
+/// Access fetched from Auth's snapshot endpoint, cached, kept fresh by the change feed
+/// ([`crate::feed`]).
+pub struct RemoteSource {
+    http: reqwest::Client,
+    config: RemoteConfig,
+    catalog: ArcSwap<AccessCatalog>,
+    cache: moka::future::Cache<Key, Arc<Entry>>,
+    /// The version each key (or, under `None`, each whole company) must reach: raised by feed events.
+    floors: Mutex<HashMap<(Option<Principal>, CompanyId), u64>>,
+    /// Whether the feed is connected: cached answers are then `cache`, else `stale`.
+    feed_connected: AtomicBool,
+    token: crate::service::ServiceToken,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RemoteSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSource")
+            .field("auth_url", &self.config.auth_url)
+            .field("cached", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteSource {
+    /// A source fetching from Auth with the module's client credentials; reads the catalog from Core.
+    pub async fn connect(http: reqwest::Client, config: RemoteConfig, clock: Arc<dyn Clock>) -> Result<RemoteSource, Refusal> {
+        let token = crate::service::ServiceToken::new(
+            http.clone(),
+            &config.auth_url,
+            &config.client_id,
+            &config.client_secret,
+            "auth:access:read",
+        );
+        let catalog = fetch_catalog(&http, &config.core_url, &token).await?;
+        let cache = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(config.max_age)
+            .support_invalidation_closures()
+            .build();
+        Ok(RemoteSource {
+            http,
+            config,
+            catalog: ArcSwap::from_pointee(catalog),
+            cache,
+            floors: Mutex::new(HashMap::new()),
+            feed_connected: AtomicBool::new(false),
+            token,
+            clock,
+        })
+    }
+
+    /// The floor `key` must reach: the larger of its own and its company's.
+    fn floor(&self, principal: &Principal, company: &CompanyId) -> u64 {
+        let floors = self.floors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let own = floors.get(&(Some(principal.clone()), company.clone())).copied().unwrap_or(0);
+        let all = floors.get(&(None, company.clone())).copied().unwrap_or(0);
+        own.max(all)
+    }
+
+    /// A feed event: the access of `principals` in `company` changed at `version` (all of the company's
+    /// when `principals` is `None`). Their entries are dropped, and nothing older can come back.
+    pub async fn changed(&self, company: &CompanyId, principals: Option<&[Principal]>, version: u64) {
+        {
+            let mut floors = self.floors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut raise = |k: (Option<Principal>, CompanyId)| {
+                let f = floors.entry(k).or_insert(0);
+                *f = (*f).max(version);
+            };
+            match principals {
+                Some(ps) => ps.iter().for_each(|p| raise((Some(p.clone()), company.clone()))),
+                None => raise((None, company.clone())),
+            }
+        }
+        match principals {
+            Some(ps) => {
+                for p in ps {
+                    self.cache.invalidate(&(p.clone(), company.clone())).await;
+                }
+            }
+            None => {
+                let company = company.clone();
+                if let Err(e) = self.cache.invalidate_entries_if(move |k, _| k.1 == company) {
+                    tracing::error!(error = %e, "cache invalidation failed; dropping everything");
+                    self.cache.invalidate_all();
+                }
+            }
+        }
+    }
+
+    /// The feed lost events (`410`): everything cached is dropped.
+    pub fn reset(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// Whether the feed is connected.
+    pub fn set_feed_connected(&self, connected: bool) {
+        self.feed_connected.store(connected, Ordering::SeqCst);
+    }
+
+    /// Auth's base URL.
+    pub fn auth_url(&self) -> &str {
+        &self.config.auth_url
+    }
+
+    /// The HTTP client.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The service token source (for the feed).
+    pub(crate) fn service_token(&self) -> &crate::service::ServiceToken {
+        &self.token
+    }
+
+    async fn fetch(&self, principal: &Principal, company: &CompanyId, floor: u64) -> Result<Arc<Entry>, Refusal> {
+        let unavailable = |detail: String| Refusal::new(ErrorCode::UpstreamUnavailable, detail);
+        for attempt in 0..2 {
+            let token = self.token.get().await?;
+            let mut request = self
+                .http
+                .get(format!("{}/v1/access/snapshot", self.config.auth_url))
+                .query(&[("principal", principal.to_string()), ("company", company.to_string())])
+                .bearer_auth(token);
+            if floor > 0 {
+                request = request.header("kisum-at-least", floor.to_string());
+            }
+            let response = request.send().await.map_err(|e| unavailable(format!("Auth is unreachable: {e}")))?;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
+                self.token.clear().await;
+                continue;
+            }
+            if !response.status().is_success() {
+                return Err(unavailable(format!("Auth answered {} for a snapshot", response.status())));
+            }
+            let wire: WireSnapshot = response.json().await.map_err(|e| unavailable(format!("a snapshot that does not parse: {e}")))?;
+            let catalog = self.catalog.load_full();
+            let snapshot = match Snapshot::from_wire(&wire, &catalog) {
+                Ok(s) => s,
+                Err(_) if attempt == 0 => {
+                    // Another catalog (a plan was published): read it again, then the snapshot.
+                    let fresh = fetch_catalog(&self.http, &self.config.core_url, &self.token).await?;
+                    self.catalog.store(Arc::new(fresh));
+                    continue;
+                }
+                Err(e) => return Err(unavailable(format!("a snapshot for another catalog: {e}"))),
+            };
+            return Ok(Arc::new(Entry {
+                snapshot: Arc::new(snapshot),
+                entitlements: Arc::new(wire.entitlements),
+                fetched: Instant::now(),
+            }));
+        }
+        Err(unavailable("Auth refused the module's credentials".into()))
+    }
+}
+
+#[async_trait]
+impl AccessSource for RemoteSource {
+    fn catalog(&self) -> Arc<AccessCatalog> {
+        self.catalog.load_full()
+    }
+
+    async fn access(&self, principal: &Principal, company: &CompanyId, min_version: u64) -> Result<Granted, Refusal> {
+        let now: Timestamp = self.clock.now();
+        let key = (principal.clone(), company.clone());
+        let floor = self.floor(principal, company).max(min_version);
+        let usable = |e: &Entry| {
+            e.snapshot.version() >= floor && e.snapshot.is_valid_at(now) && e.fetched.elapsed() < self.config.max_age
+        };
+        if let Some(entry) = self.cache.get(&key).await {
+            if usable(&entry) {
+                let origin = if self.feed_connected.load(Ordering::SeqCst) { Origin::Cache } else { Origin::Stale };
+                return Ok(Granted { snapshot: entry.snapshot.clone(), entitlements: entry.entitlements.clone(), origin });
+            }
+            self.cache.invalidate(&key).await;
+        }
+        // One fetch per key at a time: concurrent misses wait for it.
+        let entry = self
+            .cache
+            .try_get_with(key.clone(), self.fetch(principal, company, floor))
+            .await
+            .map_err(|e: Arc<Refusal>| (*e).clone())?;
+        if !usable(&entry) {
+            // Fetched by a request with a lower floor, or raced by an invalidation: fetch for this floor.
+            self.cache.invalidate(&key).await;
+            let fresh = self.fetch(principal, company, floor).await?;
+            if fresh.snapshot.version() < floor {
+                return Err(Refusal::new(ErrorCode::UpstreamUnavailable, "Auth has not reached the needed version"));
+            }
+            return Ok(Granted { snapshot: fresh.snapshot.clone(), entitlements: fresh.entitlements.clone(), origin: Origin::Live });
+        }
+        Ok(Granted { snapshot: entry.snapshot.clone(), entitlements: entry.entitlements.clone(), origin: Origin::Live })
+    }
+}
+
+/// Reads the catalog from Core.
+async fn fetch_catalog(
+    http: &reqwest::Client,
+    core_url: &str,
+    token: &crate::service::ServiceToken,
+) -> Result<AccessCatalog, Refusal> {
+    let unavailable = |detail: String| Refusal::new(ErrorCode::UpstreamUnavailable, detail);
+    let response = http
+        .get(format!("{core_url}/v1/catalog"))
+        .bearer_auth(token.get().await?)
+        .send()
+        .await
+        .map_err(|e| unavailable(format!("Core is unreachable: {e}")))?;
+    if !response.status().is_success() {
+        return Err(unavailable(format!("Core answered {} for the catalog", response.status())));
+    }
+    let doc: AccessCatalogDoc = response.json().await.map_err(|e| unavailable(format!("a catalog that does not parse: {e}")))?;
+    AccessCatalog::from_doc(&doc).map_err(|e| unavailable(format!("an unusable catalog: {e}")))
+}
