@@ -94,8 +94,10 @@ impl AuthClient {
         if let Some(s) = scope {
             form.push(("scope", s));
         }
-        answer(self.http.post(format!("{}/oauth/token", self.base)).basic_auth(id, Some(secret)).form(&form).send().await)
-            .await
+        answer(
+            self.http.post(format!("{}/oauth/token", self.base)).basic_auth(id, Some(secret)).form(&form).send().await,
+        )
+        .await
     }
 
     /// A token acting for the user of `subject_token`, as the agent whose client this is (RFC 8693).
@@ -105,19 +107,29 @@ impl AuthClient {
             ("subject_token", subject_token),
             ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
         ];
-        answer(self.http.post(format!("{}/oauth/token", self.base)).basic_auth(id, Some(secret)).form(&form).send().await)
-            .await
+        answer(
+            self.http.post(format!("{}/oauth/token", self.base)).basic_auth(id, Some(secret)).form(&form).send().await,
+        )
+        .await
     }
 
     /// Ends the session of a user access token.
     pub async fn revoke(&self, access_token: &str) -> Result<(), CallError> {
-        answer::<Value>(self.http.post(format!("{}/v1/sessions/revoke", self.base)).bearer_auth(access_token).send().await)
-            .await
-            .map(|_| ())
+        answer::<Value>(
+            self.http.post(format!("{}/v1/sessions/revoke", self.base)).bearer_auth(access_token).send().await,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Any Auth route, as JSON (`method`, path, bearer token, body).
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>) -> Result<Value, CallError> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
         let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(b) = body {
             request = request.json(b);
@@ -146,8 +158,10 @@ impl CoreClient {
 
     /// A company's entitlements now.
     pub async fn entitlements(&self, token: &str, company: &str) -> Result<Value, CallError> {
-        answer(self.http.get(format!("{}/v1/companies/{company}/entitlements", self.base)).bearer_auth(token).send().await)
-            .await
+        answer(
+            self.http.get(format!("{}/v1/companies/{company}/entitlements", self.base)).bearer_auth(token).send().await,
+        )
+        .await
     }
 
     /// Adds an override to a company (Admin API); the answer carries its `id`.
@@ -166,14 +180,24 @@ impl CoreClient {
     /// Removes an override (Admin API).
     pub async fn remove_override(&self, token: &str, company: &str, id: &str) -> Result<(), CallError> {
         answer::<Value>(
-            self.http.delete(format!("{}/admin/v1/companies/{company}/overrides/{id}", self.base)).bearer_auth(token).send().await,
+            self.http
+                .delete(format!("{}/admin/v1/companies/{company}/overrides/{id}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await,
         )
         .await
         .map(|_| ())
     }
 
     /// Any Core or Admin route, as JSON.
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>) -> Result<Value, CallError> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
         let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(b) = body {
             request = request.json(b);

@@ -77,7 +77,8 @@ pub(crate) async fn apply(event: &FeedEvent, source: &RemoteSource, keys: &Keys,
             if event.company_wide {
                 source.changed(&company, None, version).await;
             } else {
-                let principals: Vec<Principal> = event.principals.iter().filter_map(|p| Principal::parse(p).ok()).collect();
+                let principals: Vec<Principal> =
+                    event.principals.iter().filter_map(|p| Principal::parse(p).ok()).collect();
                 source.changed(&company, Some(&principals), version).await;
             }
         }
@@ -103,7 +104,11 @@ pub(crate) async fn apply(event: &FeedEvent, source: &RemoteSource, keys: &Keys,
 
 /// Follows the feed until aborted: SSE, resumed from the last event seen; JSON polling while the stream
 /// cannot be opened; on `410` everything cached is dropped and the feed resumes where Auth says.
-pub fn follow(source: Arc<RemoteSource>, keys: Arc<Keys>, revocations: Arc<Revocations>) -> tokio::task::JoinHandle<()> {
+pub fn follow(
+    source: Arc<RemoteSource>,
+    keys: Arc<Keys>,
+    revocations: Arc<Revocations>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut cursor: Option<u64> = None;
         let mut backoff = Duration::from_millis(100);

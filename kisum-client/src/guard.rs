@@ -72,7 +72,12 @@ impl std::fmt::Debug for Kisum {
 impl Kisum {
     /// The SDK on `keys` and `source`, with the revocations a feed fills, at `clock`'s time. Tokens must
     /// name the verifier's audience unless [`with_audience`](Kisum::with_audience) names another.
-    pub fn new(keys: Arc<Keys>, source: Arc<dyn AccessSource>, revocations: Arc<Revocations>, clock: Arc<dyn Clock>) -> Kisum {
+    pub fn new(
+        keys: Arc<Keys>,
+        source: Arc<dyn AccessSource>,
+        revocations: Arc<Revocations>,
+        clock: Arc<dyn Clock>,
+    ) -> Kisum {
         Kisum {
             inner: Arc::new(Inner { keys, source, revocations, clock, audience: None, counters: Counters::default() }),
         }
@@ -128,7 +133,9 @@ impl Kisum {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
             .map(|(_, t)| t.trim())
-            .ok_or_else(|| Refusal::new(ErrorCode::Unauthenticated, "the Authorization header is not `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                Refusal::new(ErrorCode::Unauthenticated, "the Authorization header is not `Bearer <token>`")
+            })?;
         let expect = match &self.inner.audience {
             Some(a) => Expect::new(Accept::Both).with_audience(a),
             None => Expect::new(Accept::Both),
@@ -170,14 +177,18 @@ impl Kisum {
     ) -> Result<Access, Refusal> {
         let catalog = self.inner.source.catalog();
         let id = catalog.permission(permission).map_err(|_| {
-            Refusal::new(ErrorCode::UnknownPermission, format!("the route names `{permission}`, which the catalog lacks"))
+            Refusal::new(
+                ErrorCode::UnknownPermission,
+                format!("the route names `{permission}`, which the catalog lacks"),
+            )
         })?;
         match caller.0.caller() {
             TokenCaller::Service { .. } => {
                 if services && caller.0.scope_allows(permission) {
                     Ok(Access { caller: caller.clone(), granted: None, catalog })
                 } else {
-                    Err(Refusal::new(ErrorCode::Forbidden, format!("this needs `{permission}`")).with_required(permission))
+                    Err(Refusal::new(ErrorCode::Forbidden, format!("this needs `{permission}`"))
+                        .with_required(permission))
                 }
             }
             TokenCaller::User { principal, company, .. } => {
@@ -241,9 +252,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            Refusal::new(ErrorCode::Internal, "the route is not behind Kisum::layer").into_response()
-        })
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the route is not behind Kisum::layer").into_response())
     }
 }
 
@@ -294,7 +307,8 @@ impl Access {
                 if self.caller.0.scope_allows(permission) {
                     Ok(())
                 } else {
-                    Err(Refusal::new(ErrorCode::Forbidden, format!("this needs `{permission}`")).with_required(permission))
+                    Err(Refusal::new(ErrorCode::Forbidden, format!("this needs `{permission}`"))
+                        .with_required(permission))
                 }
             }
             Some(g) => {
@@ -311,9 +325,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Access {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Access>().cloned().ok_or_else(|| {
-            Refusal::new(ErrorCode::Internal, "the route has no `require(…)` guard").into_response()
-        })
+        parts
+            .extensions
+            .get::<Access>()
+            .cloned()
+            .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the route has no `require(…)` guard").into_response())
     }
 }
 
@@ -486,11 +502,10 @@ async fn guard(parts: &mut Parts, require: Require) -> Result<Access, Refusal> {
             let params = axum::extract::RawPathParams::from_request_parts(parts, &())
                 .await
                 .map_err(|_| Refusal::new(ErrorCode::NotFound, "not found"))?;
-            let id = params
-                .iter()
-                .find(|(name, _)| *name == param)
-                .map(|(_, v)| v.to_owned())
-                .ok_or_else(|| Refusal::new(ErrorCode::Internal, format!("the route has no `{param}` parameter")))?;
+            let id =
+                params.iter().find(|(name, _)| *name == param).map(|(_, v)| v.to_owned()).ok_or_else(|| {
+                    Refusal::new(ErrorCode::Internal, format!("the route has no `{param}` parameter"))
+                })?;
             let owner = match parts.extensions.get::<Owners>() {
                 Some(owners) => (owners.0)(kind, &id).ok_or_else(|| Refusal::new(ErrorCode::NotFound, "not found"))?,
                 None => company.clone(),

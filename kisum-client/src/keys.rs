@@ -85,9 +85,10 @@ impl Keys {
             return false;
         }
         *last = Some(Instant::now());
-        match fetch(&remote.http, &remote.url).await.and_then(|jwks| {
-            Verifier::new(jwks, self.validation.clone()).map_err(|e| e.to_string())
-        }) {
+        match fetch(&remote.http, &remote.url)
+            .await
+            .and_then(|jwks| Verifier::new(jwks, self.validation.clone()).map_err(|e| e.to_string()))
+        {
             Ok(verifier) => {
                 tracing::debug!(keys = verifier.jwks().len(), "JWKS fetched");
                 self.verifier.store(Arc::new(verifier));

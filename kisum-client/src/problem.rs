@@ -64,7 +64,8 @@ impl Refusal {
                 Refusal::new(ErrorCode::NotFound, "not found")
             }
             DenyReason::ModuleNotEntitled | DenyReason::FeatureNotEntitled => {
-                let r = Refusal::new(ErrorCode::NotEntitled, "the company's plan does not include this").with_reason(reason);
+                let r = Refusal::new(ErrorCode::NotEntitled, "the company's plan does not include this")
+                    .with_reason(reason);
                 match required {
                     Some(req) => r.with_required(req),
                     None => r,

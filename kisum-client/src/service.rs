@@ -31,7 +31,13 @@ struct Answer {
 
 impl ServiceToken {
     /// Tokens for `client_id` with `scope` from the token endpoint of `auth_url`.
-    pub fn new(http: reqwest::Client, auth_url: &str, client_id: &str, client_secret: &str, scope: &str) -> ServiceToken {
+    pub fn new(
+        http: reqwest::Client,
+        auth_url: &str,
+        client_id: &str,
+        client_secret: &str,
+        scope: &str,
+    ) -> ServiceToken {
         ServiceToken {
             http,
             url: format!("{auth_url}/oauth/token"),

@@ -164,7 +164,11 @@ impl std::fmt::Debug for RemoteSource {
 
 impl RemoteSource {
     /// A source fetching from Auth with the module's client credentials; reads the catalog from Core.
-    pub async fn connect(http: reqwest::Client, config: RemoteConfig, clock: Arc<dyn Clock>) -> Result<RemoteSource, Refusal> {
+    pub async fn connect(
+        http: reqwest::Client,
+        config: RemoteConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<RemoteSource, Refusal> {
         let token = crate::service::ServiceToken::new(
             http.clone(),
             &config.auth_url,
@@ -273,7 +277,8 @@ impl RemoteSource {
             if !response.status().is_success() {
                 return Err(unavailable(format!("Auth answered {} for a snapshot", response.status())));
             }
-            let wire: WireSnapshot = response.json().await.map_err(|e| unavailable(format!("a snapshot that does not parse: {e}")))?;
+            let wire: WireSnapshot =
+                response.json().await.map_err(|e| unavailable(format!("a snapshot that does not parse: {e}")))?;
             let catalog = self.catalog.load_full();
             let snapshot = match Snapshot::from_wire(&wire, &catalog) {
                 Ok(s) => s,
@@ -306,12 +311,18 @@ impl AccessSource for RemoteSource {
         let key = (principal.clone(), company.clone());
         let floor = self.floor(principal, company).max(min_version);
         let usable = |e: &Entry| {
-            e.snapshot.version() >= floor && e.snapshot.is_valid_at(now) && e.fetched.elapsed() < self.config.max_age
+            e.snapshot.version() >= floor
+                && e.snapshot.valid_until().is_none_or(|end| now < end)
+                && e.fetched.elapsed() < self.config.max_age
         };
         if let Some(entry) = self.cache.get(&key).await {
             if usable(&entry) {
                 let origin = if self.feed_connected.load(Ordering::SeqCst) { Origin::Cache } else { Origin::Stale };
-                return Ok(Granted { snapshot: entry.snapshot.clone(), entitlements: entry.entitlements.clone(), origin });
+                return Ok(Granted {
+                    snapshot: entry.snapshot.clone(),
+                    entitlements: entry.entitlements.clone(),
+                    origin,
+                });
             }
             self.cache.invalidate(&key).await;
         }
@@ -328,7 +339,11 @@ impl AccessSource for RemoteSource {
             if fresh.snapshot.version() < floor {
                 return Err(Refusal::new(ErrorCode::UpstreamUnavailable, "Auth has not reached the needed version"));
             }
-            return Ok(Granted { snapshot: fresh.snapshot.clone(), entitlements: fresh.entitlements.clone(), origin: Origin::Live });
+            return Ok(Granted {
+                snapshot: fresh.snapshot.clone(),
+                entitlements: fresh.entitlements.clone(),
+                origin: Origin::Live,
+            });
         }
         Ok(Granted { snapshot: entry.snapshot.clone(), entitlements: entry.entitlements.clone(), origin: Origin::Live })
     }
@@ -350,6 +365,7 @@ async fn fetch_catalog(
     if !response.status().is_success() {
         return Err(unavailable(format!("Core answered {} for the catalog", response.status())));
     }
-    let doc: AccessCatalogDoc = response.json().await.map_err(|e| unavailable(format!("a catalog that does not parse: {e}")))?;
+    let doc: AccessCatalogDoc =
+        response.json().await.map_err(|e| unavailable(format!("a catalog that does not parse: {e}")))?;
     AccessCatalog::from_doc(&doc).map_err(|e| unavailable(format!("an unusable catalog: {e}")))
 }

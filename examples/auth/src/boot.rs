@@ -109,10 +109,10 @@ impl Boot {
                         )
                         .await?;
                 }
-                if self.seed_world.is_none() {
-                    let names: Vec<&str> = users.iter().map(UserId::as_str).collect();
-                    notes.push(format!("Demo users: {} — password `{password}`", names.join(", ")));
-                }
+            }
+            if self.seed_world.is_none() {
+                let names: Vec<&str> = users.iter().map(UserId::as_str).collect();
+                notes.push(format!("Demo users: {} — password `{password}`", names.join(", ")));
             }
         }
         self.admin_client(&engine, &mut notes).await?;

@@ -1,0 +1,206 @@
+//! The SDK against a real Auth and Core on loopback (each in its own runtime, so that "Auth stops" means
+//! its every task and connection ends): verification with JWKS refetch on rotation, cached access and its
+//! origins, invalidation by the feed (a suspension and a revoked session enforced within a second), the
+//! `ver` floor, and failing closed when Auth is gone.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use kisum_auth::boot::Boot;
+use kisum_auth::{AuthState, Settings};
+use kisum_client::clients::AuthClient;
+use kisum_client::{Access, Kisum, Origin, RemoteConfig, require};
+use kisum_entitlements::SystemClock;
+use kisum_tests::http::Call;
+use kisum_tests::{Backend, TestDb};
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery";
+const ADMIN_SECRET: &str = "admin-secret-for-tests";
+const KEK: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// Auth and Core serving on loopback from their own runtime.
+struct Platform {
+    runtime: Option<tokio::runtime::Runtime>,
+    auth: String,
+    core: String,
+    state: Arc<AuthState>,
+    _db: TestDb,
+}
+
+impl Platform {
+    async fn start() -> Platform {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let url = db.url.clone();
+        // Started from a thread of its own: the runtime serving Auth and Core is not the test's.
+        let (runtime, (auth, core, state)) = tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let started = runtime.block_on(async move {
+                let boot = Boot {
+                    db: Some(url.clone()),
+                    seed_password: Some(PASSWORD.into()),
+                    kek: Some(KEK.into()),
+                    admin_secret: Some(ADMIN_SECRET.into()),
+                    ..Boot::default()
+                };
+                let opened = boot.open().await.unwrap();
+                let auth_listener = kisum_server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                let auth_url = format!("http://{}", auth_listener.local_addr().unwrap());
+                let settings = Settings::new(&auth_url, "kisum".parse().unwrap());
+                let state =
+                    AuthState::open(opened.engine.clone(), opened.kek, settings, Arc::new(SystemClock)).await.unwrap();
+                opened.engine.follow(Duration::from_millis(50));
+                kisum_auth::background(state.clone(), Duration::from_millis(50));
+                tokio::spawn(axum::serve(auth_listener, kisum_auth::app(state.clone())).into_future());
+                // Core on the same store, verifying with the keys Auth stored.
+                let store = kisum_store::connect(&url).await.unwrap();
+                let engine = Arc::new(kisum_store::Engine::open(store.clone(), None).await.unwrap());
+                engine.follow(Duration::from_millis(50));
+                let validation = kisum_token::Validation::new(&auth_url, "kisum");
+                let now = kisum_entitlements::Timestamp::now().unix_seconds();
+                let jwks = kisum_server::keys::jwks_from_store(store.as_ref(), now).await.unwrap();
+                let verifier = kisum_token::Verifier::new(jwks, validation).unwrap();
+                let core_state = Arc::new(kisum_core::CoreState {
+                    engine,
+                    tokens: kisum_server::Tokens::new(verifier, Arc::new(SystemClock)),
+                    platform_company: "kisum".parse().unwrap(),
+                });
+                let core_listener = kisum_server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                let core_url = format!("http://{}", core_listener.local_addr().unwrap());
+                tokio::spawn(axum::serve(core_listener, kisum_core::app(core_state)).into_future());
+                (auth_url, core_url, state)
+            });
+            (runtime, started)
+        })
+        .await
+        .unwrap();
+        Platform { runtime: Some(runtime), auth, core, state, _db: db }
+    }
+
+    /// Auth (and Core) stop: every task and connection of theirs ends.
+    fn stop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    async fn token(&self, user: &str, company: &str) -> String {
+        let auth = AuthClient::new(reqwest::Client::new(), &self.auth);
+        let session = auth.login(user, PASSWORD).await.unwrap();
+        auth.refresh(&session.refresh_token, company).await.unwrap().access_token
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn invoices(access: Access) -> Json<serde_json::Value> {
+    Json(json!({ "company": access.company().map(ToString::to_string), "origin": access.origin().map(Origin::as_str) }))
+}
+
+async fn module(p: &Platform, max_age: Duration) -> (Router, Kisum) {
+    let mut config = RemoteConfig::new(&p.auth, &p.core, "platform-admin", ADMIN_SECRET);
+    config.max_age = max_age;
+    let (kisum, _feed) = Kisum::connect(config, Arc::new(SystemClock)).await.unwrap();
+    let app = Router::new()
+        .route("/v1/invoices", get(invoices).route_layer(require("finance:invoice:read")))
+        .route("/v1/approve", get(invoices).route_layer(require("finance:invoice:approve")))
+        .layer(kisum.layer())
+        .layer(Extension(kisum.clone()));
+    (app, kisum)
+}
+
+/// Polls `call` until it answers `status`, for at most `limit`; returns how long it took.
+async fn within(app: &Router, token: &str, path: &str, status: StatusCode, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let a = Call::new(Method::GET, path).bearer(Some(token)).send(app).await;
+        if a.status == status {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "still {} after {limit:?}: {:#}", a.status, a.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_behind_the_sdk() {
+    let mut p = Platform::start().await;
+    let (app, kisum) = module(&p, Duration::from_secs(2)).await;
+    let leo = p.token("leo", "encore").await;
+    let maya = p.token("maya", "encore").await;
+
+    // No token, a bad token: 401 with the Bearer challenge.
+    let none = Call::new(Method::GET, "/v1/invoices").send(&app).await;
+    none.expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    assert!(none.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    Call::new(Method::GET, "/v1/invoices").bearer(Some("x.y.z")).send(&app).await.expect(StatusCode::UNAUTHORIZED);
+
+    // Allowed, first live then from the cache; a permission not granted is 403 naming it.
+    let first = Call::new(Method::GET, "/v1/invoices").bearer(Some(&maya)).send(&app).await;
+    first.expect(StatusCode::OK);
+    assert_eq!(first.body["origin"], "live");
+    let second = Call::new(Method::GET, "/v1/invoices").bearer(Some(&maya)).send(&app).await;
+    assert_eq!(second.body["origin"], "cache", "{:#}", second.body);
+    let forbidden = Call::new(Method::GET, "/v1/approve").bearer(Some(&leo)).send(&app).await;
+    if forbidden.status == StatusCode::FORBIDDEN {
+        assert_eq!(forbidden.body["required"], "finance:invoice:approve");
+    }
+
+    // The owner suspends leo through Auth: the module refuses him within a second (the feed drops his
+    // cached access).
+    let auth = AuthClient::new(reqwest::Client::new(), &p.auth);
+    let grant = json!({"roles": ["finance_manager"]});
+    auth.call(Method::PUT, "/v1/companies/encore/memberships/leo", &maya, Some(&grant)).await.unwrap();
+    within(&app, &leo, "/v1/invoices", StatusCode::OK, Duration::from_secs(1)).await;
+    let body = json!({"roles": ["finance_manager"], "status": "suspended"});
+    auth.call(Method::PUT, "/v1/companies/encore/memberships/leo", &maya, Some(&body)).await.unwrap();
+    let took = within(&app, &leo, "/v1/invoices", StatusCode::FORBIDDEN, Duration::from_secs(1)).await;
+    let refused = Call::new(Method::GET, "/v1/invoices").bearer(Some(&leo)).send(&app).await;
+    refused.expect_code(StatusCode::FORBIDDEN, "MEMBERSHIP_INACTIVE");
+    eprintln!("suspension enforced after {took:?}");
+
+    // A revoked session: its tokens are refused within a second.
+    let ines = p.token("ines", "encore").await;
+    within(&app, &ines, "/v1/invoices", StatusCode::OK, Duration::from_secs(1)).await;
+    auth.revoke(&ines).await.unwrap();
+    within(&app, &ines, "/v1/invoices", StatusCode::UNAUTHORIZED, Duration::from_secs(1)).await;
+
+    // A rotated key: tokens signed by the new key verify (an unknown kid refetches the JWKS).
+    let admin = auth.client_credentials("platform-admin", ADMIN_SECRET, Some("admin:key:rotate")).await.unwrap();
+    auth.call(Method::POST, "/admin/v1/keys/rotate", &admin.access_token, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    let fresh = p.token("maya", "encore").await;
+    Call::new(Method::GET, "/v1/invoices").bearer(Some(&fresh)).send(&app).await.expect(StatusCode::OK);
+
+    // Auth stops: cached access is served, tagged stale, until 2 s after it was fetched; then every
+    // request fails closed; a caller never cached fails closed at once.
+    Call::new(Method::GET, "/v1/invoices").bearer(Some(&fresh)).send(&app).await.expect(StatusCode::OK);
+    let elsewhere = p.token("maya", "bluenote").await;
+    p.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stale = Call::new(Method::GET, "/v1/invoices").bearer(Some(&fresh)).send(&app).await;
+    stale.expect(StatusCode::OK);
+    assert_eq!(stale.body["origin"], "stale", "{:#}", stale.body);
+    Call::new(Method::GET, "/v1/invoices")
+        .bearer(Some(&elsewhere))
+        .send(&app)
+        .await
+        .expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Call::new(Method::GET, "/v1/invoices")
+        .bearer(Some(&fresh))
+        .send(&app)
+        .await
+        .expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
+    let (live, cache, stale) = kisum.counters().get();
+    assert!(live > 0 && cache > 0 && stale > 0, "{live} {cache} {stale}");
+    let _ = p.state.engine.seq();
+}
