@@ -395,7 +395,10 @@ where
 /// `Extension(Owners(…))` on the router so that guards with [`Require::on`] check the record's own company
 /// (another tenant's record is then `CROSS_TENANT`, answered `404`).
 #[derive(Clone)]
-pub struct Owners(pub Arc<dyn Fn(&str, &str) -> Option<CompanyId> + Send + Sync>);
+pub struct Owners(pub Arc<OwnerOf>);
+
+/// `owner(kind, id)`: the company that owns a record, `None` when there is no such record.
+pub type OwnerOf = dyn Fn(&str, &str) -> Option<CompanyId> + Send + Sync;
 
 impl std::fmt::Debug for Owners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -10,7 +10,9 @@ mod service;
 pub mod source;
 
 pub use feed::{Revocations, follow};
-pub use guard::{Access, Caller, Counters, Kisum, KisumLayer, KisumService, Owners, Require, RequireService, require};
+pub use guard::{
+    Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService, require,
+};
 pub use keys::Keys;
 pub use problem::Refusal;
 pub use service::ServiceToken;

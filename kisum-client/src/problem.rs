@@ -9,7 +9,7 @@ use kisum_errors::{ErrorCode, Problem};
 /// challenge.
 #[derive(Debug, Clone)]
 pub struct Refusal {
-    problem: Problem,
+    problem: Box<Problem>,
     challenge: Option<&'static str>,
 }
 
@@ -22,7 +22,7 @@ impl Refusal {
             ErrorCode::TokenExpired => Some(r#"Bearer error="invalid_token", error_description="the token expired""#),
             _ => None,
         };
-        Refusal { problem: Problem::new(code, detail), challenge }
+        Refusal { problem: Box::new(Problem::new(code, detail)), challenge }
     }
 
     /// The same refusal naming what is missing (`required`).

@@ -1,0 +1,156 @@
+//! The ai module: the copilot, whose every question counts against the company's limit
+//! `ai.monthly_requests` for the calendar month (UTC), and an MCP endpoint ([`crate::mcp`]) offering the
+//! copilot and read-only tools over a small canned copy of the other modules' seed data (this module does
+//! not read them).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use kisum_access::CompanyId;
+use kisum_client::{Access, Owners, require};
+use kisum_entitlements::Clock;
+use kisum_server::{ApiError, ApiJson, ApiResult};
+use serde::{Deserialize, Serialize};
+
+use crate::mcp;
+use crate::openapi::Route;
+
+pub(crate) const ASK: &str = "ai:copilot:ask";
+const MONTHLY_REQUESTS: &str = "ai.monthly_requests";
+
+pub(crate) const PERMISSIONS: &[&str] = &[ASK, mcp::LIST_INVOICES, mcp::LIST_EVENTS, mcp::LIST_TOURS];
+
+pub(crate) const ROUTES: &[Route] = &[
+    Route {
+        summary: "Asks the copilot; each call counts against `ai.monthly_requests` for the month",
+        body: &[("question", "string")],
+        ..Route::new("post", "/v1/copilot/ask", ASK)
+    },
+    Route {
+        summary: "Model Context Protocol (JSON-RPC 2.0, streamable HTTP, JSON answers) for user tokens: \
+            `tools/list` lists the tools the caller may call, `tools/call` checks the tool's permission \
+            (`x-kisum-also`); a refusal is JSON-RPC error -32001 with the problem in `data`",
+        permission: None,
+        also: &[ASK, mcp::LIST_INVOICES, mcp::LIST_EVENTS, mcp::LIST_TOURS],
+        ..Route::new("post", "/mcp", ASK)
+    },
+];
+
+/// The longest question, in characters.
+const MAX_QUESTION_CHARS: usize = 4000;
+
+/// The ai module's state.
+pub(crate) struct Ai {
+    /// Requests counted per company in its current month (`YYYY-MM`): older months are dropped.
+    usage: Mutex<HashMap<CompanyId, (String, u64)>>,
+    clock: Arc<dyn Clock>,
+    /// The companies with canned data for the MCP tools.
+    seeded: BTreeSet<CompanyId>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Question {
+    question: String,
+}
+
+/// The copilot's answer.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Answer {
+    answer: String,
+    /// Requests counted this month, this one included.
+    used: u64,
+    /// The month's limit: a number or `"unlimited"`.
+    limit: serde_json::Value,
+}
+
+pub(crate) fn routes(companies: &[CompanyId], clock: Arc<dyn Clock>) -> (Router, Owners) {
+    let state = Arc::new(Ai { usage: Mutex::new(HashMap::new()), clock, seeded: companies.iter().cloned().collect() });
+    let router = Router::new()
+        .route("/v1/copilot/ask", post(ask).route_layer(require(ASK)))
+        // Any valid token reaches the endpoint; it serves user tokens and decides each tool itself.
+        .route("/mcp", post(mcp::endpoint))
+        .with_state(state);
+    // No route names a record of this module.
+    (router, crate::owners(|_, _| None))
+}
+
+async fn ask(State(ai): State<Arc<Ai>>, access: Access, ApiJson(body): ApiJson<Question>) -> ApiResult<Json<Answer>> {
+    ai.ask(&access, &body.question).map(Json)
+}
+
+impl Ai {
+    /// Answers `question` for `access` (allowed `ai:copilot:ask`), counting it against the company's
+    /// month; past the limit nothing is counted and the answer is `403 LIMIT_EXCEEDED`.
+    pub(crate) fn ask(&self, access: &Access, question: &str) -> Result<Answer, ApiError> {
+        let company = crate::company(access)?;
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(ApiError::invalid("/question", "must not be empty"));
+        }
+        if question.chars().count() > MAX_QUESTION_CHARS {
+            return Err(ApiError::invalid("/question", format!("must be at most {MAX_QUESTION_CHARS} characters")));
+        }
+        let limit = crate::capacity(access, MONTHLY_REQUESTS);
+        let used = self.count(&company, limit)?;
+        tracing::info!(company = %company, used, "copilot asked");
+        Ok(Answer {
+            answer: format!(
+                "You asked: \"{question}\". This reference copilot has no model behind it; \
+                 it answers every question the same way, and counted this one."
+            ),
+            used,
+            limit: crate::limit_json(limit),
+        })
+    }
+
+    /// Counts one request of `company` in the current month, unless that would pass `limit` (`None`:
+    /// unlimited). Returns the month's count with it.
+    fn count(&self, company: &CompanyId, limit: Option<u64>) -> Result<u64, ApiError> {
+        let month = month(&self.clock.now().to_string());
+        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = usage.entry(company.clone()).or_insert_with(|| (month.clone(), 0));
+        if entry.0 != month {
+            *entry = (month, 0);
+        }
+        if let Some(limit) = limit
+            && entry.1 >= limit
+        {
+            return Err(crate::limit_exceeded(
+                MONTHLY_REQUESTS,
+                format!("the company has used its {limit} copilot requests of {}", entry.0),
+            ));
+        }
+        entry.1 += 1;
+        Ok(entry.1)
+    }
+
+    /// The canned records of `company` for the MCP tool `tool` (none for a company not seeded).
+    pub(crate) fn canned(&self, tool: &str, company: &CompanyId) -> serde_json::Value {
+        if !self.seeded.contains(company) {
+            return serde_json::json!([]);
+        }
+        let id = format!("{company}-1");
+        match tool {
+            "list_invoices" => serde_json::json!([
+                { "id": id, "company": company, "currency": "EUR", "amount": 125_000, "status": "draft" }
+            ]),
+            "list_events" => serde_json::json!([
+                { "id": id, "company": company, "name": format!("{company} opening night"), "starts_at": "2026-06-01T19:00:00Z" }
+            ]),
+            "list_tours" => {
+                serde_json::json!([{ "id": id, "company": company, "name": format!("{company} spring tour") }])
+            }
+            _ => serde_json::json!([]),
+        }
+    }
+}
+
+/// `YYYY-MM` of an RFC 3339 instant in UTC.
+fn month(instant: &str) -> String {
+    let date = instant.split('T').next().unwrap_or(instant);
+    date.rsplit_once('-').map_or(date, |(month, _)| month).to_owned()
+}

@@ -1,0 +1,212 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod ai;
+mod artist;
+mod finance;
+mod mcp;
+mod openapi;
+mod promoters;
+mod records;
+mod touring;
+mod venue;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use kisum_access::{AccessCatalog, CompanyId};
+use kisum_client::{Access, Kisum, Owners, Refusal};
+use kisum_entitlements::{Clock, SystemClock};
+use kisum_errors::ErrorCode;
+use kisum_server::ApiError;
+
+use crate::openapi::Route;
+
+/// One of the six module servers of API.md §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Module {
+    /// Invoices: `finance:invoice:*`, multi-currency and the currency limit.
+    Finance,
+    /// Artists and their bookings, for user and service tokens.
+    Artist,
+    /// Venues and their contracts.
+    Venue,
+    /// Events.
+    Promoters,
+    /// Tours.
+    Touring,
+    /// The copilot (counted against `ai.monthly_requests`) and an MCP endpoint.
+    Ai,
+}
+
+impl Module {
+    /// Every module, in port order (`7410`…`7415`).
+    pub const ALL: [Module; 6] =
+        [Module::Finance, Module::Artist, Module::Venue, Module::Promoters, Module::Touring, Module::Ai];
+
+    /// The module id of the catalog: `finance`, `artist`, `venue`, `promoters`, `touring`, `ai`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::Finance => "finance",
+            Module::Artist => "artist",
+            Module::Venue => "venue",
+            Module::Promoters => "promoters",
+            Module::Touring => "touring",
+            Module::Ai => "ai",
+        }
+    }
+
+    /// The port of API.md §1: `7410` plus the module's place in [`Module::ALL`].
+    pub fn default_port(self) -> u16 {
+        7410 + self as u16
+    }
+
+    /// Every permission the module's route table names, including those its handlers check beyond the
+    /// route's guard (`artist:booking:read` for `?include=bookings`, the permissions of the MCP tools).
+    pub fn permissions(self) -> &'static [&'static str] {
+        match self {
+            Module::Finance => finance::PERMISSIONS,
+            Module::Artist => artist::PERMISSIONS,
+            Module::Venue => venue::PERMISSIONS,
+            Module::Promoters => promoters::PERMISSIONS,
+            Module::Touring => touring::PERMISSIONS,
+            Module::Ai => ai::PERMISSIONS,
+        }
+    }
+
+    /// Refuses to start when the catalog lacks a permission of the route table: the error names every
+    /// missing one.
+    pub fn check_catalog(self, catalog: &AccessCatalog) -> Result<(), String> {
+        let missing: Vec<String> =
+            self.permissions().iter().filter(|p| catalog.permission(p).is_err()).map(|p| format!("`{p}`")).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the {} module's route table names {}, which the catalog lacks",
+                self.name(),
+                missing.join(", ")
+            ))
+        }
+    }
+
+    /// The module's router on the wall clock: see [`Module::router_with_clock`].
+    pub fn router(self, kisum: Kisum, companies: &[CompanyId]) -> Router {
+        self.router_with_clock(kisum, companies, Arc::new(SystemClock))
+    }
+
+    /// The module's router: its routes behind `kisum.layer()` and a `require(…)` guard each (the owner of
+    /// a record named in the path found in the module's data), `GET /health/live`, `GET /health/ready`
+    /// (ready when the SDK's catalog names every permission of the route table) and `GET /openapi.json`,
+    /// finished by [`kisum_server::finish`] (request ids, problem+json fallbacks, the 64 KiB body limit).
+    /// Every company of `companies` gets one record of each kind the module owns, with id `{company}-1`.
+    /// `clock` dates what the module records (signatures) and picks the month the copilot counts in.
+    pub fn router_with_clock(self, kisum: Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>) -> Router {
+        let (routes, owners) = match self {
+            Module::Finance => finance::routes(companies),
+            Module::Artist => artist::routes(companies),
+            Module::Venue => venue::routes(companies, clock),
+            Module::Promoters => promoters::routes(companies),
+            Module::Touring => touring::routes(companies),
+            Module::Ai => ai::routes(companies, clock),
+        };
+        let guarded = routes.layer(kisum.layer()).layer(Extension(kisum.clone())).layer(Extension(owners));
+        let document = Arc::new(openapi::document(self, self.routes()));
+        let open = Router::new()
+            .route("/health/live", get(|| async { kisum_server::health::live() }))
+            .route(
+                "/health/ready",
+                get(move || async move { kisum_server::health::ready(self.check_catalog(&kisum.source().catalog())) }),
+            )
+            .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }));
+        kisum_server::finish(open.merge(guarded))
+    }
+
+    fn routes(self) -> &'static [Route] {
+        match self {
+            Module::Finance => finance::ROUTES,
+            Module::Artist => artist::ROUTES,
+            Module::Venue => venue::ROUTES,
+            Module::Promoters => promoters::ROUTES,
+            Module::Touring => touring::ROUTES,
+            Module::Ai => ai::ROUTES,
+        }
+    }
+}
+
+impl std::fmt::Display for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of the six modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownModule(pub String);
+
+impl std::fmt::Display for UnknownModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` is not a module (finance, artist, venue, promoters, touring, ai)", self.0)
+    }
+}
+
+impl std::error::Error for UnknownModule {}
+
+impl std::str::FromStr for Module {
+    type Err = UnknownModule;
+
+    fn from_str(s: &str) -> Result<Module, UnknownModule> {
+        Module::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| UnknownModule(s.to_owned()))
+    }
+}
+
+/// The caller's company: every route but the artist reads serves user tokens only, and their guards let
+/// no service token through, so this refuses only what the guard already would.
+fn company(access: &Access) -> Result<CompanyId, ApiError> {
+    access
+        .company()
+        .cloned()
+        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "this route serves user tokens, which name a company"))
+}
+
+/// An SDK refusal met in a handler, answered as the servers answer every error (with the request id).
+fn refused(refusal: &Refusal) -> ApiError {
+    ApiError::from_problem(refusal.problem().clone())
+}
+
+/// `403 LIMIT_EXCEEDED` naming limit `key`.
+fn limit_exceeded(key: &str, detail: String) -> ApiError {
+    ApiError::new(ErrorCode::LimitExceeded, detail).with_required(key)
+}
+
+/// The value of a limit for people and bodies: a number, or `"unlimited"`.
+fn limit_json(limit: Option<u64>) -> serde_json::Value {
+    match limit {
+        Some(n) => n.into(),
+        None => "unlimited".into(),
+    }
+}
+
+/// The capacity of `key` for `access`: `Some(n)`, or `None` for unlimited. An absent limit means
+/// capacity 0 (DESIGN.md §3).
+fn capacity(access: &Access, key: &str) -> Option<u64> {
+    access.limit(key).unwrap_or(Some(0))
+}
+
+/// A name-like field: trimmed, 1 to 200 characters.
+fn name_field(path: &str, value: &str) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::invalid(path, "must not be empty"));
+    }
+    if trimmed.chars().count() > 200 {
+        return Err(ApiError::invalid(path, "must be at most 200 characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The [`Owners`] of a module holding records of one or more kinds.
+fn owners(find: impl Fn(&str, &str) -> Option<CompanyId> + Send + Sync + 'static) -> Owners {
+    Owners(Arc::new(find))
+}

@@ -1,0 +1,177 @@
+//! Each module's OpenAPI 3.1 document, generated from its route table: the same table that names the
+//! permissions the module checks at start-up, so the document cannot drift from what is enforced.
+
+use serde_json::{Map, Value, json};
+
+use crate::Module;
+
+/// One route of a module's table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Route {
+    /// `get`, `post`, `delete`.
+    pub method: &'static str,
+    /// The axum path (`/v1/invoices/{id}`).
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// The permission its guard requires (`None`: any valid token; the handler decides).
+    pub permission: Option<&'static str>,
+    /// The resource kind the permission is checked on, from the path's `id`.
+    pub resource: Option<&'static str>,
+    /// Further permissions the handler may check (`?include=bookings`, MCP tools).
+    pub also: &'static [&'static str],
+    /// Whether service tokens whose scopes match are accepted (dual auth).
+    pub services: bool,
+    /// The body's fields, all required, with their JSON types; empty for no body.
+    pub body: &'static [(&'static str, &'static str)],
+    /// The status of success.
+    pub status: u16,
+}
+
+impl Route {
+    /// A route needing `permission`, answering 200, taking no body.
+    pub(crate) const fn new(method: &'static str, path: &'static str, permission: &'static str) -> Route {
+        Route {
+            method,
+            path,
+            summary: "",
+            permission: Some(permission),
+            resource: None,
+            also: &[],
+            services: false,
+            body: &[],
+            status: 200,
+        }
+    }
+}
+
+/// The OpenAPI document of `module` with its route table `routes`.
+pub(crate) fn document(module: Module, routes: &[Route]) -> Value {
+    let mut paths = Map::new();
+    for route in routes {
+        let entry = paths.entry(route.path).or_insert_with(|| Value::Object(Map::new()));
+        if let Some(methods) = entry.as_object_mut() {
+            methods.insert(route.method.to_owned(), operation(module, route));
+        }
+    }
+    for (path, summary) in [
+        ("/health/live", "Liveness"),
+        ("/health/ready", "Readiness: the catalog names every permission of the route table"),
+    ] {
+        paths.insert(
+            path.to_owned(),
+            json!({ "get": {
+                "summary": summary,
+                "operationId": path.trim_start_matches('/').replace('/', "_"),
+                "tags": ["health"],
+                "security": [],
+                "responses": {
+                    "200": { "description": "ok", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Health" } } } },
+                    "503": { "description": "not ready", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Health" } } } }
+                }
+            }}),
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": format!("Kisum {} module", module.name()),
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A reference module server (API.md §4). Every route is guarded by kisum-client: \
+                the bearer token is verified locally and the permission named in `x-kisum-permission` is \
+                decided (on `{company}/{kind}/{id}` where `x-kisum-resource` names a kind) before any data \
+                is touched. Errors are RFC 9457 problem+json bodies.",
+        },
+        "servers": [{ "url": format!("http://127.0.0.1:{}", module.default_port()) }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "schemas": {
+                "Problem": problem_schema(),
+                "Health": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": { "status": { "type": "string" } }
+                }
+            }
+        },
+        "security": [{ "bearer": [] }],
+    })
+}
+
+fn operation(module: Module, route: &Route) -> Value {
+    let mut op = Map::new();
+    let id = format!("{}_{}", route.method, route.path.trim_start_matches("/v1/").replace(['/', '{', '}'], "_"));
+    op.insert("operationId".into(), json!(id.trim_end_matches('_')));
+    op.insert("summary".into(), json!(route.summary));
+    op.insert("tags".into(), json!([module.name()]));
+    if let Some(permission) = route.permission {
+        op.insert("x-kisum-permission".into(), json!(permission));
+    }
+    if let Some(kind) = route.resource {
+        op.insert("x-kisum-resource".into(), json!(kind));
+    }
+    if !route.also.is_empty() {
+        op.insert("x-kisum-also".into(), json!(route.also));
+    }
+    op.insert("x-kisum-service-tokens".into(), json!(route.services));
+    let parameters: Vec<Value> = route
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    if !parameters.is_empty() {
+        op.insert("parameters".into(), json!(parameters));
+    }
+    if !route.body.is_empty() {
+        let properties: Map<String, Value> =
+            route.body.iter().map(|(name, ty)| ((*name).to_owned(), json!({ "type": ty }))).collect();
+        let required: Vec<&str> = route.body.iter().map(|(name, _)| *name).collect();
+        op.insert(
+            "requestBody".into(),
+            json!({ "required": true, "content": { "application/json": { "schema": {
+                "type": "object", "required": required, "properties": properties, "additionalProperties": false
+            }}}}),
+        );
+    }
+    let problem = json!({ "description": "refused", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } });
+    let mut responses = Map::new();
+    let success = if route.status == 204 {
+        json!({ "description": "done" })
+    } else {
+        json!({ "description": "ok", "content": { "application/json": { "schema": { "type": "object" } } } })
+    };
+    responses.insert(route.status.to_string(), success);
+    for status in ["401", "403", "404", "413", "422", "503"] {
+        responses.insert(status.to_owned(), problem.clone());
+    }
+    op.insert("responses".into(), Value::Object(responses));
+    Value::Object(op)
+}
+
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "code", "retryable"],
+        "properties": {
+            "type": { "type": "string" },
+            "title": { "type": "string" },
+            "status": { "type": "integer" },
+            "detail": { "type": "string" },
+            "code": { "type": "string", "examples": ["NOT_FOUND"] },
+            "request_id": { "type": "string" },
+            "reason": { "type": "string" },
+            "required": { "type": "string" },
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["path", "message"],
+                    "properties": { "path": { "type": "string" }, "message": { "type": "string" } }
+                }
+            },
+            "retryable": { "type": "boolean" }
+        }
+    })
+}

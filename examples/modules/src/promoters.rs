@@ -1,0 +1,117 @@
+//! The promoters module: events.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use kisum_access::{CompanyId, Timestamp};
+use kisum_client::{Access, Owners, require};
+use kisum_server::{ApiError, ApiJson, ApiPath, ApiResult};
+use serde::{Deserialize, Serialize};
+
+use crate::openapi::Route;
+use crate::records::Records;
+
+const READ: &str = "promoters:event:read";
+const CREATE: &str = "promoters:event:create";
+const DELETE: &str = "promoters:event:delete";
+
+pub(crate) const PERMISSIONS: &[&str] = &[READ, CREATE, DELETE];
+
+pub(crate) const ROUTES: &[Route] = &[
+    Route { summary: "The caller's company's events", ..Route::new("get", "/v1/events", READ) },
+    Route {
+        summary: "Creates an event (`starts_at` is RFC 3339)",
+        body: &[("name", "string"), ("starts_at", "string")],
+        status: 201,
+        ..Route::new("post", "/v1/events", CREATE)
+    },
+    Route {
+        summary: "Deletes an event",
+        resource: Some("event"),
+        status: 204,
+        ..Route::new("delete", "/v1/events/{id}", DELETE)
+    },
+];
+
+#[derive(Debug, Clone, Serialize)]
+struct Event {
+    id: String,
+    company: CompanyId,
+    name: String,
+    starts_at: Timestamp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEvent {
+    name: String,
+    starts_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Events {
+    events: Vec<Event>,
+}
+
+struct Promoters {
+    events: Records<Event>,
+}
+
+pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
+    let opening = Timestamp::from_unix(1_780_340_400); // 2026-06-01T19:00:00Z
+    let events = Records::seeded(companies, |company, id| Event {
+        id,
+        company: company.clone(),
+        name: format!("{company} opening night"),
+        starts_at: opening,
+    });
+    let state = Arc::new(Promoters { events });
+    let lookup = state.clone();
+    let owners = crate::owners(move |kind, id| if kind == "event" { lookup.events.owner(id) } else { None });
+    let router = Router::new()
+        .route("/v1/events", get(list).route_layer(require(READ)))
+        .route("/v1/events", post(create).route_layer(require(CREATE)))
+        .route("/v1/events/{id}", delete(remove).route_layer(require(DELETE).on("event", "id")))
+        .with_state(state);
+    (router, owners)
+}
+
+async fn list(State(promoters): State<Arc<Promoters>>, access: Access) -> ApiResult<Json<Events>> {
+    let company = crate::company(&access)?;
+    Ok(Json(Events { events: promoters.events.of(&company) }))
+}
+
+async fn create(
+    State(promoters): State<Arc<Promoters>>,
+    access: Access,
+    ApiJson(body): ApiJson<NewEvent>,
+) -> ApiResult<(StatusCode, Json<Event>)> {
+    let company = crate::company(&access)?;
+    let name = crate::name_field("/name", &body.name)?;
+    let starts_at = Timestamp::parse(&body.starts_at)
+        .map_err(|_| ApiError::invalid("/starts_at", "must be an RFC 3339 instant with an offset"))?;
+    let event = promoters.events.create(
+        &company,
+        |_| Ok::<_, ApiError>(()),
+        |id| Event { id, company: company.clone(), name, starts_at },
+    )?;
+    tracing::info!(company = %company, event = %event.id, "event created");
+    Ok((StatusCode::CREATED, Json(event)))
+}
+
+async fn remove(
+    State(promoters): State<Arc<Promoters>>,
+    access: Access,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let company = crate::company(&access)?;
+    if promoters.events.remove(&company, &id) {
+        tracing::info!(company = %company, event = %id, "event deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("not found"))
+    }
+}

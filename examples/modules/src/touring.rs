@@ -1,0 +1,86 @@
+//! The touring module: tours.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kisum_access::CompanyId;
+use kisum_client::{Access, Owners, require};
+use kisum_server::{ApiError, ApiJson, ApiResult};
+use serde::{Deserialize, Serialize};
+
+use crate::openapi::Route;
+use crate::records::Records;
+
+const READ: &str = "touring:tour:read";
+const PLAN: &str = "touring:tour:plan";
+
+pub(crate) const PERMISSIONS: &[&str] = &[READ, PLAN];
+
+pub(crate) const ROUTES: &[Route] = &[
+    Route { summary: "The caller's company's tours", ..Route::new("get", "/v1/tours", READ) },
+    Route {
+        summary: "Plans a tour",
+        body: &[("name", "string")],
+        status: 201,
+        ..Route::new("post", "/v1/tours", PLAN)
+    },
+];
+
+#[derive(Debug, Clone, Serialize)]
+struct Tour {
+    id: String,
+    company: CompanyId,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTour {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Tours {
+    tours: Vec<Tour>,
+}
+
+struct Touring {
+    tours: Records<Tour>,
+}
+
+pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
+    let tours = Records::seeded(companies, |company, id| Tour {
+        id,
+        company: company.clone(),
+        name: format!("{company} spring tour"),
+    });
+    let state = Arc::new(Touring { tours });
+    let lookup = state.clone();
+    let owners = crate::owners(move |kind, id| if kind == "tour" { lookup.tours.owner(id) } else { None });
+    let router = Router::new()
+        .route("/v1/tours", get(list).route_layer(require(READ)))
+        .route("/v1/tours", post(plan).route_layer(require(PLAN)))
+        .with_state(state);
+    (router, owners)
+}
+
+async fn list(State(touring): State<Arc<Touring>>, access: Access) -> ApiResult<Json<Tours>> {
+    let company = crate::company(&access)?;
+    Ok(Json(Tours { tours: touring.tours.of(&company) }))
+}
+
+async fn plan(
+    State(touring): State<Arc<Touring>>,
+    access: Access,
+    ApiJson(body): ApiJson<NewTour>,
+) -> ApiResult<(StatusCode, Json<Tour>)> {
+    let company = crate::company(&access)?;
+    let name = crate::name_field("/name", &body.name)?;
+    let tour =
+        touring.tours.create(&company, |_| Ok::<_, ApiError>(()), |id| Tour { id, company: company.clone(), name })?;
+    tracing::info!(company = %company, tour = %tour.id, "tour planned");
+    Ok((StatusCode::CREATED, Json(tour)))
+}

@@ -1,0 +1,872 @@
+//! The six module servers through their routers, with the SDK built in process (fixed keys, a local
+//! access source over the demo world at 2026-03-15T12:00:00Z): every route allowed and refused as DESIGN.md
+//! §6 maps denials (401, 404 across tenants, 403 FORBIDDEN / NOT_ENTITLED / MEMBERSHIP_INACTIVE), the
+//! rules the handlers add (currencies, `?include=bookings`, the copilot's monthly limit), service tokens on
+//! the dual-auth route, MCP, the OpenAPI documents against the route tables, and `check_catalog`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::http::{Method, StatusCode};
+use kisum_access::doc::WorldDoc;
+use kisum_access::{AccessCatalog, CompanyId, Directory, World};
+use kisum_client::{Keys, Kisum, LocalSource, Revocations};
+use kisum_entitlements::{ManualClock, Timestamp};
+use kisum_modules::Module;
+use kisum_tests::demo_world;
+use kisum_tests::http::{Answer, Call};
+use kisum_token::{Act, Algorithm, Audience, Claims, Jwks, PrivateKey, Validation, Verifier, sign};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "http://127.0.0.1:7400";
+
+fn now() -> Timestamp {
+    Timestamp::parse("2026-03-15T12:00:00Z").unwrap()
+}
+
+struct Harness {
+    key: PrivateKey,
+    kisum: Kisum,
+    companies: Vec<CompanyId>,
+    clock: Arc<ManualClock>,
+    jti: AtomicU64,
+}
+
+fn harness() -> Harness {
+    harness_on(&demo_world())
+}
+
+fn harness_on(doc: &WorldDoc) -> Harness {
+    let key = PrivateKey::generate(Algorithm::EdDSA, "k1").unwrap();
+    let validation = Validation::new(ISSUER, "kisum");
+    let verifier = Verifier::new(Jwks::from_keys([&key]).unwrap(), validation.clone()).unwrap();
+    let keys = Arc::new(Keys::fixed(verifier, validation));
+    let world = World::from_doc(doc).unwrap();
+    let companies = doc.companies.iter().map(|c| c.id.parse().unwrap()).collect();
+    let clock = Arc::new(ManualClock::new(now()));
+    let source = Arc::new(LocalSource::new(Arc::new(Directory::new(world)), clock.clone()));
+    let kisum = Kisum::new(keys, source, Arc::new(Revocations::default()), clock.clone());
+    Harness { key, kisum, companies, clock, jti: AtomicU64::new(0) }
+}
+
+/// The demo world changed by `edit` (on its JSON form).
+fn world_with(edit: impl FnOnce(&mut Value)) -> WorldDoc {
+    let mut value = serde_json::to_value(demo_world()).unwrap();
+    edit(&mut value);
+    serde_json::from_value(value).unwrap()
+}
+
+impl Harness {
+    fn app(&self, module: Module) -> Router {
+        module.router_with_clock(self.kisum.clone(), &self.companies, self.clock.clone())
+    }
+
+    fn claims(&self, sub: &str) -> Claims {
+        let iat = self.clock_now().unix_seconds();
+        Claims {
+            iss: ISSUER.into(),
+            sub: sub.into(),
+            aud: Audience::One("kisum".into()),
+            exp: iat + 600,
+            iat,
+            jti: format!("j-{}", self.jti.fetch_add(1, Ordering::SeqCst)),
+            nbf: None,
+            cid: None,
+            sid: None,
+            ver: None,
+            act: None,
+            client_id: None,
+            scope: None,
+        }
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        use kisum_entitlements::Clock;
+        self.clock.now()
+    }
+
+    /// A user token of `user` in `company`.
+    fn user(&self, user: &str, company: &str) -> String {
+        let claims = Claims { cid: Some(company.into()), sid: Some("s".into()), ver: Some(0), ..self.claims(user) };
+        sign(&self.key, &claims).unwrap()
+    }
+
+    /// A token of agent `agent` acting for `user` in `company` (RFC 8693 `act`).
+    fn agent(&self, agent: &str, user: &str, company: &str) -> String {
+        let claims = Claims {
+            act: Some(Act { sub: format!("agent:{agent}"), act: None }),
+            cid: Some(company.into()),
+            sid: Some("s".into()),
+            ver: Some(0),
+            ..self.claims(user)
+        };
+        sign(&self.key, &claims).unwrap()
+    }
+
+    /// A service token of `client` with `scope`.
+    fn service(&self, client: &str, scope: &str) -> String {
+        let claims = Claims {
+            client_id: Some(client.into()),
+            scope: Some(scope.into()),
+            ..self.claims(&format!("service:{client}"))
+        };
+        sign(&self.key, &claims).unwrap()
+    }
+}
+
+async fn get(app: &Router, path: &str, token: &str) -> Answer {
+    Call::new(Method::GET, path).bearer(Some(token)).send(app).await
+}
+
+async fn post(app: &Router, path: &str, token: &str, body: Value) -> Answer {
+    Call::new(Method::POST, path).bearer(Some(token)).json(&body).send(app).await
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect()
+}
+
+/// A `404 NOT_FOUND` that says nothing about why.
+#[track_caller]
+fn expect_hidden(answer: &Answer) {
+    answer.expect_code(StatusCode::NOT_FOUND, "NOT_FOUND");
+    assert!(answer.body["reason"].is_null(), "{:#}", answer.body);
+}
+
+/// A `403` with `code` naming `required`.
+#[track_caller]
+fn expect_refused(answer: &Answer, code: &str, required: &str) {
+    answer.expect_code(StatusCode::FORBIDDEN, code);
+    assert_eq!(answer.body["required"], required, "{:#}", answer.body);
+}
+
+#[test]
+fn the_module_table() {
+    let names: Vec<&str> = Module::ALL.iter().map(|m| m.name()).collect();
+    assert_eq!(names, ["finance", "artist", "venue", "promoters", "touring", "ai"]);
+    let ports: Vec<u16> = Module::ALL.iter().map(|m| m.default_port()).collect();
+    assert_eq!(ports, [7410, 7411, 7412, 7413, 7414, 7415]);
+    for module in Module::ALL {
+        assert_eq!(module.name().parse::<Module>().unwrap(), module);
+        assert_eq!(module.to_string(), module.name());
+        assert!(!module.permissions().is_empty());
+        // Every permission a module names belongs to a module of the catalog; its own routes are its own.
+        assert!(module.permissions().iter().any(|p| p.starts_with(&format!("{}:", module.name()))), "{module}");
+    }
+    assert!("billing".parse::<Module>().is_err());
+    assert_eq!(
+        Module::Finance.permissions(),
+        ["finance:invoice:read", "finance:invoice:create", "finance:invoice:approve"]
+    );
+    let ai: BTreeSet<&str> = Module::Ai.permissions().iter().copied().collect();
+    let expected: BTreeSet<&str> =
+        ["ai:copilot:ask", "finance:invoice:read", "promoters:event:read", "touring:tour:read"].into();
+    assert_eq!(ai, expected);
+}
+
+#[test]
+fn check_catalog_names_the_missing_permission() {
+    let demo = AccessCatalog::from_doc(&demo_world().catalog).unwrap();
+    for module in Module::ALL {
+        module.check_catalog(&demo).unwrap();
+    }
+    let doc = world_with(|w| {
+        let permissions = w["catalog"]["permissions"].as_array_mut().unwrap();
+        permissions.retain(|p| p["key"] != "venue:contract:sign" && p["key"] != "touring:tour:read");
+        // The system role `viewer` names `touring:tour:read` itself; the catalog would refuse it.
+        let viewer = w["catalog"]["roles"].as_array_mut().unwrap().iter_mut().find(|r| r["id"] == "viewer").unwrap();
+        viewer["grants"].as_array_mut().unwrap().retain(|g| g != "touring:tour:read");
+    });
+    let catalog = AccessCatalog::from_doc(&doc.catalog).unwrap();
+    let venue = Module::Venue.check_catalog(&catalog).unwrap_err();
+    assert!(venue.contains("`venue:contract:sign`"), "{venue}");
+    assert!(!venue.contains("venue:venue:read"), "{venue}");
+    let touring = Module::Touring.check_catalog(&catalog).unwrap_err();
+    assert!(touring.contains("`touring:tour:read`") && !touring.contains("plan"), "{touring}");
+    // The ai module's MCP tool `list_tours` needs `touring:tour:read`.
+    let ai = Module::Ai.check_catalog(&catalog).unwrap_err();
+    assert!(ai.contains("`touring:tour:read`"), "{ai}");
+    for module in [Module::Finance, Module::Artist, Module::Promoters] {
+        module.check_catalog(&catalog).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn health_and_openapi_follow_the_route_tables() {
+    let h = harness();
+    for module in Module::ALL {
+        let app = h.app(module);
+        let live = Call::new(Method::GET, "/health/live").send(&app).await;
+        live.expect(StatusCode::OK);
+        assert!(live.headers.contains_key("x-request-id"));
+        Call::new(Method::GET, "/health/ready").send(&app).await.expect(StatusCode::OK);
+        let doc = Call::new(Method::GET, "/openapi.json").send(&app).await;
+        doc.expect(StatusCode::OK);
+        assert_eq!(doc.body["openapi"], "3.1.0");
+        assert_eq!(doc.body["servers"][0]["url"], format!("http://127.0.0.1:{}", module.default_port()));
+        let mut named = BTreeSet::new();
+        for (path, methods) in doc.body["paths"].as_object().unwrap() {
+            for (method, op) in methods.as_object().unwrap() {
+                if let Some(p) = op["x-kisum-permission"].as_str() {
+                    named.insert(p.to_owned());
+                } else if path.starts_with("/v1/") {
+                    panic!("{module}: {method} {path} names no permission");
+                }
+                for p in op["x-kisum-also"].as_array().into_iter().flatten() {
+                    named.insert(p.as_str().unwrap().to_owned());
+                }
+            }
+        }
+        let permissions: BTreeSet<String> = module.permissions().iter().map(|p| (*p).to_owned()).collect();
+        assert_eq!(named, permissions, "{module}: the document and the route table differ");
+    }
+    let finance = Call::new(Method::GET, "/openapi.json").send(&h.app(Module::Finance)).await;
+    let create = &finance.body["paths"]["/v1/invoices"]["post"];
+    assert_eq!(create["x-kisum-permission"], "finance:invoice:create");
+    assert!(create["responses"]["201"].is_object());
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["required"],
+        json!(["currency", "amount"])
+    );
+    assert_eq!(finance.body["paths"]["/v1/invoices/{id}"]["get"]["x-kisum-resource"], "invoice");
+}
+
+#[tokio::test]
+async fn not_ready_when_the_catalog_lacks_a_permission() {
+    let doc = world_with(|w| {
+        w["catalog"]["permissions"].as_array_mut().unwrap().retain(|p| p["key"] != "touring:tour:plan");
+    });
+    let h = harness_on(&doc);
+    let ready = Call::new(Method::GET, "/health/ready").send(&h.app(Module::Touring)).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.body["status"].as_str().unwrap().contains("touring:tour:plan"), "{:#}", ready.body);
+    Call::new(Method::GET, "/health/ready").send(&h.app(Module::Finance)).await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tokens_are_required_and_verified() {
+    let h = harness();
+    let app = h.app(Module::Finance);
+    let none = Call::new(Method::GET, "/v1/invoices").send(&app).await;
+    none.expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    assert_eq!(none.headers["www-authenticate"], "Bearer");
+    let basic = Call::new(Method::GET, "/v1/invoices").header("authorization", "Basic bWF5YTpwdw==").send(&app).await;
+    basic.expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    // Signed by a key the module does not know.
+    let stranger = PrivateKey::generate(Algorithm::EdDSA, "k2").unwrap();
+    let claims = Claims { cid: Some("encore".into()), sid: Some("s".into()), ver: Some(0), ..h.claims("maya") };
+    let forged = sign(&stranger, &claims).unwrap();
+    let answer = get(&app, "/v1/invoices", &forged).await;
+    answer.expect_code(StatusCode::UNAUTHORIZED, "TOKEN_INVALID");
+    assert!(answer.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    get(&app, "/v1/invoices", "not.a.token").await.expect_code(StatusCode::UNAUTHORIZED, "TOKEN_INVALID");
+    // The same key, a token past its expiry.
+    let old = h.user("maya", "encore");
+    h.clock.advance(3600);
+    get(&app, "/v1/invoices", &old).await.expect_code(StatusCode::UNAUTHORIZED, "TOKEN_EXPIRED");
+    get(&app, "/v1/invoices", &h.user("maya", "encore")).await.expect(StatusCode::OK);
+    // The request id is echoed, in the header and the problem.
+    let traced = Call::new(Method::GET, "/v1/invoices").header("x-request-id", "trace-123").send(&app).await;
+    traced.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(traced.body["request_id"], "trace-123");
+}
+
+#[tokio::test]
+async fn finance_reads_within_the_callers_company() {
+    let h = harness();
+    let app = h.app(Module::Finance);
+    let maya = h.user("maya", "encore");
+    let list = get(&app, "/v1/invoices", &maya).await;
+    list.expect(StatusCode::OK);
+    assert_eq!(ids(&list.body["invoices"]), ["encore-1"]);
+    assert_eq!(list.body["invoices"][0]["currency"], "EUR");
+    let one = get(&app, "/v1/invoices/encore-1", &maya).await;
+    one.expect(StatusCode::OK);
+    assert_eq!(one.body["id"], "encore-1");
+    assert_eq!(one.body["company"], "encore");
+    // Another company's invoice, a missing one, and a company the caller is not in: all the same 404.
+    expect_hidden(&get(&app, "/v1/invoices/bluenote-1", &maya).await);
+    expect_hidden(&get(&app, "/v1/invoices/encore-99", &maya).await);
+    expect_hidden(&get(&app, "/v1/invoices", &h.user("ines", "bluenote")).await);
+    // leo reads through ines's delegation, but may not create.
+    let leo = h.user("leo", "encore");
+    get(&app, "/v1/invoices/encore-1", &leo).await.expect(StatusCode::OK);
+    let refused = post(&app, "/v1/invoices", &leo, json!({"currency": "EUR", "amount": 100})).await;
+    expect_refused(&refused, "FORBIDDEN", "finance:invoice:create");
+    assert_eq!(refused.body["reason"], "PERMISSION_NOT_GRANTED");
+    // bluenote has no finance module; maya's membership there grants `finance:invoice:read` as a viewer.
+    expect_refused(&get(&app, "/v1/invoices", &h.user("sam", "bluenote")).await, "NOT_ENTITLED", "finance");
+    expect_refused(&get(&app, "/v1/invoices", &h.user("maya", "bluenote")).await, "NOT_ENTITLED", "finance");
+    // kai's membership is suspended.
+    let kai = get(&app, "/v1/invoices", &h.user("kai", "encore")).await;
+    kai.expect_code(StatusCode::FORBIDDEN, "MEMBERSHIP_INACTIVE");
+    // A service token is refused on user-only routes.
+    let service = h.service("billing", "finance:*");
+    expect_refused(&get(&app, "/v1/invoices", &service).await, "FORBIDDEN", "finance:invoice:read");
+}
+
+#[tokio::test]
+async fn finance_creates_and_approves() {
+    let h = harness();
+    let app = h.app(Module::Finance);
+    let maya = h.user("maya", "encore");
+    let created = post(&app, "/v1/invoices", &maya, json!({"currency": "EUR", "amount": 4200})).await;
+    created.expect(StatusCode::CREATED);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(id, "encore-2");
+    assert_eq!(created.body["amount"], 4200);
+    assert_eq!(created.body["status"], "draft");
+    let list = get(&app, "/v1/invoices", &maya).await;
+    assert_eq!(ids(&list.body["invoices"]), ["encore-1", "encore-2"]);
+
+    for (body, path) in [
+        (json!({"currency": "EUR", "amount": 0}), "/amount"),
+        (json!({"currency": "EUR", "amount": -5}), "/amount"),
+        (json!({"currency": "eur", "amount": 5}), "/currency"),
+        (json!({"currency": "EURO", "amount": 5}), "/currency"),
+    ] {
+        let answer = post(&app, "/v1/invoices", &maya, body.clone()).await;
+        answer.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+        assert_eq!(answer.body["errors"][0]["path"], path, "{body}");
+    }
+    for body in [
+        json!({"currency": "EUR", "amount": 5, "memo": "x"}),
+        json!({"currency": "EUR"}),
+        json!({"currency": "EUR", "amount": 1.5}),
+    ] {
+        post(&app, "/v1/invoices", &maya, body)
+            .await
+            .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    }
+    let malformed =
+        Call::new(Method::POST, "/v1/invoices").bearer(Some(&maya)).raw("application/json", "{").send(&app).await;
+    malformed.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    let huge = json!({"currency": "EUR", "amount": 5, "pad": "x".repeat(70 * 1024)});
+    post(&app, "/v1/invoices", &maya, huge).await.expect_code(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+    assert_eq!(ids(&get(&app, "/v1/invoices", &maya).await.body["invoices"]), ["encore-1", "encore-2"]);
+
+    // ines (a tour accountant: `finance:invoice:*`) approves; approving again changes nothing.
+    let ines = h.user("ines", "encore");
+    let approved = post(&app, &format!("/v1/invoices/{id}/approve"), &ines, json!({})).await;
+    approved.expect(StatusCode::OK);
+    assert_eq!(approved.body["status"], "approved");
+    assert_eq!(approved.body["approved_by"], "user:ines");
+    let again = post(&app, &format!("/v1/invoices/{id}/approve"), &maya, json!({})).await;
+    again.expect(StatusCode::OK);
+    assert_eq!(again.body["approved_by"], "user:ines");
+    assert_eq!(get(&app, &format!("/v1/invoices/{id}"), &maya).await.body["status"], "approved");
+    expect_refused(
+        &post(&app, "/v1/invoices/encore-1/approve", &h.user("leo", "encore"), json!({})).await,
+        "FORBIDDEN",
+        "finance:invoice:approve",
+    );
+    expect_hidden(&post(&app, "/v1/invoices/bluenote-1/approve", &maya, json!({})).await);
+    assert_eq!(get(&app, "/v1/invoices/encore-1", &maya).await.body["status"], "draft");
+}
+
+#[tokio::test]
+async fn finance_currencies_are_bounded_by_the_limit() {
+    // encore: the finance add-on gives `finance.multi_currency` and `finance.currencies` = 5.
+    let h = harness();
+    let app = h.app(Module::Finance);
+    let maya = h.user("maya", "encore");
+    for currency in ["USD", "GBP", "CHF", "JPY", "SEK", "USD"] {
+        post(&app, "/v1/invoices", &maya, json!({"currency": currency, "amount": 100}))
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    let sixth = post(&app, "/v1/invoices", &maya, json!({"currency": "NOK", "amount": 100})).await;
+    expect_refused(&sixth, "LIMIT_EXCEEDED", "finance.currencies");
+    // The base currency and those in use still go.
+    post(&app, "/v1/invoices", &maya, json!({"currency": "EUR", "amount": 100})).await.expect(StatusCode::CREATED);
+    post(&app, "/v1/invoices", &maya, json!({"currency": "GBP", "amount": 100})).await.expect(StatusCode::CREATED);
+    let list = get(&app, "/v1/invoices", &maya).await;
+    assert_eq!(list.body["invoices"].as_array().unwrap().len(), 9);
+    assert!(list.body["invoices"].as_array().unwrap().iter().all(|i| i["currency"] != "NOK"));
+}
+
+#[tokio::test]
+async fn finance_multi_currency_needs_the_feature() {
+    let doc = world_with(|w| {
+        let encore = w["companies"].as_array_mut().unwrap().iter_mut().find(|c| c["id"] == "encore").unwrap();
+        encore["overrides"].as_array_mut().unwrap().push(json!({
+            "effect": "revoke", "feature": "finance.multi_currency", "expires_at": null, "reason": "test"
+        }));
+    });
+    let h = harness_on(&doc);
+    let app = h.app(Module::Finance);
+    let maya = h.user("maya", "encore");
+    let usd = post(&app, "/v1/invoices", &maya, json!({"currency": "USD", "amount": 100})).await;
+    expect_refused(&usd, "NOT_ENTITLED", "finance.multi_currency");
+    assert_eq!(usd.body["reason"], "FEATURE_NOT_ENTITLED");
+    post(&app, "/v1/invoices", &maya, json!({"currency": "EUR", "amount": 100})).await.expect(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn artist_bookings_need_their_own_permission() {
+    let h = harness();
+    let app = h.app(Module::Artist);
+    // leo is a booker (`artist:*`).
+    let leo = h.user("leo", "encore");
+    let full = get(&app, "/v1/artists/encore-1?include=bookings", &leo).await;
+    full.expect(StatusCode::OK);
+    assert_eq!(ids(&full.body["bookings"]), ["encore-1"]);
+    // ines is a viewer: profiles, not bookings.
+    let ines = h.user("ines", "encore");
+    let plain = get(&app, "/v1/artists/encore-1", &ines).await;
+    plain.expect(StatusCode::OK);
+    assert_eq!(plain.body["id"], "encore-1");
+    assert!(plain.body.get("bookings").is_none(), "{:#}", plain.body);
+    expect_refused(
+        &get(&app, "/v1/artists/encore-1?include=bookings", &ines).await,
+        "FORBIDDEN",
+        "artist:booking:read",
+    );
+    get(&app, "/v1/artists/encore-1?include=everything", &leo)
+        .await
+        .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    get(&app, "/v1/artists/encore-1?expand=1", &leo)
+        .await
+        .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    expect_hidden(&get(&app, "/v1/artists/bluenote-1", &leo).await);
+    expect_hidden(&get(&app, "/v1/artists/nobody", &leo).await);
+    // bluenote has no artist module.
+    expect_refused(&get(&app, "/v1/artists/bluenote-1", &h.user("sam", "bluenote")).await, "NOT_ENTITLED", "artist");
+
+    let booked = post(&app, "/v1/artists/encore-1/bookings", &leo, json!({"date": "2026-07-01"})).await;
+    booked.expect(StatusCode::CREATED);
+    assert_eq!(booked.body["id"], "encore-2");
+    assert_eq!(booked.body["artist"], "encore-1");
+    let full = get(&app, "/v1/artists/encore-1?include=bookings", &leo).await;
+    assert_eq!(ids(&full.body["bookings"]), ["encore-1", "encore-2"]);
+    for date in ["2026-13-01", "2026-07-01T00:00:00Z", "tomorrow", ""] {
+        let answer = post(&app, "/v1/artists/encore-1/bookings", &leo, json!({"date": date})).await;
+        answer.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+        assert_eq!(answer.body["errors"][0]["path"], "/date");
+    }
+    expect_refused(
+        &post(&app, "/v1/artists/encore-1/bookings", &ines, json!({"date": "2026-07-02"})).await,
+        "FORBIDDEN",
+        "artist:booking:create",
+    );
+    expect_hidden(&post(&app, "/v1/artists/bluenote-1/bookings", &leo, json!({"date": "2026-07-02"})).await);
+}
+
+#[tokio::test]
+async fn artist_reads_accept_service_tokens_whose_scopes_match() {
+    let h = harness();
+    let app = h.app(Module::Artist);
+    // A service has no company: it may read any company's artist.
+    let reader = h.service("catalog-sync", "artist:profile:read");
+    let bluenote = get(&app, "/v1/artists/bluenote-1", &reader).await;
+    bluenote.expect(StatusCode::OK);
+    assert_eq!(bluenote.body["company"], "bluenote");
+    get(&app, "/v1/artists/encore-1", &reader).await.expect(StatusCode::OK);
+    expect_refused(
+        &get(&app, "/v1/artists/encore-1?include=bookings", &reader).await,
+        "FORBIDDEN",
+        "artist:booking:read",
+    );
+    expect_hidden(&get(&app, "/v1/artists/nobody-1", &reader).await);
+    let all = h.service("catalog-sync", "artist:*");
+    let full = get(&app, "/v1/artists/bluenote-1?include=bookings", &all).await;
+    full.expect(StatusCode::OK);
+    assert_eq!(ids(&full.body["bookings"]), ["bluenote-1"]);
+    // Scopes that do not match, and a route without dual auth.
+    expect_refused(
+        &get(&app, "/v1/artists/encore-1", &h.service("billing", "finance:*")).await,
+        "FORBIDDEN",
+        "artist:profile:read",
+    );
+    expect_refused(
+        &post(&app, "/v1/artists/encore-1/bookings", &all, json!({"date": "2026-07-01"})).await,
+        "FORBIDDEN",
+        "artist:booking:create",
+    );
+}
+
+#[tokio::test]
+async fn venue_contracts_are_signed_once() {
+    let h = harness();
+    let app = h.app(Module::Venue);
+    let maya = h.user("maya", "encore");
+    let list = get(&app, "/v1/venues", &maya).await;
+    list.expect(StatusCode::OK);
+    assert_eq!(ids(&list.body["venues"]), ["encore-1"]);
+    assert_eq!(ids(&list.body["venues"][0]["contracts"]), ["encore-1"]);
+    assert_eq!(list.body["venues"][0]["contracts"][0]["status"], "draft");
+    let signed = post(&app, "/v1/venues/encore-1/contracts/encore-1/sign", &maya, json!({})).await;
+    signed.expect(StatusCode::OK);
+    assert_eq!(signed.body["status"], "signed");
+    assert_eq!(signed.body["signed_by"], "user:maya");
+    assert_eq!(signed.body["signed_at"], "2026-03-15T12:00:00Z");
+    h.clock.advance(60);
+    let again = post(&app, "/v1/venues/encore-1/contracts/encore-1/sign", &h.user("maya", "encore"), json!({})).await;
+    assert_eq!(again.body["signed_at"], "2026-03-15T12:00:00Z");
+    assert_eq!(get(&app, "/v1/venues", &maya).await.body["venues"][0]["contracts"][0]["status"], "signed");
+    expect_hidden(&post(&app, "/v1/venues/encore-1/contracts/encore-9/sign", &maya, json!({})).await);
+    expect_hidden(&post(&app, "/v1/venues/bluenote-1/contracts/bluenote-1/sign", &maya, json!({})).await);
+    // leo reads venues but signs nothing; bluenote's `venue.contracts` is revoked (legal hold).
+    let leo = h.user("leo", "encore");
+    get(&app, "/v1/venues", &leo).await.expect(StatusCode::OK);
+    expect_refused(
+        &post(&app, "/v1/venues/encore-1/contracts/encore-1/sign", &leo, json!({})).await,
+        "FORBIDDEN",
+        "venue:contract:sign",
+    );
+    let sam = h.user("sam", "bluenote");
+    assert_eq!(ids(&get(&app, "/v1/venues", &sam).await.body["venues"]), ["bluenote-1"]);
+    expect_refused(
+        &post(&app, "/v1/venues/bluenote-1/contracts/bluenote-1/sign", &sam, json!({})).await,
+        "NOT_ENTITLED",
+        "venue.contracts",
+    );
+}
+
+#[tokio::test]
+async fn promoters_events() {
+    let h = harness();
+    let app = h.app(Module::Promoters);
+    let maya = h.user("maya", "encore");
+    let created =
+        post(&app, "/v1/events", &maya, json!({"name": "Summer gala", "starts_at": "2026-07-04T20:00:00+02:00"})).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["id"], "encore-2");
+    assert_eq!(created.body["starts_at"], "2026-07-04T18:00:00Z");
+    assert_eq!(ids(&get(&app, "/v1/events", &maya).await.body["events"]), ["encore-1", "encore-2"]);
+    for body in [
+        json!({"name": "x", "starts_at": "July 4th"}),
+        json!({"name": "  ", "starts_at": "2026-07-04T20:00:00Z"}),
+        json!({"name": "x"}),
+    ] {
+        post(&app, "/v1/events", &maya, body).await.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    }
+    // leo is a member (reads events) whose membership restricts deletes.
+    let leo = h.user("leo", "encore");
+    get(&app, "/v1/events", &leo).await.expect(StatusCode::OK);
+    let restricted = Call::new(Method::DELETE, "/v1/events/encore-1").bearer(Some(&leo)).send(&app).await;
+    expect_refused(&restricted, "FORBIDDEN", "promoters:event:delete");
+    assert_eq!(restricted.body["reason"], "RESTRICTED");
+    expect_refused(
+        &post(&app, "/v1/events", &leo, json!({"name": "x", "starts_at": "2026-07-04T20:00:00Z"})).await,
+        "FORBIDDEN",
+        "promoters:event:create",
+    );
+    expect_hidden(&Call::new(Method::DELETE, "/v1/events/bluenote-1").bearer(Some(&maya)).send(&app).await);
+    let deleted = Call::new(Method::DELETE, "/v1/events/encore-2").bearer(Some(&maya)).send(&app).await;
+    deleted.expect(StatusCode::NO_CONTENT);
+    assert!(deleted.text.is_empty());
+    expect_hidden(&Call::new(Method::DELETE, "/v1/events/encore-2").bearer(Some(&maya)).send(&app).await);
+    assert_eq!(ids(&get(&app, "/v1/events", &maya).await.body["events"]), ["encore-1"]);
+    // starter-era bluenote still has promoters (pro now).
+    assert_eq!(ids(&get(&app, "/v1/events", &h.user("sam", "bluenote")).await.body["events"]), ["bluenote-1"]);
+    // The platform company has no promoters module.
+    expect_refused(&get(&app, "/v1/events", &h.user("ops", "kisum")).await, "NOT_ENTITLED", "promoters");
+}
+
+#[tokio::test]
+async fn touring_tours() {
+    let h = harness();
+    let app = h.app(Module::Touring);
+    let sam = h.user("sam", "bluenote");
+    let planned = post(&app, "/v1/tours", &sam, json!({"name": "Autumn run"})).await;
+    planned.expect(StatusCode::CREATED);
+    assert_eq!(planned.body["id"], "bluenote-2");
+    assert_eq!(planned.body["company"], "bluenote");
+    assert_eq!(ids(&get(&app, "/v1/tours", &sam).await.body["tours"]), ["bluenote-1", "bluenote-2"]);
+    assert_eq!(ids(&get(&app, "/v1/tours", &h.user("maya", "encore")).await.body["tours"]), ["encore-1"]);
+    post(&app, "/v1/tours", &h.user("leo", "encore"), json!({"name": "Leo's run"})).await.expect(StatusCode::CREATED);
+    expect_refused(
+        &post(&app, "/v1/tours", &h.user("ines", "encore"), json!({"name": "x"})).await,
+        "FORBIDDEN",
+        "touring:tour:plan",
+    );
+    post(&app, "/v1/tours", &sam, json!({"name": ""}))
+        .await
+        .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    // A method the route does not serve, and a route that does not exist.
+    let put = Call::new(Method::PUT, "/v1/tours").bearer(Some(&sam)).send(&app).await;
+    assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
+    Call::new(Method::GET, "/v1/nothing")
+        .bearer(Some(&sam))
+        .send(&app)
+        .await
+        .expect_code(StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn the_copilot_counts_every_question() {
+    let h = harness();
+    let app = h.app(Module::Ai);
+    let maya = h.user("maya", "encore");
+    let first = post(&app, "/v1/copilot/ask", &maya, json!({"question": "Which venue is free in May?"})).await;
+    first.expect(StatusCode::OK);
+    assert!(first.body["answer"].as_str().unwrap().contains("Which venue is free in May?"));
+    assert_eq!(first.body["used"], 1);
+    // encore's ai add-on (trialing until April) gives 1000 a month.
+    assert_eq!(first.body["limit"], 1000);
+    post(&app, "/v1/copilot/ask", &maya, json!({"question": " "}))
+        .await
+        .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    post(&app, "/v1/copilot/ask", &maya, json!({"prompt": "x"}))
+        .await
+        .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    let second = post(&app, "/v1/copilot/ask", &maya, json!({"question": "And in June?"})).await;
+    assert_eq!(second.body["used"], 2, "refused questions are not counted");
+    expect_refused(
+        &post(&app, "/v1/copilot/ask", &h.user("leo", "encore"), json!({"question": "q"})).await,
+        "FORBIDDEN",
+        "ai:copilot:ask",
+    );
+    expect_refused(
+        &post(&app, "/v1/copilot/ask", &h.user("sam", "bluenote"), json!({"question": "q"})).await,
+        "NOT_ENTITLED",
+        "ai",
+    );
+}
+
+/// The demo world with an ai add-on of `limit` requests a month, active (not trialing) for encore and
+/// bluenote.
+fn small_ai_world(limit: u64) -> WorldDoc {
+    world_with(|w| {
+        let addon = w["catalog"]["addons"].as_array_mut().unwrap().iter_mut().find(|a| a["id"] == "ai").unwrap();
+        addon["limits"]["ai.monthly_requests"] = json!(limit);
+        let companies = w["companies"].as_array_mut().unwrap();
+        let encore = companies.iter_mut().find(|c| c["id"] == "encore").unwrap();
+        let sub = encore["subscriptions"].as_array_mut().unwrap().iter_mut().find(|s| s["id"] == "enc-ai").unwrap();
+        sub["status"] = json!("active");
+        let bluenote = companies.iter_mut().find(|c| c["id"] == "bluenote").unwrap();
+        bluenote["subscriptions"].as_array_mut().unwrap().push(json!({
+            "id": "bn-ai", "plan": {"addon": "ai", "version": 1}, "status": "active", "starts_at": "2026-01-01T00:00:00Z"
+        }));
+    })
+}
+
+async fn mcp(app: &Router, token: &str, message: Value) -> Answer {
+    Call::new(Method::POST, "/mcp").bearer(Some(token)).json(&message).send(app).await
+}
+
+fn call_tool(id: u64, name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+}
+
+#[tokio::test]
+async fn the_copilot_stops_at_the_monthly_limit_and_starts_again_next_month() {
+    let h = harness_on(&small_ai_world(2));
+    let app = h.app(Module::Ai);
+    let maya = h.user("maya", "encore");
+    let ask = json!({"question": "q"});
+    assert_eq!(post(&app, "/v1/copilot/ask", &maya, ask.clone()).await.body["used"], 1);
+    // Through MCP too: the same counter.
+    let by_tool = mcp(&app, &maya, call_tool(1, "copilot_ask", json!({"question": "q"}))).await;
+    by_tool.expect(StatusCode::OK);
+    assert_eq!(by_tool.body["result"]["structuredContent"]["used"], 2, "{:#}", by_tool.body);
+    assert_eq!(by_tool.body["result"]["structuredContent"]["limit"], 2);
+    let third = post(&app, "/v1/copilot/ask", &maya, ask.clone()).await;
+    expect_refused(&third, "LIMIT_EXCEEDED", "ai.monthly_requests");
+    let refused = mcp(&app, &maya, call_tool(2, "copilot_ask", json!({"question": "q"}))).await;
+    refused.expect(StatusCode::OK);
+    assert_eq!(refused.body["error"]["code"], -32001, "{:#}", refused.body);
+    assert_eq!(refused.body["error"]["data"]["code"], "LIMIT_EXCEEDED");
+    assert_eq!(refused.body["error"]["data"]["required"], "ai.monthly_requests");
+    // Each company counts on its own.
+    let sam = post(&app, "/v1/copilot/ask", &h.user("sam", "bluenote"), ask.clone()).await;
+    sam.expect(StatusCode::OK);
+    assert_eq!(sam.body["used"], 1);
+    // A new month starts from zero.
+    h.clock.set(Timestamp::parse("2026-04-01T00:00:00Z").unwrap());
+    let april = post(&app, "/v1/copilot/ask", &h.user("maya", "encore"), ask).await;
+    april.expect(StatusCode::OK);
+    assert_eq!(april.body["used"], 1);
+}
+
+#[tokio::test]
+async fn mcp_lists_and_calls_only_what_the_caller_may() {
+    let h = harness();
+    let app = h.app(Module::Ai);
+    let maya = h.user("maya", "encore");
+    let init = mcp(
+        &app,
+        &maya,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}
+        }}),
+    )
+    .await;
+    init.expect(StatusCode::OK);
+    assert_eq!(init.body["jsonrpc"], "2.0");
+    assert_eq!(init.body["id"], 1);
+    assert_eq!(init.body["result"]["protocolVersion"], "2025-06-18");
+    assert_eq!(init.body["result"]["capabilities"]["tools"], json!({}));
+    assert!(init.body["result"]["serverInfo"]["name"].is_string());
+    let note = mcp(&app, &maya, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    assert_eq!(note.status, StatusCode::ACCEPTED);
+    assert!(note.text.is_empty());
+
+    let tools = |answer: &Answer| -> Vec<String> {
+        answer.body["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = json!({"jsonrpc": "2.0", "id": "l", "method": "tools/list"});
+    let all = mcp(&app, &maya, list.clone()).await;
+    all.expect(StatusCode::OK);
+    assert_eq!(all.body["id"], "l");
+    assert_eq!(tools(&all), ["copilot_ask", "list_invoices", "list_events", "list_tours"]);
+    assert_eq!(all.body["result"]["tools"][0]["inputSchema"]["required"], json!(["question"]));
+    // leo: events (member), tours (booker), invoices (ines's delegation); no ai.
+    assert_eq!(
+        tools(&mcp(&app, &h.user("leo", "encore"), list.clone()).await),
+        ["list_invoices", "list_events", "list_tours"]
+    );
+    // sam: bluenote has neither finance nor ai.
+    assert_eq!(tools(&mcp(&app, &h.user("sam", "bluenote"), list.clone()).await), ["list_events", "list_tours"]);
+    // kai's membership is suspended: nothing.
+    assert!(tools(&mcp(&app, &h.user("kai", "encore"), list.clone()).await).is_empty());
+
+    let invoices = mcp(&app, &maya, call_tool(3, "list_invoices", json!({}))).await;
+    invoices.expect(StatusCode::OK);
+    assert_eq!(invoices.body["result"]["isError"], false);
+    assert_eq!(ids(&invoices.body["result"]["structuredContent"]["invoices"]), ["encore-1"]);
+    let text: Value = serde_json::from_str(invoices.body["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(text, invoices.body["result"]["structuredContent"]);
+    let sam_events = mcp(&app, &h.user("sam", "bluenote"), call_tool(4, "list_events", json!({}))).await;
+    assert_eq!(ids(&sam_events.body["result"]["structuredContent"]["events"]), ["bluenote-1"]);
+
+    let refused = mcp(&app, &h.user("leo", "encore"), call_tool(5, "copilot_ask", json!({"question": "q"}))).await;
+    refused.expect(StatusCode::OK);
+    assert_eq!(refused.body["id"], 5);
+    assert_eq!(refused.body["error"]["code"], -32001);
+    assert_eq!(refused.body["error"]["data"]["code"], "FORBIDDEN");
+    assert_eq!(refused.body["error"]["data"]["required"], "ai:copilot:ask");
+    assert!(refused.body["result"].is_null());
+    let not_entitled = mcp(&app, &h.user("sam", "bluenote"), call_tool(6, "list_invoices", json!({}))).await;
+    assert_eq!(not_entitled.body["error"]["code"], -32001);
+    assert_eq!(not_entitled.body["error"]["data"]["code"], "NOT_ENTITLED");
+    assert_eq!(not_entitled.body["error"]["data"]["required"], "finance");
+
+    let maya_asks = mcp(&app, &maya, call_tool(7, "copilot_ask", json!({"question": "Tour dates?"}))).await;
+    assert_eq!(maya_asks.body["result"]["structuredContent"]["used"], 1, "{:#}", maya_asks.body);
+    let rest = post(&app, "/v1/copilot/ask", &maya, json!({"question": "q"})).await;
+    assert_eq!(rest.body["used"], 2);
+
+    for (message, code) in [
+        (call_tool(8, "delete_everything", json!({})), -32602),
+        (call_tool(9, "copilot_ask", json!({})), -32602),
+        (call_tool(10, "list_tours", json!({"company": "bluenote"})), -32602),
+        (json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": {"arguments": {}}}), -32602),
+        (json!({"jsonrpc": "2.0", "id": 12, "method": "resources/list"}), -32601),
+        (json!({"id": 13, "method": "tools/list"}), -32600),
+        (json!([{"jsonrpc": "2.0", "id": 14, "method": "tools/list"}]), -32600),
+        (json!({"jsonrpc": "2.0", "id": true, "method": "tools/list"}), -32600),
+        (json!({"jsonrpc": "2.0", "id": 15}), -32600),
+    ] {
+        let answer = mcp(&app, &maya, message.clone()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{message}");
+        assert_eq!(answer.body["error"]["code"], code, "{message}: {:#}", answer.body);
+    }
+    let garbage =
+        Call::new(Method::POST, "/mcp").bearer(Some(&maya)).raw("application/json", "{\"jsonrpc\":").send(&app).await;
+    assert_eq!(garbage.status, StatusCode::OK);
+    assert_eq!(garbage.body["error"]["code"], -32700);
+    assert!(garbage.body["id"].is_null());
+    let old = Call::new(Method::POST, "/mcp")
+        .bearer(Some(&maya))
+        .header("mcp-protocol-version", "1999-01-01")
+        .json(&list)
+        .send(&app)
+        .await;
+    assert_eq!(old.status, StatusCode::BAD_REQUEST);
+
+    let huge = json!({"jsonrpc": "2.0", "id": 16, "method": "ping", "params": {"pad": "x".repeat(70 * 1024)}});
+    mcp(&app, &maya, huge).await.expect_code(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+    let ping = mcp(&app, &maya, json!({"jsonrpc": "2.0", "id": 17, "method": "ping"})).await;
+    assert_eq!(ping.body["result"], json!({}));
+
+    // The endpoint needs a user token; the tools decide the rest.
+    let none = Call::new(Method::POST, "/mcp").json(&list).send(&app).await;
+    none.expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    assert_eq!(none.headers["www-authenticate"], "Bearer");
+    mcp(&app, &h.service("robot", "*"), list).await.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    let get = Call::new(Method::GET, "/mcp").bearer(Some(&maya)).send(&app).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// The demo world where maya's agent `copilot` holds, besides `ai:*`, grants scoped to single records:
+/// `finance:invoice:read` on invoice `encore-1`, and delete, profile and signing rights on event, artist
+/// and venue `encore-1`.
+fn scoped_agent_world() -> WorldDoc {
+    world_with(|w| {
+        let delegations = w["delegations"].as_array_mut().unwrap();
+        let invoice = delegations.iter_mut().find(|d| d["id"] == "maya-invoice-to-copilot").unwrap();
+        invoice["resources"] = json!([{"company": "encore", "kind": "invoice", "id": "encore-1"}]);
+        delegations.push(json!({
+            "id": "maya-records-to-copilot",
+            "company": "encore",
+            "from": {"user": "maya"},
+            "to": {"agent": "copilot"},
+            "grants": ["promoters:event:delete", "artist:profile:read", "venue:contract:sign"],
+            "resources": [
+                {"company": "encore", "kind": "event", "id": "encore-1"},
+                {"company": "encore", "kind": "artist", "id": "encore-1"},
+                {"company": "encore", "kind": "venue", "id": "encore-1"}
+            ],
+            "not_before": "2026-03-01T00:00:00Z",
+            "expires_at": "2026-05-01T00:00:00Z",
+            "redelegable": false
+        }));
+    })
+}
+
+#[tokio::test]
+async fn grants_scoped_to_a_record_are_checked_on_that_record() {
+    let h = harness_on(&scoped_agent_world());
+    let maya = h.user("maya", "encore");
+    let copilot = h.agent("copilot", "maya", "encore");
+
+    let finance = h.app(Module::Finance);
+    post(&finance, "/v1/invoices", &maya, json!({"currency": "EUR", "amount": 1})).await.expect(StatusCode::CREATED);
+    get(&finance, "/v1/invoices/encore-1", &copilot).await.expect(StatusCode::OK);
+    expect_refused(&get(&finance, "/v1/invoices/encore-2", &copilot).await, "FORBIDDEN", "finance:invoice:read");
+    // A list names no record: a grant scoped to one does not open it.
+    expect_refused(&get(&finance, "/v1/invoices", &copilot).await, "FORBIDDEN", "finance:invoice:read");
+
+    let promoters = h.app(Module::Promoters);
+    post(&promoters, "/v1/events", &maya, json!({"name": "x", "starts_at": "2026-07-04T20:00:00Z"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let other = Call::new(Method::DELETE, "/v1/events/encore-2").bearer(Some(&copilot)).send(&promoters).await;
+    expect_refused(&other, "FORBIDDEN", "promoters:event:delete");
+    Call::new(Method::DELETE, "/v1/events/encore-1")
+        .bearer(Some(&copilot))
+        .send(&promoters)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    let artist = h.app(Module::Artist);
+    get(&artist, "/v1/artists/encore-1", &copilot).await.expect(StatusCode::OK);
+    expect_refused(
+        &get(&artist, "/v1/artists/encore-1?include=bookings", &copilot).await,
+        "FORBIDDEN",
+        "artist:booking:read",
+    );
+
+    let venue = h.app(Module::Venue);
+    let signed = post(&venue, "/v1/venues/encore-1/contracts/encore-1/sign", &copilot, json!({})).await;
+    signed.expect(StatusCode::OK);
+    assert_eq!(signed.body["signed_by"], "agent:copilot");
+    expect_refused(&get(&venue, "/v1/venues", &copilot).await, "FORBIDDEN", "venue:venue:read");
+
+    // Over MCP the agent may ask (`ai:*`), but not list invoices (its grant names one record).
+    let ai = h.app(Module::Ai);
+    let tools = mcp(&ai, &copilot, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
+    let names: Vec<&str> =
+        tools.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["copilot_ask"]);
+}

@@ -1,0 +1,361 @@
+//! `kisum-platform`: the reference deployment (API.md §1). With no service named, Auth, Core and the six
+//! module servers run in one process on their ports, on the embedded SQLite store in `--data` (created
+//! and seeded with the demo world on first start); it prints every URL and the demo credentials and stops
+//! cleanly on Ctrl-C. Naming a service (`auth`, `core`, `finance`, …) runs that one alone, against
+//! `--db sqlite://FILE` or `--db postgres://…`, so that several replicas can share one PostgreSQL.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use kisum_auth::boot::{Boot, Opened};
+use kisum_auth::{AuthState, Settings};
+use kisum_client::{Kisum, RemoteConfig};
+use kisum_entitlements::SystemClock;
+use kisum_modules::Module;
+use tokio::sync::watch;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The Kisum reference deployment.
+#[derive(Debug, Parser)]
+#[command(name = "kisum-platform", version)]
+struct Cli {
+    #[command(subcommand)]
+    service: Option<Service>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Where the state lives and what an empty store is seeded with.
+#[derive(Debug, Clone, Args)]
+struct StoreArgs {
+    /// The embedded store's folder (holds `kisum.db` and its key-encryption key `kek`).
+    #[arg(long, global = true, env = "KISUM_DATA", default_value = "./kisum-data")]
+    data: PathBuf,
+    /// The store: `sqlite://FILE` or `postgres://…`; default `kisum.db` in `--data`.
+    #[arg(long, global = true, env = "KISUM_DB")]
+    db: Option<String>,
+    /// A world file (scenarios/README.md format) for an empty store; default: the demo world.
+    #[arg(long, global = true, env = "KISUM_SEED_WORLD")]
+    seed_world: Option<PathBuf>,
+    /// The password of every seeded user (empty store only); default with the demo world: `kisum-demo`.
+    #[arg(long, global = true, env = "KISUM_SEED_PASSWORD")]
+    seed_password: Option<String>,
+    /// A file holding the key-encryption key (`KISUM_KEK` gives it directly).
+    #[arg(long, global = true, env = "KISUM_KEK_FILE")]
+    kek_file: Option<PathBuf>,
+    /// How often replicas read the change log, in milliseconds (notifications wake them sooner).
+    #[arg(long, global = true, env = "KISUM_POLL_MS", default_value_t = 250)]
+    poll_ms: u64,
+    /// Added to every default port (7400, 7401, 7410–7415): to run a second deployment beside one.
+    #[arg(long, global = true, env = "KISUM_PORT_OFFSET", default_value_t = 0)]
+    port_offset: u16,
+}
+
+#[derive(Debug, Subcommand)]
+enum Service {
+    /// Auth alone (default 127.0.0.1:7400).
+    Auth(Listen),
+    /// Core and the Admin API alone (default 127.0.0.1:7401).
+    Core(Listen),
+    /// The finance module alone (default 127.0.0.1:7410).
+    Finance(ModuleArgs),
+    /// The artist module alone (7411).
+    Artist(ModuleArgs),
+    /// The venue module alone (7412).
+    Venue(ModuleArgs),
+    /// The promoters module alone (7413).
+    Promoters(ModuleArgs),
+    /// The touring module alone (7414).
+    Touring(ModuleArgs),
+    /// The ai module alone (7415).
+    Ai(ModuleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct Listen {
+    /// Where to listen (a loopback address).
+    #[arg(long, env = "KISUM_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// The issuer Auth's tokens name; default `http://127.0.0.1:7400`.
+    #[arg(long, env = "KISUM_ISSUER")]
+    issuer: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ModuleArgs {
+    /// Where to listen (a loopback address).
+    #[arg(long, env = "KISUM_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Auth's base URL.
+    #[arg(long, env = "KISUM_AUTH_URL", default_value = "http://127.0.0.1:7400")]
+    auth_url: String,
+    /// Core's base URL.
+    #[arg(long, env = "KISUM_CORE_URL", default_value = "http://127.0.0.1:7401")]
+    core_url: String,
+    /// The module's service client (needs scope `auth:access:read`).
+    #[arg(long, env = "KISUM_CLIENT_ID", default_value = "platform-admin")]
+    client_id: String,
+    /// Its secret; default `KISUM_ADMIN_CLIENT_SECRET`.
+    #[arg(long, env = "KISUM_CLIENT_SECRET")]
+    client_secret: Option<String>,
+    /// The issuer tokens name; default the Auth URL.
+    #[arg(long, env = "KISUM_ISSUER")]
+    issuer: Option<String>,
+    /// How long a cached snapshot may serve while Auth is unreachable, in seconds (at most 300).
+    #[arg(long, env = "KISUM_STALE_SECONDS", default_value_t = 300)]
+    stale_seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    kisum_server::init_tracing();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kisum-platform: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn boot(store: &StoreArgs) -> Boot {
+    Boot {
+        db: store.db.clone(),
+        data: store.data.clone(),
+        seed_world: store.seed_world.clone(),
+        seed_password: store.seed_password.clone(),
+        kek_file: store.kek_file.clone(),
+        kek: std::env::var("KISUM_KEK").ok(),
+        admin_secret: std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok(),
+    }
+}
+
+/// Ctrl-C (or SIGTERM) as a watch every server's graceful shutdown waits on.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}
+
+static PORT_OFFSET: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+fn port_offset() -> u16 {
+    PORT_OFFSET.get().copied().unwrap_or(0)
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let _ = PORT_OFFSET.set(cli.store.port_offset);
+    let stop = shutdown_signal();
+    match cli.service {
+        None => all(&cli.store, stop).await,
+        Some(Service::Auth(l)) => {
+            let opened = boot(&cli.store).open().await?;
+            let (listener, url) = listen(l.listen, 7400).await?;
+            let (state, tasks) =
+                start_auth(&opened, l.issuer.unwrap_or_else(|| url.clone()), cli.store.poll_ms).await?;
+            notes(&opened);
+            println!("Auth       {url}   (store {})", opened.db);
+            let served = serve(listener, kisum_auth::app(state), stop).await;
+            tasks.into_iter().for_each(|t| t.abort());
+            served
+        }
+        Some(Service::Core(l)) => {
+            let opened = boot(&cli.store).open().await?;
+            let (listener, url) = listen(l.listen, 7401).await?;
+            let issuer = l.issuer.unwrap_or_else(|| format!("http://127.0.0.1:{}", 7400 + u32::from(port_offset())));
+            let (app, tasks) = start_core(&opened, &issuer, cli.store.poll_ms, true).await?;
+            println!("Core       {url}   (store {})", opened.db);
+            let served = serve(listener, app, stop).await;
+            tasks.into_iter().for_each(|t| t.abort());
+            served
+        }
+        Some(Service::Finance(m)) => module(Module::Finance, m, &cli.store, stop).await,
+        Some(Service::Artist(m)) => module(Module::Artist, m, &cli.store, stop).await,
+        Some(Service::Venue(m)) => module(Module::Venue, m, &cli.store, stop).await,
+        Some(Service::Promoters(m)) => module(Module::Promoters, m, &cli.store, stop).await,
+        Some(Service::Touring(m)) => module(Module::Touring, m, &cli.store, stop).await,
+        Some(Service::Ai(m)) => module(Module::Ai, m, &cli.store, stop).await,
+    }
+}
+
+async fn listen(addr: Option<SocketAddr>, port: u16) -> Result<(tokio::net::TcpListener, String), Error> {
+    let port = port.checked_add(port_offset()).ok_or("--port-offset takes the ports past 65535")?;
+    let addr = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+    let listener = kisum_server::bind(addr).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
+fn notes(opened: &Opened) {
+    for line in &opened.notes {
+        println!("{line}");
+    }
+}
+
+async fn start_auth(
+    opened: &Opened,
+    issuer: String,
+    poll_ms: u64,
+) -> Result<(Arc<AuthState>, Vec<tokio::task::JoinHandle<()>>), Error> {
+    let settings = Settings::new(issuer, "kisum".parse()?);
+    let kek = kisum_token::Kek::from_text(opened.kek.to_hex().as_str())?;
+    let state = AuthState::open(opened.engine.clone(), kek, settings, Arc::new(SystemClock)).await?;
+    let poll = Duration::from_millis(poll_ms);
+    let tasks = vec![opened.engine.follow(poll), kisum_auth::background(state.clone(), poll)];
+    Ok((state, tasks))
+}
+
+/// Core on the opened store, verifying with the keys Auth keeps there (followed as they rotate).
+async fn start_core(
+    opened: &Opened,
+    issuer: &str,
+    poll_ms: u64,
+    follow: bool,
+) -> Result<(axum::Router, Vec<tokio::task::JoinHandle<()>>), Error> {
+    let store = opened.engine.store().clone();
+    let validation = kisum_token::Validation::new(issuer, "kisum");
+    let now = kisum_entitlements::Timestamp::now().unix_seconds();
+    let jwks = kisum_server::keys::jwks_from_store(store.as_ref(), now).await?;
+    let verifier = kisum_token::Verifier::new(jwks, validation.clone())?;
+    let state = Arc::new(kisum_core::CoreState {
+        engine: opened.engine.clone(),
+        tokens: kisum_server::Tokens::new(verifier, Arc::new(SystemClock)),
+        platform_company: "kisum".parse()?,
+    });
+    let mut tasks = Vec::new();
+    if follow {
+        tasks.push(opened.engine.follow(Duration::from_millis(poll_ms)));
+    }
+    let keys_state = state.clone();
+    tasks.push(kisum_server::keys::follow_keys(store, validation, Duration::from_millis(500), move |v| {
+        keys_state.tokens.replace(v)
+    }));
+    Ok((kisum_core::app(state), tasks))
+}
+
+/// The SDK of a module, and its router, once the catalog names every permission of its route table.
+async fn module_app(
+    module: Module,
+    config: RemoteConfig,
+    companies: &[kisum_access::CompanyId],
+) -> Result<(axum::Router, tokio::task::JoinHandle<()>), Error> {
+    let (kisum, feed) = Kisum::connect(config, Arc::new(SystemClock)).await?;
+    if let Err(e) = module.check_catalog(&kisum.source().catalog()) {
+        feed.abort();
+        return Err(format!("the {} module cannot start: {e}", module.name()).into());
+    }
+    Ok((module.router(kisum, companies), feed))
+}
+
+fn seed_companies(store: &StoreArgs) -> Result<Vec<kisum_access::CompanyId>, Error> {
+    let world = boot(store).seed()?;
+    Ok(world.companies.iter().filter_map(|c| c.id.parse().ok()).collect())
+}
+
+async fn module(module: Module, m: ModuleArgs, store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error> {
+    let secret = match m.client_secret.or_else(|| std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok()) {
+        Some(s) => s,
+        None => return Err("a module needs its client secret: --client-secret or KISUM_ADMIN_CLIENT_SECRET".into()),
+    };
+    let mut config = RemoteConfig::new(&m.auth_url, &m.core_url, &m.client_id, &secret);
+    if let Some(issuer) = m.issuer {
+        config.issuer = issuer;
+    }
+    config.max_age = Duration::from_secs(m.stale_seconds.clamp(1, 300));
+    let companies = seed_companies(store)?;
+    let (app, feed) = module_app(module, config, &companies).await?;
+    let (listener, url) = listen(m.listen, module.default_port()).await?;
+    println!("{:<10} {url}", module.name());
+    let served = serve(listener, app, stop).await;
+    feed.abort();
+    served
+}
+
+/// Everything in one process on the default ports.
+async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error> {
+    let opened = boot(store).open().await?;
+    let (auth_listener, auth_url) = listen(None, 7400).await?;
+    let (core_listener, core_url) = listen(None, 7401).await?;
+    let (auth, mut tasks) = start_auth(&opened, auth_url.clone(), store.poll_ms).await?;
+    // Core shares the engine with Auth (one process, one writer): it needs no follower of its own.
+    let (core, core_tasks) = start_core(&opened, &auth_url, store.poll_ms, false).await?;
+    tasks.extend(core_tasks);
+    let mut servers = tokio::task::JoinSet::new();
+    servers.spawn(serve(auth_listener, kisum_auth::app(auth), stop.clone()));
+    servers.spawn(serve(core_listener, core, stop.clone()));
+    // The modules reach Auth and Core over loopback like any module would, with a service client of
+    // their own whose secret is made afresh at every start.
+    let (secret, hash) = kisum_auth::clients::generate()?;
+    let now = kisum_entitlements::Timestamp::now().unix_seconds();
+    let client = kisum_store::ServiceClient {
+        client_id: "kisum-modules".into(),
+        secret_hash: hash,
+        scopes: vec![kisum_auth::ACCESS_READ.into()],
+        company: None,
+        agent: None,
+        created_at: now,
+    };
+    opened.engine.store().put_service_client(&client).await?;
+    let companies = opened.engine.directory().company_ids();
+    let mut lines = vec![
+        format!("Auth       {auth_url}   (OpenAPI {auth_url}/openapi.json)"),
+        format!("Core       {core_url}   (Admin API {core_url}/admin/v1)"),
+    ];
+    for module in Module::ALL {
+        let config = RemoteConfig::new(&auth_url, &core_url, "kisum-modules", &secret);
+        let (app, feed) = module_app(module, config, &companies).await?;
+        tasks.push(feed);
+        let (listener, url) = listen(None, module.default_port()).await?;
+        lines.push(format!("{:<10} {url}", module.name()));
+        servers.spawn(serve(listener, app, stop.clone()));
+    }
+    println!("Kisum reference deployment (store {}):", opened.db);
+    for line in lines {
+        println!("  {line}");
+    }
+    notes(&opened);
+    println!(
+        "Sign in:  curl -s {auth_url}/v1/sessions -H 'content-type: application/json' -d '{{\"user\":\"maya\",\"password\":\"kisum-demo\"}}'"
+    );
+    println!("Ctrl-C stops everything.");
+    let mut result = Ok(());
+    while let Some(done) = servers.join_next().await {
+        if let Ok(Err(e)) = done {
+            result = Err(e);
+        }
+    }
+    tasks.into_iter().for_each(|t| t.abort());
+    println!("Stopped.");
+    result
+}

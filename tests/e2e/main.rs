@@ -1,0 +1,267 @@
+//! A person's day on the reference deployment, started as processes (issue 11): the one-command
+//! deployment first — sign-in, company tokens, module calls allowed and denied with the right codes, a
+//! membership suspended by the owner and enforced by a module within a second, a delegation to an agent
+//! used through token exchange and revoked, an override added through the Admin API, a session revoked,
+//! a clean Ctrl-C — then the same store with each service in its own process: every earlier decision
+//! unchanged, then Auth stopped (modules serve cached snapshots, tagged stale, then fail closed).
+//!
+//! The binary is built with `cargo build -p kisum-platform` (a no-op when `cargo test --workspace` built
+//! it already). Ports are the defaults shifted by an offset, so a deployment on the defaults is untouched.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kisum_client::clients::{AuthClient, CallError};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const OFFSET: u16 = 21_000;
+const ADMIN_SECRET: &str = "e2e-admin-secret";
+
+fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{}", port + OFFSET)
+}
+
+fn binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(["build", "-q", "-p", "kisum-platform"]).current_dir(&root).status().unwrap();
+    assert!(status.success(), "building kisum-platform failed");
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    target.join("debug").join("kisum-platform")
+}
+
+/// A running process, killed when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn start(bin: &Path, data: &Path, args: &[&str]) -> Proc {
+        let log = std::fs::File::create(data.join(format!("{}.log", args.first().copied().unwrap_or("all")))).unwrap();
+        let child = Command::new(bin)
+            .args(args)
+            .args(["--data", data.to_str().unwrap(), "--port-offset", &OFFSET.to_string(), "--poll-ms", "100"])
+            .env("KISUM_ADMIN_CLIENT_SECRET", ADMIN_SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Proc(child)
+    }
+
+    /// Ctrl-C: the process must stop by itself, cleanly.
+    fn interrupt(mut self) {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                assert!(status.success(), "stopped with {status}");
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "still running 15 s after Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn ready(base: &str) {
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if http.get(format!("{base}/health/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{base} did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One call: status and JSON body.
+async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Polls until `url` answers `status` to `token`, for at most `limit`.
+async fn eventually(url: &str, token: &str, status: StatusCode, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let (s, body) = call(Method::GET, url, Some(token), None).await;
+        if s == status {
+            return body;
+        }
+        assert!(start.elapsed() < limit, "{url}: still {s} after {limit:?}: {body:#}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn token(auth: &AuthClient, user: &str, company: &str) -> String {
+    let session = auth.login(user, "kisum-demo").await.unwrap();
+    auth.refresh(&session.refresh_token, company).await.unwrap().access_token
+}
+
+fn code(e: &CallError) -> String {
+    e.code().map(|c| c.as_str().to_owned()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_on_the_reference_deployment() {
+    let bin = binary();
+    let dir = std::env::temp_dir().join(format!("kisum-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (auth_url, core_url, finance) = (url(7400), url(7401), url(7410));
+    let auth = AuthClient::new(reqwest::Client::new(), &auth_url);
+
+    // ---- One command: everything in one process.
+    let all = Proc::start(&bin, &dir, &[]);
+    for port in [7400, 7401, 7410, 7411, 7412, 7413, 7414, 7415] {
+        ready(&url(port)).await;
+    }
+    // Wrong password, then sign-in and company tokens.
+    let wrong = auth.login("maya", "nope").await.unwrap_err();
+    assert_eq!((wrong.status, code(&wrong).as_str()), (401, "UNAUTHENTICATED"));
+    let maya = token(&auth, "maya", "encore").await;
+    let leo = token(&auth, "leo", "encore").await;
+    // Module calls allowed and denied with the right codes.
+    let (s, invoices) = call(Method::GET, &format!("{finance}/v1/invoices"), Some(&maya), None).await;
+    assert_eq!(s, StatusCode::OK, "{invoices:#}");
+    let (s, body) = call(Method::GET, &format!("{finance}/v1/invoices"), None, None).await;
+    assert_eq!((s, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")));
+    let (s, body) = call(Method::GET, &format!("{finance}/v1/invoices/bluenote-1"), Some(&maya), None).await;
+    assert_eq!((s, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")), "another company's invoice");
+    assert!(body.get("reason").is_none());
+    let (s, body) = call(Method::POST, &format!("{finance}/v1/invoices/encore-1/approve"), Some(&leo), None).await;
+    assert_eq!((s, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")), "{body:#}");
+    assert_eq!(body["required"], "finance:invoice:approve");
+
+    // The owner gives leo the finance role, then suspends him: the module follows within a second.
+    let put = |body: Value| {
+        let (auth_url, maya) = (auth_url.clone(), maya.clone());
+        async move {
+            call(Method::PUT, &format!("{auth_url}/v1/companies/encore/memberships/leo"), Some(&maya), Some(body)).await
+        }
+    };
+    let (s, _) = put(json!({"roles": ["finance_manager"]})).await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(&format!("{finance}/v1/invoices"), &leo, StatusCode::OK, Duration::from_secs(1)).await;
+    let (s, _) = put(json!({"roles": ["finance_manager"], "status": "suspended"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let refused =
+        eventually(&format!("{finance}/v1/invoices"), &leo, StatusCode::FORBIDDEN, Duration::from_secs(1)).await;
+    assert_eq!(refused["code"], "MEMBERSHIP_INACTIVE");
+
+    // A delegation to an agent, used through token exchange, then revoked.
+    let (s, agent) =
+        call(Method::PUT, &format!("{auth_url}/v1/companies/encore/agents/copilot2"), Some(&maya), None).await;
+    assert_eq!(s, StatusCode::OK, "{agent:#}");
+    let expires = kisum_entitlements::Timestamp::now().checked_add_seconds(30 * 86_400).unwrap().to_string();
+    let delegation = json!({"to": {"agent": "copilot2"}, "grants": ["finance:invoice:read"], "expires_at": expires});
+    let (s, created) =
+        call(Method::POST, &format!("{auth_url}/v1/companies/encore/delegations"), Some(&maya), Some(delegation)).await;
+    assert_eq!(s, StatusCode::CREATED, "{created:#}");
+    let acting = auth
+        .exchange(agent["client_id"].as_str().unwrap(), agent["client_secret"].as_str().unwrap(), &maya)
+        .await
+        .unwrap()
+        .access_token;
+    eventually(&format!("{finance}/v1/invoices"), &acting, StatusCode::OK, Duration::from_secs(1)).await;
+    let (s, body) = call(Method::POST, &format!("{finance}/v1/invoices/encore-1/approve"), Some(&acting), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the agent has only what was delegated: {body:#}");
+    let id = created["id"].as_str().unwrap();
+    let (s, _) =
+        call(Method::DELETE, &format!("{auth_url}/v1/companies/encore/delegations/{id}"), Some(&maya), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    eventually(&format!("{finance}/v1/invoices"), &acting, StatusCode::FORBIDDEN, Duration::from_secs(1)).await;
+
+    // An override through the Admin API: finance revoked for encore, enforced, then removed again.
+    let admin = auth.client_credentials("platform-admin", ADMIN_SECRET, Some("admin:*")).await.unwrap().access_token;
+    let item = json!({"effect": "revoke", "module": "finance", "reason": "e2e: billing dispute"});
+    let (s, added) =
+        call(Method::POST, &format!("{core_url}/admin/v1/companies/encore/overrides"), Some(&admin), Some(item)).await;
+    assert_eq!(s, StatusCode::CREATED, "{added:#}");
+    let denied =
+        eventually(&format!("{finance}/v1/invoices"), &maya, StatusCode::FORBIDDEN, Duration::from_secs(1)).await;
+    assert_eq!((denied["code"].as_str(), denied["required"].as_str()), (Some("NOT_ENTITLED"), Some("finance")));
+    let override_id = added["id"].as_str().unwrap();
+    let (s, _) = call(
+        Method::DELETE,
+        &format!("{core_url}/admin/v1/companies/encore/overrides/{override_id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    eventually(&format!("{finance}/v1/invoices"), &maya, StatusCode::OK, Duration::from_secs(1)).await;
+
+    // A session revoked: its tokens are refused by the module within a second.
+    let ines = token(&auth, "ines", "encore").await;
+    eventually(&format!("{finance}/v1/invoices"), &ines, StatusCode::OK, Duration::from_secs(1)).await;
+    auth.revoke(&ines).await.unwrap();
+    eventually(&format!("{finance}/v1/invoices"), &ines, StatusCode::UNAUTHORIZED, Duration::from_secs(1)).await;
+
+    // Ctrl-C stops everything cleanly.
+    all.interrupt();
+
+    // ---- The same store, each service in its own process.
+    let stale = "3";
+    let _core = Proc::start(&bin, &dir, &["core"]);
+    let auth_proc = Proc::start(&bin, &dir, &["auth"]);
+    ready(&auth_url).await;
+    ready(&core_url).await;
+    let module_args = ["--auth-url", auth_url.as_str(), "--core-url", core_url.as_str(), "--stale-seconds", stale];
+    let mut finance_args = vec!["finance"];
+    finance_args.extend(module_args);
+    let _finance = Proc::start(&bin, &dir, &finance_args);
+    ready(&finance).await;
+    // Every earlier decision is unchanged, for new tokens and for those issued before the restart.
+    let maya = token(&auth, "maya", "encore").await;
+    let session = auth.login("leo", "kisum-demo").await.unwrap();
+    let suspended = auth.refresh(&session.refresh_token, "encore").await.unwrap_err();
+    assert_eq!((suspended.status, code(&suspended).as_str()), (403, "MEMBERSHIP_INACTIVE"));
+    let (s, _) = call(Method::GET, &format!("{finance}/v1/invoices"), Some(&maya), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = call(Method::GET, &format!("{finance}/v1/invoices"), Some(&leo), None).await;
+    assert_eq!((s, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("MEMBERSHIP_INACTIVE")));
+    let (s, body) = call(Method::GET, &format!("{finance}/v1/invoices/bluenote-1"), Some(&maya), None).await;
+    assert_eq!((s, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+    let (s, _) = call(Method::GET, &format!("{finance}/v1/invoices"), Some(&acting), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the revoked delegation still confers nothing");
+
+    // Auth stops: the module serves maya from its cache, then fails closed; never allows on error.
+    drop(auth_proc);
+    let (s, _) = call(Method::GET, &format!("{finance}/v1/invoices"), Some(&maya), None).await;
+    assert_eq!(s, StatusCode::OK, "a cached snapshot serves while Auth is away");
+    let start = Instant::now();
+    loop {
+        let (s, body) = call(Method::GET, &format!("{finance}/v1/invoices"), Some(&maya), None).await;
+        if s == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE");
+            break;
+        }
+        assert_eq!(s, StatusCode::OK, "{body:#}");
+        assert!(start.elapsed() < Duration::from_secs(10), "still served long after the stale bound");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
