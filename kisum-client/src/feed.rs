@@ -14,6 +14,9 @@ use serde::Deserialize;
 use crate::keys::Keys;
 use crate::source::RemoteSource;
 
+/// How long the stream may stay silent (Auth's heartbeats come every 15 s) before it is reopened.
+pub const HEARTBEAT_GRACE: Duration = Duration::from_secs(30);
+
 /// One event of the feed (the fields the SDK uses).
 #[derive(Debug, Clone, Deserialize)]
 pub struct FeedEvent {
@@ -157,7 +160,9 @@ async fn stream(
     let mut body = response.bytes_stream();
     let mut buffer = String::new();
     let mut data = String::new();
-    while let Some(chunk) = body.next().await {
+    // Auth sends a heartbeat at least every 15 s: silence for twice that means the connection is gone.
+    let silence = crate::feed::HEARTBEAT_GRACE;
+    while let Some(chunk) = tokio::time::timeout(silence, body.next()).await.map_err(|_| "the feed went silent".to_owned())? {
         let chunk = chunk.map_err(|e| e.to_string())?;
         buffer.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buffer.find('\n') {
@@ -191,6 +196,7 @@ async fn poll(
         .http()
         .get(format!("{}/v1/changes", source.auth_url()))
         .bearer_auth(token)
+        .timeout(crate::REQUEST_TIMEOUT)
         .header("accept", "application/json");
     if let Some(c) = cursor {
         request = request.query(&[("after", c.to_string())]);

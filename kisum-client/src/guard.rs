@@ -90,8 +90,10 @@ impl Kisum {
         config: crate::source::RemoteConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<(Kisum, tokio::task::JoinHandle<()>), Refusal> {
+        // No overall timeout on the client: the feed's stream lives for hours. Every other request sets its
+        // own (`crate::REQUEST_TIMEOUT`).
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
+            .connect_timeout(crate::REQUEST_TIMEOUT)
             .build()
             .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
         let validation = kisum_token::Validation::new(&config.issuer, &config.audience);

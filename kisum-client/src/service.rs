@@ -60,6 +60,7 @@ impl ServiceToken {
         let response = self
             .http
             .post(&self.url)
+            .timeout(crate::REQUEST_TIMEOUT)
             .basic_auth(&self.client_id, Some(&self.client_secret))
             .form(&[("grant_type", "client_credentials"), ("scope", self.scope.as_str())])
             .send()

@@ -265,6 +265,7 @@ impl RemoteSource {
                 .http
                 .get(format!("{}/v1/access/snapshot", self.config.auth_url))
                 .query(&[("principal", principal.to_string()), ("company", company.to_string())])
+                .timeout(crate::REQUEST_TIMEOUT)
                 .bearer_auth(token);
             if floor > 0 {
                 request = request.header("kisum-at-least", floor.to_string());
@@ -358,6 +359,7 @@ async fn fetch_catalog(
     let unavailable = |detail: String| Refusal::new(ErrorCode::UpstreamUnavailable, detail);
     let response = http
         .get(format!("{core_url}/v1/catalog"))
+        .timeout(crate::REQUEST_TIMEOUT)
         .bearer_auth(token.get().await?)
         .send()
         .await
