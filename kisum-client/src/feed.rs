@@ -162,7 +162,9 @@ async fn stream(
     let mut data = String::new();
     // Auth sends a heartbeat at least every 15 s: silence for twice that means the connection is gone.
     let silence = crate::feed::HEARTBEAT_GRACE;
-    while let Some(chunk) = tokio::time::timeout(silence, body.next()).await.map_err(|_| "the feed went silent".to_owned())? {
+    while let Some(chunk) =
+        tokio::time::timeout(silence, body.next()).await.map_err(|_| "the feed went silent".to_owned())?
+    {
         let chunk = chunk.map_err(|e| e.to_string())?;
         buffer.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buffer.find('\n') {

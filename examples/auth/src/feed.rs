@@ -172,7 +172,8 @@ pub(crate) async fn changes(
     }
     // The first page is read before answering, so a cursor past retention is a 410, not a closed stream.
     let first = store.changes_after(after, PAGE).await.map_err(read_error)?;
-    let stream = Stream { state: state.clone(), after, pending: first.into(), wake: store.commits() };
+    let stream =
+        Stream { state: state.clone(), after, pending: first.into(), wake: store.commits(), closing: state.closing() };
     let events = futures_util::stream::unfold(stream, |mut s| async move {
         let entry = s.next().await?;
         let e = event(&entry, &s.state.settings);
@@ -191,13 +192,17 @@ struct Stream {
     after: u64,
     pending: VecDeque<LogEntry>,
     wake: tokio::sync::watch::Receiver<u64>,
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Stream {
     /// The next committed change, waiting for one; `None` ends the stream (the log was pruned past the
-    /// cursor, or the store failed: the client reconnects with `Last-Event-ID` and learns which).
+    /// cursor, the store failed, or the server is stopping: the client reconnects with `Last-Event-ID`).
     async fn next(&mut self) -> Option<LogEntry> {
         loop {
+            if *self.closing.borrow() {
+                return None;
+            }
             if let Some(entry) = self.pending.pop_front() {
                 self.after = entry.seq();
                 return Some(entry);
@@ -212,6 +217,7 @@ impl Stream {
                             }
                         }
                         () = tokio::time::sleep(POLL) => {}
+                        _ = self.closing.changed() => return None,
                     }
                 }
                 Err(e) => {

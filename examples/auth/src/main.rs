@@ -88,8 +88,10 @@ async fn run(config: Config) -> Result<(), StartError> {
         println!("{line}");
     }
     println!("Auth on http://{addr}  (OpenAPI: http://{addr}/openapi.json; JWKS: http://{addr}/.well-known/jwks.json)");
-    let shutdown = async {
+    let closing = state.clone();
+    let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
+        closing.close();
     };
     axum::serve(listener, kisum_auth::app(state)).with_graceful_shutdown(shutdown).await?;
     follower.abort();

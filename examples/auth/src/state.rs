@@ -120,6 +120,8 @@ pub struct AuthState {
     /// Sign-in turns, by a hash of the user name: one verification per name at a time.
     login_turns: Vec<tokio::sync::Mutex<()>>,
     last_turn: tokio::sync::Mutex<()>,
+    /// Set when the server is stopping: open change-feed streams end, so graceful shutdown can finish.
+    closing: tokio::sync::watch::Sender<bool>,
     /// The sequence from which [`crate::background`] follows the log: everything before it was read
     /// from Auth's tables when the state was opened.
     watch_from: u64,
@@ -147,6 +149,7 @@ impl AuthState {
             settings,
             login_turns: (0..LOGIN_TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
             last_turn: tokio::sync::Mutex::new(()),
+            closing: tokio::sync::watch::Sender::new(false),
             watch_from,
         });
         state.load_revoked().await?;
@@ -159,6 +162,17 @@ impl AuthState {
         let slot = BuildHasherDefault::<DefaultHasher>::default().hash_one(name) as usize % LOGIN_TURNS;
         // `slot` is always in range; the shared last turn would only serve if it were not.
         self.login_turns.get(slot).unwrap_or(&self.last_turn)
+    }
+
+    /// Ends every open change-feed stream (and refuses new ones): call it when the server starts its
+    /// graceful shutdown, which would otherwise wait for those endless responses.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Whether [`close`](AuthState::close) was called, as a watch.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Where [`crate::background`] starts following the log.

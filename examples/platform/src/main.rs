@@ -186,6 +186,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 start_auth(&opened, l.issuer.unwrap_or_else(|| url.clone()), cli.store.poll_ms).await?;
             notes(&opened);
             println!("Auth       {url}   (store {})", opened.db);
+            close_on(&stop, state.clone(), Vec::new());
             let served = serve(listener, kisum_auth::app(state), stop).await;
             tasks.into_iter().for_each(|t| t.abort());
             served
@@ -215,6 +216,16 @@ async fn listen(addr: Option<SocketAddr>, port: u16) -> Result<(tokio::net::TcpL
     let listener = kisum_server::bind(addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
     Ok((listener, url))
+}
+
+/// When `stop` fires: abort `feeds` (the modules' change-feed followers) and close Auth's streams.
+fn close_on(stop: &watch::Receiver<bool>, auth: Arc<AuthState>, feeds: Vec<tokio::task::JoinHandle<()>>) {
+    let mut stop = stop.clone();
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        feeds.iter().for_each(tokio::task::JoinHandle::abort);
+        auth.close();
+    });
 }
 
 fn notes(opened: &Opened) {
@@ -312,7 +323,7 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
     let (core, core_tasks) = start_core(&opened, &auth_url, store.poll_ms, false).await?;
     tasks.extend(core_tasks);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(serve(auth_listener, kisum_auth::app(auth), stop.clone()));
+    servers.spawn(serve(auth_listener, kisum_auth::app(auth.clone()), stop.clone()));
     servers.spawn(serve(core_listener, core, stop.clone()));
     // The modules reach Auth and Core over loopback like any module would, with a service client of
     // their own whose secret is made afresh at every start.
@@ -328,6 +339,7 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
     };
     opened.engine.store().put_service_client(&client).await?;
     let companies = opened.engine.directory().company_ids();
+    let mut feeds = Vec::new();
     let mut lines = vec![
         format!("Auth       {auth_url}   (OpenAPI {auth_url}/openapi.json)"),
         format!("Core       {core_url}   (Admin API {core_url}/admin/v1)"),
@@ -335,11 +347,14 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
     for module in Module::ALL {
         let config = RemoteConfig::new(&auth_url, &core_url, "kisum-modules", &secret);
         let (app, feed) = module_app(module, config, &companies).await?;
-        tasks.push(feed);
+        feeds.push(feed);
         let (listener, url) = listen(None, module.default_port()).await?;
         lines.push(format!("{:<10} {url}", module.name()));
         servers.spawn(serve(listener, app, stop.clone()));
     }
+    // On Ctrl-C the modules stop following the feed and Auth ends its streams, so that every server's
+    // graceful shutdown can finish (an open event stream would hold it forever).
+    close_on(&stop, auth, feeds);
     println!("Kisum reference deployment (store {}):", opened.db);
     for line in lines {
         println!("  {line}");
