@@ -83,7 +83,7 @@ impl Kisum {
         }
     }
 
-    /// The SDK against a running Auth and Core: the JWKS fetched from Auth, a [`RemoteSource`] with the
+    /// The SDK against a running Auth and Core: the JWKS fetched from Auth, a [`RemoteSource`](crate::RemoteSource) with the
     /// module's client credentials, and the change feed followed (the returned task; abort it to stop).
     /// Fails when Core (the catalog) cannot be reached.
     pub async fn connect(
@@ -105,6 +105,22 @@ impl Kisum {
         let revocations = Arc::new(Revocations::default());
         let feed = crate::feed::follow(source.clone(), keys.clone(), revocations.clone());
         Ok((Kisum::new(keys, source, revocations, clock), feed))
+    }
+
+    /// The same SDK requiring tokens whose `aud` names `audience` (a module's own audience) instead of the
+    /// verifier's.
+    pub fn with_audience(self, audience: impl Into<String>) -> Kisum {
+        let i = &self.inner;
+        Kisum {
+            inner: Arc::new(Inner {
+                keys: i.keys.clone(),
+                source: i.source.clone(),
+                revocations: i.revocations.clone(),
+                clock: i.clock.clone(),
+                audience: Some(audience.into()),
+                counters: Counters::default(),
+            }),
+        }
     }
 
     /// The access source.

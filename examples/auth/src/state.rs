@@ -129,7 +129,7 @@ pub struct AuthState {
 
 impl AuthState {
     /// Auth on `engine`, its keys sealed under `kek`, with `settings` and `clock`: loads the signing keys,
-    /// creating the first one if the store has none. Call [`crate::watch`] to follow other replicas.
+    /// creating the first one if the store has none. Call [`crate::background`] to follow other replicas.
     pub async fn open(
         engine: Arc<Engine>,
         kek: Kek,
