@@ -142,12 +142,20 @@ impl Kisum {
 
     /// Verifies the bearer token in `headers`.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| Refusal::new(ErrorCode::Unauthenticated, "this route needs a bearer token"))?;
-        let token = value
-            .to_str()
-            .ok()
+        match headers.get(header::AUTHORIZATION) {
+            None => self.authenticate_header(None).await,
+            Some(value) => match value.to_str() {
+                Ok(text) => self.authenticate_header(Some(text)).await,
+                Err(_) => Err(Refusal::new(ErrorCode::Unauthenticated, "the Authorization header is not text")),
+            },
+        }
+    }
+
+    /// Verifies the value of an `Authorization` header (`None`: there was none), for frameworks with
+    /// their own header types.
+    pub async fn authenticate_header(&self, value: Option<&str>) -> Result<Caller, Refusal> {
+        let value = value.ok_or_else(|| Refusal::new(ErrorCode::Unauthenticated, "this route needs a bearer token"))?;
+        let token = Some(value)
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
             .map(|(_, t)| t.trim())

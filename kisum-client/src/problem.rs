@@ -55,6 +55,11 @@ impl Refusal {
         &self.problem
     }
 
+    /// The `WWW-Authenticate` challenge of a `401`, if any.
+    pub fn challenge(&self) -> Option<&'static str> {
+        self.challenge
+    }
+
     /// The refusal of a deny, as DESIGN.md §6 maps it: `NOT_FOUND` (without the reason) for an unknown
     /// company, a non-member and another tenant's resource; `NOT_ENTITLED` with `required`;
     /// `MEMBERSHIP_INACTIVE`; `FORBIDDEN` naming the permission.

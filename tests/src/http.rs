@@ -56,6 +56,34 @@ impl Call {
         self
     }
 
+    /// Sends it over HTTP to the server at `base` (`http://127.0.0.1:PORT`): the same request, for a
+    /// server that is not an axum router.
+    pub async fn send_to(self, base: &str) -> Answer {
+        let method = reqwest::Method::from_bytes(self.method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut request = reqwest::Client::new().request(method, format!("{base}{}", self.path));
+        for (k, v) in &self.headers {
+            request = request.header(k.as_str(), v.as_str());
+        }
+        if let Some((ct, body)) = self.body {
+            request = request.header("content-type", ct).body(body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| unreachable(&e.to_string()));
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut headers = HeaderMap::new();
+        for (k, v) in response.headers() {
+            if let (Ok(name), Ok(value)) = (
+                axum::http::HeaderName::from_bytes(k.as_str().as_bytes()),
+                axum::http::HeaderValue::from_bytes(v.as_bytes()),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, headers, body, text }
+    }
+
     /// Sends it to `app`.
     pub async fn send(self, app: &Router) -> Answer {
         let mut request = Request::builder().method(self.method).uri(self.path);

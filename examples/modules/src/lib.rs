@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "actix")]
+pub mod actix;
 mod ai;
 mod artist;
 mod finance;

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::openapi::Route;
 use crate::records::Records;
 
-const READ: &str = "touring:tour:read";
-const PLAN: &str = "touring:tour:plan";
+pub(crate) const READ: &str = "touring:tour:read";
+pub(crate) const PLAN: &str = "touring:tour:plan";
 
 pub(crate) const PERMISSIONS: &[&str] = &[READ, PLAN];
 
@@ -30,7 +30,7 @@ pub(crate) const ROUTES: &[Route] = &[
 ];
 
 #[derive(Debug, Clone, Serialize)]
-struct Tour {
+pub(crate) struct Tour {
     id: String,
     company: CompanyId,
     name: String,
@@ -38,26 +38,43 @@ struct Tour {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewTour {
+pub(crate) struct NewTour {
     name: String,
 }
 
 #[derive(Debug, Serialize)]
-struct Tours {
-    tours: Vec<Tour>,
+pub(crate) struct Tours {
+    pub(crate) tours: Vec<Tour>,
 }
 
-struct Touring {
-    tours: Records<Tour>,
+/// The touring module's data and rules, shared by its axum and actix-web servers.
+pub(crate) struct Touring {
+    pub(crate) tours: Records<Tour>,
+}
+
+impl Touring {
+    /// One tour per company, `{company}-1`.
+    pub(crate) fn seeded(companies: &[CompanyId]) -> Touring {
+        let tours = Records::seeded(companies, |company, id| Tour {
+            id,
+            company: company.clone(),
+            name: format!("{company} spring tour"),
+        });
+        Touring { tours }
+    }
+
+    /// Plans a tour of `company` (the caller's, once its guard allowed `touring:tour:plan`).
+    pub(crate) fn plan(&self, company: &CompanyId, body: &NewTour) -> Result<Tour, ApiError> {
+        let name = crate::name_field("/name", &body.name)?;
+        let tour =
+            self.tours.create(company, |_| Ok::<_, ApiError>(()), |id| Tour { id, company: company.clone(), name })?;
+        tracing::info!(company = %company, tour = %tour.id, "tour planned");
+        Ok(tour)
+    }
 }
 
 pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
-    let tours = Records::seeded(companies, |company, id| Tour {
-        id,
-        company: company.clone(),
-        name: format!("{company} spring tour"),
-    });
-    let state = Arc::new(Touring { tours });
+    let state = Arc::new(Touring::seeded(companies));
     let lookup = state.clone();
     let owners = crate::owners(move |kind, id| if kind == "tour" { lookup.tours.owner(id) } else { None });
     let router = Router::new()
@@ -78,9 +95,5 @@ async fn plan(
     ApiJson(body): ApiJson<NewTour>,
 ) -> ApiResult<(StatusCode, Json<Tour>)> {
     let company = crate::company(&access)?;
-    let name = crate::name_field("/name", &body.name)?;
-    let tour =
-        touring.tours.create(&company, |_| Ok::<_, ApiError>(()), |id| Tour { id, company: company.clone(), name })?;
-    tracing::info!(company = %company, tour = %tour.id, "tour planned");
-    Ok((StatusCode::CREATED, Json(tour)))
+    Ok((StatusCode::CREATED, Json(touring.plan(&company, &body)?)))
 }

@@ -570,29 +570,83 @@ async fn promoters_events() {
 #[tokio::test]
 async fn touring_tours() {
     let h = harness();
-    let app = h.app(Module::Touring);
+    touring_tours_on(&h, Target::Axum(h.app(Module::Touring))).await;
+}
+
+/// The same tests, on the touring module served by actix-web through kisum-client's actix adapter.
+#[tokio::test]
+async fn touring_tours_on_actix_web() {
+    let h = harness();
+    let base = actix_touring(&h);
+    touring_tours_on(&h, Target::Http(base)).await;
+}
+
+/// Where a test sends its requests: an axum router in process, or a server over loopback HTTP.
+enum Target {
+    Axum(Router),
+    Http(String),
+}
+
+impl Target {
+    async fn send(&self, call: Call) -> Answer {
+        match self {
+            Target::Axum(app) => call.send(app).await,
+            Target::Http(base) => call.send_to(base).await,
+        }
+    }
+}
+
+/// Starts the actix-web touring module on a free loopback port (its own thread and actix system).
+fn actix_touring(h: &Harness) -> String {
+    let configure = kisum_modules::actix::touring(h.kisum.clone(), &h.companies);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+                .workers(1)
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+            tx.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
+}
+
+async fn touring_tours_on(h: &Harness, app: Target) {
+    let get = |token: String| Call::new(Method::GET, "/v1/tours").bearer(Some(&token)).clone();
+    let post = |token: &str, body: Value| Call::new(Method::POST, "/v1/tours").bearer(Some(token)).json(&body);
     let sam = h.user("sam", "bluenote");
-    let planned = post(&app, "/v1/tours", &sam, json!({"name": "Autumn run"})).await;
+    // No token, a bad token.
+    let none = app.send(Call::new(Method::GET, "/v1/tours")).await;
+    none.expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    assert!(none.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    app.send(Call::new(Method::GET, "/v1/tours").bearer(Some("x.y.z")))
+        .await
+        .expect_code(StatusCode::UNAUTHORIZED, "TOKEN_INVALID");
+    let planned = app.send(post(&sam, json!({"name": "Autumn run"}))).await;
     planned.expect(StatusCode::CREATED);
     assert_eq!(planned.body["id"], "bluenote-2");
     assert_eq!(planned.body["company"], "bluenote");
-    assert_eq!(ids(&get(&app, "/v1/tours", &sam).await.body["tours"]), ["bluenote-1", "bluenote-2"]);
-    assert_eq!(ids(&get(&app, "/v1/tours", &h.user("maya", "encore")).await.body["tours"]), ["encore-1"]);
-    post(&app, "/v1/tours", &h.user("leo", "encore"), json!({"name": "Leo's run"})).await.expect(StatusCode::CREATED);
+    assert_eq!(ids(&app.send(get(sam.clone())).await.body["tours"]), ["bluenote-1", "bluenote-2"]);
+    assert_eq!(ids(&app.send(get(h.user("maya", "encore"))).await.body["tours"]), ["encore-1"]);
+    app.send(post(&h.user("leo", "encore"), json!({"name": "Leo's run"}))).await.expect(StatusCode::CREATED);
     expect_refused(
-        &post(&app, "/v1/tours", &h.user("ines", "encore"), json!({"name": "x"})).await,
+        &app.send(post(&h.user("ines", "encore"), json!({"name": "x"}))).await,
         "FORBIDDEN",
         "touring:tour:plan",
     );
-    post(&app, "/v1/tours", &sam, json!({"name": ""}))
+    let kai = app.send(get(h.user("kai", "encore"))).await;
+    kai.expect_code(StatusCode::FORBIDDEN, "MEMBERSHIP_INACTIVE");
+    app.send(get(h.user("maya", "globex"))).await.expect_code(StatusCode::NOT_FOUND, "NOT_FOUND");
+    app.send(post(&sam, json!({"name": ""}))).await.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    app.send(post(&sam, json!({"name": "x", "extra": 1})))
         .await
         .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
     // A method the route does not serve, and a route that does not exist.
-    let put = Call::new(Method::PUT, "/v1/tours").bearer(Some(&sam)).send(&app).await;
+    let put = app.send(Call::new(Method::PUT, "/v1/tours").bearer(Some(&sam))).await;
     assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
-    Call::new(Method::GET, "/v1/nothing")
-        .bearer(Some(&sam))
-        .send(&app)
+    app.send(Call::new(Method::GET, "/v1/nothing").bearer(Some(&sam)))
         .await
         .expect_code(StatusCode::NOT_FOUND, "NOT_FOUND");
 }

@@ -109,6 +109,9 @@ struct ModuleArgs {
     /// How long a cached snapshot may serve while Auth is unreachable, in seconds (at most 300).
     #[arg(long, env = "KISUM_STALE_SECONDS", default_value_t = 300)]
     stale_seconds: u64,
+    /// Serve with actix-web through kisum-client's actix adapter instead of axum (touring only).
+    #[arg(long)]
+    actix: bool,
 }
 
 #[tokio::main]
@@ -305,12 +308,64 @@ async fn module(module: Module, m: ModuleArgs, store: &StoreArgs, stop: watch::R
     }
     config.max_age = Duration::from_secs(m.stale_seconds.clamp(1, 300));
     let companies = seed_companies(store)?;
+    if m.actix {
+        return actix_touring(module, config, &companies, m.listen, stop).await;
+    }
     let (app, feed) = module_app(module, config, &companies).await?;
     let (listener, url) = listen(m.listen, module.default_port()).await?;
     println!("{:<10} {url}", module.name());
     let served = serve(listener, app, stop).await;
     feed.abort();
     served
+}
+
+/// The touring module on actix-web (its own thread and actix system), until `stop`.
+async fn actix_touring(
+    module: Module,
+    config: RemoteConfig,
+    companies: &[kisum_access::CompanyId],
+    listen_on: Option<SocketAddr>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    if module != Module::Touring {
+        return Err("--actix serves the touring module only".into());
+    }
+    let (kisum, feed) = Kisum::connect(config, Arc::new(SystemClock)).await?;
+    module.check_catalog(&kisum.source().catalog())?;
+    let port = module.default_port().checked_add(port_offset()).ok_or("--port-offset takes the ports past 65535")?;
+    let addr = listen_on.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+    if !addr.ip().is_loopback() {
+        return Err(format!("{addr} is not a loopback address").into());
+    }
+    let configure = kisum_modules::actix::touring(kisum, companies);
+    // actix-web runs on its own (single-threaded) system, in a thread of its own.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || -> std::io::Result<()> {
+        actix_web::rt::System::new().block_on(async move {
+            let bound = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+                .workers(1)
+                .disable_signals()
+                .bind(addr);
+            let server = match bound {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return Ok(());
+                }
+            };
+            let bound_to = server.addrs().first().copied().unwrap_or(addr);
+            let server = server.run();
+            let _ = tx.send(Ok((server.handle(), bound_to)));
+            server.await
+        })
+    });
+    let (handle, bound_to) = rx.await.map_err(|_| "actix-web did not start")??;
+    println!("{:<10} http://{bound_to}   (actix-web)", module.name());
+    let _ = stop.wait_for(|s| *s).await;
+    handle.stop(true).await;
+    feed.abort();
+    thread.join().map_err(|_| "the actix-web thread panicked")??;
+    Ok(())
 }
 
 /// Everything in one process on the default ports.
