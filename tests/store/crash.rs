@@ -41,6 +41,11 @@ pub async fn run(backend: Backend) {
         let url = db.url.clone();
         let printed = tokio::task::spawn_blocking(move || kill_after(&url, delay)).await.unwrap();
         committed.extend(&printed);
+        // A killed client's COMMIT may still be finishing inside PostgreSQL: its server process outlives the
+        // client. Reopen once no other session is connected to this database, so the state read is final.
+        if backend == Backend::Postgres {
+            settle(&db.url).await;
+        }
 
         let engine = Engine::open(connect(&db.url).await.unwrap(), None)
             .await
@@ -84,6 +89,26 @@ fn kisum_tests_at() -> kisum_entitlements::Timestamp {
 
 /// Starts the writer, lets it write for `delay` after it is ready, kills it with SIGKILL, and returns
 /// the sequences it reported as committed.
+/// Waits (at most 10 s) until no other session is connected to the PostgreSQL database at `url`.
+async fn settle(url: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("the test reaches PostgreSQL");
+    let start = Instant::now();
+    loop {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_stat_activity is readable");
+        if others == 0 || start.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = conn.close().await;
+}
+
 fn kill_after(url: &str, delay: Duration) -> Vec<u64> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kisum-crash-writer"))
         .arg(url)

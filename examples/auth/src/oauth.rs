@@ -371,6 +371,9 @@ async fn exchange(state: &AuthState, headers: &HeaderMap, params: &HashMap<Strin
     let principal = Principal::Agent(agent_id);
     admitted(state, &principal, company)?;
     let act = Act { sub: format!("agent:{agent}"), act: claims.claims().act.clone().map(Box::new) };
+    if act.depth() > kisum_token::MAX_ACT_DEPTH {
+        return Err(invalid_grant("the subject token is already acted on by three agents"));
+    }
     let answer = user_token(state, subject, company, sid, &principal, Some(act))?;
     Ok(TokenAnswer { issued_token_type: Some(ACCESS_TOKEN_TYPE.into()), ..answer })
 }

@@ -439,6 +439,27 @@ async fn token_exchange_for_an_agent(backend: Backend) {
     let denied = h.check(&acting, "agent:helper", "encore", "finance:invoice:read").await;
     assert_eq!(denied.body["decision"], "deny");
     assert_eq!(denied.body["reason"], "PERMISSION_NOT_GRANTED");
+    // Agents acting for agents: at most three nested `act`; a fourth exchange is refused, not a fault.
+    let mut subject = maya.clone();
+    for i in 1..=4 {
+        let reg =
+            h.send(Call::new(Method::PUT, format!("/v1/companies/encore/agents/chain{i}")).bearer(Some(&maya))).await;
+        let (id, secret) = (reg.body["client_id"].as_str().unwrap(), reg.body["client_secret"].as_str().unwrap());
+        let a = h
+            .send(Call::new(Method::POST, "/oauth/token").header("authorization", &basic(id, secret)).form(&[
+                ("grant_type", EXCHANGE),
+                ("subject_token", subject.as_str()),
+                ("subject_token_type", ACCESS_TOKEN),
+            ]))
+            .await;
+        if i < 4 {
+            a.expect(StatusCode::OK);
+            subject = a.body["access_token"].as_str().unwrap().to_owned();
+        } else {
+            a.expect_code(StatusCode::UNAUTHORIZED, "TOKEN_INVALID");
+            assert_eq!(a.body["error"], "invalid_grant");
+        }
+    }
     // An agent a delegation still names cannot be unregistered (a loader rule: 422).
     h.send(Call::new(Method::DELETE, "/v1/companies/encore/agents/helper").bearer(Some(&maya)))
         .await
