@@ -37,6 +37,22 @@ async fn answer<T: DeserializeOwned>(result: Result<reqwest::Response, reqwest::
     Err(CallError { status, problem: problem.map(Box::new), detail })
 }
 
+/// `method base+path` with a bearer token and an optional JSON body, answered as JSON.
+async fn json_call(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Result<Value, CallError> {
+    let mut request = http.request(method, format!("{base}{path}")).bearer_auth(token);
+    if let Some(b) = body {
+        request = request.json(b);
+    }
+    answer(request.send().await).await
+}
+
 /// A session started (`POST /v1/sessions`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Session {
@@ -130,11 +146,7 @@ impl AuthClient {
         token: &str,
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(b) = body {
-            request = request.json(b);
-        }
-        answer(request.send().await).await
+        json_call(&self.http, &self.base, method, path, token, body).await
     }
 }
 
@@ -198,10 +210,6 @@ impl CoreClient {
         token: &str,
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(b) = body {
-            request = request.json(b);
-        }
-        answer(request.send().await).await
+        json_call(&self.http, &self.base, method, path, token, body).await
     }
 }

@@ -117,3 +117,33 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// Runs each listed async test function `name(Backend)` once per backend, as the tests `sqlite::name` and
+/// `postgres::name` (multi-threaded runtime, 2 workers). The functions are looked up at the crate root, or
+/// under a module path given as `@in crate::suite;` before the list.
+#[macro_export]
+macro_rules! on_both_backends {
+    (@in $($m:ident)::+; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            use $($m)::+ as tests;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tests::$name($crate::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            use $($m)::+ as tests;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tests::$name($crate::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@in crate; $($name),*);
+    };
+}

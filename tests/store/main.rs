@@ -5,29 +5,8 @@
 mod crash;
 mod suite;
 
-/// Runs each listed suite function once per backend, as `sqlite::name` and `postgres::name`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::suite::$name(kisum_tests::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::suite::$name(kisum_tests::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kisum_tests::on_both_backends!(
+    @in crate::suite;
     empty_store_needs_a_seed,
     writes_survive_reopening_in_order,
     refused_writes_store_nothing,

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kisum_access::Change;
 use kisum_server::openapi::BearerScheme;
@@ -121,14 +121,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// fallbacks, body limit and request ids.
 pub fn app(state: Arc<AuthState>) -> Router {
     let (router, api) = routers().split_for_parts();
-    let document = api.to_json().unwrap_or_default();
-    let router = router.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let document = document.clone();
-            async move { ([(header::CONTENT_TYPE, "application/json")], document).into_response() }
-        }),
-    );
+    let router = kisum_server::openapi::with_document(router, &api);
     kisum_server::finish(router.with_state(state))
 }
 

@@ -9,8 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kisum_access::doc::{AgentDoc, DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, ResourceDoc, RoleDoc};
-use kisum_access::{Access, Actor, AgentId, Change, ChangeRecord, CompanyId, DelegationId, RoleId, Timestamp};
+use kisum_access::{Access, Actor, AgentId, Change, CompanyId, DelegationId, RoleId, Timestamp};
 use kisum_errors::ErrorCode;
+use kisum_server::audit::AuditPage;
 use kisum_server::fresh::written;
 use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, random};
 use kisum_store::SideWrite;
@@ -378,15 +379,6 @@ pub(crate) struct AuditQuery {
     limit: Option<u32>,
 }
 
-/// A page of a company's audit log.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AuditPage {
-    /// The records, in sequence order.
-    records: Vec<ChangeRecord>,
-    /// The `after` of the next page, if the page was full.
-    next: Option<u64>,
-}
-
 /// The company's audit log: every write to it (support sessions' included), with actor, instant, kind,
 /// whom it touched, before and after. Callers: members allowed `core:member:read`, or a service token
 /// with `auth:access:read`.
@@ -410,15 +402,6 @@ pub(crate) async fn audit(
     let company = CompanyId::parse(&c).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(&c))))?;
     caller::company_reader(&state, &claims, &company, MEMBER_READ)?;
     kisum_server::fresh::at_least(&headers, state.engine.installed()).await?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("/limit", "a limit is 1 to 1000"));
-    }
-    let after = q.after.unwrap_or(0);
-    if i64::try_from(after).is_err() {
-        return Err(ApiError::invalid("/after", "a sequence is at most 2^63 - 1"));
-    }
-    let records = state.engine.store().audit(Some(&company), after, limit).await?;
-    let next = (records.len() == limit as usize).then(|| records.last().map(|r| r.seq)).flatten();
-    Ok(Json(AuditPage { records, next }))
+    let store = state.engine.store();
+    Ok(Json(kisum_server::audit::page(store.as_ref(), Some(&company), q.after, q.limit).await?))
 }

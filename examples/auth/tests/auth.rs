@@ -143,20 +143,7 @@ impl H {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { crate::$name(kisum_tests::Backend::Sqlite).await; } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { crate::$name(kisum_tests::Backend::Postgres).await; } )*
-        }
-    };
-}
-
-on_both_backends!(
+kisum_tests::on_both_backends!(
     sign_in_and_its_rate_limit,
     refresh_rotation_grace_and_reuse,
     concurrent_refreshes_have_one_winner,

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use kisum_access::doc::{AgentDoc, CompanyDoc, DelegationDoc, MembershipDoc, SupportSessionDoc};
-use kisum_access::{Access, Actor, Change, ChangeRecord, CompanyId, UserId};
+use kisum_access::{Access, Actor, Change, CompanyId, UserId};
 use kisum_entitlements::doc::{OverrideDoc, SubscriptionDoc};
 use kisum_entitlements::{OverrideId, PlanDoc, SubscriptionId, SubscriptionPatch, Timestamp};
 use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, password, random};
@@ -22,6 +22,7 @@ use crate::state::CoreState;
 
 type Problem = kisum_server::openapi::ProblemSchema;
 
+use kisum_server::audit::AuditPage;
 use kisum_server::fresh::written;
 
 fn to_json<T: Serialize>(value: &T) -> Option<serde_json::Value> {
@@ -494,15 +495,6 @@ pub(crate) struct AuditQuery {
     limit: Option<u32>,
 }
 
-/// A page of the audit log.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AuditPage {
-    /// The records, in sequence order.
-    records: Vec<ChangeRecord>,
-    /// The `after` of the next page, if the page was full.
-    next: Option<u64>,
-}
-
 /// Every write, platform-wide (`admin:audit:read`): actor, instant, kind, company, whom it touched,
 /// before and after.
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "admin",
@@ -519,21 +511,12 @@ pub(crate) async fn audit(
     _: Admin<caller::AuditRead>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("/limit", "a limit is 1 to 1000"));
-    }
-    let after = query.after.unwrap_or(0);
-    if i64::try_from(after).is_err() {
-        return Err(ApiError::invalid("/after", "a sequence is at most 2^63 - 1"));
-    }
     let company = match &query.company {
         Some(c) => Some(CompanyId::parse(c).map_err(|e| ApiError::invalid("/company", e.to_string()))?),
         None => None,
     };
-    let records = state.engine.store().audit(company.as_ref(), after, limit).await?;
-    let next = (records.len() == limit as usize).then(|| records.last().map(|r| r.seq)).flatten();
-    Ok(Json(AuditPage { records, next }))
+    let store = state.engine.store();
+    Ok(Json(kisum_server::audit::page(store.as_ref(), company.as_ref(), query.after, query.limit).await?))
 }
 
 // ---------------------------------------------------------------- support sessions

@@ -19,8 +19,6 @@ mod state;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
 use kisum_server::openapi::BearerScheme;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -78,13 +76,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// fallbacks, body limit and request ids.
 pub fn app(state: Arc<CoreState>) -> Router {
     let (router, api) = routers().split_for_parts();
-    let document = api.to_json().unwrap_or_default();
-    let router = router.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let document = document.clone();
-            async move { ([(header::CONTENT_TYPE, "application/json")], document).into_response() }
-        }),
-    );
+    let router = kisum_server::openapi::with_document(router, &api);
     kisum_server::finish(router.with_state(state))
 }

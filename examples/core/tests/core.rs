@@ -134,20 +134,7 @@ impl Answer {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { crate::$name(kisum_tests::Backend::Sqlite).await; } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { crate::$name(kisum_tests::Backend::Postgres).await; } )*
-        }
-    };
-}
-
-on_both_backends!(
+kisum_tests::on_both_backends!(
     catalog_and_entitlements_by_caller,
     admin_routes_by_caller,
     companies_create_list_read_remove,

@@ -16,6 +16,7 @@
 //! Servers bind to loopback addresses only ([`serve`]).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 mod error;
 pub mod fresh;
 pub mod health;

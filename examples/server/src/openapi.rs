@@ -59,3 +59,18 @@ impl Modify for BearerScheme {
         );
     }
 }
+
+/// `router` with `GET /openapi.json` answering `api` as JSON (rendered once).
+pub fn with_document<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    api: &utoipa::openapi::OpenApi,
+) -> axum::Router<S> {
+    let document = api.to_json().unwrap_or_default();
+    router.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }
+        }),
+    )
+}
