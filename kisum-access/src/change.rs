@@ -103,6 +103,9 @@ pub enum Change {
     },
     /// Creates or replaces a delegation.
     PutDelegation(DelegationDoc),
+    /// Creates a delegation; an id already in use (in any company) is a conflict, checked under the write
+    /// lock, so two creates with one id never replace each other.
+    AddDelegation(DelegationDoc),
     /// Revokes a delegation at the write's instant.
     RevokeDelegation {
         /// The company id.
@@ -227,6 +230,7 @@ impl Change {
             Change::PutAgent(_) => "put_agent",
             Change::RemoveAgent { .. } => "remove_agent",
             Change::PutDelegation(_) => "put_delegation",
+            Change::AddDelegation(_) => "add_delegation",
             Change::RevokeDelegation { .. } => "revoke_delegation",
             Change::PutSubscription { .. } => "put_subscription",
             Change::RemoveSubscription { .. } => "remove_subscription",
@@ -263,7 +267,7 @@ impl Change {
             Change::CreateCompany { company, .. } => parse("/company/id", &company.id),
             Change::PutMembership(m) => parse("/membership/company", &m.company),
             Change::PutAgent(a) => parse("/agent/company", &a.company),
-            Change::PutDelegation(d) => parse("/delegation/company", &d.company),
+            Change::PutDelegation(d) | Change::AddDelegation(d) => parse("/delegation/company", &d.company),
             Change::RemoveCompany { company }
             | Change::PutRole { company, .. }
             | Change::RemoveRole { company, .. }

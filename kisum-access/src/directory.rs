@@ -594,7 +594,7 @@ impl Directory {
                         must_hold(&[r], judge, RoleWrite::Remove)?;
                     }
                 }
-                Change::PutDelegation(d) => {
+                Change::PutDelegation(d) | Change::AddDelegation(d) => {
                     if d.from != PrincipalDoc::User(user.to_string()) {
                         return Err(forbidden(
                             user,
@@ -775,6 +775,10 @@ fn check_global_ids(writer: &Writer, change: &Change, company: &CompanyId) -> Re
             }
             _ => Ok(()),
         },
+        Change::AddDelegation(d) => match writer.delegations.get(d.id.as_str()) {
+            Some(_) => Err(conflict("/delegation/id", format!("delegation `{}` exists", d.id))),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
 }
@@ -913,7 +917,7 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
                 .ok_or_else(|| not_found(ItemKind::Agent, agent.as_str()))?;
             Ok(Edit { before: json(&before), after: None, touched: Some(vec![Principal::Agent(agent.clone())]) })
         }
-        Change::PutDelegation(d) => {
+        Change::PutDelegation(d) | Change::AddDelegation(d) => {
             let before = put(&mut source.delegations, d.clone(), |x| x.id == d.id);
             // A replaced delegation may have had another delegate: both lose or gain access.
             let touched = [Some(&d.to), before.as_ref().map(|b| &b.to)].into_iter().flatten().filter_map(principal_of);

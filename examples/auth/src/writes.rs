@@ -264,7 +264,7 @@ pub(crate) async fn remove_agent(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DelegationBody {
-    /// The id; assigned when absent. An id in use is a conflict.
+    /// The id; assigned when absent. An id in use (in any company) is a conflict.
     id: Option<String>,
     /// The delegate: `{"user": ID}` or `{"agent": ID}`.
     to: PrincipalDoc,
@@ -314,14 +314,6 @@ pub(crate) async fn create_delegation(
         Some(id) => id,
         None => random::id("d")?,
     };
-    let exists = state
-        .engine
-        .directory()
-        .company(&company)
-        .is_some_and(|p| p.documents().delegations.iter().any(|d| d.id == id));
-    if exists {
-        return Err(ApiError::new(ErrorCode::Conflict, format!("delegation `{}` exists", clip(&id))));
-    }
     let doc = DelegationDoc {
         id: id.clone(),
         company: company.to_string(),
@@ -334,7 +326,7 @@ pub(crate) async fn create_delegation(
         redelegable: b.redelegable.unwrap_or(false),
         revoked_at: None,
     };
-    let record = state.write(&actor, Change::PutDelegation(doc), &[]).await?;
+    let record = state.write(&actor, Change::AddDelegation(doc), &[]).await?;
     Ok(written(StatusCode::CREATED, &record, body(&Created { id })))
 }
 

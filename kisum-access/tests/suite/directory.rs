@@ -148,6 +148,18 @@ fn only_delegate_what_you_may_pass_on() {
     dir.apply(&user("rita"), T(), delegation("x2", "rita", "new", &["*"])).unwrap();
     // Non-delegable permissions are never conferred, so matching them is not a reason to refuse.
     dir.apply(&user("boss"), T(), delegation("x3", "boss", "rita", &["core:*"])).unwrap();
+    // Creating (not replacing) refuses an id in use, and changes nothing.
+    let add = |d: Change| match d {
+        Change::PutDelegation(doc) => Change::AddDelegation(doc),
+        other => other,
+    };
+    let before = dir.to_doc();
+    assert_eq!(
+        code(dir.apply(&user("boss"), T(), add(delegation("x3", "boss", "new", &["core:doc:read"])))),
+        ErrorCode::Conflict
+    );
+    assert_eq!(dir.to_doc(), before);
+    dir.apply(&user("boss"), T(), add(delegation("x4", "boss", "new", &["core:doc:read"]))).unwrap();
     // Nobody delegates someone else's access.
     assert_eq!(
         code(dir.apply(&user("rita"), T(), delegation("x4", "boss", "new", &["core:doc:read"]))),
