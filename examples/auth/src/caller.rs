@@ -5,7 +5,7 @@ use axum::http::HeaderMap;
 use kisum_access::{Access, CompanyId, Principal, UserId};
 use kisum_errors::ErrorCode;
 use kisum_server::{ApiError, ApiResult};
-use kisum_token::{Accept, Caller, Expect, TokenError, VerifiedClaims};
+use kisum_token::{Accept, Caller, Expect, VerifiedClaims};
 
 use crate::state::AuthState;
 
@@ -30,14 +30,7 @@ pub struct UserCaller {
 /// Verifies a token of a kind `accept` admits, refusing a user token whose session was revoked or whose
 /// user was disabled (`401 TOKEN_INVALID`).
 pub fn verify(state: &AuthState, headers: &HeaderMap, accept: Accept) -> ApiResult<std::sync::Arc<VerifiedClaims>> {
-    let claims = state.tokens.verify(headers, Expect::new(accept))?;
-    if let Caller::User { subject, sid, .. } = claims.caller()
-        && state.revoked.refuses(sid, subject, state.now().unix_seconds())
-    {
-        return Err(ApiError::from_error(&TokenError::Invalid("the session was revoked"))
-            .with_header(axum::http::header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
-    }
-    Ok(claims)
+    state.tokens.verify(headers, Expect::new(accept))
 }
 
 /// The verified bearer token of a request (user or service), established from the headers before any

@@ -45,7 +45,7 @@ pub use caller::ACCESS_READ;
 pub use feed::{FeedEvent, HEARTBEAT};
 pub use keys::{Keys, Rotation};
 pub use oauth::TokenAnswer;
-pub use state::{AuthState, Revoked, Settings};
+pub use state::{AuthState, Settings};
 
 /// What can stop Auth from starting.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -215,10 +215,7 @@ pub fn background(state: Arc<AuthState>, poll: Duration) -> tokio::task::JoinHan
 
 async fn observe(state: &AuthState, entry: &kisum_store::LogEntry) {
     match &entry.change {
-        Change::RevokeSession { session, until, .. } => state.revoked.session(session, until.unix_seconds()),
-        Change::DisableUser { user } => {
-            state.revoked.user(user, state.settings.revoked_until(entry.record.at.unix_seconds()));
-        }
+        Change::RevokeSession { .. } | Change::DisableUser { .. } => state.revoked().observe(entry),
         Change::RotateKeys { .. } => {
             if let Err(e) = state.reload_keys().await {
                 tracing::error!(error = %e, "reloading signing keys failed");
@@ -235,7 +232,7 @@ async fn maintain(state: &AuthState) {
     } else if let Err(e) = state.reload_keys().await {
         tracing::error!(error = %e, "reloading signing keys failed");
     }
-    state.revoked.forget_before(now.unix_seconds());
+    state.revoked().forget_before(now.unix_seconds());
     // Sessions that ended more than a day ago, and old sign-in failures, go.
     if let Err(e) = state.engine.store().purge_auth(now.unix_seconds().saturating_sub(24 * 3600)).await {
         tracing::warn!(error = %e, "purging ended sessions failed");

@@ -360,7 +360,7 @@ async fn exchange(state: &AuthState, headers: &HeaderMap, params: &HashMap<Strin
     let Caller::User { subject, company, sid, .. } = claims.caller() else {
         return Err(invalid_grant("the subject token is not a user's"));
     };
-    if state.revoked.refuses(sid, subject, state.now().unix_seconds()) {
+    if state.revoked().refuses(sid, subject, state.now().unix_seconds()) {
         return Err(invalid_grant("the subject token's session was revoked"));
     }
     if company.as_str() != agent_company {

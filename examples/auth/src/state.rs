@@ -1,10 +1,10 @@
 //! What Auth's handlers share: the engine, the signing keys, the sessions revoked, the settings.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use kisum_access::{Actor, Change, ChangeRecord, CompanyId, UserId};
+use kisum_access::{Actor, Change, ChangeRecord, CompanyId};
 use kisum_entitlements::{Clock, Timestamp};
+use kisum_server::revoked::Revoked;
 use kisum_server::{ApiResult, Tokens};
 use kisum_store::{Engine, SideWrite};
 use kisum_token::{Kek, MAX_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS, RotationPolicy};
@@ -60,47 +60,6 @@ impl Settings {
     }
 }
 
-/// Sessions revoked and users disabled, as this replica learned them from the log: tokens of theirs are
-/// refused until they have expired.
-#[derive(Debug, Default)]
-pub struct Revoked {
-    sessions: RwLock<HashMap<String, i64>>,
-    users: RwLock<HashMap<UserId, i64>>,
-}
-
-impl Revoked {
-    /// Records that session `sid` is revoked; its tokens are refused until `until`.
-    pub fn session(&self, sid: &str, until: i64) {
-        if let Ok(mut map) = self.sessions.write() {
-            map.insert(sid.to_owned(), until);
-        }
-    }
-
-    /// Records that `user` was disabled at `at`: tokens issued before are refused until `until`.
-    pub fn user(&self, user: &UserId, until: i64) {
-        if let Ok(mut map) = self.users.write() {
-            map.insert(user.clone(), until);
-        }
-    }
-
-    /// Whether a token of `sid`, issued to `user`, is refused at `now`. A poisoned lock refuses.
-    pub fn refuses(&self, sid: &str, user: &UserId, now: i64) -> bool {
-        let session = self.sessions.read().map(|m| m.get(sid).is_some_and(|&until| now < until)).unwrap_or(true);
-        let user = self.users.read().map(|m| m.get(user).is_some_and(|&until| now < until)).unwrap_or(true);
-        session || user
-    }
-
-    /// Forgets what no token can outlive any more.
-    pub fn forget_before(&self, now: i64) {
-        if let Ok(mut map) = self.sessions.write() {
-            map.retain(|_, until| now < *until);
-        }
-        if let Ok(mut map) = self.users.write() {
-            map.retain(|_, until| now < *until);
-        }
-    }
-}
-
 /// How many sign-in turns there are.
 const LOGIN_TURNS: usize = 64;
 
@@ -113,8 +72,6 @@ pub struct AuthState {
     pub tokens: Tokens,
     /// The signing keys.
     pub keys: Keys,
-    /// Sessions and users whose tokens are refused.
-    pub revoked: Revoked,
     /// The settings.
     pub settings: Settings,
     /// Sign-in turns, by a hash of the user name: one verification per name at a time.
@@ -145,7 +102,6 @@ impl AuthState {
             engine,
             tokens: Tokens::new(verifier, clock),
             keys,
-            revoked: Revoked::default(),
             settings,
             login_turns: (0..LOGIN_TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
             last_turn: tokio::sync::Mutex::new(()),
@@ -190,15 +146,14 @@ impl AuthState {
         Ok(self.engine.write_with(actor, self.now(), change, side).await?)
     }
 
+    /// Sessions and users whose tokens are refused (kept by the token verifier, which refuses them).
+    pub fn revoked(&self) -> &Arc<Revoked> {
+        self.tokens.revoked()
+    }
+
     /// Reads the sessions revoked recently enough that their tokens may still be presented.
     pub(crate) async fn load_revoked(&self) -> Result<(), kisum_store::StoreError> {
-        let now = self.now().unix_seconds();
-        let since = now.saturating_sub(self.settings.revoked_until(0));
-        for s in self.engine.store().revoked_sessions(since).await? {
-            let at = s.revoked_at.unwrap_or(now);
-            self.revoked.session(&s.sid, self.settings.revoked_until(at));
-        }
-        Ok(())
+        self.revoked().load(self.engine.store().as_ref(), self.now().unix_seconds()).await
     }
 
     /// Reloads the signing keys from the store and swaps the verifier.

@@ -92,11 +92,21 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     let engine = Arc::new(kisum_store::Engine::open(store, Some(&seed)).await?);
     let follower = engine.follow(Duration::from_millis(config.poll_ms));
+    let from = engine.seq();
     let state = Arc::new(CoreState {
         engine,
         tokens: Tokens::new(verifier, Arc::new(SystemClock)),
         platform_company: config.platform_company.parse()?,
     });
+    // Revoked sessions and disabled users are refused here too: from Auth's table, then from the log.
+    let now = kisum_entitlements::Timestamp::now().unix_seconds();
+    state.tokens.revoked().load(state.engine.store().as_ref(), now).await?;
+    let revocations = kisum_server::revoked::follow(
+        state.engine.store().clone(),
+        state.tokens.revoked().clone(),
+        from,
+        Duration::from_millis(config.poll_ms),
+    );
     let keys = match config.jwks {
         Some(_) => None,
         None => {
@@ -118,6 +128,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     axum::serve(listener, kisum_core::app(state)).with_graceful_shutdown(shutdown).await?;
     follower.abort();
+    revocations.abort();
     if let Some(keys) = keys {
         keys.abort();
     }

@@ -28,6 +28,7 @@ fn now() -> Timestamp {
 
 struct Harness {
     app: Router,
+    state: Arc<CoreState>,
     key: PrivateKey,
     engine: Arc<Engine>,
     db: TestDb,
@@ -39,8 +40,8 @@ async fn harness(backend: Backend) -> Harness {
     let key = PrivateKey::generate(Algorithm::EdDSA, "k1").unwrap();
     let verifier = Verifier::new(Jwks::from_keys([&key]).unwrap(), Validation::new(ISSUER, "kisum")).unwrap();
     let tokens = Tokens::new(verifier, Arc::new(ManualClock::new(now())));
-    let state = CoreState { engine: engine.clone(), tokens, platform_company: "kisum".parse().unwrap() };
-    Harness { app: kisum_core::app(Arc::new(state)), key, engine, db }
+    let state = Arc::new(CoreState { engine: engine.clone(), tokens, platform_company: "kisum".parse().unwrap() });
+    Harness { app: kisum_core::app(state.clone()), state, key, engine, db }
 }
 
 impl Harness {
@@ -135,6 +136,7 @@ impl Answer {
 }
 
 kisum_tests::on_both_backends!(
+    revoked_sessions_are_refused,
     catalog_and_entitlements_by_caller,
     admin_routes_by_caller,
     companies_create_list_read_remove,
@@ -600,4 +602,31 @@ async fn writes_reach_another_replica_through_the_log(backend: Backend) {
     let decision = directory.check(&maya, &"encore".parse().unwrap(), read, None, now());
     assert_eq!(decision.reason(), Some(kisum_access::DenyReason::ModuleNotEntitled), "after {:?}", started.elapsed());
     follow.abort();
+}
+
+async fn revoked_sessions_are_refused(backend: Backend) {
+    let h = harness(backend).await;
+    let ops = h.user("ops", "kisum");
+    h.call(Method::GET, "/admin/v1/companies", Some(&ops), None).await.expect(StatusCode::OK);
+    let follower = kisum_server::revoked::follow(
+        h.engine.store().clone(),
+        h.state.tokens.revoked().clone(),
+        h.engine.seq(),
+        Duration::from_millis(50),
+    );
+    // Auth revokes the session (`s1`, the harness's): Core refuses its tokens within a second.
+    let until = now().checked_add_seconds(900).unwrap();
+    let revoke = kisum_access::Change::RevokeSession { user: "ops".parse().unwrap(), session: "s1".into(), until };
+    h.engine.write(&kisum_access::Actor::User("ops".parse().unwrap()), now(), revoke).await.unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let a = h.call(Method::GET, "/admin/v1/companies", Some(&ops), None).await;
+        if a.status == StatusCode::UNAUTHORIZED {
+            assert_eq!(a.code(), "TOKEN_INVALID");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "still {} after a second", a.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    follower.abort();
 }

@@ -271,6 +271,15 @@ async fn start_core(
     if follow {
         tasks.push(opened.engine.follow(Duration::from_millis(poll_ms)));
     }
+    // Revoked sessions and disabled users: refused by Core too, from the table and then the log.
+    let from = opened.engine.seq();
+    state.tokens.revoked().load(store.as_ref(), now).await?;
+    tasks.push(kisum_server::revoked::follow(
+        store.clone(),
+        state.tokens.revoked().clone(),
+        from,
+        Duration::from_millis(poll_ms),
+    ));
     let keys_state = state.clone();
     tasks.push(kisum_server::keys::follow_keys(store, validation, Duration::from_millis(500), move |v| {
         keys_state.tokens.replace(v)

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod password;
 pub mod random;
 pub mod request_id;
+pub mod revoked;
 mod serve;
 pub mod staff;
 mod tokens;

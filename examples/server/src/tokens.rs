@@ -6,7 +6,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, header};
 use kisum_entitlements::Clock;
-use kisum_token::{Expect, TokenError, VerifiedClaims, Verifier};
+use kisum_token::{Caller, Expect, TokenError, VerifiedClaims, Verifier};
+
+use crate::revoked::Revoked;
 
 use crate::error::ApiError;
 
@@ -27,6 +29,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 pub struct Tokens {
     verifier: ArcSwap<Verifier>,
     clock: Arc<dyn Clock>,
+    revoked: Arc<Revoked>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -38,7 +41,7 @@ impl std::fmt::Debug for Tokens {
 impl Tokens {
     /// Tokens checked by `verifier` against `clock`.
     pub fn new(verifier: Verifier, clock: Arc<dyn Clock>) -> Tokens {
-        Tokens { verifier: ArcSwap::from_pointee(verifier), clock }
+        Tokens { verifier: ArcSwap::from_pointee(verifier), clock, revoked: Arc::new(Revoked::default()) }
     }
 
     /// Replaces the verifier (a new key set); requests in flight finish with the one they loaded.
@@ -57,11 +60,24 @@ impl Tokens {
         &self.clock
     }
 
-    /// Verifies the request's bearer token for a route that expects `expect`. Refusals are `401`
-    /// (`UNAUTHENTICATED`, `TOKEN_INVALID`, `TOKEN_EXPIRED`) with a `Bearer` challenge.
+    /// The sessions and users whose tokens are refused (fill it with [`crate::revoked::follow`]).
+    pub fn revoked(&self) -> &Arc<Revoked> {
+        &self.revoked
+    }
+
+    /// Verifies the request's bearer token for a route that expects `expect`, refusing a user token whose
+    /// session was revoked or whose user was disabled. Refusals are `401` (`UNAUTHENTICATED`,
+    /// `TOKEN_INVALID`, `TOKEN_EXPIRED`) with a `Bearer` challenge.
     pub fn verify(&self, headers: &HeaderMap, expect: Expect<'_>) -> Result<Arc<VerifiedClaims>, ApiError> {
         let token = bearer(headers)?;
-        self.verifier.load().verify(token, expect, self.clock.now()).map_err(refused)
+        let now = self.clock.now();
+        let claims = self.verifier.load().verify(token, expect, now).map_err(refused)?;
+        if let Caller::User { subject, sid, .. } = claims.caller()
+            && self.revoked.refuses(sid, subject, now.unix_seconds())
+        {
+            return Err(refused(TokenError::Invalid("the session was revoked")));
+        }
+        Ok(claims)
     }
 }
 

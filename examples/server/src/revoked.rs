@@ -1,0 +1,110 @@
+//! Sessions revoked and users disabled, as a server learns them from the change log (`revoke_session`,
+//! `disable_user`): their tokens are refused until the last of them has expired. Auth and Core keep one
+//! each, inside their [`Tokens`](crate::Tokens), so every route refuses them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kisum_access::{Change, UserId};
+use kisum_store::{LogEntry, Store, StoreError};
+use kisum_token::{MAX_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS};
+
+/// How long after a revocation its session's tokens can still be presented: the longest token lifetime
+/// plus the largest leeway.
+pub const REFUSE_FOR: i64 = MAX_LIFETIME_SECONDS + MAX_LEEWAY_SECONDS as i64;
+
+/// Revoked sessions and disabled users, each until an instant (Unix seconds).
+#[derive(Debug, Default)]
+pub struct Revoked {
+    sessions: RwLock<HashMap<String, i64>>,
+    users: RwLock<HashMap<UserId, i64>>,
+}
+
+impl Revoked {
+    /// Records that session `sid` is revoked; its tokens are refused until `until`.
+    pub fn session(&self, sid: &str, until: i64) {
+        if let Ok(mut map) = self.sessions.write() {
+            map.insert(sid.to_owned(), until);
+        }
+    }
+
+    /// Records that `user` was disabled: its tokens are refused until `until`.
+    pub fn user(&self, user: &UserId, until: i64) {
+        if let Ok(mut map) = self.users.write() {
+            map.insert(user.clone(), until);
+        }
+    }
+
+    /// Whether a token of `sid`, issued to `user`, is refused at `now`. A poisoned lock refuses.
+    pub fn refuses(&self, sid: &str, user: &UserId, now: i64) -> bool {
+        let session = self.sessions.read().map(|m| m.get(sid).is_some_and(|&until| now < until)).unwrap_or(true);
+        let user = self.users.read().map(|m| m.get(user).is_some_and(|&until| now < until)).unwrap_or(true);
+        session || user
+    }
+
+    /// Forgets what no token can outlive any more.
+    pub fn forget_before(&self, now: i64) {
+        if let Ok(mut map) = self.sessions.write() {
+            map.retain(|_, until| now < *until);
+        }
+        if let Ok(mut map) = self.users.write() {
+            map.retain(|_, until| now < *until);
+        }
+    }
+
+    /// Learns from one committed change.
+    pub fn observe(&self, entry: &LogEntry) {
+        match &entry.change {
+            Change::RevokeSession { session, until, .. } => self.session(session, until.unix_seconds()),
+            Change::DisableUser { user } => {
+                self.user(user, entry.record.at.unix_seconds().saturating_add(REFUSE_FOR));
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads the sessions revoked recently enough (at `now`) that their tokens may still be presented.
+    pub async fn load(&self, store: &dyn Store, now: i64) -> Result<(), StoreError> {
+        for s in store.revoked_sessions(now.saturating_sub(REFUSE_FOR)).await? {
+            self.session(&s.sid, s.revoked_at.unwrap_or(now).saturating_add(REFUSE_FOR));
+        }
+        Ok(())
+    }
+}
+
+/// Keeps `revoked` in step with the log of `store` from sequence `from` (read the revoked sessions of
+/// Auth's table first, with [`Revoked::load`]): wakes on commits and reads at least every `poll`. Runs
+/// until aborted.
+pub fn follow(store: Arc<dyn Store>, revoked: Arc<Revoked>, from: u64, poll: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut wake = store.commits();
+        let mut after = from;
+        loop {
+            match store.changes_after(after, 1000).await {
+                Ok(entries) => {
+                    for entry in &entries {
+                        revoked.observe(entry);
+                        after = entry.seq();
+                    }
+                }
+                Err(StoreError::ResyncRequired { from, .. }) => {
+                    let now = kisum_entitlements::Timestamp::now().unix_seconds();
+                    if let Err(e) = revoked.load(store.as_ref(), now).await {
+                        tracing::error!(error = %e, "reloading revoked sessions failed");
+                    }
+                    after = from;
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the change log failed; retrying"),
+            }
+            tokio::select! {
+                woke = wake.changed() => {
+                    if woke.is_err() {
+                        tokio::time::sleep(poll).await;
+                    }
+                }
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    })
+}
