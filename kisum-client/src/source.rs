@@ -96,6 +96,13 @@ pub const MAX_AGE: Duration = Duration::from_secs(300);
 
 type Key = (Principal, CompanyId);
 
+/// A company's version floors: for all of it, and per principal.
+#[derive(Debug, Default)]
+struct Floors {
+    company: u64,
+    principals: HashMap<Principal, u64>,
+}
+
 #[derive(Debug)]
 struct Entry {
     snapshot: Arc<Snapshot>,
@@ -145,8 +152,9 @@ pub struct RemoteSource {
     config: RemoteConfig,
     catalog: ArcSwap<AccessCatalog>,
     cache: moka::future::Cache<Key, Arc<Entry>>,
-    /// The version each key (or, under `None`, each whole company) must reach: raised by feed events.
-    floors: Mutex<HashMap<(Option<Principal>, CompanyId), u64>>,
+    /// The version each principal's access in a company (and the company's as a whole) must reach:
+    /// raised by feed events.
+    floors: Mutex<HashMap<CompanyId, Floors>>,
     /// Whether the feed is connected: cached answers are then `cache`, else `stale`.
     feed_connected: AtomicBool,
     token: crate::service::ServiceToken,
@@ -194,12 +202,10 @@ impl RemoteSource {
         })
     }
 
-    /// The floor `key` must reach: the larger of its own and its company's.
+    /// The floor `principal`'s access in `company` must reach: the larger of its own and its company's.
     fn floor(&self, principal: &Principal, company: &CompanyId) -> u64 {
         let floors = self.floors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let own = floors.get(&(Some(principal.clone()), company.clone())).copied().unwrap_or(0);
-        let all = floors.get(&(None, company.clone())).copied().unwrap_or(0);
-        own.max(all)
+        floors.get(company).map_or(0, |f| f.company.max(f.principals.get(principal).copied().unwrap_or(0)))
     }
 
     /// A feed event: the access of `principals` in `company` changed at `version` (all of the company's
@@ -207,13 +213,15 @@ impl RemoteSource {
     pub async fn changed(&self, company: &CompanyId, principals: Option<&[Principal]>, version: u64) {
         {
             let mut floors = self.floors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut raise = |k: (Option<Principal>, CompanyId)| {
-                let f = floors.entry(k).or_insert(0);
-                *f = (*f).max(version);
-            };
+            let f = floors.entry(company.clone()).or_default();
             match principals {
-                Some(ps) => ps.iter().for_each(|p| raise((Some(p.clone()), company.clone()))),
-                None => raise((None, company.clone())),
+                Some(ps) => {
+                    for p in ps {
+                        let own = f.principals.entry(p.clone()).or_insert(0);
+                        *own = (*own).max(version);
+                    }
+                }
+                None => f.company = f.company.max(version),
             }
         }
         match principals {

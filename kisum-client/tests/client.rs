@@ -173,6 +173,23 @@ async fn a_module_behind_the_sdk() {
     auth.revoke(&ines).await.unwrap();
     within(&app, &ines, "/v1/invoices", StatusCode::UNAUTHORIZED, Duration::from_secs(1)).await;
 
+    // A membership that ends by time alone: no write happens at its end, so no feed event; the cached
+    // snapshot is dropped at its `valid_until` (long before this module's 60 s bound) and access ends.
+    let (long_lived, _) = module(&p, Duration::from_secs(60)).await;
+    let ends = kisum_entitlements::Timestamp::now().checked_add_seconds(3).unwrap();
+    let body = json!({"roles": ["finance_manager"], "expires_at": ends.to_string()});
+    auth.call(Method::PUT, "/v1/companies/encore/memberships/kai", &maya, Some(&body)).await.unwrap();
+    let kai = p.token("kai", "encore").await;
+    // Let the feed deliver the write's own event first, so that nothing but time drops the snapshot.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    within(&long_lived, &kai, "/v1/invoices", StatusCode::OK, Duration::from_secs(1)).await;
+    let cached = Call::new(Method::GET, "/v1/invoices").bearer(Some(&kai)).send(&long_lived).await;
+    assert_eq!(cached.body["origin"], "cache", "{:#}", cached.body);
+    let left = ends.unix_seconds() - kisum_entitlements::Timestamp::now().unix_seconds();
+    tokio::time::sleep(Duration::from_millis(u64::try_from(left.max(0)).unwrap() * 1000 + 300)).await;
+    let ended = Call::new(Method::GET, "/v1/invoices").bearer(Some(&kai)).send(&long_lived).await;
+    ended.expect_code(StatusCode::FORBIDDEN, "MEMBERSHIP_INACTIVE");
+
     // A rotated key: tokens signed by the new key verify (an unknown kid refetches the JWKS).
     let admin = auth.client_credentials("platform-admin", ADMIN_SECRET, Some("admin:key:rotate")).await.unwrap();
     auth.call(Method::POST, "/admin/v1/keys/rotate", &admin.access_token, None).await.unwrap();

@@ -14,4 +14,4 @@ pub use engine::Engine;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use store::{Checkpoint, Credential, LogEntry, SideWrite, Store, WriteTx, connect};
+pub use store::{Checkpoint, Credential, LogEntry, SideWrite, Store, WriteTx, connect, redact};

@@ -205,7 +205,32 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
+/// A store URL without its password, for logs and start-up lines.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url.get(scheme + 3..at).and_then(|c| c.split_once(':')) {
+            Some((user, _)) => format!(
+                "{}{user}:[redacted]{}",
+                url.get(..scheme + 3).unwrap_or_default(),
+                url.get(at..).unwrap_or_default()
+            ),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
 /// Cuts user input to a length fit for a message.
 pub(crate) fn clip(text: &str) -> String {
     text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(super::redact("postgres://kisum:s3cret@db:5432/k"), "postgres://kisum:[redacted]@db:5432/k");
+        assert_eq!(super::redact("postgres://kisum@db/k"), "postgres://kisum@db/k");
+        assert_eq!(super::redact("sqlite://./kisum-data/kisum.db"), "sqlite://./kisum-data/kisum.db");
+    }
 }

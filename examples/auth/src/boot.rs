@@ -116,7 +116,7 @@ impl Boot {
             }
         }
         self.admin_client(&engine, &mut notes).await?;
-        Ok(Opened { engine, kek, db: redact(&db), notes })
+        Ok(Opened { engine, kek, db: kisum_store::redact(&db), notes })
     }
 
     /// The key-encryption key: `KISUM_KEK`, else `--kek-file`, else (embedded store only) the `kek` file
@@ -192,19 +192,4 @@ fn write_private(path: &Path, text: &str) -> Result<(), StartError> {
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     Ok(())
-}
-
-/// A database URL without its password.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url.get(scheme + 3..at).and_then(|c| c.split_once(':')) {
-            Some((user, _)) => format!(
-                "{}{user}:[redacted]{}",
-                url.get(..scheme + 3).unwrap_or_default(),
-                url.get(at..).unwrap_or_default()
-            ),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
 }

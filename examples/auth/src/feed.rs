@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::{self, ACCESS_READ, Bearer};
-use crate::state::{AuthState, Settings};
+use crate::state::AuthState;
 
 /// Changes read from the log per query.
 const PAGE: u32 = 500;
@@ -60,7 +60,7 @@ pub struct FeedEvent {
 }
 
 /// The feed event of a committed change.
-pub fn event(entry: &LogEntry, settings: &Settings) -> FeedEvent {
+pub fn event(entry: &LogEntry) -> FeedEvent {
     let r = &entry.record;
     let mut e = FeedEvent {
         seq: r.seq,
@@ -83,7 +83,7 @@ pub fn event(entry: &LogEntry, settings: &Settings) -> FeedEvent {
         Change::DisableUser { user } => {
             e.kind = "session_revoked".into();
             e.principals = vec![format!("user:{user}")];
-            e.until = Some(Timestamp::from_unix(settings.revoked_until(r.at.unix_seconds())));
+            e.until = Some(Timestamp::from_unix(r.at.unix_seconds().saturating_add(kisum_server::revoked::REFUSE_FOR)));
         }
         Change::RotateKeys { .. } => e.kind = "keys".into(),
         _ => {}
@@ -167,7 +167,7 @@ pub(crate) async fn changes(
         .is_some_and(|v| v.contains("application/json") && !v.contains("text/event-stream"));
     if json {
         let entries = store.changes_after(after, JSON_LIMIT).await.map_err(read_error)?;
-        let events: Vec<FeedEvent> = entries.iter().map(|e| event(e, &state.settings)).collect();
+        let events: Vec<FeedEvent> = entries.iter().map(|e| event(e)).collect();
         return Ok(axum::Json(events).into_response());
     }
     // The first page is read before answering, so a cursor past retention is a 410, not a closed stream.
@@ -176,7 +176,7 @@ pub(crate) async fn changes(
         Stream { state: state.clone(), after, pending: first.into(), wake: store.commits(), closing: state.closing() };
     let events = futures_util::stream::unfold(stream, |mut s| async move {
         let entry = s.next().await?;
-        let e = event(&entry, &s.state.settings);
+        let e = event(&entry);
         let sse = Event::default()
             .id(e.seq.to_string())
             .event(e.kind.clone())

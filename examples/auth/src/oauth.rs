@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use kisum_access::{Access, AgentId, CompanyId, DenyReason, Pattern, Principal, UserId};
 use kisum_errors::ErrorCode;
-use kisum_server::{ApiError, ApiResult, random};
+use kisum_server::{ApiError, ApiResult, clip, random};
 use kisum_store::{RefreshUse, ServiceClient};
 use kisum_token::{Accept, Act, Audience, Caller, Claims, Expect, RefreshToken, RefreshTokenHash};
 use serde::{Deserialize, Serialize};
@@ -101,10 +101,6 @@ fn form(headers: &HeaderMap, body: &[u8]) -> ApiResult<HashMap<String, String>> 
         }
     }
     Ok(params)
-}
-
-fn clip(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 fn required<'a>(params: &'a HashMap<String, String>, name: &str) -> ApiResult<&'a str> {

@@ -168,7 +168,7 @@ pub(crate) async fn end_session(state: &AuthState, session: &kisum_store::Sessio
         return Ok(());
     }
     let now = state.now().unix_seconds();
-    let until = state.settings.revoked_until(now);
+    let until = now.saturating_add(kisum_server::revoked::REFUSE_FOR);
     let user = UserId::parse(&session.user).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let change = Change::RevokeSession {
         user: user.clone(),

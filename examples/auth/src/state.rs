@@ -7,7 +7,7 @@ use kisum_entitlements::{Clock, Timestamp};
 use kisum_server::revoked::Revoked;
 use kisum_server::{ApiResult, Tokens};
 use kisum_store::{Engine, SideWrite};
-use kisum_token::{Kek, MAX_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS, RotationPolicy};
+use kisum_token::{Kek, MAX_LIFETIME_SECONDS, RotationPolicy};
 
 use crate::keys::Keys;
 
@@ -51,12 +51,6 @@ impl Settings {
             rotation: RotationPolicy::default(),
             rotation_lead: 5,
         }
-    }
-
-    /// Until when a session revoked at `at` must have its access tokens refused: its last token's expiry
-    /// plus the largest leeway a verifier may allow.
-    pub fn revoked_until(&self, at: i64) -> i64 {
-        at.saturating_add(self.access_ttl).saturating_add(i64::from(MAX_LEEWAY_SECONDS))
     }
 }
 

@@ -13,7 +13,7 @@ use kisum_access::{Access, Actor, AgentId, Change, CompanyId, DelegationId, Role
 use kisum_errors::ErrorCode;
 use kisum_server::audit::AuditPage;
 use kisum_server::fresh::written;
-use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, random};
+use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, clip, random};
 use kisum_store::SideWrite;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -41,10 +41,6 @@ fn writer(
     }
     let actor = Actor::User(caller.subject.clone());
     Ok((caller, company, actor))
-}
-
-fn clip(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 fn body<T: Serialize>(value: &T) -> Option<serde_json::Value> {

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::{self, Admin};
-use crate::public::{clip, company_id};
+use crate::public::company_id;
 use crate::state::CoreState;
+use kisum_server::clip;
 
 type Problem = kisum_server::openapi::ProblemSchema;
 

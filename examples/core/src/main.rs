@@ -121,8 +121,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = kisum_server::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(store = %redact(&db), seq = state.engine.seq(), "Core ready");
-    println!("Core on http://{addr}  (OpenAPI: http://{addr}/openapi.json; store {})", redact(&db));
+    tracing::info!(store = %kisum_store::redact(&db), seq = state.engine.seq(), "Core ready");
+    println!("Core on http://{addr}  (OpenAPI: http://{addr}/openapi.json; store {})", kisum_store::redact(&db));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -133,15 +133,4 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         keys.abort();
     }
     Ok(())
-}
-
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
 }

@@ -9,7 +9,7 @@ use axum::response::Response;
 use kisum_access::Access;
 use kisum_access::doc::AccessCatalogDoc;
 use kisum_entitlements::{CompanyId, EntitlementsSummary, Timestamp};
-use kisum_server::{ApiError, ApiPath, ApiQuery, ApiResult};
+use kisum_server::{ApiError, ApiPath, ApiQuery, ApiResult, clip};
 use kisum_token::{Accept, Expect};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -39,10 +39,6 @@ impl At {
 /// Parses a company id from a path; a malformed one names no company (`404`).
 pub(crate) fn company_id(text: &str) -> ApiResult<CompanyId> {
     CompanyId::parse(text).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(text))))
-}
-
-pub(crate) fn clip(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 /// The catalog: modules, features, limits, permissions, system roles, and every version of every

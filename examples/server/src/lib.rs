@@ -35,3 +35,8 @@ pub use error::{ApiError, ApiResult};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use serve::{bind, finish, init_tracing, serve};
 pub use tokens::{Tokens, bearer};
+
+/// Cuts client input to 64 characters, for messages that quote it.
+pub fn clip(text: &str) -> String {
+    text.chars().take(64).collect()
+}
