@@ -167,7 +167,7 @@ pub(crate) async fn changes(
         .is_some_and(|v| v.contains("application/json") && !v.contains("text/event-stream"));
     if json {
         let entries = store.changes_after(after, JSON_LIMIT).await.map_err(read_error)?;
-        let events: Vec<FeedEvent> = entries.iter().map(|e| event(e)).collect();
+        let events: Vec<FeedEvent> = entries.iter().map(event).collect();
         return Ok(axum::Json(events).into_response());
     }
     // The first page is read before answering, so a cursor past retention is a 410, not a closed stream.
