@@ -176,7 +176,7 @@ async fn a_module_behind_the_sdk() {
     // A membership that ends by time alone: no write happens at its end, so no feed event; the cached
     // snapshot is dropped at its `valid_until` (long before this module's 60 s bound) and access ends.
     let (long_lived, _) = module(&p, Duration::from_secs(60)).await;
-    let ends = kisum_entitlements::Timestamp::now().checked_add_seconds(3).unwrap();
+    let ends = kisum_entitlements::Timestamp::from_unix(kisum_entitlements::Timestamp::now().unix_seconds() + 3);
     let body = json!({"roles": ["finance_manager"], "expires_at": ends.to_string()});
     auth.call(Method::PUT, "/v1/companies/encore/memberships/kai", &maya, Some(&body)).await.unwrap();
     let kai = p.token("kai", "encore").await;
@@ -185,8 +185,9 @@ async fn a_module_behind_the_sdk() {
     within(&long_lived, &kai, "/v1/invoices", StatusCode::OK, Duration::from_secs(1)).await;
     let cached = Call::new(Method::GET, "/v1/invoices").bearer(Some(&kai)).send(&long_lived).await;
     assert_eq!(cached.body["origin"], "cache", "{:#}", cached.body);
-    let left = ends.unix_seconds() - kisum_entitlements::Timestamp::now().unix_seconds();
-    tokio::time::sleep(Duration::from_millis(u64::try_from(left.max(0)).unwrap() * 1000 + 300)).await;
+    let end = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(ends.unix_seconds()).unwrap());
+    let left = end.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(left + Duration::from_millis(300)).await;
     let ended = Call::new(Method::GET, "/v1/invoices").bearer(Some(&kai)).send(&long_lived).await;
     ended.expect_code(StatusCode::FORBIDDEN, "MEMBERSHIP_INACTIVE");
 
