@@ -28,12 +28,20 @@ pub enum Actor {
     Service(ServiceId),
     /// A user acting in the company the write touches: the actor rules apply.
     User(UserId),
+    /// An agent acting for a user (a token with `act`): it never writes access, so the directory refuses
+    /// every write it makes (DESIGN.md §4 "Writes").
+    Agent {
+        /// The agent.
+        agent: AgentId,
+        /// The user it acts for.
+        user: UserId,
+    },
 }
 
 impl Actor {
-    /// Whether this is a platform write (anything but a user acting in a company).
+    /// Whether this is a platform write (anything but a user or an agent acting in a company).
     pub fn is_platform(&self) -> bool {
-        !matches!(self, Actor::User(_))
+        !matches!(self, Actor::User(_) | Actor::Agent { .. })
     }
 }
 
@@ -44,6 +52,7 @@ impl std::fmt::Display for Actor {
             Actor::Staff(u) => write!(f, "staff:{u}"),
             Actor::Service(s) => write!(f, "service:{s}"),
             Actor::User(u) => write!(f, "user:{u}"),
+            Actor::Agent { agent, user } => write!(f, "agent:{agent} for user:{user}"),
         }
     }
 }
@@ -92,8 +101,25 @@ pub enum Change {
         /// The user id.
         user: UserId,
     },
-    /// Registers or replaces an agent.
+    /// Ends a membership: its status becomes `removed` and the record stays (the audit trail keeps who
+    /// it was). A user may end its own; ending another's needs `core:member:remove`.
+    EndMembership {
+        /// The company id.
+        company: CompanyId,
+        /// The user id.
+        user: UserId,
+    },
+    /// Registers an agent; an agent id in use is a conflict (a new secret comes only from
+    /// [`Change::RotateAgentSecret`]).
     PutAgent(AgentDoc),
+    /// Records that an agent's client secret was replaced (the secret itself lives in the store's
+    /// client table, written with the change, and never enters the log). Needs `core:agent:manage`.
+    RotateAgentSecret {
+        /// The company id.
+        company: CompanyId,
+        /// The agent id.
+        agent: AgentId,
+    },
     /// Unregisters an agent (rejected while a delegation still names it).
     RemoveAgent {
         /// The company id.
@@ -227,7 +253,9 @@ impl Change {
             Change::RemoveRole { .. } => "remove_role",
             Change::PutMembership(_) => "put_membership",
             Change::RemoveMembership { .. } => "remove_membership",
+            Change::EndMembership { .. } => "end_membership",
             Change::PutAgent(_) => "put_agent",
+            Change::RotateAgentSecret { .. } => "rotate_agent_secret",
             Change::RemoveAgent { .. } => "remove_agent",
             Change::PutDelegation(_) => "put_delegation",
             Change::AddDelegation(_) => "add_delegation",
@@ -272,6 +300,8 @@ impl Change {
             | Change::PutRole { company, .. }
             | Change::RemoveRole { company, .. }
             | Change::RemoveMembership { company, .. }
+            | Change::EndMembership { company, .. }
+            | Change::RotateAgentSecret { company, .. }
             | Change::RemoveAgent { company, .. }
             | Change::RevokeDelegation { company, .. }
             | Change::PutSubscription { company, .. }

@@ -21,17 +21,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
-use kisum_entitlements::{BitSet, CompanyId, Issues, Timestamp};
+use kisum_entitlements::{CompanyId, Issues, Timestamp};
 use serde::Serialize;
 
 use crate::catalog::{AccessCatalog, PermissionId, RoleIx};
 use crate::change::{Actor, Change, ChangeRecord};
 use crate::company::{Company, CompanySource, Scratch, SourcePaths, SourceRef, hash_id};
 use crate::doc::{MembershipDoc, MembershipStatus, PrincipalDoc, SupportSessionDoc, WorldDoc};
-use crate::error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
+use crate::error::{AccessError, ForbiddenRule, ItemKind};
 use crate::eval::Decision;
 use crate::ids::{AgentId, DelegationId, Principal, ResourceRef, UserId};
 use crate::query::{Access, decide};
+use crate::rules;
 use crate::users::UserSet;
 use crate::world::{self, World};
 
@@ -124,6 +125,8 @@ struct Writer {
     agents: HashMap<AgentId, CompanyId, Fast>,
     delegations: HashMap<DelegationId, CompanyId, Fast>,
     order: Vec<CompanyId>,
+    /// Ids of removed companies: never given to a new company.
+    retired: HashSet<CompanyId>,
 }
 
 /// The concurrent, writable form of the whole model. `Send + Sync`; share it by `Arc`. Queries come
@@ -229,6 +232,7 @@ impl Directory {
             agents: HashMap::with_capacity_and_hasher(world.companies.len(), Fast::default()),
             delegations: HashMap::with_capacity_and_hasher(world.companies.len() * 4, Fast::default()),
             order: Vec::with_capacity(world.companies.len()),
+            retired: world.retired.into_iter().collect(),
         };
         for mut company in world.companies {
             // A world's partitions are its own: set in place, no copy.
@@ -277,7 +281,10 @@ impl Directory {
     pub fn doc_and_seq(&self) -> (WorldDoc, u64) {
         let writer = self.lock();
         let companies: Vec<Arc<Company>> = writer.order.iter().filter_map(|id| self.partition(id.as_str())).collect();
-        let doc = world::to_doc(&self.catalog.load(), writer.users.iter(), companies.iter().map(|c| c.documents()));
+        let mut doc = world::to_doc(&self.catalog.load(), writer.users.iter(), companies.iter().map(|c| c.documents()));
+        let mut retired: Vec<String> = writer.retired.iter().map(ToString::to_string).collect();
+        retired.sort_unstable();
+        doc.retired_companies = retired;
         (doc, writer.seq)
     }
 
@@ -380,6 +387,10 @@ impl Directory {
             before,
             after,
         };
+        // A token acting for a user never writes access, nor anything else.
+        if let Actor::Agent { .. } = actor {
+            return Err(forbidden(actor, ForbiddenRule::ActsForAnother));
+        }
         let Some(company_id) = company_id else {
             match (&change, actor) {
                 // A user may end its own sessions.
@@ -433,6 +444,12 @@ impl Directory {
             return Ok(prepared(Effect::RemoveCompany(old), Some(company_id), None, before, None, change));
         }
         let (old, mut source) = match (&change, current) {
+            (Change::CreateCompany { .. }, None) if writer.retired.contains(&company_id) => {
+                return Err(conflict(
+                    "/company/id",
+                    format!("company id `{company_id}` belonged to a removed company and is retired"),
+                ));
+            }
             (Change::CreateCompany { company, .. }, None) => {
                 let source = CompanySource {
                     company: company.clone(),
@@ -536,91 +553,12 @@ impl Directory {
     ) -> Result<(), AccessError> {
         let catalog = self.catalog.load();
         let cat = &*catalog;
-        if let Actor::User(user) = actor {
-            // The actor's rights are judged on the state before the write (or, for a new company, after).
-            let judge = old.unwrap_or(new);
-            let actor_principal = Principal::User(user.clone());
-            let holds = judge.snapshot(cat, &actor_principal, at);
-            if holds.denies_all().is_some() && !matches!(change, Change::CreateCompany { .. }) {
-                return Err(forbidden(user, ForbiddenRule::NoActiveMembership { company: new.id.clone() }));
+        match (actor, old, change) {
+            (Actor::User(user), _, Change::CreateCompany { owner, .. }) if owner != user => {
+                return Err(forbidden(actor, ForbiddenRule::CreatesForAnother { owner: owner.clone() }));
             }
-            let entitled = judge.segment(at).map(|s| s.entitled.clone()).unwrap_or_default();
-            let must_hold = |roles: &[RoleIx], company: &Company, write: RoleWrite| -> Result<(), AccessError> {
-                for r in roles {
-                    let Some(role) = company.role(cat, *r) else { continue };
-                    let mut needed = role.closure.clone();
-                    needed.intersect_with(&entitled);
-                    if !needed.is_subset(&holds.effective) {
-                        return Err(forbidden(user, ForbiddenRule::RoleExceedsActor { role: role.id.clone(), write }));
-                    }
-                }
-                Ok(())
-            };
-            let custom = |company: &Company, id: &str| {
-                company.custom_roles().iter().position(|r| r.id.as_str() == id).map(|i| RoleIx::Custom(i as u32))
-            };
-            match change {
-                Change::PutMembership(m) => {
-                    let after: Vec<RoleIx> = new.member(&m.user).map(|x| new.roles_of(x).collect()).unwrap_or_default();
-                    let before: Option<Vec<RoleIx>> =
-                        old.and_then(|o| o.member(&m.user).map(|x| o.roles_of(x).collect()));
-                    let added: Vec<RoleIx> =
-                        after.iter().filter(|r| before.as_ref().is_none_or(|b| !b.contains(r))).copied().collect();
-                    must_hold(&added, new, RoleWrite::Assign)?;
-                    if m.user != user.as_str()
-                        && let (Some(before), Some(o)) = (before, old)
-                    {
-                        must_hold(&before, o, RoleWrite::ChangeHolder)?;
-                    }
-                }
-                Change::RemoveMembership { user: target, .. } => {
-                    if let Some(o) = old
-                        && let Some(m) = o.member(target.as_str())
-                    {
-                        let roles: Vec<RoleIx> = o.roles_of(m).collect();
-                        must_hold(&roles, judge, RoleWrite::RemoveHolder)?;
-                    }
-                }
-                Change::PutRole { role, .. } => {
-                    if let Some(r) = custom(new, &role.id) {
-                        must_hold(&[r], new, RoleWrite::Define)?;
-                    }
-                    if let Some(r) = custom(judge, &role.id) {
-                        must_hold(&[r], judge, RoleWrite::Redefine)?;
-                    }
-                }
-                Change::RemoveRole { role, .. } => {
-                    if let Some(r) = custom(judge, role.as_str()) {
-                        must_hold(&[r], judge, RoleWrite::Remove)?;
-                    }
-                }
-                Change::PutDelegation(d) | Change::AddDelegation(d) => {
-                    if d.from != PrincipalDoc::User(user.to_string()) {
-                        return Err(forbidden(
-                            user,
-                            ForbiddenRule::DelegatesForAnother { delegation: delegation_id(&d.id)? },
-                        ));
-                    }
-                    let mut wanted = self.grants_of(new, &d.id);
-                    wanted.intersect_with(&entitled);
-                    if !wanted.is_subset(&judge.passable(cat, user, at)) {
-                        return Err(forbidden(user, ForbiddenRule::NotPassable { delegation: delegation_id(&d.id)? }));
-                    }
-                }
-                Change::RevokeDelegation { delegation, .. } => {
-                    let own = judge.delegations.iter().any(|d| &d.id == delegation && &d.from == user);
-                    if !own {
-                        return Err(forbidden(
-                            user,
-                            ForbiddenRule::RevokesForAnother { delegation: delegation.clone() },
-                        ));
-                    }
-                }
-                Change::CreateCompany { owner, .. } if owner != user => {
-                    return Err(forbidden(user, ForbiddenRule::CreatesForAnother { owner: owner.clone() }));
-                }
-                _ => {}
-            }
+            (Actor::User(user), Some(old), _) => rules::check_member_write(cat, actor, user, at, change, old, new)?,
+            _ => {}
         }
         let owners_before = old.map_or(0, |o| owner_count(o, cat, at));
         if owner_count(new, cat, at) == 0 && (owners_before > 0 || old.is_none()) {
@@ -648,14 +586,6 @@ impl Directory {
             }
         }
         Ok(())
-    }
-
-    fn grants_of(&self, company: &Company, delegation: &str) -> BitSet {
-        company
-            .delegations
-            .iter()
-            .find(|d| d.id.as_str() == delegation)
-            .map_or_else(|| BitSet::new(self.catalog.load().permission_count()), |d| d.grant_bits.clone())
     }
 
     fn install_partition(&self, writer: &mut Writer, old: Option<&Company>, new: Arc<Company>) {
@@ -696,6 +626,7 @@ impl Directory {
             writer.delegations.remove(&d.id);
         }
         writer.order.retain(|c| c != &old.id);
+        writer.retired.insert(old.id.clone());
         if let Some(shard) = self.shards.get(shard_of(hash_id(old.id.as_str()))) {
             let companies = shard.load().companies().filter(|(_, c)| c.id != old.id).collect();
             shard.store(Arc::new(Shard::with(companies)));
@@ -823,19 +754,13 @@ fn not_found(kind: ItemKind, id: &str) -> AccessError {
     AccessError::NotFound { kind, id: crate::catalog::clip(id) }
 }
 
-/// The id of a delegation document; one that compiled parses, so the error is only a fallback.
-fn delegation_id(text: &str) -> Result<DelegationId, AccessError> {
-    DelegationId::parse(text)
-        .map_err(|e| AccessError::Validation(vec![kisum_errors::FieldError::new("/delegation/id", e.to_string())]))
-}
-
-fn forbidden(actor: &UserId, rule: ForbiddenRule) -> AccessError {
+fn forbidden(actor: &Actor, rule: ForbiddenRule) -> AccessError {
     AccessError::Forbidden { actor: actor.clone(), rule }
 }
 
 fn platform_only(actor: &Actor, kind: &'static str) -> Result<(), AccessError> {
     match actor {
-        Actor::User(u) => Err(forbidden(u, ForbiddenRule::PlatformOnly { change: kind })),
+        Actor::User(_) | Actor::Agent { .. } => Err(forbidden(actor, ForbiddenRule::PlatformOnly { change: kind })),
         Actor::Platform | Actor::Staff(_) | Actor::Service(_) => Ok(()),
     }
 }
@@ -907,10 +832,33 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
                 .ok_or_else(|| not_found(ItemKind::Membership, user.as_str()))?;
             Ok(Edit { before: json(&before), after: None, touched: Some(vec![Principal::User(user.clone())]) })
         }
+        Change::EndMembership { user, .. } => {
+            in_support_session(source, user.as_str(), at)?;
+            let m = source
+                .memberships
+                .iter_mut()
+                .find(|x| x.user == user.as_str())
+                .ok_or_else(|| not_found(ItemKind::Membership, user.as_str()))?;
+            let before = json(m);
+            m.status = MembershipStatus::Removed;
+            Ok(Edit { before, after: json(m), touched: Some(vec![Principal::User(user.clone())]) })
+        }
         Change::PutAgent(a) => {
-            let before = put(&mut source.agents, a.clone(), |x| x.id == a.id);
+            if source.agents.iter().any(|x| x.id == a.id) {
+                return Err(conflict("/agent/id", format!("agent `{}` exists: rotate its secret instead", a.id)));
+            }
+            source.agents.push(a.clone());
             let touched = AgentId::parse(&a.id).ok().map(|a| vec![Principal::Agent(a)]);
-            Ok(Edit { before: before.as_ref().and_then(json), after: json(a), touched })
+            Ok(Edit { before: None, after: json(a), touched })
+        }
+        Change::RotateAgentSecret { agent, .. } => {
+            let doc = source
+                .agents
+                .iter()
+                .find(|x| x.id == agent.as_str())
+                .ok_or_else(|| not_found(ItemKind::Agent, agent.as_str()))?;
+            // The secret is not part of the model: the record is for the audit trail.
+            Ok(Edit { before: json(doc), after: json(doc), touched: Some(Vec::new()) })
         }
         Change::RemoveAgent { agent, .. } => {
             let before = take(&mut source.agents, |x| x.id == agent.as_str())
@@ -993,6 +941,14 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         }
         Change::OpenSupportSession { session, .. } => {
             platform_only(actor, change.kind())?;
+            // Staff open sessions for themselves; the platform itself (a seed, a migration) may record any.
+            match actor {
+                Actor::Staff(u) if u.as_str() != session.user => {
+                    return Err(forbidden(actor, ForbiddenRule::StaffOnly));
+                }
+                Actor::Service(_) => return Err(forbidden(actor, ForbiddenRule::StaffOnly)),
+                _ => {}
+            }
             let invalid = |path: &str, message: &str| {
                 AccessError::Validation(vec![kisum_errors::FieldError::new(path, message.to_owned())])
             };
@@ -1002,6 +958,9 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
             let seconds = session.expires_at.unix_seconds() - session.opened_at.unix_seconds();
             if session.expires_at <= session.opened_at || seconds > SupportSessionDoc::MAX_SECONDS {
                 return Err(invalid("/session/expires_at", "a support session lasts more than 0 and at most 4 hours"));
+            }
+            if session.opened_at > at || session.expires_at <= at {
+                return Err(invalid("/session/opened_at", "a support session is open at the write's instant"));
             }
             if source.company.support_sessions.iter().any(|s| s.id == session.id) {
                 return Err(conflict("/session/id", format!("duplicate support session `{}`", session.id)));

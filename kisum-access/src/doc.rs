@@ -30,6 +30,11 @@ pub struct WorldDoc {
     /// Delegations.
     #[serde(default, deserialize_with = "nullable")]
     pub delegations: Vec<DelegationDoc>,
+    /// Ids of removed companies: retired, never given to a new company (DESIGN.md §4 "Writes"), so that
+    /// nothing recorded under one reaches a new tenant. An extension of the world format; absent when
+    /// empty.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub retired_companies: Vec<String>,
 }
 
 /// The catalog: the commercial part plus permissions and system roles.

@@ -6,6 +6,7 @@ use std::fmt;
 use kisum_entitlements::{CompanyId, EntitlementsError, LimitValue};
 use kisum_errors::{ErrorCode, FieldError, KisumError, summarize};
 
+use crate::change::Actor;
 use crate::ids::{DelegationId, RoleId, UserId};
 
 /// Everything that can go wrong outside a decision.
@@ -27,9 +28,8 @@ pub enum AccessError {
     /// (DESIGN.md §4 "Writes").
     #[error("forbidden: `{actor}` {rule}")]
     Forbidden {
-        /// The user who tried the write ([`Actor::Platform`](crate::Actor::Platform) is never refused
-        /// this way).
-        actor: UserId,
+        /// Who tried the write ([`Actor::Platform`] is never refused this way).
+        actor: Actor,
         /// The rule the write breaks.
         rule: ForbiddenRule,
     },
@@ -72,22 +72,33 @@ pub enum AccessError {
     },
 }
 
-/// A rule of DESIGN.md §4 "Writes" that a user's write broke. Each displays as what follows the actor
-/// in [`AccessError::Forbidden`]'s message.
+/// A rule of DESIGN.md §4 "Writes" that a write broke. Each displays as what follows the actor in
+/// [`AccessError::Forbidden`]'s message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ForbiddenRule {
-    /// The actor has no active membership in the company written to.
+    /// The actor has no active, unexpired membership in the company written to.
     NoActiveMembership {
         /// The company written to.
         company: CompanyId,
     },
-    /// A role the write touches grants a currently entitled permission the actor does not hold.
-    RoleExceedsActor {
-        /// The role.
-        role: RoleId,
-        /// How the write touches it.
-        write: RoleWrite,
+    /// A token acting for a user (an agent, through `act`) never writes access.
+    ActsForAnother,
+    /// The write needs a management permission the actor's granted set lacks (or the catalog does not
+    /// declare, which refuses it to everyone but the platform).
+    MissingPermission {
+        /// The permission key (`core:member:invite`, `core:member:remove`, `core:role:manage`,
+        /// `core:agent:manage`).
+        permission: &'static str,
+    },
+    /// The write widens the actor's own membership.
+    WidensOwnMembership,
+    /// The write gives a permission that is not in the actor's granted set.
+    Escalates {
+        /// The first such permission, in catalog order.
+        permission: String,
+        /// How the write gives it.
+        by: Escalation,
     },
     /// A delegation is written on behalf of another delegator.
     DelegatesForAnother {
@@ -114,24 +125,29 @@ pub enum ForbiddenRule {
         /// The kind of change ([`Change::kind`](crate::Change::kind)).
         change: &'static str,
     },
+    /// A support session is opened by a platform staff user, for itself.
+    StaffOnly,
 }
 
-/// How a write touches a role whose permissions the actor must hold ([`ForbiddenRule::RoleExceedsActor`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a write would give a permission the actor does not hold ([`ForbiddenRule::Escalates`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum RoleWrite {
-    /// The write assigns the role to a membership.
-    Assign,
-    /// The write changes another user's membership that holds the role.
-    ChangeHolder,
-    /// The write removes a membership that holds the role.
-    RemoveHolder,
-    /// The write defines the custom role (as it is after the write).
-    Define,
-    /// The write redefines the custom role (as it was before the write).
-    Redefine,
-    /// The write removes the custom role.
-    Remove,
+pub enum Escalation {
+    /// The membership of this user grants it after the write.
+    Membership {
+        /// Whose membership.
+        user: UserId,
+    },
+    /// A restriction of this user's membership that matched it is lifted.
+    LiftedRestriction {
+        /// Whose membership.
+        user: UserId,
+    },
+    /// The custom role's new closure holds it (its holders receive it).
+    Role {
+        /// The role.
+        role: RoleId,
+    },
 }
 
 /// The kind of thing an [`AccessError::NotFound`] names.
@@ -162,8 +178,11 @@ impl fmt::Display for ForbiddenRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ForbiddenRule::NoActiveMembership { company } => write!(f, "has no active membership in `{company}`"),
-            ForbiddenRule::RoleExceedsActor { role, write } => {
-                write!(f, "does not hold every permission of role `{role}` ({write})")
+            ForbiddenRule::ActsForAnother => f.write_str("acts for another user and may not manage access"),
+            ForbiddenRule::MissingPermission { permission } => write!(f, "needs `{permission}` for this write"),
+            ForbiddenRule::WidensOwnMembership => f.write_str("may not widen its own membership"),
+            ForbiddenRule::Escalates { permission, by } => {
+                write!(f, "may not give `{permission}`, which it does not hold itself ({by})")
             }
             ForbiddenRule::DelegatesForAnother { delegation } => {
                 write!(f, "may only delegate its own access (delegation `{delegation}`)")
@@ -180,20 +199,20 @@ impl fmt::Display for ForbiddenRule {
             ForbiddenRule::PlatformOnly { change } => {
                 write!(f, "may not make a `{change}` change: it is for the platform")
             }
+            ForbiddenRule::StaffOnly => {
+                f.write_str("may not open a support session: only a staff user opens one, for itself")
+            }
         }
     }
 }
 
-impl fmt::Display for RoleWrite {
+impl fmt::Display for Escalation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RoleWrite::Assign => "assigning it",
-            RoleWrite::ChangeHolder => "changing a membership that holds it",
-            RoleWrite::RemoveHolder => "removing a membership that holds it",
-            RoleWrite::Define => "defining it",
-            RoleWrite::Redefine => "redefining it",
-            RoleWrite::Remove => "removing it",
-        })
+        match self {
+            Escalation::Membership { user } => write!(f, "the membership of `{user}` would grant it"),
+            Escalation::LiftedRestriction { user } => write!(f, "a restriction of `{user}` that denies it is lifted"),
+            Escalation::Role { role } => write!(f, "role `{role}` would grant it"),
+        }
     }
 }
 
@@ -252,6 +271,12 @@ impl KisumError for AccessError {
         match self {
             AccessError::UnknownPermission(key) => Some(key.clone()),
             AccessError::LimitExceeded { key, .. } => Some(key.clone()),
+            AccessError::Forbidden { rule: ForbiddenRule::MissingPermission { permission }, .. } => {
+                Some((*permission).to_owned())
+            }
+            AccessError::Forbidden { rule: ForbiddenRule::Escalates { permission, .. }, .. } => {
+                Some(permission.clone())
+            }
             _ => None,
         }
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::catalog::{AccessCatalog, PermissionId, RoleIx, RoleRef};
 use crate::company::{Company, Membership};
 use crate::doc::MembershipStatus;
-use crate::ids::{DelegationId, Principal, ResourceRef, RoleId};
+use crate::ids::{Acting, DelegationId, Principal, ResourceRef, RoleId, UserId};
 use crate::snapshot::{ScopedGrant, Snapshot};
 
 /// The most delegations a chain may have: a fourth link confers nothing.
@@ -157,6 +157,44 @@ impl Company {
         resource: Option<&ResourceRef>,
         t: Timestamp,
     ) -> Decision {
+        self.decide_via(cat, principal, None, permission, resource, t)
+    }
+
+    /// Decides one check for agents acting for a user: every actor must be allowed through delegations
+    /// whose first link comes from that user; the current actor's allow is the one reported.
+    pub(crate) fn decide_acting(
+        &self,
+        cat: &AccessCatalog,
+        acting: &Acting,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        t: Timestamp,
+    ) -> Decision {
+        let mut current = Decision::Deny(DenyReason::PermissionNotGranted);
+        for (i, agent) in acting.actors().enumerate() {
+            let actor = Principal::Agent(agent.clone());
+            let decision = self.decide_via(cat, &actor, Some(&acting.user), permission, resource, t);
+            if !decision.is_allowed() {
+                return decision;
+            }
+            if i == 0 {
+                current = decision;
+            }
+        }
+        current
+    }
+
+    /// [`Company::decide`], counting only delegation chains whose link into the principal comes from
+    /// `from` when it is given (an agent acting for that user).
+    fn decide_via(
+        &self,
+        cat: &AccessCatalog,
+        principal: &Principal,
+        from: Option<&UserId>,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        t: Timestamp,
+    ) -> Decision {
         // A permission id of another catalog is an evaluation error: it denies.
         let Some(def) = cat.permission_def(permission) else {
             return Decision::Deny(DenyReason::PermissionNotGranted);
@@ -193,7 +231,7 @@ impl Company {
                 Some(m) => self.incoming_of(m),
                 None => self.incoming(principal),
             };
-            self.find_chain(incoming, p, resource, t, &mut chain).then_some(Grant::Delegation(chain))
+            self.find_chain(incoming, p, resource, t, from, &mut chain).then_some(Grant::Delegation(chain))
         });
         match grant {
             Some(grant) => Decision::Allow(Allow {
@@ -207,13 +245,14 @@ impl Company {
 
     /// Whether some path of at most three delegations, none used twice, confers permission `p` through
     /// the `incoming` delegations of a principal (for `resource`) at `t`, rooted at a member whose own
-    /// roles grant it. Fills `chain` with the path.
+    /// roles grant it, its first link from `from` when given. Fills `chain` with the path.
     fn find_chain(
         &self,
         incoming: &[u32],
         p: usize,
         resource: Option<&ResourceRef>,
         t: Timestamp,
+        from: Option<&UserId>,
         chain: &mut Chain,
     ) -> bool {
         let first = chain.links().is_empty();
@@ -224,6 +263,9 @@ impl Company {
             let Some(d) = self.delegations.get(di as usize) else { continue };
             // Only the link into the principal itself may be non-redelegable.
             if (!first && !d.redelegable) || !d.is_valid_at(t) || !d.grant_bits.contains(p) {
+                continue;
+            }
+            if first && from.is_some_and(|u| &d.from != u) {
                 continue;
             }
             if let Some(scope) = &d.resources
@@ -241,7 +283,7 @@ impl Company {
             if from.role_bits.contains(p) {
                 return true;
             }
-            if !chain.is_full() && self.find_chain(self.incoming_of(from), p, resource, t, chain) {
+            if !chain.is_full() && self.find_chain(self.incoming_of(from), p, resource, t, None, chain) {
                 return true;
             }
             chain.pop();
@@ -251,6 +293,37 @@ impl Company {
 
     /// Compiles Effective(principal, company, t) into a snapshot.
     pub(crate) fn snapshot(&self, cat: &AccessCatalog, principal: &Principal, t: Timestamp) -> Snapshot {
+        self.snapshot_via(cat, principal, None, t)
+    }
+
+    /// Compiles the access of agents acting for a user (DESIGN.md §5): for each actor, what the user's
+    /// delegations to it confer, intersected over the actors; reported as the current actor's.
+    pub(crate) fn snapshot_acting(&self, cat: &AccessCatalog, acting: &Acting, t: Timestamp) -> Snapshot {
+        let current = Principal::Agent(acting.agent.clone());
+        let mut snap = self.snapshot_via(cat, &current, Some(&acting.user), t);
+        for agent in &acting.prior {
+            let prior = self.snapshot_via(cat, &Principal::Agent(agent.clone()), Some(&acting.user), t);
+            snap.narrow_to(&prior);
+        }
+        snap
+    }
+
+    /// Whether `user` holds a delegation to `agent` that is valid at `t`.
+    pub(crate) fn delegates_to(&self, user: &UserId, agent: &crate::ids::AgentId, t: Timestamp) -> bool {
+        let to = Principal::Agent(agent.clone());
+        self.incoming(&to)
+            .iter()
+            .filter_map(|&i| self.delegations.get(i as usize))
+            .any(|d| &d.from == user && d.is_valid_at(t))
+    }
+
+    fn snapshot_via(
+        &self,
+        cat: &AccessCatalog,
+        principal: &Principal,
+        from: Option<&UserId>,
+        t: Timestamp,
+    ) -> Snapshot {
         let version = self.principal_version(principal);
         let n = cat.permission_count();
         let mut snap = Snapshot::denied(self.id.clone(), principal.clone(), t, version, n, DenyReason::NotAMember);
@@ -279,6 +352,7 @@ impl Company {
             t,
             until,
             redelegable_only: false,
+            from,
             granted: &mut snap.granted,
             scoped: &mut snap.scoped,
         };
@@ -312,6 +386,7 @@ impl Company {
             t,
             until: None,
             redelegable_only: true,
+            from: None,
             granted: &mut granted,
             scoped: &mut scoped,
         };
@@ -338,6 +413,8 @@ struct PathWalk<'a> {
     until: Option<Timestamp>,
     /// When set, even the link into the principal must be redelegable (what it may pass on).
     redelegable_only: bool,
+    /// When set, the link into the principal must come from this user (an agent acting for it).
+    from: Option<&'a UserId>,
     granted: &'a mut BitSet,
     scoped: &'a mut Vec<ScopedGrant>,
 }
@@ -351,6 +428,9 @@ impl PathWalk<'_> {
         for &di in incoming {
             let Some(d) = company.delegations.get(di as usize) else { continue };
             if chain.contains(di) || ((self.redelegable_only || !first) && !d.redelegable) {
+                continue;
+            }
+            if first && self.from.is_some_and(|u| &d.from != u) {
                 continue;
             }
             for b in d.boundaries() {

@@ -73,6 +73,46 @@ impl fmt::Display for Principal {
     }
 }
 
+/// Agents acting for a user: a token with `act` (RFC 8693; DESIGN.md §5). Its access is what `user`
+/// delegated to each actor at the instant, intersected along the chain: never what another user
+/// delegated to the same agent (no confused deputy).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Acting {
+    /// The user acted for (the token's `sub`).
+    pub user: UserId,
+    /// The current actor (the outermost `act.sub`).
+    pub agent: AgentId,
+    /// The prior actors (nested `act`), the one the current actor took over from first.
+    pub prior: Vec<AgentId>,
+}
+
+impl Acting {
+    /// `agent` acting for `user`, with no prior actor.
+    pub fn new(user: UserId, agent: AgentId) -> Acting {
+        Acting { user, agent, prior: Vec::new() }
+    }
+
+    /// Every actor, the current one first.
+    pub fn actors(&self) -> impl Iterator<Item = &AgentId> {
+        std::iter::once(&self.agent).chain(&self.prior)
+    }
+
+    /// The principal whose version and feed events an acting snapshot follows: the current actor.
+    pub fn principal(&self) -> Principal {
+        Principal::Agent(self.agent.clone())
+    }
+}
+
+impl fmt::Display for Acting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "agent:{}", self.agent)?;
+        for a in &self.prior {
+            write!(f, " (after agent:{a})")?;
+        }
+        write!(f, " for user:{}", self.user)
+    }
+}
+
 /// A resource: `{ company, kind, id }`. A check on a resource of another company is denied
 /// (`CROSS_TENANT`); delegation scopes match resources exactly on all three parts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ mod eval;
 mod ids;
 mod pattern;
 mod query;
+mod rules;
 #[cfg(feature = "scenario")]
 pub mod scenario;
 mod snapshot;
@@ -23,12 +24,15 @@ pub use catalog::{AccessCatalog, PermissionDef, PermissionId, RoleRef};
 pub use change::{Actor, Change, ChangeRecord};
 pub use company::{Company, CompanySource, MAX_DELEGATION_SECONDS, MembershipSummary};
 pub use directory::{Directory, Prepared, SHARDS};
-pub use error::{AccessError, ForbiddenRule, ItemKind, RoleWrite};
+pub use error::{AccessError, Escalation, ForbiddenRule, ItemKind};
 pub use eval::{Allow, Chain, Decision, Explanation, Grant, GrantedBy, MAX_CHAIN};
-pub use ids::{AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, RoleId, ServiceId, UserId};
+pub use ids::{
+    Acting, AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, RoleId, ServiceId, UserId,
+};
 pub use kisum_entitlements::{CompanyId, Timestamp};
 pub use kisum_errors::DenyReason;
 pub use pattern::{Pattern, PatternError};
 pub use query::Access;
+pub use rules::{AGENT_MANAGE, MANAGEMENT_PERMISSIONS, MEMBER_INVITE, MEMBER_REMOVE, ROLE_MANAGE};
 pub use snapshot::{ScopedGrant, Snapshot, WireScoped, WireSnapshot};
 pub use world::World;

@@ -14,7 +14,7 @@ use crate::catalog::{AccessCatalog, PermissionId};
 use crate::company::Company;
 use crate::error::AccessError;
 use crate::eval::{Decision, Explanation, GrantedBy};
-use crate::ids::{Principal, ResourceRef};
+use crate::ids::{Acting, AgentId, Principal, ResourceRef, UserId};
 use crate::snapshot::{Snapshot, WireSnapshot};
 
 /// Questions about who may do what, answered on one state of the model. `Send + Sync`; every method
@@ -97,24 +97,56 @@ pub trait Access: Send + Sync {
     /// The snapshot in its wire form, with the company's entitlements: what Auth serves and the SDK caches
     /// (rebuild it with [`Snapshot::from_wire`]).
     fn wire_snapshot(&self, principal: &Principal, company: &CompanyId, at: Timestamp) -> WireSnapshot {
-        // One partition for both halves, so that the snapshot and its entitlements are of one version.
+        wire(self, principal, company, at, |c, cat| c.snapshot(cat, principal, at))
+    }
+
+    /// The access of agents acting for a user (a token with `act`, DESIGN.md §5): what `acting.user`
+    /// delegated to each actor at `at`, intersected over the actors, never what anyone else delegated
+    /// to them. The snapshot is the current actor's (its version follows that agent's).
+    fn acting_snapshot(&self, acting: &Acting, company: &CompanyId, at: Timestamp) -> Snapshot {
         let catalog = self.catalog();
-        let partition = self.company(company);
-        let snapshot = match &partition {
-            Some(c) => c.snapshot(&catalog, principal, at),
+        match self.company(company) {
+            Some(c) => c.snapshot_acting(&catalog, acting, at),
             None => Snapshot::denied(
                 company.clone(),
-                principal.clone(),
+                acting.principal(),
                 at,
                 0,
                 catalog.permission_count(),
                 DenyReason::UnknownCompany,
             ),
-        };
-        let entitlements = partition
-            .map(|c| c.plans.entitlements(catalog.commercial(), at).summary(catalog.commercial(), &c.plans))
-            .unwrap_or_default();
-        snapshot.to_wire(&catalog, entitlements)
+        }
+    }
+
+    /// [`acting_snapshot`](Access::acting_snapshot) in its wire form, with the company's entitlements.
+    fn acting_wire_snapshot(&self, acting: &Acting, company: &CompanyId, at: Timestamp) -> WireSnapshot {
+        wire(self, &acting.principal(), company, at, |c, cat| c.snapshot_acting(cat, acting, at))
+    }
+
+    /// Decides and explains a check for agents acting for a user (see
+    /// [`acting_snapshot`](Access::acting_snapshot)).
+    fn acting_explain(
+        &self,
+        acting: &Acting,
+        company: &CompanyId,
+        permission: PermissionId,
+        resource: Option<&ResourceRef>,
+        at: Timestamp,
+    ) -> Explanation {
+        let catalog = self.catalog();
+        match self.company(company) {
+            Some(c) => {
+                let decision = c.decide_acting(&catalog, acting, permission, resource, at);
+                c.explain(&catalog, &acting.principal(), permission, &decision)
+            }
+            None => Explanation::denied(Some(DenyReason::UnknownCompany)),
+        }
+    }
+
+    /// Whether `user` holds a delegation to `agent` in `company` that is valid at `at`: what token
+    /// exchange requires before an agent may act for the user.
+    fn delegates_to(&self, company: &CompanyId, user: &UserId, agent: &AgentId, at: Timestamp) -> bool {
+        self.company(company).is_some_and(|c| c.delegates_to(user, agent, at))
     }
 
     /// Decides and explains a check.
@@ -168,6 +200,33 @@ pub trait Access: Send + Sync {
     fn principal_version(&self, principal: &Principal, company: &CompanyId) -> u64 {
         self.company(company).map_or(0, |c| c.principal_version(principal))
     }
+}
+
+/// A snapshot in its wire form with the company's entitlements, both of one partition.
+fn wire<A: Access + ?Sized>(
+    access: &A,
+    principal: &Principal,
+    company: &CompanyId,
+    at: Timestamp,
+    compile: impl FnOnce(&Company, &AccessCatalog) -> Snapshot,
+) -> WireSnapshot {
+    let catalog = access.catalog();
+    let partition = access.company(company);
+    let snapshot = match &partition {
+        Some(c) => compile(c, &catalog),
+        None => Snapshot::denied(
+            company.clone(),
+            principal.clone(),
+            at,
+            0,
+            catalog.permission_count(),
+            DenyReason::UnknownCompany,
+        ),
+    };
+    let entitlements = partition
+        .map(|c| c.plans.entitlements(catalog.commercial(), at).summary(catalog.commercial(), &c.plans))
+        .unwrap_or_default();
+    snapshot.to_wire(&catalog, entitlements)
 }
 
 /// Decides a check on the partition found for the company (`None`: it does not exist).

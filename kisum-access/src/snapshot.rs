@@ -85,6 +85,36 @@ impl Snapshot {
         }
     }
 
+    /// Keeps only what `other` allows too (an acting chain's intersection): a deny-all of either wins,
+    /// the earlier `valid_until` and the larger version are kept.
+    pub(crate) fn narrow_to(&mut self, other: &Snapshot) {
+        if self.status.is_none() {
+            self.status = other.status;
+        }
+        self.valid_until = match (self.valid_until, other.valid_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.version = self.version.max(other.version);
+        self.granted.intersect_with(&other.granted);
+        self.effective.intersect_with(&other.effective);
+        let mut narrowed = Vec::new();
+        for grant in &self.scoped {
+            for resource in &grant.resources {
+                // What `other` allows on this resource: unscoped, or through a scoped grant naming it.
+                let mut allowed = other.effective.clone();
+                for o in other.scoped.iter().filter(|o| o.resources.contains(resource)) {
+                    allowed.union_with(&o.permissions);
+                }
+                allowed.intersect_with(&grant.permissions);
+                if !allowed.is_empty() {
+                    narrowed.push(ScopedGrant { resources: vec![resource.clone()], permissions: allowed });
+                }
+            }
+        }
+        self.scoped = narrowed;
+    }
+
     /// Whether the check is allowed: the fast path, a bit test when no resource is given.
     #[inline]
     pub fn allows(&self, permission: PermissionId, resource: Option<&ResourceRef>) -> bool {

@@ -25,6 +25,8 @@ pub struct World {
     pub(crate) companies: Vec<Arc<Company>>,
     pub(crate) company_ix: HashMap<CompanyId, usize, Fast>,
     pub(crate) users: UserSet,
+    /// Ids of removed companies, sorted.
+    pub(crate) retired: Vec<CompanyId>,
 }
 
 impl World {
@@ -75,16 +77,31 @@ impl World {
                 companies.push(Arc::new(company));
             }
         }
+        let company_ix: HashMap<CompanyId, usize, Fast> =
+            companies.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
+        let mut retired = Vec::with_capacity(doc.retired_companies.len());
+        for (i, text) in doc.retired_companies.iter().enumerate() {
+            match CompanyId::parse(text) {
+                Ok(id) if company_ix.contains_key(&id) => {
+                    issues.push(format!("/retired_companies/{i}"), format!("company `{id}` exists and is not retired"));
+                }
+                Ok(id) => retired.push(id),
+                Err(e) => issues.push(format!("/retired_companies/{i}"), e.to_string()),
+            }
+        }
         if !issues.is_empty() {
             return Err(AccessError::Validation(issues.into_vec()));
         }
-        let company_ix = companies.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
-        Ok(World { catalog: Arc::new(catalog), companies, company_ix, users })
+        retired.sort_unstable();
+        retired.dedup();
+        Ok(World { catalog: Arc::new(catalog), companies, company_ix, users, retired })
     }
 
     /// The world as a document, in the world file format.
     pub fn to_doc(&self) -> WorldDoc {
-        to_doc(&self.catalog, self.users.iter(), self.companies.iter().map(|c| c.documents()))
+        let mut doc = to_doc(&self.catalog, self.users.iter(), self.companies.iter().map(|c| c.documents()));
+        doc.retired_companies = self.retired.iter().map(ToString::to_string).collect();
+        doc
     }
 
     /// Every company, in file order.

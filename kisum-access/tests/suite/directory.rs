@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use kisum_access::doc::{DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, WorldDoc};
 use kisum_access::{
-    Access, AccessError, Actor, Change, ChangeRecord, CompanyId, DenyReason, Directory, ForbiddenRule, GrantedBy,
-    ItemKind, Principal, RoleWrite, Timestamp, World,
+    Access, AccessError, Actor, Change, ChangeRecord, CompanyId, DenyReason, Directory, Escalation, ForbiddenRule,
+    GrantedBy, ItemKind, Principal, Timestamp, World,
 };
 use kisum_entitlements::PlanDoc;
 use kisum_entitlements::doc::{PlanRefDoc, SubscriptionDoc, SubscriptionStatus};
@@ -89,39 +89,220 @@ fn full_package_from_day_20() -> SubscriptionDoc {
     }
 }
 
+fn forbidden_rule(result: Result<ChangeRecord, AccessError>) -> ForbiddenRule {
+    match result {
+        Err(AccessError::Forbidden { rule, .. }) => rule,
+        other => panic!("expected forbidden, got {other:?}"),
+    }
+}
+
+fn put_role(id: &str, grants: &[&str]) -> Change {
+    let role = serde_json::json!({"id": id, "grants": grants});
+    Change::PutRole { company: cid("a"), role: serde_json::from_value(role).unwrap() }
+}
+
+fn membership(user: &str, status: MembershipStatus, roles: &[&str], expires: Option<i64>, restrict: &[&str]) -> Change {
+    Change::PutMembership(MembershipDoc {
+        user: user.into(),
+        company: "a".into(),
+        status,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        expires_at: expires.map(day),
+        restrictions: restrict.iter().map(|r| (*r).to_owned()).collect(),
+    })
+}
+
+const INVITE: ForbiddenRule = ForbiddenRule::MissingPermission { permission: "core:member:invite" };
+const REMOVE: ForbiddenRule = ForbiddenRule::MissingPermission { permission: "core:member:remove" };
+
 #[test]
-fn only_assign_what_you_hold() {
+fn management_permissions_decide_who_edits_memberships() {
+    use MembershipStatus::{Active, Suspended};
     let dir = directory();
-    // rita (reader, plus core:* delegated) may not make `new` an owner, nor a finance member...
+    // A plain reader (and `core:*` delegated to her by the owner: delegated access never manages access).
     assert_eq!(
-        code(dir.apply(&user("rita"), T(), member("new", "a", MembershipStatus::Invited, &["owner"]))),
-        ErrorCode::Forbidden
+        forbidden_rule(dir.apply(&user("rita"), T(), membership("zoe", Active, &["reader"], None, &[]))),
+        INVITE
     );
-    // ...but she holds everything `reader` grants that is entitled on basic (core:doc:read).
-    dir.apply(&user("rita"), T(), member("zoe", "a", MembershipStatus::Invited, &["reader"])).unwrap();
-    // She may not change the owner's membership, which holds more than she does.
     assert_eq!(
-        code(dir.apply(&user("rita"), T(), member("boss", "a", MembershipStatus::Active, &["owner", "reader"]))),
-        ErrorCode::Forbidden
+        forbidden_rule(dir.apply(
+            &user("rita"),
+            T(),
+            Change::EndMembership { company: cid("a"), user: "new".parse().unwrap() }
+        )),
+        REMOVE
     );
-    // A user without an active membership may do nothing in the company.
     assert_eq!(
-        code(dir.apply(&user("bob"), T(), member("zoe", "a", MembershipStatus::Invited, &[]))),
-        ErrorCode::Forbidden
+        forbidden_rule(dir.apply(&user("rita"), T(), put_role("ops", &["core:doc:read"]))),
+        ForbiddenRule::MissingPermission { permission: "core:role:manage" }
     );
-    // The owner may assign anything.
-    dir.apply(&user("boss"), T(), member("zoe", "a", MembershipStatus::Invited, &["owner"])).unwrap();
-    // Custom roles: nobody defines, redefines or removes one that grants more than they hold.
-    let role = |grants: &str| {
-        serde_json::from_str::<kisum_access::doc::RoleDoc>(&format!(r#"{{"id":"ops","grants":[{grants}]}}"#)).unwrap()
+    let agent = Change::PutAgent(serde_json::from_str(r#"{"id":"bot2","company":"a"}"#).unwrap());
+    assert_eq!(
+        forbidden_rule(dir.apply(&user("rita"), T(), agent.clone())),
+        ForbiddenRule::MissingPermission { permission: "core:agent:manage" }
+    );
+    let rotate = Change::RotateAgentSecret { company: cid("a"), agent: "bot".parse().unwrap() };
+    assert_eq!(
+        forbidden_rule(dir.apply(&user("rita"), T(), rotate.clone())),
+        ForbiddenRule::MissingPermission { permission: "core:agent:manage" }
+    );
+
+    // The owner gives rita the right to invite and remove, and a reader's rights.
+    dir.apply(&user("boss"), T(), put_role("hr", &["core:member:invite", "core:member:remove", "core:doc:read"]))
+        .unwrap();
+    dir.apply(&user("boss"), T(), membership("rita", Active, &["reader", "hr"], None, &[])).unwrap();
+    // She adds a reader, and makes him an hr too (everything it grants she holds)...
+    dir.apply(&user("rita"), T(), membership("zoe", Active, &["reader"], None, &[])).unwrap();
+    dir.apply(&user("rita"), T(), membership("zoe", Active, &["reader", "hr"], None, &[])).unwrap();
+    // ...but never an owner, whose grants she does not hold.
+    assert!(matches!(
+        forbidden_rule(dir.apply(&user("rita"), T(), membership("new", Active, &["owner"], None, &[]))),
+        ForbiddenRule::Escalates { by: Escalation::Membership { .. }, .. }
+    ));
+    // Narrowing another: suspend, shorten, restrict, end.
+    dir.apply(&user("rita"), T(), membership("zoe", Suspended, &["reader", "hr"], None, &[])).unwrap();
+    dir.apply(&user("rita"), T(), membership("zoe", Suspended, &["reader", "hr"], Some(40), &[])).unwrap();
+    // Making it active again is a widening, so is extending its end: both need every right it grants.
+    dir.apply(&user("rita"), T(), membership("zoe", Active, &["reader", "hr"], Some(50), &[])).unwrap();
+    dir.apply(&user("rita"), T(), Change::EndMembership { company: cid("a"), user: "zoe".parse().unwrap() }).unwrap();
+
+    // A remover who may not invite cannot widen.
+    dir.apply(&user("boss"), T(), put_role("remover", &["core:member:remove"])).unwrap();
+    dir.apply(&user("boss"), T(), membership("rita", Active, &["reader", "remover"], None, &[])).unwrap();
+    assert_eq!(
+        forbidden_rule(dir.apply(&user("rita"), T(), membership("new", Active, &["reader"], None, &[]))),
+        INVITE
+    );
+    dir.apply(&user("rita"), T(), membership("new", Suspended, &["reader"], None, &[])).unwrap();
+
+    // Lifting a restriction gives what it matched: only for what the actor holds.
+    dir.apply(&user("boss"), T(), membership("rita", Active, &["reader", "hr"], None, &[])).unwrap();
+    dir.apply(&user("boss"), T(), membership("new", Active, &["reader"], None, &["core:member:manage"])).unwrap();
+    assert!(matches!(
+        forbidden_rule(dir.apply(&user("rita"), T(), membership("new", Active, &["reader"], None, &[]))),
+        ForbiddenRule::Escalates { by: Escalation::LiftedRestriction { .. }, .. }
+    ));
+
+    // The owner registers an agent once; a second registration is a conflict, rotation is the way.
+    dir.apply(&user("boss"), T(), agent.clone()).unwrap();
+    assert_eq!(code(dir.apply(&user("boss"), T(), agent)), ErrorCode::Conflict);
+    let record = dir.apply(&user("boss"), T(), rotate).unwrap();
+    assert_eq!(record.kind, "rotate_agent_secret");
+    assert_eq!(
+        code(dir.apply(
+            &user("boss"),
+            T(),
+            Change::RotateAgentSecret { company: cid("a"), agent: "nobody".parse().unwrap() }
+        )),
+        ErrorCode::NotFound
+    );
+}
+
+#[test]
+fn nobody_widens_their_own_membership() {
+    use MembershipStatus::Active;
+    let dir = directory();
+    dir.apply(&user("boss"), T(), put_role("hr", &["core:member:invite", "core:member:remove", "core:doc:read"]))
+        .unwrap();
+    dir.apply(&user("boss"), T(), membership("rita", Active, &["reader", "hr"], Some(40), &["core:doc:write"]))
+        .unwrap();
+    let own =
+        |roles: &[&str], expires: Option<i64>, restrict: &[&str]| membership("rita", Active, roles, expires, restrict);
+    // Lifting her own restriction, extending or dropping her own end, adding a role: all refused.
+    for change in [
+        own(&["reader", "hr"], Some(40), &[]),
+        own(&["reader", "hr"], Some(50), &["core:doc:write"]),
+        own(&["reader", "hr"], None, &["core:doc:write"]),
+        own(&["reader", "hr", "finance"], Some(40), &["core:doc:write"]),
+    ] {
+        assert_eq!(forbidden_rule(dir.apply(&user("rita"), T(), change)), ForbiddenRule::WidensOwnMembership);
+    }
+    // Narrowing her own is hers to do, and so is leaving.
+    dir.apply(&user("rita"), T(), own(&["reader", "hr"], Some(30), &["core:doc:write"])).unwrap();
+    dir.apply(&user("rita"), T(), own(&["hr"], Some(30), &["core:doc:write"])).unwrap();
+    dir.apply(&user("rita"), T(), Change::EndMembership { company: cid("a"), user: "rita".parse().unwrap() }).unwrap();
+    // Even the owner may not widen its own membership (it holds everything already; a new end it may drop
+    // only through another owner).
+    dir.apply(&user("boss"), T(), membership("boss", Active, &["owner"], Some(90), &[])).unwrap();
+    assert_eq!(
+        forbidden_rule(dir.apply(&user("boss"), T(), membership("boss", Active, &["owner"], None, &[]))),
+        ForbiddenRule::WidensOwnMembership
+    );
+}
+
+#[test]
+fn a_paused_plan_opens_nothing_and_locks_no_owner_out() {
+    use MembershipStatus::Active;
+    let dir = directory();
+    let pause = Change::UpdateSubscription {
+        company: cid("a"),
+        subscription: "s".parse().unwrap(),
+        patch: serde_json::from_value(serde_json::json!({"status": "paused"})).unwrap(),
     };
-    let put = |grants: &str| Change::PutRole { company: "a".parse().unwrap(), role: role(grants) };
-    assert_eq!(code(dir.apply(&user("rita"), T(), put(r#""core:member:manage""#))), ErrorCode::Forbidden);
-    dir.apply(&user("boss"), T(), put(r#""core:member:manage""#)).unwrap();
-    assert_eq!(code(dir.apply(&user("rita"), T(), put(r#""core:doc:read""#))), ErrorCode::Forbidden, "a demotion too");
-    let remove = || Change::RemoveRole { company: "a".parse().unwrap(), role: "ops".parse().unwrap() };
-    assert_eq!(code(dir.apply(&user("rita"), T(), remove())), ErrorCode::Forbidden);
-    dir.apply(&user("boss"), T(), remove()).unwrap();
+    dir.apply(&Actor::Platform, T(), pause).unwrap();
+    // Nothing is entitled: a reader still may not make herself or a peer owner.
+    assert_eq!(
+        forbidden_rule(dir.apply(&user("rita"), T(), membership("rita", Active, &["owner"], None, &[]))),
+        ForbiddenRule::WidensOwnMembership
+    );
+    assert_eq!(forbidden_rule(dir.apply(&user("rita"), T(), membership("new", Active, &["owner"], None, &[]))), INVITE);
+    // The owner keeps administering (seats are a model rule: a paused plan has none to activate).
+    dir.apply(&user("boss"), T(), membership("new", MembershipStatus::Invited, &["finance"], None, &[])).unwrap();
+    dir.apply(&user("boss"), T(), put_role("ops", &["core:doc:read"])).unwrap();
+}
+
+#[test]
+fn role_definitions_give_only_what_the_actor_holds() {
+    use MembershipStatus::Active;
+    let dir = directory();
+    dir.apply(&user("boss"), T(), put_role("designer", &["core:role:manage", "core:doc:read"])).unwrap();
+    dir.apply(&user("boss"), T(), membership("rita", Active, &["reader", "designer"], None, &[])).unwrap();
+    dir.apply(&user("rita"), T(), put_role("ops", &["core:doc:read", "fin:invoice:read"])).unwrap();
+    // Redefining a role she holds to grant more than she holds: refused, whoever holds it.
+    assert_eq!(
+        forbidden_rule(dir.apply(&user("rita"), T(), put_role("designer", &["core:role:manage", "core:doc:*"]))),
+        ForbiddenRule::Escalates {
+            permission: "core:doc:write".into(),
+            by: Escalation::Role { role: "designer".parse().unwrap() }
+        }
+    );
+    assert!(matches!(
+        forbidden_rule(dir.apply(&user("rita"), T(), put_role("ops", &["*"]))),
+        ForbiddenRule::Escalates { .. }
+    ));
+    dir.apply(&user("rita"), T(), Change::RemoveRole { company: cid("a"), role: "ops".parse().unwrap() }).unwrap();
+}
+
+#[test]
+fn an_agent_acting_for_a_user_never_writes() {
+    let dir = directory();
+    let acting = Actor::Agent { agent: "bot".parse().unwrap(), user: "boss".parse().unwrap() };
+    for change in [
+        membership("zoe", MembershipStatus::Active, &["reader"], None, &[]),
+        put_role("ops", &["core:doc:read"]),
+        Change::RevokeSession { user: "boss".parse().unwrap(), session: "s".into(), until: day(11) },
+    ] {
+        assert_eq!(forbidden_rule(dir.apply(&acting, T(), change)), ForbiddenRule::ActsForAnother);
+    }
+}
+
+#[test]
+fn a_removed_company_id_is_retired() {
+    let dir = directory();
+    dir.apply(&Actor::Platform, T(), Change::RemoveCompany { company: cid("b") }).unwrap();
+    let create = Change::CreateCompany {
+        company: serde_json::from_str(r#"{"id":"b"}"#).unwrap(),
+        owner: "zoe".parse().unwrap(),
+    };
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), create.clone())), ErrorCode::Conflict);
+    // The retirement survives a checkpoint: the exported state carries it.
+    let doc = dir.to_doc();
+    assert_eq!(doc.retired_companies, vec!["b".to_owned()]);
+    let reloaded = Directory::new(World::from_doc(&doc).unwrap());
+    assert_eq!(code(reloaded.apply(&Actor::Platform, T(), create)), ErrorCode::Conflict);
+    let mut bad = doc.clone();
+    bad.retired_companies.push("a".into());
+    assert!(World::from_doc(&bad).is_err(), "a company that exists is not retired");
 }
 
 fn delegation(id: &str, from: &str, to: &str, grants: &[&str]) -> Change {
@@ -394,11 +575,13 @@ fn refused_writes_name_the_rule_and_the_missing_item() {
     };
     let (actor, rule) =
         forbidden(dir.apply(&user("rita"), T(), member("new", "a", MembershipStatus::Invited, &["owner"])));
-    assert_eq!(actor, "rita");
-    assert_eq!(rule, ForbiddenRule::RoleExceedsActor { role: "owner".parse().unwrap(), write: RoleWrite::Assign });
+    assert_eq!(actor, "user:rita");
+    assert_eq!(rule, ForbiddenRule::MissingPermission { permission: "core:member:invite" });
     let err = dir.apply(&user("rita"), T(), member("new", "a", MembershipStatus::Invited, &["owner"])).unwrap_err();
-    assert_eq!(err.to_string(), "forbidden: `rita` does not hold every permission of role `owner` (assigning it)");
+    assert_eq!(err.to_string(), "forbidden: `user:rita` needs `core:member:invite` for this write");
     assert_eq!(err.code(), ErrorCode::Forbidden);
+    assert_eq!(err.required().as_deref(), Some("core:member:invite"));
+    let _ = Escalation::Role { role: "x".parse().unwrap() };
     let (_, rule) = forbidden(dir.apply(&user("bob"), T(), member("zoe", "a", MembershipStatus::Invited, &[])));
     assert_eq!(rule, ForbiddenRule::NoActiveMembership { company: cid("a") });
     let (_, rule) = forbidden(dir.apply(&user("rita"), T(), delegation("x4", "boss", "new", &["core:doc:read"])));
@@ -555,12 +738,14 @@ fn support_sessions_grant_time_boxed_access_without_seats_or_ownership() {
     };
     assert_eq!(code(dir.apply(&platform, T(), session("s0", "zoe", 5, "ticket 7"))), ErrorCode::ValidationFailed);
     assert_eq!(code(dir.apply(&platform, T(), session("s0", "zoe", 2, " "))), ErrorCode::ValidationFailed);
-    assert_eq!(code(dir.apply(&platform, T(), session("s0", "rita", 2, "ticket 7"))), ErrorCode::Conflict);
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), session("s0", "rita", 2, "ticket 7"))), ErrorCode::Conflict);
+    // Staff open sessions for themselves only.
+    assert_eq!(code(dir.apply(&platform, T(), session("s0", "bob", 2, "ticket 7"))), ErrorCode::Forbidden);
     assert_eq!(code(dir.apply(&user("boss"), T(), session("s0", "zoe", 2, "ticket 7"))), ErrorCode::Forbidden);
     let record = dir.apply(&platform, T(), session("s1", "zoe", 2, "ticket 7")).unwrap();
     assert_eq!(record.principals, vec![zoe.clone()]);
     assert_eq!(record.actor, platform, "the record names the staff user");
-    assert_eq!(code(dir.apply(&platform, T(), session("s1", "bob", 2, "again"))), ErrorCode::Conflict);
+    assert_eq!(code(dir.apply(&Actor::Platform, T(), session("s1", "bob", 2, "again"))), ErrorCode::Conflict);
     assert!(dir.check(&zoe, &a, manage, None, T()).is_allowed());
     // The session's membership is the session's: nobody edits it to outlive the session.
     let forever = member("zoe", "a", MembershipStatus::Active, &["owner"]);

@@ -7,3 +7,4 @@ mod properties;
 mod reference;
 mod scenarios;
 mod worlds;
+mod writes;

@@ -28,6 +28,8 @@ pub fn catalog() -> AccessCatalogDoc {
         "limits": [{"key":"core.seats","combine":"sum"}],
         "permissions": [
             {"key":"core:doc:read"}, {"key":"core:doc:write"}, {"key":"core:member:manage","delegable":false},
+            {"key":"core:member:invite","delegable":false}, {"key":"core:member:remove","delegable":false},
+            {"key":"core:role:manage","delegable":false}, {"key":"core:agent:manage","delegable":false},
             {"key":"fin:invoice:read"}, {"key":"fin:invoice:approve","feature":"fin.approvals"},
             {"key":"fin:payout:read"}, {"key":"ai:chat:ask"}, {"key":"ai:chat:admin","delegable":false}
         ],
@@ -49,7 +51,7 @@ pub fn catalog() -> AccessCatalogDoc {
     .unwrap()
 }
 
-fn subset<T: Clone>(rng: &mut Rng, items: &[T], percent: u64) -> Vec<T> {
+pub fn subset<T: Clone>(rng: &mut Rng, items: &[T], percent: u64) -> Vec<T> {
     items.iter().filter(|_| rng.chance(percent)).cloned().collect()
 }
 
@@ -130,7 +132,7 @@ pub fn membership(rng: &mut Rng, user: &str, company: &str) -> MembershipDoc {
         MembershipStatus::Invited,
         MembershipStatus::Removed,
     ];
-    let roles = ["owner", "reader", "finance", "aiuser", "lead"].map(String::from);
+    let roles = ["owner", "reader", "finance", "aiuser", "lead", "manager"].map(String::from);
     let restrictions = ["fin:payout:*", "ai:*", "core:doc:write"].map(String::from);
     MembershipDoc {
         user: user.into(),
@@ -166,9 +168,14 @@ pub fn world(seed: u64) -> WorldDoc {
             .collect();
         let lead =
             serde_json::from_str(r#"{"id":"lead","grants":["fin:invoice:approve"],"inherits":["finance"]}"#).unwrap();
+        // Manages members and roles, and reads: the actor of most generated writes.
+        let manager = serde_json::from_str(
+            r#"{"id":"manager","grants":["core:member:invite","core:member:remove","core:role:manage","core:doc:read"]}"#,
+        )
+        .unwrap();
         doc.companies.push(CompanyDoc {
             id: company.into(),
-            roles: vec![lead],
+            roles: vec![lead, manager],
             subscriptions: subscriptions(&mut rng),
             overrides,
             support_sessions: Vec::new(),
