@@ -216,6 +216,10 @@ pub enum Change {
     SetPassword {
         /// The user.
         user: UserId,
+        /// Whether every session of the user ends with it (a password change; not a first password):
+        /// tokens issued until the write's instant are refused everywhere.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        end_sessions: bool,
     },
     /// Records that a user was disabled: it may no longer sign in, and its sessions end (platform only).
     DisableUser {

@@ -412,7 +412,7 @@ impl Directory {
                     }
                     (Effect::AddUser(user.clone()), None, user_doc(user))
                 }
-                Change::SetPassword { user } | Change::DisableUser { user } => {
+                Change::SetPassword { user, .. } | Change::DisableUser { user } => {
                     known(user)?;
                     (Effect::Nothing, user_doc(user), user_doc(user))
                 }

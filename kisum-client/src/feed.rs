@@ -38,13 +38,19 @@ pub struct FeedEvent {
     pub sid: Option<String>,
     /// Until when the revoked session's tokens are refused.
     pub until: Option<Timestamp>,
+    /// Without `sid`: only the user's tokens issued at or before this instant are refused (a password
+    /// change); absent, every token of the user is (a user disabled).
+    #[serde(default)]
+    pub issued_through: Option<Timestamp>,
 }
 
 /// Sessions and users whose tokens are refused until an instant (from `session_revoked` events).
 #[derive(Debug, Default)]
 pub struct Revocations {
     sessions: RwLock<HashMap<String, Timestamp>>,
-    users: RwLock<HashMap<String, Timestamp>>,
+    /// By user: tokens issued at or before the first instant (none: every token) are refused until the
+    /// second.
+    users: RwLock<HashMap<String, (Option<Timestamp>, Timestamp)>>,
 }
 
 impl Revocations {
@@ -55,18 +61,28 @@ impl Revocations {
         }
     }
 
-    /// Refuses every token of user `user` issued before now, until `until`.
-    pub fn user(&self, user: &str, until: Timestamp) {
+    /// Refuses the tokens of user `user` issued at or before `through` (`None`: every one) until `until`.
+    pub fn user(&self, user: &str, through: Option<Timestamp>, until: Timestamp) {
         if let Ok(mut m) = self.users.write() {
-            m.insert(user.to_owned(), until);
+            let entry = m.entry(user.to_owned()).or_insert((through, until));
+            // Two revocations of one user: the wider one holds (`None` is every token).
+            entry.0 = match (entry.0, through) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+            entry.1 = entry.1.max(until);
         }
     }
 
     /// Whether a token of session `sid` for user `sub`, issued at `iat`, is refused at `now`. A poisoned
     /// lock refuses.
-    pub fn refuses(&self, sid: &str, sub: &str, now: Timestamp) -> bool {
+    pub fn refuses(&self, sid: &str, sub: &str, iat: Timestamp, now: Timestamp) -> bool {
         let session = self.sessions.read().map(|m| m.get(sid).is_some_and(|u| now < *u)).unwrap_or(true);
-        let user = self.users.read().map(|m| m.get(sub).is_some_and(|u| now < *u)).unwrap_or(true);
+        let user = self
+            .users
+            .read()
+            .map(|m| m.get(sub).is_some_and(|(through, until)| through.is_none_or(|t| iat <= t) && now < *until))
+            .unwrap_or(true);
         session || user
     }
 }
@@ -92,7 +108,7 @@ pub(crate) async fn apply(event: &FeedEvent, source: &RemoteSource, keys: &Keys,
                 None => {
                     for p in &event.principals {
                         if let Some(user) = p.strip_prefix("user:") {
-                            revocations.user(user, until);
+                            revocations.user(user, event.issued_through, until);
                         }
                     }
                 }

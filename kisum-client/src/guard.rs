@@ -175,7 +175,12 @@ impl Kisum {
             Refusal::new(code, e.to_string())
         })?;
         if let TokenCaller::User { subject, sid, .. } = claims.caller()
-            && self.inner.revocations.refuses(sid, subject.as_str(), now)
+            && self.inner.revocations.refuses(
+                sid,
+                subject.as_str(),
+                kisum_access::Timestamp::from_unix(claims.claims().iat),
+                now,
+            )
         {
             return Err(Refusal::new(ErrorCode::TokenInvalid, "the session was revoked"));
         }
@@ -184,10 +189,10 @@ impl Kisum {
 
     /// The access of a user `caller` (its principal in its company, at least as fresh as its `ver`).
     pub async fn access_of(&self, caller: &Caller) -> Result<Granted, Refusal> {
-        let TokenCaller::User { principal, company, ver, .. } = caller.0.caller() else {
+        let TokenCaller::User { principal, company, ver, acting, .. } = caller.0.caller() else {
             return Err(Refusal::new(ErrorCode::Forbidden, "a service token holds no company access"));
         };
-        let granted = self.inner.source.access(principal, company, *ver).await?;
+        let granted = self.inner.source.access(principal, acting.as_ref(), company, *ver).await?;
         self.inner.counters.count(granted.origin);
         Ok(granted)
     }

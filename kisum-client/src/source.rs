@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use kisum_access::doc::AccessCatalogDoc;
-use kisum_access::{Access, AccessCatalog, CompanyId, Directory, Principal, Snapshot, WireSnapshot};
+use kisum_access::{Access, AccessCatalog, Acting, CompanyId, Directory, Principal, Snapshot, WireSnapshot};
 use kisum_entitlements::{Clock, EntitlementsSummary, Timestamp};
 use kisum_errors::ErrorCode;
 
@@ -59,9 +59,17 @@ pub trait AccessSource: Send + Sync + 'static {
     /// The catalog snapshots are interned against.
     fn catalog(&self) -> Arc<AccessCatalog>;
 
-    /// `principal`'s access in `company` now, at least as fresh as `min_version` (a token's `ver`). Fails
-    /// closed: `503 UPSTREAM_UNAVAILABLE` when it cannot be had.
-    async fn access(&self, principal: &Principal, company: &CompanyId, min_version: u64) -> Result<Granted, Refusal>;
+    /// `principal`'s access in `company` now, at least as fresh as `min_version` (a token's `ver`). With
+    /// `acting` (a token with `act`; `principal` is then its current actor), the access is what the user
+    /// acted for delegated to the actors, never what others did (DESIGN.md §5). Fails closed:
+    /// `503 UPSTREAM_UNAVAILABLE` when it cannot be had.
+    async fn access(
+        &self,
+        principal: &Principal,
+        acting: Option<&Acting>,
+        company: &CompanyId,
+        min_version: u64,
+    ) -> Result<Granted, Refusal>;
 }
 
 /// Access evaluated in process from a directory (always `live`).
@@ -83,9 +91,18 @@ impl AccessSource for LocalSource {
         self.directory.catalog()
     }
 
-    async fn access(&self, principal: &Principal, company: &CompanyId, _: u64) -> Result<Granted, Refusal> {
+    async fn access(
+        &self,
+        principal: &Principal,
+        acting: Option<&Acting>,
+        company: &CompanyId,
+        _: u64,
+    ) -> Result<Granted, Refusal> {
         let now = self.clock.now();
-        let snapshot = self.directory.snapshot(principal, company, now);
+        let snapshot = match acting {
+            Some(acting) => self.directory.acting_snapshot(acting, company, now),
+            None => self.directory.snapshot(principal, company, now),
+        };
         let entitlements = self.directory.entitlements(company, now).unwrap_or_default();
         Ok(Granted { snapshot: Arc::new(snapshot), entitlements: Arc::new(entitlements), origin: Origin::Live })
     }
@@ -94,7 +111,9 @@ impl AccessSource for LocalSource {
 /// The longest a fetched snapshot is used.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 
-type Key = (Principal, CompanyId);
+/// Whose access in which company: an acting token's entry is apart from its agent's own. Feed events
+/// name the agent; the version floor of that principal retires every entry of it.
+type Key = (Principal, Option<Acting>, CompanyId);
 
 /// A company's version floors: for all of it, and per principal.
 #[derive(Debug, Default)]
@@ -227,12 +246,13 @@ impl RemoteSource {
         match principals {
             Some(ps) => {
                 for p in ps {
-                    self.cache.invalidate(&(p.clone(), company.clone())).await;
+                    self.cache.invalidate(&(p.clone(), None, company.clone())).await;
                 }
+                // Entries of agents acting for users are retired by the floors raised above.
             }
             None => {
                 let company = company.clone();
-                if let Err(e) = self.cache.invalidate_entries_if(move |k, _| k.1 == company) {
+                if let Err(e) = self.cache.invalidate_entries_if(move |k, _| k.2 == company) {
                     tracing::error!(error = %e, "cache invalidation failed; dropping everything");
                     self.cache.invalidate_all();
                 }
@@ -265,14 +285,28 @@ impl RemoteSource {
         &self.token
     }
 
-    async fn fetch(&self, principal: &Principal, company: &CompanyId, floor: u64) -> Result<Arc<Entry>, Refusal> {
+    async fn fetch(
+        &self,
+        principal: &Principal,
+        acting: Option<&Acting>,
+        company: &CompanyId,
+        floor: u64,
+    ) -> Result<Arc<Entry>, Refusal> {
         let unavailable = |detail: String| Refusal::new(ErrorCode::UpstreamUnavailable, detail);
+        let mut query = vec![("principal", principal.to_string()), ("company", company.to_string())];
+        if let Some(acting) = acting {
+            query.push(("acting_for", acting.user.to_string()));
+            if !acting.prior.is_empty() {
+                let prior: Vec<String> = acting.prior.iter().map(ToString::to_string).collect();
+                query.push(("prior_actors", prior.join(",")));
+            }
+        }
         for attempt in 0..2 {
             let token = self.token.get().await?;
             let mut request = self
                 .http
                 .get(format!("{}/v1/access/snapshot", self.config.auth_url))
-                .query(&[("principal", principal.to_string()), ("company", company.to_string())])
+                .query(&query)
                 .timeout(crate::REQUEST_TIMEOUT)
                 .bearer_auth(token);
             if floor > 0 {
@@ -315,9 +349,15 @@ impl AccessSource for RemoteSource {
         self.catalog.load_full()
     }
 
-    async fn access(&self, principal: &Principal, company: &CompanyId, min_version: u64) -> Result<Granted, Refusal> {
+    async fn access(
+        &self,
+        principal: &Principal,
+        acting: Option<&Acting>,
+        company: &CompanyId,
+        min_version: u64,
+    ) -> Result<Granted, Refusal> {
         let now: Timestamp = self.clock.now();
-        let key = (principal.clone(), company.clone());
+        let key = (principal.clone(), acting.cloned(), company.clone());
         let floor = self.floor(principal, company).max(min_version);
         let usable = |e: &Entry| {
             e.snapshot.version() >= floor
@@ -338,13 +378,13 @@ impl AccessSource for RemoteSource {
         // One fetch per key at a time: concurrent misses wait for it.
         let entry = self
             .cache
-            .try_get_with(key.clone(), self.fetch(principal, company, floor))
+            .try_get_with(key.clone(), self.fetch(principal, acting, company, floor))
             .await
             .map_err(|e: Arc<Refusal>| (*e).clone())?;
         if !usable(&entry) {
             // Fetched by a request with a lower floor, or raced by an invalidation: fetch for this floor.
             self.cache.invalidate(&key).await;
-            let fresh = self.fetch(principal, company, floor).await?;
+            let fresh = self.fetch(principal, acting, company, floor).await?;
             if fresh.snapshot.version() < floor {
                 return Err(Refusal::new(ErrorCode::UpstreamUnavailable, "Auth has not reached the needed version"));
             }

@@ -512,6 +512,14 @@ macro_rules! auth_queries {
                 SideWrite::RemoveServiceClient { client_id } => {
                     sqlx::query("DELETE FROM service_client WHERE client_id = $1").bind(client_id.clone())
                 }
+                SideWrite::RemoveAgentClients { company, agent: Some(agent) } => {
+                    sqlx::query("DELETE FROM service_client WHERE company = $1 AND agent = $2")
+                        .bind(company.clone())
+                        .bind(agent.clone())
+                }
+                SideWrite::RemoveAgentClients { company, agent: None } => {
+                    sqlx::query("DELETE FROM service_client WHERE company = $1 AND agent IS NOT NULL").bind(company.clone())
+                }
             };
             query.execute(&mut *conn).await.map_err(StoreError::db)?;
             Ok(())

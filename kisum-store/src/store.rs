@@ -74,6 +74,14 @@ pub enum SideWrite {
         /// The client id.
         client_id: String,
     },
+    /// Deletes every client of a company's agents (`agent` given: of that agent only), whatever their
+    /// client ids: an agent unregistered, its secret rotated, or its company removed.
+    RemoveAgentClients {
+        /// The company.
+        company: String,
+        /// The agent; `None` for all of the company's.
+        agent: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for SideWrite {
@@ -87,6 +95,7 @@ impl std::fmt::Debug for SideWrite {
             SideWrite::RemoveSigningKey { kid } => write!(f, "RemoveSigningKey({kid})"),
             SideWrite::PutServiceClient(client) => write!(f, "PutServiceClient({client:?})"),
             SideWrite::RemoveServiceClient { client_id } => write!(f, "RemoveServiceClient({client_id})"),
+            SideWrite::RemoveAgentClients { company, agent } => write!(f, "RemoveAgentClients({company}, {agent:?})"),
         }
     }
 }

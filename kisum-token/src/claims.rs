@@ -1,6 +1,6 @@
 //! Access-token claims (RFC 9068, with RFC 8693 `act`) and the verified form a service acts on.
 
-use kisum_access::{AgentId, CompanyId, Principal, ServiceId, UserId};
+use kisum_access::{Acting, AgentId, CompanyId, Principal, ServiceId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TokenError;
@@ -115,6 +115,9 @@ pub enum Caller {
         sid: String,
         /// The principal's access version when the token was issued (`ver`).
         ver: u64,
+        /// With `act`: the agents acting for the subject, whose access is what the subject delegated to
+        /// each of them (DESIGN.md §5); `None` for a user acting for itself.
+        acting: Option<Acting>,
     },
     /// A service token, issued to a registered service by client credentials.
     #[non_exhaustive]
@@ -139,6 +142,14 @@ impl Caller {
     pub fn principal(&self) -> Option<&Principal> {
         match self {
             Caller::User { principal, .. } => Some(principal),
+            Caller::Service { .. } => None,
+        }
+    }
+
+    /// The agents acting for the subject of a user token with `act`; `None` otherwise.
+    pub fn acting(&self) -> Option<&Acting> {
+        match self {
+            Caller::User { acting, .. } => acting.as_ref(),
             Caller::Service { .. } => None,
         }
     }
@@ -191,17 +202,24 @@ impl Claims {
                 self.check_lifetime_and_act()?;
                 let subject = UserId::parse(&self.sub).map_err(|_| "sub is not a user id")?;
                 let company = CompanyId::parse(cid).map_err(|_| "cid is not a company id")?;
-                let principal = match &self.act {
-                    Some(act) => Principal::Agent(actor(&act.sub)?),
+                let acting = match &self.act {
+                    Some(act) => {
+                        // A chain with a malformed link is refused whole.
+                        let mut acting = Acting::new(subject.clone(), actor(&act.sub)?);
+                        let mut prior = act.act.as_deref();
+                        while let Some(act) = prior {
+                            acting.prior.push(actor(&act.sub)?);
+                            prior = act.act.as_deref();
+                        }
+                        Some(acting)
+                    }
+                    None => None,
+                };
+                let principal = match &acting {
+                    Some(acting) => acting.principal(),
                     None => Principal::User(subject.clone()),
                 };
-                // Prior actors are not the principal, but a chain with a malformed link is refused whole.
-                let mut prior = self.act.as_ref().and_then(|a| a.act.as_deref());
-                while let Some(act) = prior {
-                    actor(&act.sub)?;
-                    prior = act.act.as_deref();
-                }
-                Ok(Caller::User { principal, subject, company, sid: sid.clone(), ver })
+                Ok(Caller::User { principal, subject, company, sid: sid.clone(), ver, acting })
             }
             (None, None, None, Some(client_id), Some(scope)) => {
                 self.check_lifetime_and_act()?;

@@ -465,13 +465,13 @@ pub async fn credentials_commit_with_their_change(backend: Backend) {
     assert!(!format!("{credential:?}").contains("argon2id"), "hashes never reach logs");
     // A failed commit loses the change and the credential together.
     store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    let change = Change::SetPassword { user: zoe.clone() };
+    let change = Change::SetPassword { user: zoe.clone(), end_sessions: false };
     assert!(engine.write_with(&Actor::Platform, at(), change.clone(), &[set("$argon2id$two")]).await.is_err());
     assert_eq!(store.credential(&zoe).await.unwrap().unwrap().password_hash, "$argon2id$one");
     store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
     // A refused change stores no credential either.
     let ghost: kisum_access::UserId = "ghost".parse().unwrap();
-    let refused = Change::SetPassword { user: ghost.clone() };
+    let refused = Change::SetPassword { user: ghost.clone(), end_sessions: false };
     let side = [SideWrite::SetPassword { user: ghost.clone(), hash: "$argon2id$x".into() }];
     assert_eq!(
         engine.write_with(&Actor::Platform, at(), refused, &side).await.unwrap_err().code(),

@@ -6,14 +6,17 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use kisum_access::{Access, CompanyId, Explanation, Principal, ResourceRef, Timestamp, WireSnapshot};
+use kisum_access::{
+    Access, Acting, AgentId, CompanyId, Explanation, Principal, ResourceRef, Timestamp, UserId, WireSnapshot,
+};
 use kisum_entitlements::EntitlementsSummary;
 use kisum_server::{ApiError, ApiJson, ApiQuery, ApiResult};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::caller::{self, Bearer};
+use crate::caller::{self, Who};
 use crate::state::AuthState;
+use kisum_server::Bearer;
 
 /// The most checks one batch may hold.
 pub const MAX_BATCH: usize = 1000;
@@ -29,10 +32,54 @@ pub(crate) struct SnapshotQuery {
     principal: String,
     /// The company id.
     company: String,
+    /// With an agent `principal`: the user it acts for (a token with `act`). The access is then what
+    /// that user delegated to the agent, never what others did (DESIGN.md §5).
+    acting_for: Option<String>,
+    /// With `acting_for`: the prior actors of the token's nested `act`, comma-separated agent ids, the
+    /// one the agent took over from first. The access is intersected over every actor.
+    prior_actors: Option<String>,
 }
 
 fn principal(text: &str, path: &str) -> ApiResult<Principal> {
     Principal::parse(text).map_err(|e| ApiError::invalid(path, e.to_string()))
+}
+
+/// Whose access a request asks about: `principal`, or with `acting_for` an agent acting for a user.
+fn who(principal_text: &str, acting_for: Option<&str>, prior: Option<&str>, path: &str) -> ApiResult<Who> {
+    let principal = principal(principal_text, &format!("{path}principal"))?;
+    let acting = match (acting_for, &principal) {
+        (None, _) if prior.is_some() => {
+            return Err(ApiError::invalid(&format!("{path}prior_actors"), "prior actors need `acting_for`"));
+        }
+        (None, _) => None,
+        (Some(user), Principal::Agent(agent)) => {
+            let user =
+                UserId::parse(user).map_err(|e| ApiError::invalid(&format!("{path}acting_for"), e.to_string()))?;
+            let mut acting = Acting::new(user, agent.clone());
+            for a in prior.unwrap_or_default().split(',').filter(|a| !a.is_empty()) {
+                let agent =
+                    AgentId::parse(a).map_err(|e| ApiError::invalid(&format!("{path}prior_actors"), e.to_string()))?;
+                acting.prior.push(agent);
+            }
+            if acting.prior.len() >= kisum_token::MAX_ACT_DEPTH {
+                return Err(ApiError::invalid(&format!("{path}prior_actors"), "at most 3 actors act for a user"));
+            }
+            Some(acting)
+        }
+        (Some(_), Principal::User(_)) => {
+            return Err(ApiError::invalid(&format!("{path}acting_for"), "only an agent acts for a user"));
+        }
+    };
+    Ok(Who { principal, acting })
+}
+
+/// `who`'s snapshot in its wire form.
+fn wire(state: &AuthState, who: &Who, company: &CompanyId) -> WireSnapshot {
+    let directory = state.engine.directory();
+    match &who.acting {
+        Some(acting) => directory.acting_wire_snapshot(acting, company, state.now()),
+        None => directory.wire_snapshot(&who.principal, company, state.now()),
+    }
 }
 
 fn company(text: &str, path: &str) -> ApiResult<CompanyId> {
@@ -61,11 +108,11 @@ pub(crate) async fn snapshot(
     ApiQuery(q): ApiQuery<SnapshotQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<WireSnapshot>> {
-    let who = principal(&q.principal, "?principal")?;
+    let who = who(&q.principal, q.acting_for.as_deref(), q.prior_actors.as_deref(), "?")?;
     let company = company(&q.company, "?company")?;
-    caller::access_reader(&claims, &who, &company)?;
+    let who = caller::access_reader(&claims, who, &company)?;
     fresh(&state, &headers).await?;
-    Ok(Json(state.engine.directory().wire_snapshot(&who, &company, state.now())))
+    Ok(Json(wire(&state, &who, &company)))
 }
 
 /// One check.
@@ -82,6 +129,10 @@ pub(crate) struct CheckRequest {
     resource: Option<String>,
     /// The instant (RFC 3339); default now.
     at: Option<String>,
+    /// With an agent `principal`: the user it acts for (see the snapshot's `acting_for`).
+    acting_for: Option<String>,
+    /// With `acting_for`: the prior actors, comma-separated agent ids.
+    prior_actors: Option<String>,
 }
 
 /// A decision, as `kisum check` prints it: `decision` and `reason` are normative, `explain` is for people.
@@ -103,9 +154,9 @@ fn decide(
     check: &CheckRequest,
     path: &str,
 ) -> ApiResult<CheckAnswer> {
-    let who = principal(&check.principal, &format!("{path}/principal"))?;
+    let who = who(&check.principal, check.acting_for.as_deref(), check.prior_actors.as_deref(), &format!("{path}/"))?;
     let company = company(&check.company, &format!("{path}/company"))?;
-    caller::access_reader(claims, &who, &company)?;
+    let who = caller::access_reader(claims, who, &company)?;
     let directory = state.engine.directory();
     let permission = directory
         .permission(&check.permission)
@@ -120,7 +171,10 @@ fn decide(
         None => state.now(),
         Some(text) => Timestamp::parse(text).map_err(|e| ApiError::invalid(&format!("{path}/at"), e.to_string()))?,
     };
-    let explain = directory.explain(&who, &company, permission, resource.as_ref(), at);
+    let explain = match &who.acting {
+        Some(acting) => directory.acting_explain(acting, &company, permission, resource.as_ref(), at),
+        None => directory.explain(&who.principal, &company, permission, resource.as_ref(), at),
+    };
     Ok(CheckAnswer { decision: explain.decision, reason: explain.reason, explain })
 }
 
@@ -288,8 +342,7 @@ pub(crate) async fn me(
 ) -> ApiResult<Json<Manifest>> {
     let user = caller::user_caller(&claims)?;
     fresh(&state, &headers).await?;
-    let wire = state.engine.directory().wire_snapshot(&user.principal, &user.company, state.now());
-    Ok(Json(manifest(wire)))
+    Ok(Json(manifest(wire(&state, &user.who(), &user.company))))
 }
 
 fn manifest(wire: WireSnapshot) -> Manifest {

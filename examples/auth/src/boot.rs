@@ -104,7 +104,7 @@ impl Boot {
                         .write_with(
                             &Actor::Platform,
                             kisum_entitlements::Timestamp::now(),
-                            Change::SetPassword { user: user.clone() },
+                            Change::SetPassword { user: user.clone(), end_sessions: false },
                             &side,
                         )
                         .await?;

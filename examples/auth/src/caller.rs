@@ -2,7 +2,7 @@
 //! tokens with scopes.
 
 use axum::http::HeaderMap;
-use kisum_access::{Access, CompanyId, Principal, UserId};
+use kisum_access::{Access, Acting, CompanyId, Principal, UserId};
 use kisum_errors::ErrorCode;
 use kisum_server::{ApiError, ApiResult};
 use kisum_token::{Accept, Caller, Expect, VerifiedClaims};
@@ -23,29 +23,31 @@ pub struct UserCaller {
     pub company: CompanyId,
     /// The token's session.
     pub sid: String,
-    /// Whether an agent acts through the token.
-    pub acting: bool,
+    /// The agents acting for the subject through the token (`act`), if any.
+    pub acting: Option<Acting>,
+}
+
+impl UserCaller {
+    /// Whose access the token carries, as the access routes name it.
+    pub fn who(&self) -> Who {
+        Who { principal: self.principal.clone(), acting: self.acting.clone() }
+    }
+}
+
+/// Whose access a question is about: a principal on its own, or agents acting for a user (an `act`
+/// token: what that user delegated to them, DESIGN.md §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// The principal (the current actor, for an acting token).
+    pub principal: Principal,
+    /// The user acted for and the actors, when agents act for a user.
+    pub acting: Option<Acting>,
 }
 
 /// Verifies a token of a kind `accept` admits, refusing a user token whose session was revoked or whose
 /// user was disabled (`401 TOKEN_INVALID`).
 pub fn verify(state: &AuthState, headers: &HeaderMap, accept: Accept) -> ApiResult<std::sync::Arc<VerifiedClaims>> {
     state.tokens.verify(headers, Expect::new(accept))
-}
-
-/// The verified bearer token of a request (user or service), established from the headers before any
-/// path, query or body is read: a request without a valid token is `401` whatever else it holds.
-pub struct Bearer(pub std::sync::Arc<VerifiedClaims>);
-
-impl axum::extract::FromRequestParts<std::sync::Arc<AuthState>> for Bearer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &std::sync::Arc<AuthState>,
-    ) -> Result<Self, Self::Rejection> {
-        verify(state, &parts.headers, Accept::Both).map(Bearer)
-    }
 }
 
 /// The user token of a request.
@@ -62,25 +64,31 @@ pub fn user_caller(claims: &VerifiedClaims) -> ApiResult<UserCaller> {
 /// The user caller of verified claims, if they are a user token's.
 pub fn user_of(claims: &VerifiedClaims) -> Option<UserCaller> {
     match claims.caller() {
-        Caller::User { principal, subject, company, sid, .. } => Some(UserCaller {
+        Caller::User { principal, subject, company, sid, acting, .. } => Some(UserCaller {
             principal: principal.clone(),
             subject: subject.clone(),
             company: company.clone(),
             sid: sid.clone(),
-            acting: claims.claims().act.is_some(),
+            acting: acting.clone(),
         }),
         Caller::Service { .. } => None,
     }
 }
 
-/// Whether the caller may read `principal`'s access in `company`: a service token with
-/// `auth:access:read`, or a user token asking about itself in its own company. Else `403`.
-pub fn access_reader(claims: &VerifiedClaims, principal: &Principal, company: &CompanyId) -> ApiResult<()> {
+/// Whether the caller may read `who`'s access in `company`, and whose it then reads: a service token with
+/// `auth:access:read` reads anyone's; a user token reads only its own, in its own company (`403`
+/// otherwise). A token of an agent acting for a user that names the agent reads exactly what it holds
+/// as it acts (what that user delegated), never the agent's whole access.
+pub fn access_reader(claims: &VerifiedClaims, who: Who, company: &CompanyId) -> ApiResult<Who> {
     match user_of(claims) {
-        None if claims.scope_allows(ACCESS_READ) => Ok(()),
+        None if claims.scope_allows(ACCESS_READ) => Ok(who),
         None => Err(ApiError::new(ErrorCode::Forbidden, "this service token lacks the scope `auth:access:read`")
             .with_required(ACCESS_READ)),
-        Some(u) if &u.principal == principal && &u.company == company => Ok(()),
+        Some(u)
+            if &u.company == company && (u.who() == who || (who.acting.is_none() && who.principal == u.principal)) =>
+        {
+            Ok(u.who())
+        }
         Some(_) => Err(ApiError::new(ErrorCode::Forbidden, "a user token asks about itself, in its own company")),
     }
 }

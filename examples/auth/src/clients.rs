@@ -38,9 +38,11 @@ pub fn generate() -> ApiResult<(String, String)> {
     Ok((secret, hash))
 }
 
-/// The client id of `company`'s agent `agent`.
+/// The client id of `company`'s agent `agent`: `agent@company`. Ids never hold `@`, so no two
+/// (company, agent) pairs share a client id (`agent.{company}.{agent}`, the earlier scheme, let
+/// `seca`/`io.bot` and `seca.io`/`bot` collide).
 pub fn agent_client_id(company: &str, agent: &str) -> String {
-    format!("agent.{company}.{agent}")
+    format!("{agent}@{company}")
 }
 
 /// The platform's administration client with `hash`, registered at `now`.

@@ -17,8 +17,9 @@ use kisum_store::{LogEntry, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::caller::{self, ACCESS_READ, Bearer};
+use crate::caller::{self, ACCESS_READ};
 use crate::state::AuthState;
+use kisum_server::Bearer;
 
 /// Changes read from the log per query.
 const PAGE: u32 = 500;
@@ -48,13 +49,18 @@ pub struct FeedEvent {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub company_wide: bool,
     /// For `session_revoked`: the session whose tokens are refused; `null` when every session of
-    /// `principals` is (a user disabled).
+    /// `principals` is (a user disabled, or its password changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     /// For `session_revoked`: until when its tokens must be refused (when the last has expired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub until: Option<Timestamp>,
+    /// For `session_revoked` without `sid` after a password change: only tokens issued at or before this
+    /// instant are refused (the user's later sign-ins are not). Absent: every token (a user disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub issued_through: Option<Timestamp>,
     /// The change's own kind (`put_membership`, `revoke_session`…), for logs.
     pub change: String,
 }
@@ -71,6 +77,7 @@ pub fn event(entry: &LogEntry) -> FeedEvent {
         company_wide: r.company_wide,
         sid: None,
         until: None,
+        issued_through: None,
         change: r.kind.to_owned(),
     };
     match &entry.change {
@@ -80,10 +87,13 @@ pub fn event(entry: &LogEntry) -> FeedEvent {
             e.sid = Some(session.clone());
             e.until = Some(*until);
         }
-        Change::DisableUser { user } => {
+        Change::DisableUser { user } | Change::SetPassword { user, end_sessions: true } => {
             e.kind = "session_revoked".into();
             e.principals = vec![format!("user:{user}")];
             e.until = Some(Timestamp::from_unix(r.at.unix_seconds().saturating_add(kisum_server::revoked::REFUSE_FOR)));
+            if let Change::SetPassword { .. } = &entry.change {
+                e.issued_through = Some(r.at);
+            }
         }
         Change::RotateKeys { .. } => e.kind = "keys".into(),
         _ => {}

@@ -103,6 +103,7 @@ fn routers() -> OpenApiRouter<Arc<AuthState>> {
         .routes(routes!(writes::put_membership, writes::remove_membership))
         .routes(routes!(writes::put_role, writes::remove_role))
         .routes(routes!(writes::put_agent, writes::remove_agent))
+        .routes(routes!(writes::rotate_agent_secret))
         .routes(routes!(writes::create_delegation))
         .routes(routes!(writes::revoke_delegation))
         .routes(routes!(writes::audit))
@@ -215,7 +216,9 @@ pub fn background(state: Arc<AuthState>, poll: Duration) -> tokio::task::JoinHan
 
 async fn observe(state: &AuthState, entry: &kisum_store::LogEntry) {
     match &entry.change {
-        Change::RevokeSession { .. } | Change::DisableUser { .. } => state.revoked().observe(entry),
+        Change::RevokeSession { .. } | Change::DisableUser { .. } | Change::SetPassword { .. } => {
+            state.revoked().observe(entry)
+        }
         Change::RotateKeys { .. } => {
             if let Err(e) = state.reload_keys().await {
                 tracing::error!(error = %e, "reloading signing keys failed");

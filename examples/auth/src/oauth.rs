@@ -356,16 +356,25 @@ async fn exchange(state: &AuthState, headers: &HeaderMap, params: &HashMap<Strin
     let Caller::User { subject, company, sid, .. } = claims.caller() else {
         return Err(invalid_grant("the subject token is not a user's"));
     };
-    if state.revoked().refuses(sid, subject, state.now().unix_seconds()) {
+    if state.revoked().refuses(sid, subject, claims.claims().iat, state.now().unix_seconds()) {
         return Err(invalid_grant("the subject token's session was revoked"));
     }
     if company.as_str() != agent_company {
         return Err(ApiError::not_found(format!("agent `{agent}` is not registered in `{company}`"))
             .with_member("error", "invalid_grant"));
     }
+    // A client of an earlier id scheme (`agent.{company}.{agent}`, which could collide across companies)
+    // is refused: rotating the agent's secret issues one of the current scheme.
+    if client.client_id != crate::clients::agent_client_id(agent_company, agent) {
+        return Err(invalid_client());
+    }
     let agent_id = AgentId::parse(agent).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let principal = Principal::Agent(agent_id);
+    let principal = Principal::Agent(agent_id.clone());
     admitted(state, &principal, company)?;
+    // The agent acts only for a user who delegated to it, and then only with what that user delegated.
+    if !state.engine.directory().delegates_to(company, subject, &agent_id, state.now()) {
+        return Err(invalid_grant(format!("`{subject}` holds no valid delegation to agent `{agent}`")));
+    }
     let act = Act { sub: format!("agent:{agent}"), act: claims.claims().act.clone().map(Box::new) };
     if act.depth() > kisum_token::MAX_ACT_DEPTH {
         return Err(invalid_grant("the subject token is already acted on by three agents"));

@@ -158,3 +158,9 @@ impl AuthState {
         Ok(())
     }
 }
+
+impl kisum_server::HasTokens for AuthState {
+    fn tokens(&self) -> &kisum_server::Tokens {
+        &self.tokens
+    }
+}

@@ -9,8 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kisum_access::doc::{AgentDoc, DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, ResourceDoc, RoleDoc};
-use kisum_access::{Access, Actor, AgentId, Change, CompanyId, DelegationId, RoleId, Timestamp};
-use kisum_errors::ErrorCode;
+use kisum_access::{Actor, AgentId, Change, CompanyId, DelegationId, RoleId, Timestamp, UserId};
 use kisum_server::audit::AuditPage;
 use kisum_server::fresh::written;
 use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, clip, random};
@@ -19,14 +18,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::MEMBER_READ;
-use crate::caller::{self, Bearer, UserCaller};
+use crate::caller::{self, UserCaller};
 use crate::clients;
 use crate::state::AuthState;
+use kisum_server::Bearer;
 
 type Problem = kisum_server::openapi::ProblemSchema;
 
-/// The acting user of a write in `company` from the path: a user token of that company whose user is an
-/// active member there (else `404`); an agent acting for a user may not manage access (`403`).
+/// The actor of a write in `company` from the path: a user token of that company whose principal is in
+/// it (else `404`, so that nobody outside learns whether it exists). Every rule about what the actor may
+/// write is the directory's (DESIGN.md §4 "Writes"), an agent acting for a user included.
 fn writer(
     state: &AuthState,
     claims: &kisum_token::VerifiedClaims,
@@ -36,10 +37,10 @@ fn writer(
     let company =
         CompanyId::parse(company).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(company))))?;
     caller::member_of(state, &caller, &company)?;
-    if caller.acting {
-        return Err(ApiError::new(ErrorCode::Forbidden, "an agent acting for a user may not manage access"));
-    }
-    let actor = Actor::User(caller.subject.clone());
+    let actor = match &caller.acting {
+        Some(acting) => Actor::Agent { agent: acting.agent.clone(), user: caller.subject.clone() },
+        None => Actor::User(caller.subject.clone()),
+    };
     Ok((caller, company, actor))
 }
 
@@ -113,15 +114,9 @@ pub(crate) async fn remove_membership(
     ApiPath((c, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let (_, company, actor) = writer(&state, &claims, &c)?;
-    let partition = state.engine.directory().company(&company).ok_or_else(|| ApiError::not_found("no such company"))?;
-    let mut doc = partition
-        .documents()
-        .memberships
-        .into_iter()
-        .find(|m| m.user == user)
-        .ok_or_else(|| ApiError::not_found(format!("`{}` has no membership in `{company}`", clip(&user))))?;
-    doc.status = MembershipStatus::Removed;
-    let record = state.write(&actor, Change::PutMembership(doc), &[]).await?;
+    let not_found = || ApiError::not_found(format!("`{}` has no membership in `{company}`", clip(&user)));
+    let user = UserId::parse(&user).map_err(|_| not_found())?;
+    let record = state.write(&actor, Change::EndMembership { company: company.clone(), user }, &[]).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))
 }
 
@@ -191,19 +186,21 @@ pub(crate) struct AgentRegistered {
     company: String,
     /// The agent's client id: authenticate as it (HTTP Basic) to exchange a user's token (RFC 8693).
     client_id: String,
-    /// The client secret; stored hashed, never shown again (a new `PUT` issues a new one).
+    /// The client secret; stored hashed, never shown again (`POST …/secret` issues a new one).
     client_secret: String,
 }
 
-/// Registers (or re-registers) agent `agent` in `c` and issues its client credentials. An agent holds
-/// nothing of its own: it acts through the delegations it receives.
+/// Registers agent `agent` in `c` and issues its client credentials (needs `core:agent:manage`). An
+/// agent holds nothing of its own: it acts through the delegations it receives. An agent that exists is
+/// `409`: a new secret comes only from `POST …/agents/{agent}/secret`.
 #[utoipa::path(put, path = "/v1/companies/{c}/agents/{agent}", tag = "writes",
     params(("c" = String, Path, description = "The company"), ("agent" = String, Path, description = "The agent id")),
     responses(
         (status = 200, description = "Registered", body = AgentRegistered, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
         (status = 401, description = "No user token, or a token refused", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A rule the actor breaks", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: the actor lacks `core:agent:manage`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A company the caller is not in", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The agent exists (rotate its secret instead)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid agent id", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -213,19 +210,59 @@ pub(crate) async fn put_agent(
     ApiPath((c, agent)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let (_, company, actor) = writer(&state, &claims, &c)?;
-    let client_id = clients::agent_client_id(company.as_str(), &agent);
+    let doc = AgentDoc { id: agent.clone(), company: company.to_string() };
+    agent_credentials(&state, &actor, &company, &agent, Change::PutAgent(doc)).await
+}
+
+/// Replaces the client secret of agent `agent` in `c` (needs `core:agent:manage`): the new secret is in
+/// the answer, shown once; the old one stops working at once.
+#[utoipa::path(post, path = "/v1/companies/{c}/agents/{agent}/secret", tag = "writes",
+    params(("c" = String, Path, description = "The company"), ("agent" = String, Path, description = "The agent id")),
+    responses(
+        (status = 200, description = "Rotated", body = AgentRegistered, headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No user token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: the actor lacks `core:agent:manage`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "A company the caller is not in, or no such agent", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn rotate_agent_secret(
+    State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
+    ApiPath((c, agent)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let (_, company, actor) = writer(&state, &claims, &c)?;
+    let agent_id = AgentId::parse(&agent).map_err(|_| ApiError::not_found(format!("no agent `{}`", clip(&agent))))?;
+    let change = Change::RotateAgentSecret { company: company.clone(), agent: agent_id };
+    agent_credentials(&state, &actor, &company, &agent, change).await
+}
+
+/// Writes `change` (registering an agent, or rotating its secret) with a fresh secret for the agent's
+/// client in the same commit, and answers with the secret (`no-store`).
+async fn agent_credentials(
+    state: &AuthState,
+    actor: &Actor,
+    company: &CompanyId,
+    agent: &str,
+    change: Change,
+) -> ApiResult<Response> {
+    let client_id = clients::agent_client_id(company.as_str(), agent);
     let (secret, hash) = clients::generate()?;
     let client = kisum_store::ServiceClient {
         client_id: client_id.clone(),
         secret_hash: hash,
         scopes: Vec::new(),
         company: Some(company.to_string()),
-        agent: Some(agent.clone()),
+        agent: Some(agent.to_owned()),
         created_at: state.now().unix_seconds(),
     };
-    let doc = AgentDoc { id: agent.clone(), company: company.to_string() };
-    let record = state.write(&actor, Change::PutAgent(doc), &[SideWrite::PutServiceClient(client)]).await?;
-    let answer = AgentRegistered { id: agent, company: company.to_string(), client_id, client_secret: secret };
+    // Any other client of the agent (one of an earlier id scheme) goes in the same commit.
+    let side = [
+        SideWrite::RemoveAgentClients { company: company.to_string(), agent: Some(agent.to_owned()) },
+        SideWrite::PutServiceClient(client),
+    ];
+    let record = state.write(actor, change, &side).await?;
+    let answer =
+        AgentRegistered { id: agent.to_owned(), company: company.to_string(), client_id, client_secret: secret };
     let mut response = written(StatusCode::OK, &record, body(&answer));
     response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     Ok(response)
@@ -250,9 +287,8 @@ pub(crate) async fn remove_agent(
 ) -> ApiResult<Response> {
     let (_, company, actor) = writer(&state, &claims, &c)?;
     let agent_id = AgentId::parse(&agent).map_err(|_| ApiError::not_found(format!("no agent `{}`", clip(&agent))))?;
-    let client_id = clients::agent_client_id(company.as_str(), &agent);
-    let change = Change::RemoveAgent { company, agent: agent_id };
-    let record = state.write(&actor, change, &[SideWrite::RemoveServiceClient { client_id }]).await?;
+    let side = [SideWrite::RemoveAgentClients { company: company.to_string(), agent: Some(agent.clone()) }];
+    let record = state.write(&actor, Change::RemoveAgent { company, agent: agent_id }, &side).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))
 }
 
@@ -342,14 +378,9 @@ pub(crate) async fn revoke_delegation(
     Bearer(claims): Bearer,
     ApiPath((c, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
-    let (caller, company, actor) = writer(&state, &claims, &c)?;
-    let not_found = || ApiError::not_found(format!("no delegation `{}`", clip(&id)));
-    let delegation_id = DelegationId::parse(&id).map_err(|_| not_found())?;
-    let partition = state.engine.directory().company(&company).ok_or_else(not_found)?;
-    let doc = partition.documents().delegations.into_iter().find(|d| d.id == id).ok_or_else(not_found)?;
-    if doc.from != PrincipalDoc::User(caller.subject.to_string()) {
-        return Err(ApiError::new(ErrorCode::Forbidden, "only its delegator revokes a delegation"));
-    }
+    let (_, company, actor) = writer(&state, &claims, &c)?;
+    let delegation_id =
+        DelegationId::parse(&id).map_err(|_| ApiError::not_found(format!("no delegation `{}`", clip(&id))))?;
     let record = state.write(&actor, Change::RevokeDelegation { company, delegation: delegation_id }, &[]).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))
 }

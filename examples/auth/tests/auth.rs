@@ -152,6 +152,8 @@ kisum_tests::on_both_backends!(
     key_rotation,
     access_decisions_by_caller,
     access_writes_and_their_errors,
+    the_management_table_over_http,
+    agent_client_ids_do_not_collide,
     the_change_feed,
     read_your_writes,
     two_replicas_on_one_store,
@@ -381,6 +383,26 @@ async fn token_exchange_for_an_agent(backend: Backend) {
             ("subject_token_type", ACCESS_TOKEN),
         ])
     };
+    // Leo delegated nothing to the agent: it may not act for him.
+    let leo = h.user("leo", "encore").await;
+    let refused = h.send(exchange(leo.clone())).await;
+    refused.expect_code(StatusCode::UNAUTHORIZED, "TOKEN_INVALID");
+    assert_eq!(refused.body["error"], "invalid_grant");
+    // Once he delegates something else, acting for Maya still uses only what Maya delegated (no confused
+    // deputy), and acting for Leo only what Leo delegated.
+    h.json(
+        Method::POST,
+        "/v1/companies/encore/delegations",
+        &leo,
+        json!({"to": {"agent": "helper"}, "grants": ["artist:profile:read"], "expires_at": expires}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let for_leo = h.send(exchange(leo.clone())).await;
+    for_leo.expect(StatusCode::OK);
+    let for_leo = for_leo.body["access_token"].as_str().unwrap().to_owned();
+    let me = h.get("/v1/me/access", &for_leo).await;
+    assert_eq!(me.body["permissions"], json!(["artist:profile:read"]));
     let a = h.send(exchange(maya.clone())).await;
     a.expect(StatusCode::OK);
     assert_eq!(a.body["issued_token_type"], ACCESS_TOKEN);
@@ -426,12 +448,21 @@ async fn token_exchange_for_an_agent(backend: Backend) {
     let denied = h.check(&acting, "agent:helper", "encore", "finance:invoice:read").await;
     assert_eq!(denied.body["decision"], "deny");
     assert_eq!(denied.body["reason"], "PERMISSION_NOT_GRANTED");
-    // Agents acting for agents: at most three nested `act`; a fourth exchange is refused, not a fault.
+    // Agents acting for agents: each needs Maya's delegation; at most three nested `act`; a fourth
+    // exchange is refused, not a fault.
     let mut subject = maya.clone();
     for i in 1..=4 {
         let reg =
             h.send(Call::new(Method::PUT, format!("/v1/companies/encore/agents/chain{i}")).bearer(Some(&maya))).await;
         let (id, secret) = (reg.body["client_id"].as_str().unwrap(), reg.body["client_secret"].as_str().unwrap());
+        h.json(
+            Method::POST,
+            "/v1/companies/encore/delegations",
+            &maya,
+            json!({"to": {"agent": format!("chain{i}")}, "grants": ["finance:invoice:read"], "expires_at": expires}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
         let a = h
             .send(Call::new(Method::POST, "/oauth/token").header("authorization", &basic(id, secret)).form(&[
                 ("grant_type", EXCHANGE),
@@ -467,6 +498,41 @@ async fn token_exchange_for_an_agent(backend: Backend) {
         ]))
         .await;
     assert_eq!(gone.body["error"], "invalid_client");
+    // Registering is creating: an agent that exists is a conflict, and its secret stays what it was.
+    h.send(Call::new(Method::PUT, "/v1/companies/encore/agents/helper").bearer(Some(&maya)))
+        .await
+        .expect_code(StatusCode::CONFLICT, "CONFLICT");
+    assert_eq!(client_id, "helper@encore", "client ids cannot collide across companies");
+    h.json(
+        Method::POST,
+        "/v1/companies/encore/delegations",
+        &maya,
+        json!({"to": {"agent": "helper"}, "grants": ["finance:invoice:read"], "expires_at": expires}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    h.send(exchange(maya.clone())).await.expect(StatusCode::OK);
+    // Rotation: needs `core:agent:manage` (Leo, a booker, lacks it); the old secret stops at once.
+    h.send(Call::new(Method::POST, "/v1/companies/encore/agents/helper/secret").bearer(Some(&leo)))
+        .await
+        .expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    let rotated =
+        h.send(Call::new(Method::POST, "/v1/companies/encore/agents/helper/secret").bearer(Some(&maya))).await;
+    rotated.expect(StatusCode::OK);
+    let new_secret = rotated.body["client_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert_eq!(h.send(exchange(maya.clone())).await.body["error"], "invalid_client");
+    let renewed = h
+        .send(Call::new(Method::POST, "/oauth/token").header("authorization", &basic(client_id, new_secret)).form(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", maya.as_str()),
+            ("subject_token_type", ACCESS_TOKEN),
+        ]))
+        .await;
+    renewed.expect(StatusCode::OK);
+    h.send(Call::new(Method::POST, "/v1/companies/encore/agents/nobody/secret").bearer(Some(&maya)))
+        .await
+        .expect_code(StatusCode::NOT_FOUND, "NOT_FOUND");
 }
 
 async fn key_rotation(backend: Backend) {
@@ -673,6 +739,147 @@ async fn access_writes_and_their_errors(backend: Backend) {
     );
     h.get("/v1/companies/encore/audit", &leo).await.expect(StatusCode::FORBIDDEN);
     h.get("/v1/companies/bluenote/audit", &maya).await.expect(StatusCode::NOT_FOUND);
+}
+
+/// DESIGN.md §4 "Writes", row by row, over HTTP: each management permission allowed and refused, no
+/// escalation, no self-widening, and a paused plan that opens nothing.
+async fn the_management_table_over_http(backend: Backend) {
+    let h = harness(backend).await;
+    let maya = h.user("maya", "encore").await;
+    let leo = h.user("leo", "encore").await;
+    let put = |who: &str, user: &str, body: Value| {
+        Call::new(Method::PUT, format!("/v1/companies/encore/memberships/{user}")).bearer(Some(who)).json(&body)
+    };
+    let delete = |who: &str, path: &str| Call::new(Method::DELETE, path.to_owned()).bearer(Some(who));
+    let refused = |a: &Answer, required: &str| {
+        a.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+        assert_eq!(a.body["required"], required, "{}", a.text);
+    };
+    // Leo, a booker, holds no management permission: every management write is refused, naming it.
+    refused(&h.send(put(&leo, "sam", json!({"roles": ["member"], "status": "invited"}))).await, "core:member:invite");
+    let ines = json!({"roles": ["tour_accountant"], "status": "suspended"});
+    refused(&h.send(put(&leo, "ines", ines.clone())).await, "core:member:remove");
+    refused(&h.send(delete(&leo, "/v1/companies/encore/memberships/ines")).await, "core:member:remove");
+    let role = json!({"grants": ["artist:profile:read"]});
+    refused(&h.json(Method::PUT, "/v1/companies/encore/roles/crew", &leo, role.clone()).await, "core:role:manage");
+    let agent = Call::new(Method::PUT, "/v1/companies/encore/agents/scout").bearer(Some(&leo));
+    refused(&h.send(agent).await, "core:agent:manage");
+    h.send(Call::new(Method::PUT, "/v1/companies/encore/agents/scout").bearer(Some(&maya)))
+        .await
+        .expect(StatusCode::OK);
+    let rotate = Call::new(Method::POST, "/v1/companies/encore/agents/scout/secret").bearer(Some(&leo));
+    refused(&h.send(rotate).await, "core:agent:manage");
+    refused(&h.send(delete(&leo, "/v1/companies/encore/agents/scout")).await, "core:agent:manage");
+    // A restricted member does not lift its own restriction; a member neither extends nor drops its end.
+    let own = |body: Value| put(&leo, "leo", body);
+    h.send(put(
+        &maya,
+        "leo",
+        json!({"roles": ["booker"], "restrictions": ["artist:booking:create"], "expires_at": "2026-03-30T00:00:00Z"}),
+    ))
+    .await
+    .expect(StatusCode::OK);
+    for body in [
+        json!({"roles": ["booker"], "expires_at": "2026-03-30T00:00:00Z"}),
+        json!({"roles": ["booker"], "restrictions": ["artist:booking:create"], "expires_at": "2026-04-30T00:00:00Z"}),
+        json!({"roles": ["booker"], "restrictions": ["artist:booking:create"]}),
+        json!({"roles": ["booker", "owner"], "restrictions": ["artist:booking:create"], "expires_at": "2026-03-30T00:00:00Z"}),
+    ] {
+        let a = h.send(own(body)).await;
+        a.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+        assert!(a.body["detail"].as_str().unwrap().contains("its own membership"), "{}", a.text);
+    }
+    // Narrowing one's own needs nothing.
+    h.send(own(
+        json!({"roles": ["booker"], "restrictions": ["artist:booking:create"], "expires_at": "2026-03-25T00:00:00Z"}),
+    ))
+    .await
+    .expect(StatusCode::OK);
+
+    // The owner makes Leo a people manager: he may invite and remove, within what he holds himself.
+    h.json(
+        Method::PUT,
+        "/v1/companies/encore/roles/people",
+        &maya,
+        json!({"grants": ["core:member:invite", "core:member:remove", "core:member:read"]}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    h.send(put(&maya, "leo", json!({"roles": ["booker", "people"]}))).await.expect(StatusCode::OK);
+    h.send(put(&leo, "sam", json!({"roles": ["member"], "status": "invited"}))).await.expect(StatusCode::OK);
+    // Never more than he holds: a viewer reads invoices, which a booker does not.
+    refused(&h.send(put(&leo, "sam", json!({"roles": ["viewer"], "status": "invited"}))).await, "finance:invoice:read");
+    let owner = h.send(put(&leo, "sam", json!({"roles": ["owner"], "status": "invited"}))).await;
+    owner.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert!(owner.body["detail"].as_str().unwrap().contains("does not hold itself"), "{}", owner.text);
+    // He suspends Ines, but may not make her active again: she holds what he does not.
+    h.send(put(&leo, "ines", ines)).await.expect(StatusCode::OK);
+    let back = h.send(put(&leo, "ines", json!({"roles": ["tour_accountant"]}))).await;
+    back.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    h.send(put(&maya, "ines", json!({"roles": ["tour_accountant"]}))).await.expect(StatusCode::OK);
+    // He ends Kai's membership; the record stays, `removed`.
+    h.send(delete(&leo, "/v1/companies/encore/memberships/kai")).await.expect(StatusCode::NO_CONTENT);
+    let audit = h.get("/v1/companies/encore/audit?after=0", &maya).await;
+    let ended = audit.body["records"].as_array().unwrap().iter().any(|r| r["kind"] == "end_membership");
+    assert!(ended, "{}", audit.text);
+
+    // A paused plan entitles nothing, and opens nothing: a member still may not make itself or a peer
+    // owner; the owner still administers.
+    let pause = kisum_access::Change::UpdateSubscription {
+        company: "encore".parse().unwrap(),
+        subscription: "enc-pro".parse().unwrap(),
+        patch: serde_json::from_value(json!({"status": "paused"})).unwrap(),
+    };
+    h.state.engine.write(&kisum_access::Actor::Platform, h.clock_now(), pause).await.unwrap();
+    let paused = h.get("/v1/me/access", &leo).await;
+    assert!(!paused.body["modules"].as_array().unwrap().iter().any(|m| m == "touring"), "{}", paused.text);
+    h.send(own(json!({"roles": ["owner"]}))).await.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    h.send(put(&leo, "ines", json!({"roles": ["owner"]}))).await.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    h.json(Method::PUT, "/v1/companies/encore/roles/crew", &maya, role).await.expect(StatusCode::OK);
+}
+
+/// Agent client ids are `agent@company`: dotted ids of two companies cannot meet (they did as
+/// `agent.{company}.{agent}`: `seca`/`io.bot` and `seca.io`/`bot`).
+async fn agent_client_ids_do_not_collide(backend: Backend) {
+    let h = harness(backend).await;
+    for id in ["seca", "seca.io"] {
+        let create = kisum_access::Change::CreateCompany {
+            company: serde_json::from_value(json!({"id": id})).unwrap(),
+            owner: "sam".parse().unwrap(),
+        };
+        h.state.engine.write(&kisum_access::Actor::Platform, h.clock_now(), create).await.unwrap();
+    }
+    let seca = h.user("sam", "seca").await;
+    let seca_io = h.user("sam", "seca.io").await;
+    let a = h.send(Call::new(Method::PUT, "/v1/companies/seca/agents/io.bot").bearer(Some(&seca))).await;
+    a.expect(StatusCode::OK);
+    let b = h.send(Call::new(Method::PUT, "/v1/companies/seca.io/agents/bot").bearer(Some(&seca_io))).await;
+    b.expect(StatusCode::OK);
+    assert_ne!(a.body["client_id"], b.body["client_id"]);
+    // Removing one leaves the other's client whole: its secret still authenticates (the exchange then
+    // fails on the missing delegation, not on the client).
+    h.send(Call::new(Method::DELETE, "/v1/companies/seca.io/agents/bot").bearer(Some(&seca_io)))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let exchange = h
+        .send(
+            Call::new(Method::POST, "/oauth/token")
+                .header(
+                    "authorization",
+                    &basic(a.body["client_id"].as_str().unwrap(), a.body["client_secret"].as_str().unwrap()),
+                )
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                    ("subject_token", seca.as_str()),
+                    ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                ]),
+        )
+        .await;
+    assert_eq!(exchange.body["error"], "invalid_grant", "{}", exchange.text);
+    // A body over the limit on the token endpoint is a problem too.
+    let big = format!("grant_type=client_credentials&pad={}", "x".repeat(70_000));
+    let too_big = h.send(Call::new(Method::POST, "/oauth/token").raw("application/x-www-form-urlencoded", &big)).await;
+    too_big.expect_code(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
 }
 
 async fn the_change_feed(backend: Backend) {

@@ -193,7 +193,9 @@ pub(crate) async fn remove_company(
     ApiPath(c): ApiPath<String>,
 ) -> ApiResult<Response> {
     let company = company_id(&c)?;
-    let record = state.write(&actor, Change::RemoveCompany { company }, &[]).await?;
+    // Its agents' clients go with it; its id is retired (the directory refuses it to a new company).
+    let side = [SideWrite::RemoveAgentClients { company: company.to_string(), agent: None }];
+    let record = state.write(&actor, Change::RemoveCompany { company }, &side).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))
 }
 
@@ -279,8 +281,12 @@ pub(crate) async fn set_password(
         return Err(ApiError::not_found(format!("no user `{user}`")));
     }
     let hash = password::hash(body.password).await?;
-    let side = [SideWrite::SetPassword { user: user.clone(), hash }];
-    let record = state.write(&actor, Change::SetPassword { user }, &side).await?;
+    // Every session of the user ends with the old password (Auth's feed tells modules: `session_revoked`).
+    let side = [
+        SideWrite::SetPassword { user: user.clone(), hash },
+        SideWrite::RevokeUserSessions { user: user.clone(), at: state.now().unix_seconds() },
+    ];
+    let record = state.write(&actor, Change::SetPassword { user, end_sessions: true }, &side).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))
 }
 

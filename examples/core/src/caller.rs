@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use kisum_access::{Access, Actor, CompanyId};
 use kisum_server::{ApiError, ApiResult};
-use kisum_token::{Accept, Caller, Expect};
+use kisum_token::Caller;
 
 use crate::state::CoreState;
 
@@ -105,8 +105,11 @@ fn admin(state: &CoreState, headers: &HeaderMap, permission: &'static str) -> Ap
 /// Whether the caller may read company `c`'s entitlements: a service token with
 /// `core:entitlements:read`, or a token of `c` whose principal is an active member there (or a
 /// registered agent). Anyone else learns nothing: `404`, as for a company that does not exist.
-pub(crate) fn entitlements_reader(state: &CoreState, headers: &HeaderMap, company: &CompanyId) -> ApiResult<()> {
-    let claims = state.tokens.verify(headers, Expect::new(Accept::Both))?;
+pub(crate) fn entitlements_reader(
+    state: &CoreState,
+    claims: &kisum_token::VerifiedClaims,
+    company: &CompanyId,
+) -> ApiResult<()> {
     let member = match claims.caller() {
         Caller::Service { .. } => claims.scope_allows(ENTITLEMENTS_READ),
         Caller::User { principal, company: theirs, .. } => {

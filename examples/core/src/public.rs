@@ -74,12 +74,13 @@ pub(crate) async fn catalog(
     security(("bearer" = [])))]
 pub(crate) async fn entitlements(
     State(state): State<Arc<CoreState>>,
+    kisum_server::Bearer(claims): kisum_server::Bearer,
     ApiPath(c): ApiPath<String>,
     ApiQuery(at): ApiQuery<At>,
     headers: HeaderMap,
 ) -> ApiResult<Json<EntitlementsSummary>> {
     let company = company_id(&c)?;
-    caller::entitlements_reader(&state, &headers, &company)?;
+    caller::entitlements_reader(&state, &claims, &company)?;
     let at = at.instant(&state)?;
     kisum_server::fresh::at_least(&headers, state.engine.installed()).await?;
     let summary = state

@@ -36,3 +36,9 @@ impl CoreState {
         Ok(self.engine.write_with(actor, self.now(), change, side).await?)
     }
 }
+
+impl kisum_server::HasTokens for CoreState {
+    fn tokens(&self) -> &kisum_server::Tokens {
+        &self.tokens
+    }
+}

@@ -147,6 +147,7 @@ kisum_tests::on_both_backends!(
     bad_input_gets_clear_errors,
     writes_reach_another_replica_through_the_log,
     support_sessions,
+    a_password_change_ends_every_session,
 );
 
 async fn support_sessions(backend: Backend) {
@@ -233,6 +234,9 @@ async fn catalog_and_entitlements_by_caller(backend: Backend) {
     // A suspended member (kai) reads nothing.
     let kai = h.user("kai", "encore");
     h.call(Method::GET, "/v1/companies/encore/entitlements", Some(&kai), None).await.expect(StatusCode::NOT_FOUND);
+    // The token is checked before the query: no token is 401 whatever the query holds.
+    let anonymous = h.call(Method::GET, "/v1/companies/encore/entitlements?bogus=1&at=never", None, None).await;
+    anonymous.expect(StatusCode::UNAUTHORIZED);
     // Time: a malformed instant is the caller's mistake.
     let bad = h.call(Method::GET, "/v1/companies/encore/entitlements?at=yesterday", Some(&maya), None).await;
     bad.expect(StatusCode::UNPROCESSABLE_ENTITY);
@@ -327,6 +331,11 @@ async fn companies_create_list_read_remove(backend: Backend) {
     assert!(removed.version() > created.version());
     h.call(Method::GET, "/admin/v1/companies/gig", Some(&admin), None).await.expect(StatusCode::NOT_FOUND);
     h.call(Method::DELETE, "/admin/v1/companies/gig", Some(&admin), None).await.expect(StatusCode::NOT_FOUND);
+    // Its id is retired: a new tenant never inherits what was recorded under it (audit, module data).
+    let reuse = json!({"company": {"id": "gig"}, "owner": "sam"});
+    let refused = h.call(Method::POST, "/admin/v1/companies", Some(&admin), Some(reuse)).await;
+    refused.expect(StatusCode::CONFLICT);
+    assert!(refused.body["errors"][0]["message"].as_str().unwrap().contains("retired"), "{:#}", refused.body);
 }
 
 async fn users_and_passwords(backend: Backend) {
@@ -628,5 +637,50 @@ async fn revoked_sessions_are_refused(backend: Backend) {
         assert!(start.elapsed() < Duration::from_secs(1), "still {} after a second", a.status);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    follower.abort();
+}
+
+async fn a_password_change_ends_every_session(backend: Backend) {
+    let h = harness(backend).await;
+    let admin = h.service("ops-bot", "admin:*");
+    let maya = h.user("maya", "encore");
+    h.call(Method::GET, "/v1/companies/encore/entitlements", Some(&maya), None).await.expect(StatusCode::OK);
+    let follower = kisum_server::revoked::follow(
+        h.engine.store().clone(),
+        h.state.tokens.revoked().clone(),
+        h.engine.seq(),
+        Duration::from_millis(50),
+    );
+    h.call(Method::PUT, "/admin/v1/users/maya/password", Some(&admin), Some(json!({"password": "battery staple"})))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    // Every token issued until the change is refused within a second, here as in Auth and the modules.
+    let start = std::time::Instant::now();
+    loop {
+        let a = h.call(Method::GET, "/v1/companies/encore/entitlements", Some(&maya), None).await;
+        if a.status == StatusCode::UNAUTHORIZED {
+            assert_eq!(a.code(), "TOKEN_INVALID");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "still {} after a second", a.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A token issued after the change works: the user signs in again with the new password.
+    let later = Claims {
+        cid: Some("encore".into()),
+        sid: Some("s2".into()),
+        ver: Some(0),
+        iat: now().unix_seconds() + 1,
+        exp: now().unix_seconds() + 601,
+        ..h.claims("maya")
+    };
+    let later = h.token(later);
+    let a = h.call(Method::GET, "/v1/companies/encore/entitlements", Some(&later), None).await;
+    assert_ne!(a.status, StatusCode::UNAUTHORIZED, "{:#}", a.body);
+    // The change is recorded so that Auth's feed tells the modules (`session_revoked` with
+    // `issued_through`).
+    let audit = h.call(Method::GET, "/admin/v1/audit", Some(&admin), None).await;
+    let record = audit.body["records"].as_array().unwrap().iter().rev().find(|r| r["kind"] == "set_password").cloned();
+    assert!(record.is_some(), "{:#}", audit.body);
     follower.abort();
 }

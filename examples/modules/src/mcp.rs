@@ -146,6 +146,9 @@ struct CallParams {
     arguments: Map<String, Value>,
 }
 
+/// The module a company must be entitled to for the endpoint.
+const AI_MODULE: &str = "ai";
+
 /// The endpoint.
 pub(crate) async fn endpoint(
     State(ai): State<Arc<Ai>>,
@@ -156,6 +159,19 @@ pub(crate) async fn endpoint(
 ) -> Response {
     if caller.company().is_none() {
         return ApiError::new(ErrorCode::Forbidden, "the MCP endpoint serves user tokens").into_response();
+    }
+    // The company must be entitled to the AI module before any JSON-RPC is read (API.md §4).
+    let granted = match kisum.access_of(&caller).await {
+        Ok(granted) => granted,
+        Err(refusal) => return crate::refused(&refusal).into_response(),
+    };
+    if let Some(reason) = granted.snapshot.denies_all() {
+        return crate::refused(&Refusal::of_deny(reason, ASK, None)).into_response();
+    }
+    if !granted.entitlements.modules.iter().any(|m| m == AI_MODULE) {
+        return ApiError::new(ErrorCode::NotEntitled, "the company is not entitled to module `ai`")
+            .with_required(AI_MODULE)
+            .into_response();
     }
     if let Some(version) = headers.get("mcp-protocol-version")
         && version != PROTOCOL_VERSION

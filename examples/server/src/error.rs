@@ -142,3 +142,45 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// The middleware that keeps API.md §1's promise that every error body is problem+json: an error
+/// response that some layer or extractor answered in another form (axum's own text rejections: a body
+/// over the limit, a form or path it could not read) is answered again as a problem of the same status.
+/// JSON bodies are left alone (a module's JSON-RPC errors are answers, not failures).
+pub async fn problem_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let code = match status {
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::CONFLICT => ErrorCode::Conflict,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::UpstreamUnavailable,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::ValidationFailed,
+    };
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = match std::str::from_utf8(&text).map(str::trim) {
+        Ok(t) if !t.is_empty() => crate::clip(t),
+        _ => status.canonical_reason().unwrap_or("the request failed").to_lowercase(),
+    };
+    let mut problem = Problem::new(code, detail);
+    problem.status = status.as_u16();
+    let mut answer = ApiError::from_problem(problem).into_response();
+    *answer.status_mut() = status;
+    // Headers the first answer set (`Allow`, `Retry-After`, `WWW-Authenticate`) stay.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}

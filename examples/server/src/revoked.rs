@@ -1,5 +1,6 @@
-//! Sessions revoked and users disabled, as a server learns them from the change log (`revoke_session`,
-//! `disable_user`): their tokens are refused until the last of them has expired. Auth and Core keep one
+//! Sessions revoked, users disabled and passwords changed, as a server learns them from the change log
+//! (`revoke_session`, `disable_user`, `set_password`): their tokens are refused until the last of them
+//! has expired. Auth and Core keep one
 //! each, inside their [`Tokens`](crate::Tokens), so every route refuses them.
 
 use std::collections::HashMap;
@@ -14,11 +15,12 @@ use kisum_token::{MAX_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS};
 /// plus the largest leeway.
 pub const REFUSE_FOR: i64 = MAX_LIFETIME_SECONDS + MAX_LEEWAY_SECONDS as i64;
 
-/// Revoked sessions and disabled users, each until an instant (Unix seconds).
+/// Revoked sessions and users, each until an instant (Unix seconds).
 #[derive(Debug, Default)]
 pub struct Revoked {
     sessions: RwLock<HashMap<String, i64>>,
-    users: RwLock<HashMap<UserId, i64>>,
+    /// By user: tokens issued at or before the first instant are refused until the second.
+    users: RwLock<HashMap<UserId, (i64, i64)>>,
 }
 
 impl Revoked {
@@ -29,17 +31,24 @@ impl Revoked {
         }
     }
 
-    /// Records that `user` was disabled: its tokens are refused until `until`.
-    pub fn user(&self, user: &UserId, until: i64) {
+    /// Records that every session of `user` ended at `through` (its password changed; `i64::MAX`: it was
+    /// disabled): its tokens issued at or before `through` are refused until `until`. Token times are
+    /// whole seconds, so a token issued in the very second of the change is refused too.
+    pub fn user(&self, user: &UserId, through: i64, until: i64) {
         if let Ok(mut map) = self.users.write() {
-            map.insert(user.clone(), until);
+            let entry = map.entry(user.clone()).or_insert((through, until));
+            *entry = (entry.0.max(through), entry.1.max(until));
         }
     }
 
-    /// Whether a token of `sid`, issued to `user`, is refused at `now`. A poisoned lock refuses.
-    pub fn refuses(&self, sid: &str, user: &UserId, now: i64) -> bool {
+    /// Whether a token of `sid`, issued to `user` at `iat`, is refused at `now`. A poisoned lock refuses.
+    pub fn refuses(&self, sid: &str, user: &UserId, iat: i64, now: i64) -> bool {
         let session = self.sessions.read().map(|m| m.get(sid).is_some_and(|&until| now < until)).unwrap_or(true);
-        let user = self.users.read().map(|m| m.get(user).is_some_and(|&until| now < until)).unwrap_or(true);
+        let user = self
+            .users
+            .read()
+            .map(|m| m.get(user).is_some_and(|&(through, until)| iat <= through && now < until))
+            .unwrap_or(true);
         session || user
     }
 
@@ -49,7 +58,7 @@ impl Revoked {
             map.retain(|_, until| now < *until);
         }
         if let Ok(mut map) = self.users.write() {
-            map.retain(|_, until| now < *until);
+            map.retain(|_, (_, until)| now < *until);
         }
     }
 
@@ -58,7 +67,11 @@ impl Revoked {
         match &entry.change {
             Change::RevokeSession { session, until, .. } => self.session(session, until.unix_seconds()),
             Change::DisableUser { user } => {
-                self.user(user, entry.record.at.unix_seconds().saturating_add(REFUSE_FOR));
+                self.user(user, i64::MAX, entry.record.at.unix_seconds().saturating_add(REFUSE_FOR));
+            }
+            Change::SetPassword { user, end_sessions: true } => {
+                let at = entry.record.at.unix_seconds();
+                self.user(user, at, at.saturating_add(REFUSE_FOR));
             }
             _ => {}
         }

@@ -7,16 +7,18 @@ use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-use crate::error::{no_method, no_route};
+use crate::error::{no_method, no_route, problem_bodies};
 use crate::json::MAX_BODY_BYTES;
 
 /// Finishes a router: problem+json fallbacks for unknown routes (404) and methods (405), the 64 KiB
-/// body limit, tracing, and request ids (outermost, so that every response carries one).
+/// body limit, every other error answered as problem+json, tracing, and request ids (outermost, so
+/// that every response carries one).
 pub fn finish(router: Router) -> Router {
     router
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(problem_bodies))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn(crate::request_id::layer))
 }

@@ -73,7 +73,7 @@ impl Tokens {
         let now = self.clock.now();
         let claims = self.verifier.load().verify(token, expect, now).map_err(refused)?;
         if let Caller::User { subject, sid, .. } = claims.caller()
-            && self.revoked.refuses(sid, subject, now.unix_seconds())
+            && self.revoked.refuses(sid, subject, claims.claims().iat, now.unix_seconds())
         {
             return Err(refused(TokenError::Invalid("the session was revoked")));
         }
@@ -87,4 +87,27 @@ fn refused(e: TokenError) -> ApiError {
         _ => r#"Bearer error="invalid_token""#,
     };
     ApiError::from_error(&e).with_header(header::WWW_AUTHENTICATE, challenge)
+}
+
+/// A server state that verifies bearer tokens.
+pub trait HasTokens: Send + Sync + 'static {
+    /// The state's verifier.
+    fn tokens(&self) -> &Tokens;
+}
+
+/// The verified bearer token of a request (user or service), established from the headers before any
+/// path, query or body is read: a request without a valid token is `401` whatever else it holds (API.md
+/// §1). Put it first among a handler's extractors.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub Arc<VerifiedClaims>);
+
+impl<S: HasTokens> axum::extract::FromRequestParts<Arc<S>> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<S>,
+    ) -> Result<Self, Self::Rejection> {
+        state.tokens().verify(&parts.headers, Expect::new(kisum_token::Accept::Both)).map(Bearer)
+    }
 }

@@ -707,7 +707,7 @@ fn plans_subscriptions_and_overrides_through_writes() {
     let record = dir.apply(&platform, T(), Change::DisableUser { user: "rita".parse().unwrap() }).unwrap();
     assert_eq!((record.company, record.principals.len(), record.kind.as_str()), (None, 0, "disable_user"));
     assert_eq!(
-        code(dir.apply(&platform, T(), Change::SetPassword { user: "ghost".parse().unwrap() })),
+        code(dir.apply(&platform, T(), Change::SetPassword { user: "ghost".parse().unwrap(), end_sessions: true })),
         ErrorCode::NotFound
     );
     assert_eq!(dir.to_doc(), doc);
