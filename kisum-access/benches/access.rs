@@ -189,6 +189,80 @@ fn directory_scale(c: &mut Criterion) {
     g.finish();
 }
 
+/// Sign-in's list of a user's companies and closing a support session by id, at 1k and 100k companies:
+/// from the directory's indices, beside the scan of every company they replaced (issue 21).
+fn lookups_by_user(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lookups by user and session");
+    for companies in [1_000, 100_000] {
+        let doc = synth::world(Spec { companies, members: 20, seed: 42 });
+        let directory = Directory::new(World::from_doc(&doc).unwrap());
+        let catalog = directory.catalog();
+        let users: Vec<kisum_access::UserId> =
+            (0..1024).map(|i| format!("c{}-u{}", (i * 7919) % companies, i % 20).parse().unwrap()).collect();
+        let mut i = 0;
+        g.bench_with_input(BenchmarkId::new("memberships_of (index)", companies), &companies, |b, _| {
+            b.iter(|| {
+                i = (i + 1) % users.len();
+                black_box(directory.memberships_of(&users[i]))
+            })
+        });
+        let mut i = 0;
+        g.bench_with_input(BenchmarkId::new("memberships_of (scan, before)", companies), &companies, |b, _| {
+            b.iter(|| {
+                i = (i + 1) % users.len();
+                let user = &users[i];
+                let found: Vec<_> = directory
+                    .company_ids()
+                    .into_iter()
+                    .filter_map(|c| directory.company(&c).and_then(|p| p.membership_of(&catalog, user)))
+                    .collect();
+                black_box(found)
+            })
+        });
+        // One open support session in the middle company; closing it is an index lookup and a prepare.
+        let company = CompanyId::parse(&format!("c{}", companies / 2)).unwrap();
+        let open = Change::OpenSupportSession {
+            company: company.clone(),
+            session: serde_json::from_value(serde_json::json!({"id": "ss1", "user": "staff", "reason": "bench",
+                "roles": ["viewer"], "opened_at": at(), "expires_at": Timestamp::from_unix(at().unix_seconds() + 3600)}))
+            .unwrap(),
+        };
+        directory.apply(&Actor::Platform, at(), Change::AddUser { user: "staff".parse().unwrap() }).unwrap();
+        directory.apply(&Actor::Platform, at(), open).unwrap();
+        g.bench_with_input(
+            BenchmarkId::new("close support session (index + prepare)", companies),
+            &companies,
+            |b, _| {
+                b.iter(|| {
+                    let company = directory.support_session_company("ss1").unwrap();
+                    let close = Change::CloseSupportSession { company, id: "ss1".into() };
+                    black_box(directory.prepare(&Actor::Platform, at(), close).unwrap())
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("close support session (scan + prepare, before)", companies),
+            &companies,
+            |b, _| {
+                b.iter(|| {
+                    let company = directory
+                        .company_ids()
+                        .into_iter()
+                        .find(|c| {
+                            directory
+                                .company(c)
+                                .is_some_and(|p| p.source().company.support_sessions.iter().any(|s| s.id == "ss1"))
+                        })
+                        .unwrap();
+                    let close = Change::CloseSupportSession { company, id: "ss1".into() };
+                    black_box(directory.prepare(&Actor::Platform, at(), close).unwrap())
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
 fn writes_under_reads(c: &mut Criterion) {
     let doc = synth::world(Spec { companies: 1_000, members: 20, seed: 9 });
     let directory = Arc::new(Directory::new(World::from_doc(&doc).unwrap()));
@@ -231,5 +305,5 @@ fn writes_under_reads(c: &mut Criterion) {
     eprintln!("reader thread: {reads} checks in {secs:.1}s ({:.0}/s) while writing", reads as f64 / secs);
 }
 
-criterion_group!(benches, snapshot_checks, memory_latency, directory_scale, writes_under_reads);
+criterion_group!(benches, snapshot_checks, memory_latency, directory_scale, lookups_by_user, writes_under_reads);
 criterion_main!(benches);

@@ -211,6 +211,19 @@ pub enum Change {
         /// The session id.
         id: String,
     },
+    /// Records what a platform staff user did in a company under an open support session (a module's read
+    /// or write, recorded by the module): the audit the company's owners list. Changes no access
+    /// (platform only: the module's service).
+    RecordSupportAccess {
+        /// The company id.
+        company: CompanyId,
+        /// The support session.
+        session: String,
+        /// What was done: `METHOD /path`, or the permission decided.
+        route: String,
+        /// The record it touched (`COMPANY/KIND/ID`), if any.
+        record: Option<String>,
+    },
     /// Records that a user's password was set (platform only). The credential itself is not part of
     /// the model and never enters the log; the record is for the audit trail.
     SetPassword {
@@ -278,6 +291,7 @@ impl Change {
             Change::RotateKeys { .. } => "rotate_keys",
             Change::OpenSupportSession { .. } => "open_support_session",
             Change::CloseSupportSession { .. } => "close_support_session",
+            Change::RecordSupportAccess { .. } => "support_access",
         }
     }
 
@@ -316,7 +330,8 @@ impl Change {
             | Change::AddOverride { company, .. }
             | Change::RemoveOverride { company, .. }
             | Change::OpenSupportSession { company, .. }
-            | Change::CloseSupportSession { company, .. } => Ok(Some(company.clone())),
+            | Change::CloseSupportSession { company, .. }
+            | Change::RecordSupportAccess { company, .. } => Ok(Some(company.clone())),
         }
     }
 }

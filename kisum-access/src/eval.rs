@@ -340,6 +340,14 @@ impl Company {
         let Some(segment) = self.segment_ix(k) else { return snap };
         snap.module_ok = segment.module_ok.clone();
         snap.entitled = segment.entitled.clone();
+        if let (Some(_), Principal::User(user)) = (member, principal) {
+            snap.support_session = self
+                .doc
+                .support_sessions
+                .iter()
+                .find(|s| s.user == user.as_str() && s.is_open_at(t))
+                .map(|s| s.id.clone());
+        }
         if let Some(m) = member {
             if let Some(bits) = self.restrict_bits(m) {
                 snap.restricted = bits.clone();

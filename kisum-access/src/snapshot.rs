@@ -58,6 +58,9 @@ pub struct Snapshot {
     /// `granted ∩ entitled − restricted`: the allow fast path.
     pub(crate) effective: BitSet,
     pub(crate) scoped: Vec<ScopedGrant>,
+    /// The open support session whose membership gives the principal its access, if any: every action
+    /// under it is audited (API.md §3).
+    pub(crate) support_session: Option<String>,
 }
 
 impl Snapshot {
@@ -82,6 +85,7 @@ impl Snapshot {
             granted: BitSet::new(permissions),
             effective: BitSet::new(permissions),
             scoped: Vec::new(),
+            support_session: None,
         }
     }
 
@@ -113,6 +117,12 @@ impl Snapshot {
             }
         }
         self.scoped = narrowed;
+    }
+
+    /// The open support session whose membership gives the principal its access, if any: everything done
+    /// under it must be recorded for the company's owners (API.md §3).
+    pub fn support_session(&self) -> Option<&str> {
+        self.support_session.as_deref()
     }
 
     /// Whether the check is allowed: the fast path, a bit test when no resource is given.
@@ -239,6 +249,10 @@ pub struct WireSnapshot {
     pub entitlements: EntitlementsSummary,
     /// The fingerprint of the catalog the snapshot was built against.
     pub catalog: String,
+    /// The open support session the principal acts in, if any: modules record every action under it
+    /// where the company's owners can list it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_session: Option<String>,
 }
 
 /// One resource-scoped permission of a [`WireSnapshot`].
@@ -289,6 +303,7 @@ impl Snapshot {
             restricted: keys(&restricted),
             entitlements,
             catalog: catalog.fingerprint().to_owned(),
+            support_session: self.support_session.clone(),
         }
     }
 
@@ -345,6 +360,7 @@ impl Snapshot {
             granted: effective.clone(),
             effective,
             scoped,
+            support_session: wire.support_session.clone(),
         })
     }
 }

@@ -14,6 +14,11 @@ pub(crate) struct UserSet {
     /// Open addressing over `ends`: the hash's high half and row + 1, 0 when free; a power of two, at
     /// most 3/4 full. The hash half spares reading the arena (another cache miss) on a mismatch.
     table: Vec<u64>,
+    /// By row, the hash of a company the user has a membership in (0: none): most users are in one
+    /// company, so the index of memberships by user costs 8 bytes a user.
+    company: Vec<u64>,
+    /// By row, the hashes of the user's further companies.
+    more: std::collections::HashMap<u32, Vec<u64>>,
 }
 
 fn u32_of(i: usize) -> u32 {
@@ -28,6 +33,8 @@ impl UserSet {
             text: String::with_capacity(n * 12),
             ends: Vec::with_capacity(n),
             table: vec![0; (n * 4 / 3 + 1).next_power_of_two().max(16)],
+            company: Vec::with_capacity(n),
+            more: std::collections::HashMap::new(),
         }
     }
 
@@ -76,6 +83,7 @@ impl UserSet {
             (Err(free), hash) => {
                 self.text.push_str(id);
                 self.ends.push(u32_of(self.text.len()));
+                self.company.push(0);
                 if let Some(slot) = self.table.get_mut(free) {
                     *slot = (hash >> 32) << 32 | u64::from(u32_of(self.ends.len()));
                 }
@@ -105,6 +113,58 @@ impl UserSet {
     pub fn shrink_to_fit(&mut self) {
         self.text.shrink_to_fit();
         self.ends.shrink_to_fit();
+        self.company.shrink_to_fit();
+    }
+
+    fn row(&self, id: &str) -> Option<u32> {
+        let slot = self.probe(id).0.ok()?;
+        self.table.get(slot).map(|s| u32_of((s & 0xffff_ffff) as usize - 1))
+    }
+
+    /// Records that `id` has a membership in the company whose hash is `company` (a user not in the set
+    /// is ignored: the loader never lets one hold a membership).
+    pub fn add_company(&mut self, id: &str, company: u64) {
+        let Some(row) = self.row(id) else { return };
+        let Some(first) = self.company.get_mut(row as usize) else { return };
+        if *first == company {
+            return;
+        }
+        if *first == 0 {
+            *first = company;
+            return;
+        }
+        let more = self.more.entry(row).or_default();
+        if !more.contains(&company) {
+            more.push(company);
+        }
+    }
+
+    /// Records that `id` no longer has a membership in the company whose hash is `company`.
+    pub fn remove_company(&mut self, id: &str, company: u64) {
+        let Some(row) = self.row(id) else { return };
+        let more = self.more.get_mut(&row);
+        let Some(first) = self.company.get_mut(row as usize) else { return };
+        match more {
+            Some(more) => {
+                if *first == company {
+                    *first = more.pop().unwrap_or(0);
+                } else {
+                    more.retain(|c| *c != company);
+                }
+                if more.is_empty() {
+                    self.more.remove(&row);
+                }
+            }
+            None if *first == company => *first = 0,
+            None => {}
+        }
+    }
+
+    /// The hashes of the companies `id` has a membership in.
+    pub fn companies_of(&self, id: &str) -> Vec<u64> {
+        let Some(row) = self.row(id) else { return Vec::new() };
+        let first = self.company.get(row as usize).copied().filter(|c| *c != 0);
+        first.into_iter().chain(self.more.get(&row).into_iter().flatten().copied()).collect()
     }
 
     /// Every id, in insertion order.
@@ -128,5 +188,23 @@ mod tests {
         assert_eq!(set.len(), 1000);
         assert!(set.contains("u999") && !set.contains("u1000") && !set.contains(""));
         assert_eq!(set.iter().nth(3), Some("u3"));
+    }
+
+    #[test]
+    fn companies_by_user() {
+        let mut set = UserSet::default();
+        set.insert("a");
+        set.insert("b");
+        set.add_company("a", 7);
+        set.add_company("a", 9);
+        set.add_company("a", 9);
+        set.add_company("ghost", 3);
+        assert_eq!(set.companies_of("a"), vec![7, 9]);
+        assert!(set.companies_of("b").is_empty() && set.companies_of("ghost").is_empty());
+        set.remove_company("a", 7);
+        assert_eq!(set.companies_of("a"), vec![9]);
+        set.remove_company("a", 9);
+        assert!(set.companies_of("a").is_empty());
+        assert!(set.more.is_empty());
     }
 }

@@ -199,12 +199,27 @@ impl Kisum {
 
     /// Decides `permission` (on `resource`) for `caller`: a user through its access, a service through its
     /// scopes when `services` allows them. Refusals map as DESIGN.md §6. Never allows on error.
+    ///
+    /// An allow under a support session is recorded first ([`AccessSource::record_support_access`],
+    /// naming the permission); a failure to record refuses the request.
     pub async fn decide(
         &self,
         caller: &Caller,
         permission: &str,
         resource: Option<&ResourceRef>,
         services: bool,
+    ) -> Result<Access, Refusal> {
+        self.decide_route(caller, permission, resource, services, None).await
+    }
+
+    /// [`Kisum::decide`] for a route: a support session's record names `route` (`METHOD /path`).
+    async fn decide_route(
+        &self,
+        caller: &Caller,
+        permission: &str,
+        resource: Option<&ResourceRef>,
+        services: bool,
+        route: Option<String>,
     ) -> Result<Access, Refusal> {
         let catalog = self.inner.source.catalog();
         let id = catalog.permission(permission).map_err(|_| {
@@ -226,7 +241,17 @@ impl Kisum {
                 let granted = self.access_of(caller).await?;
                 tracing::debug!(origin = granted.origin.as_str(), %principal, %company, permission, "decision");
                 match granted.snapshot.decide(id, resource) {
-                    Ok(()) => Ok(Access { caller: caller.clone(), granted: Some(granted), catalog }),
+                    Ok(()) => {
+                        if let Some(session) = granted.snapshot.support_session() {
+                            let route = route.unwrap_or_else(|| permission.to_owned());
+                            let record = resource.map(ToString::to_string);
+                            self.inner
+                                .source
+                                .record_support_access(company, session, &route, record.as_deref())
+                                .await?;
+                        }
+                        Ok(Access { caller: caller.clone(), granted: Some(granted), catalog })
+                    }
                     Err(reason) => Err(refusal(reason, permission, &catalog, &granted.entitlements)),
                 }
             }
@@ -551,5 +576,6 @@ async fn guard(parts: &mut Parts, require: Require) -> Result<Access, Refusal> {
         }
         _ => None,
     };
-    kisum.decide(&caller, require.permission, resource.as_ref(), require.services).await
+    let route = format!("{} {}", parts.method, parts.uri.path());
+    kisum.decide_route(&caller, require.permission, resource.as_ref(), require.services, Some(route)).await
 }

@@ -70,6 +70,18 @@ pub trait AccessSource: Send + Sync + 'static {
         company: &CompanyId,
         min_version: u64,
     ) -> Result<Granted, Refusal>;
+
+    /// Records, where the company's owners can list it, what a platform staff user did under open support
+    /// session `session` (API.md §3): `route` (`METHOD /path`, or the permission decided) and the record
+    /// it touched. The guard calls it before the handler runs and refuses the request when it fails, so
+    /// nothing done under a support session goes unrecorded.
+    async fn record_support_access(
+        &self,
+        company: &CompanyId,
+        session: &str,
+        route: &str,
+        record: Option<&str>,
+    ) -> Result<(), Refusal>;
 }
 
 /// Access evaluated in process from a directory (always `live`).
@@ -105,6 +117,26 @@ impl AccessSource for LocalSource {
         };
         let entitlements = self.directory.entitlements(company, now).unwrap_or_default();
         Ok(Granted { snapshot: Arc::new(snapshot), entitlements: Arc::new(entitlements), origin: Origin::Live })
+    }
+
+    /// Into the directory, as a platform write (a process that embeds the directory behind a store
+    /// records it there).
+    async fn record_support_access(
+        &self,
+        company: &CompanyId,
+        session: &str,
+        route: &str,
+        record: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let change = kisum_access::Change::RecordSupportAccess {
+            company: company.clone(),
+            session: session.to_owned(),
+            route: route.to_owned(),
+            record: record.map(str::to_owned),
+        };
+        self.directory.apply(&kisum_access::Actor::Platform, self.clock.now(), change).map(|_| ()).map_err(|e| {
+            Refusal::new(ErrorCode::UpstreamUnavailable, format!("the support access was not recorded: {e}"))
+        })
     }
 }
 
@@ -177,6 +209,8 @@ pub struct RemoteSource {
     /// Whether the feed is connected: cached answers are then `cache`, else `stale`.
     feed_connected: AtomicBool,
     token: crate::service::ServiceToken,
+    /// The token that records support access (`auth:support:record`), asked for only when needed.
+    support_token: crate::service::ServiceToken,
     clock: Arc<dyn Clock>,
 }
 
@@ -203,6 +237,13 @@ impl RemoteSource {
             &config.client_secret,
             "auth:access:read",
         );
+        let support_token = crate::service::ServiceToken::new(
+            http.clone(),
+            &config.auth_url,
+            &config.client_id,
+            &config.client_secret,
+            "auth:support:record",
+        );
         let catalog = fetch_catalog(&http, &config.core_url, &token).await?;
         let cache = moka::future::Cache::builder()
             .max_capacity(100_000)
@@ -217,6 +258,7 @@ impl RemoteSource {
             floors: Mutex::new(HashMap::new()),
             feed_connected: AtomicBool::new(false),
             token,
+            support_token,
             clock,
         })
     }
@@ -395,6 +437,39 @@ impl AccessSource for RemoteSource {
             });
         }
         Ok(Granted { snapshot: entry.snapshot.clone(), entitlements: entry.entitlements.clone(), origin: Origin::Live })
+    }
+
+    /// With Auth (`POST /v1/companies/{c}/support-access`): the module's client needs the scope
+    /// `auth:support:record`.
+    async fn record_support_access(
+        &self,
+        company: &CompanyId,
+        session: &str,
+        route: &str,
+        record: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let unavailable = |detail: String| Refusal::new(ErrorCode::UpstreamUnavailable, detail);
+        let body = serde_json::json!({ "session": session, "route": route, "record": record });
+        for attempt in 0..2 {
+            let response = self
+                .http
+                .post(format!("{}/v1/companies/{company}/support-access", self.config.auth_url))
+                .timeout(crate::REQUEST_TIMEOUT)
+                .bearer_auth(self.support_token.get().await?)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| unavailable(format!("Auth is unreachable: {e}")))?;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
+                self.support_token.clear().await;
+                continue;
+            }
+            if !response.status().is_success() {
+                return Err(unavailable(format!("Auth answered {} recording support access", response.status())));
+            }
+            return Ok(());
+        }
+        Err(unavailable("Auth refused the module's credentials".into()))
     }
 }
 

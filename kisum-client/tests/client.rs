@@ -191,6 +191,26 @@ async fn a_module_behind_the_sdk() {
     let ended = Call::new(Method::GET, "/v1/invoices").bearer(Some(&kai)).send(&long_lived).await;
     ended.expect_code(StatusCode::FORBIDDEN, "MEMBERSHIP_INACTIVE");
 
+    // Platform staff in a support session: every module action is recorded where the owners list it.
+    let ops = p.token("ops", "kisum").await;
+    let opened = reqwest::Client::new()
+        .post(format!("{}/admin/v1/support-sessions", p.core))
+        .bearer_auth(&ops)
+        .json(&json!({"company": "encore", "reason": "ticket 42", "minutes": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::CREATED);
+    let session = opened.json::<serde_json::Value>().await.unwrap()["session"]["id"].as_str().unwrap().to_owned();
+    let staff = p.token("ops", "encore").await;
+    within(&app, &staff, "/v1/invoices", StatusCode::OK, Duration::from_secs(1)).await;
+    let audit = auth.call(Method::GET, "/v1/companies/encore/audit?after=0&limit=1000", &maya, None).await.unwrap();
+    let recorded = audit["records"].as_array().unwrap().iter().any(|r| {
+        r["kind"] == "support_access"
+            && r["after"].as_str().is_some_and(|a| a.contains(&session) && a.contains("GET /v1/invoices"))
+    });
+    assert!(recorded, "{audit:#}");
+
     // A rotated key: tokens signed by the new key verify (an unknown kid refetches the JWKS).
     let admin = auth.client_credentials("platform-admin", ADMIN_SECRET, Some("admin:key:rotate")).await.unwrap();
     auth.call(Method::POST, "/admin/v1/keys/rotate", &admin.access_token, None).await.unwrap();

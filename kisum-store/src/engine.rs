@@ -27,6 +27,9 @@ pub struct Engine {
     apply: Mutex<()>,
     /// The directory's sequence after each install, for in-process followers (Auth's change feed).
     installed: watch::Sender<u64>,
+    /// Why the directory cannot follow the log (a pruned position, an entry that does not decode or
+    /// validate), while that lasts: the replica is then not ready and serves no decision as current.
+    behind: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -74,6 +77,7 @@ impl Engine {
             directory: Arc::new(Directory::at_seq(world, seq)),
             apply: Mutex::new(()),
             installed: watch::Sender::new(seq),
+            behind: std::sync::Mutex::new(None),
         };
         engine.catch_up().await?;
         Ok(engine)
@@ -213,6 +217,68 @@ impl Engine {
         Ok(records)
     }
 
+    /// Why this replica cannot follow the log now, if it cannot ([`Engine::sync`] sets and clears it).
+    pub fn behind(&self) -> Option<String> {
+        self.behind.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Readiness (API.md §1): the store answers, and the directory follows the log.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.store.head().await.map_err(|e| e.to_string())?;
+        match self.behind() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// Catches up with the log; when the log no longer reaches back to the directory's position (pruned),
+    /// or an entry does not decode or validate, reloads from the newest checkpoint if it is past the
+    /// directory's position, then catches up from there. While neither works the replica is
+    /// [`behind`](Engine::behind), and the error is returned; the next call tries again.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let result = match self.catch_up().await {
+            Err(
+                e @ (StoreError::ResyncRequired { .. }
+                | StoreError::Invalid { .. }
+                | StoreError::Corrupt { .. }
+                | StoreError::Gap { .. }),
+            ) => match self.reload().await {
+                Ok(true) => self.catch_up().await.map(|_| ()),
+                Ok(false) => Err(e),
+                Err(reload) => Err(reload),
+            },
+            other => other.map(|_| ()),
+        };
+        let mut behind = self.behind.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *behind = match &result {
+            Ok(()) => None,
+            // A store that cannot be reached is readiness's other half; the state itself is not stale.
+            Err(StoreError::Database(_)) => behind.take(),
+            Err(e) => Some(format!("cannot follow the change log after {}: {e}", self.directory.seq())),
+        };
+        result
+    }
+
+    /// Replaces the directory with the newest checkpoint when that is ahead of it; whether it did.
+    async fn reload(&self) -> Result<bool, StoreError> {
+        let _apply = self.apply.lock().await;
+        let Some(checkpoint) = self.store.latest_checkpoint().await? else { return Ok(false) };
+        if checkpoint.seq <= self.directory.seq() {
+            return Ok(false);
+        }
+        let seq = checkpoint.seq;
+        let doc: WorldDoc = serde_json::from_str(&checkpoint.world).map_err(|e| StoreError::Corrupt {
+            what: "checkpoint",
+            seq,
+            detail: e.to_string(),
+        })?;
+        let world = World::from_doc(&doc).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })?;
+        self.directory.reload(world, seq).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })?;
+        self.installed.send_replace(seq);
+        tracing::warn!(seq, "reloaded the directory from the newest checkpoint: the log no longer reached back to it");
+        Ok(true)
+    }
+
     /// Writes a checkpoint of the current state; returns its sequence. Opening then replays only what
     /// came after it.
     pub async fn checkpoint(&self) -> Result<u64, StoreError> {
@@ -224,15 +290,16 @@ impl Engine {
         Ok(seq)
     }
 
-    /// Keeps this process in step with the others: catches up whenever the store hears of a commit,
-    /// and at least every `poll` (the fallback when notifications are lost, or on SQLite shared by
-    /// several processes). Runs until the task is aborted; a failed catch-up is logged and retried.
+    /// Keeps this process in step with the others: [syncs](Engine::sync) whenever the store hears of a
+    /// commit, and at least every `poll` (the fallback when notifications are lost, or on SQLite shared by
+    /// several processes). Runs until the task is aborted; a failed sync is logged and retried, and the
+    /// replica is not ready meanwhile.
     pub fn follow(self: &Arc<Self>, poll: Duration) -> tokio::task::JoinHandle<()> {
         let engine = Arc::clone(self);
         tokio::spawn(async move {
             let mut commits = engine.store.commits();
             loop {
-                if let Err(e) = engine.catch_up().await {
+                if let Err(e) = engine.sync().await {
                     tracing::error!(error = %e, seq = engine.seq(), "catching up with the change log failed");
                 }
                 // Either a wake-up or the poll interval; a closed channel leaves polling only.

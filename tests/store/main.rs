@@ -21,4 +21,5 @@ kisum_tests::on_both_backends!(
     failed_commits_leave_everything_unchanged,
     credentials_commit_with_their_change,
     killed_writers_lose_no_committed_write,
+    a_replica_that_cannot_follow_reloads_or_says_so,
 );

@@ -489,3 +489,47 @@ pub async fn credentials_commit_with_their_change(backend: Backend) {
     assert_eq!(kinds, ["add_user", "set_password", "disable_user"]);
     assert!(log.iter().all(|e| !serde_json::to_string(&e.change).unwrap().contains("argon2id")));
 }
+
+/// A replica whose position the log was pruned past reloads from the newest checkpoint and catches up;
+/// one that meets an entry it cannot read is not ready, answers nothing as current, and recovers once a
+/// checkpoint past the entry exists (issue 21).
+pub async fn a_replica_that_cannot_follow_reloads_or_says_so(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let a = open(&db).await;
+    let b = Arc::new(open(&db).await);
+    // B falls behind: A writes, checkpoints and prunes the log past B's position.
+    for i in 0..5 {
+        a.write(&Actor::Platform, at(), add_user(&format!("p{i}"))).await.unwrap();
+    }
+    let checkpoint = a.checkpoint().await.unwrap();
+    a.store().prune(checkpoint).await.unwrap();
+    a.write(&Actor::Platform, at(), invite("p0")).await.unwrap();
+    assert!(matches!(b.catch_up().await, Err(StoreError::ResyncRequired { .. })));
+    // Following, it reloads and catches up, and is ready throughout.
+    let follow = b.follow(Duration::from_millis(50));
+    let started = Instant::now();
+    while b.seq() < a.seq() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the replica never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    follow.abort();
+    assert_eq!(b.directory().to_doc(), a.directory().to_doc());
+    assert_eq!(b.behind(), None);
+    b.ready().await.unwrap();
+
+    // An entry that no longer decodes stops B: it says so and is not ready.
+    let bad = a.write(&Actor::Platform, at(), invite("p1")).await.unwrap().seq;
+    a.write(&Actor::Platform, at(), invite("p2")).await.unwrap();
+    sql(&db, &format!("UPDATE change_log SET change = '{{\"kind\":\"nonsense\"}}' WHERE seq = {bad}")).await;
+    assert!(b.sync().await.is_err());
+    let why = b.behind().expect("a replica that cannot follow says why");
+    assert!(why.contains(&format!("after {}", bad - 1)), "{why}");
+    assert!(b.ready().await.is_err());
+    assert_eq!(b.seq(), bad - 1, "nothing past the bad entry is installed");
+    // Once a checkpoint past it exists (A holds the change), B reloads from it and is ready again.
+    a.checkpoint().await.unwrap();
+    b.sync().await.unwrap();
+    assert_eq!((b.seq(), b.behind()), (a.seq(), None));
+    assert_eq!(b.directory().to_doc(), a.directory().to_doc());
+    b.ready().await.unwrap();
+}

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use kisum_access::{
     Access, Acting, AgentId, CompanyId, Explanation, Principal, ResourceRef, Timestamp, UserId, WireSnapshot,
 };
@@ -17,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::caller::{self, Who};
 use crate::state::AuthState;
 use kisum_server::Bearer;
+use kisum_server::fresh::Fresh;
 
 /// The most checks one batch may hold.
 pub const MAX_BATCH: usize = 1000;
@@ -86,10 +86,6 @@ fn company(text: &str, path: &str) -> ApiResult<CompanyId> {
     CompanyId::parse(text).map_err(|e| ApiError::invalid(path, e.to_string()))
 }
 
-async fn fresh(state: &AuthState, headers: &HeaderMap) -> ApiResult<()> {
-    kisum_server::fresh::at_least(headers, state.engine.installed()).await
-}
-
 /// A principal's access in a company, compiled: permission keys, resource-scoped grants, entitlements,
 /// `version` (compare with a token's `ver`) and `valid_until` (the next instant the answer can change by
 /// time alone; `null` if none). A company the principal is not in gives an empty snapshot with `denied`.
@@ -105,13 +101,12 @@ async fn fresh(state: &AuthState, headers: &HeaderMap) -> ApiResult<()> {
 pub(crate) async fn snapshot(
     State(state): State<Arc<AuthState>>,
     Bearer(claims): Bearer,
+    _: Fresh,
     ApiQuery(q): ApiQuery<SnapshotQuery>,
-    headers: HeaderMap,
 ) -> ApiResult<Json<WireSnapshot>> {
     let who = who(&q.principal, q.acting_for.as_deref(), q.prior_actors.as_deref(), "?")?;
     let company = company(&q.company, "?company")?;
     let who = caller::access_reader(&claims, who, &company)?;
-    fresh(&state, &headers).await?;
     Ok(Json(wire(&state, &who, &company)))
 }
 
@@ -193,10 +188,9 @@ fn decide(
 pub(crate) async fn check(
     State(state): State<Arc<AuthState>>,
     Bearer(claims): Bearer,
-    headers: HeaderMap,
+    _: Fresh,
     ApiJson(body): ApiJson<CheckRequest>,
 ) -> ApiResult<Json<CheckAnswer>> {
-    fresh(&state, &headers).await?;
     decide(&state, &claims, &body, "").map(Json)
 }
 
@@ -230,13 +224,12 @@ pub(crate) struct BatchAnswer {
 pub(crate) async fn check_batch(
     State(state): State<Arc<AuthState>>,
     Bearer(claims): Bearer,
-    headers: HeaderMap,
+    _: Fresh,
     ApiJson(body): ApiJson<Batch>,
 ) -> ApiResult<Json<BatchAnswer>> {
     if body.checks.len() > MAX_BATCH {
         return Err(ApiError::invalid("/checks", format!("at most {MAX_BATCH} checks per batch")));
     }
-    fresh(&state, &headers).await?;
     let results = body
         .checks
         .iter()
@@ -280,12 +273,11 @@ pub(crate) struct WhoCan {
 pub(crate) async fn who_can(
     State(state): State<Arc<AuthState>>,
     Bearer(claims): Bearer,
+    _: Fresh,
     ApiQuery(q): ApiQuery<WhoCanQuery>,
-    headers: HeaderMap,
 ) -> ApiResult<Json<WhoCan>> {
     let company = company(&q.company, "?company")?;
     caller::company_reader(&state, &claims, &company, MEMBER_READ)?;
-    fresh(&state, &headers).await?;
     let directory = state.engine.directory();
     let permission =
         directory.permission(&q.permission).map_err(|e| ApiError::invalid("?permission", e.to_string()))?;
@@ -338,10 +330,9 @@ pub(crate) struct Manifest {
 pub(crate) async fn me(
     State(state): State<Arc<AuthState>>,
     Bearer(claims): Bearer,
-    headers: HeaderMap,
+    _: Fresh,
 ) -> ApiResult<Json<Manifest>> {
     let user = caller::user_caller(&claims)?;
-    fresh(&state, &headers).await?;
     Ok(Json(manifest(wire(&state, &user.who(), &user.company))))
 }
 

@@ -46,6 +46,7 @@ pub use feed::{FeedEvent, HEARTBEAT};
 pub use keys::{Keys, Rotation};
 pub use oauth::TokenAnswer;
 pub use state::{AuthState, Settings};
+pub use writes::SUPPORT_RECORD;
 
 /// What can stop Auth from starting.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -104,6 +105,7 @@ fn routers() -> OpenApiRouter<Arc<AuthState>> {
         .routes(routes!(writes::put_role, writes::remove_role))
         .routes(routes!(writes::put_agent, writes::remove_agent))
         .routes(routes!(writes::rotate_agent_secret))
+        .routes(routes!(writes::record_support_access))
         .routes(routes!(writes::create_delegation))
         .routes(routes!(writes::revoke_delegation))
         .routes(routes!(writes::audit))
@@ -168,7 +170,7 @@ async fn live() -> Response {
         (status = 503, description = "The store does not answer", body = kisum_server::health::Health),
     ))]
 async fn ready(State(state): State<Arc<AuthState>>) -> Response {
-    kisum_server::health::ready(state.engine.store().head().await.map(|_| ()).map_err(|e| e.to_string()))
+    kisum_server::health::ready(state.engine.ready().await)
 }
 
 /// Keeps a replica in step: follows the log for what Auth's own state must learn (sessions revoked,

@@ -103,6 +103,10 @@ impl AuthState {
             watch_from,
         });
         state.load_revoked().await?;
+        // Sign-in lists a user's companies from the directory's index of memberships: build it now, off
+        // the request path (about 0.5 s at 100k companies; built on first use otherwise).
+        let directory = state.engine.directory().clone();
+        tokio::task::spawn_blocking(move || directory.index_memberships());
         Ok(state)
     }
 
@@ -159,8 +163,16 @@ impl AuthState {
     }
 }
 
-impl kisum_server::HasTokens for AuthState {
+impl kisum_server::ServerState for AuthState {
     fn tokens(&self) -> &kisum_server::Tokens {
         &self.tokens
+    }
+
+    fn installed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.engine.installed()
+    }
+
+    fn behind(&self) -> Option<String> {
+        self.engine.behind()
     }
 }

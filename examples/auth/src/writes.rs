@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use kisum_access::doc::{AgentDoc, DelegationDoc, MembershipDoc, MembershipStatus, PrincipalDoc, ResourceDoc, RoleDoc};
 use kisum_access::{Actor, AgentId, Change, CompanyId, DelegationId, RoleId, Timestamp, UserId};
@@ -414,13 +414,67 @@ pub(crate) struct AuditQuery {
 pub(crate) async fn audit(
     State(state): State<Arc<AuthState>>,
     Bearer(claims): Bearer,
+    _: kisum_server::fresh::Fresh,
     ApiPath(c): ApiPath<String>,
     ApiQuery(q): ApiQuery<AuditQuery>,
-    headers: HeaderMap,
 ) -> ApiResult<Json<AuditPage>> {
     let company = CompanyId::parse(&c).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(&c))))?;
     caller::company_reader(&state, &claims, &company, MEMBER_READ)?;
-    kisum_server::fresh::at_least(&headers, state.engine.installed()).await?;
     let store = state.engine.store();
     Ok(Json(kisum_server::audit::page(store.as_ref(), Some(&company), q.after, q.limit).await?))
+}
+
+/// The scope a module's service token needs to record what staff do under a support session.
+pub const SUPPORT_RECORD: &str = "auth:support:record";
+
+/// What a staff user did under a support session, as a module saw it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SupportAccessBody {
+    /// The support session (from the snapshot's `support_session`).
+    session: String,
+    /// What was done: `METHOD /path`, or the permission decided.
+    route: String,
+    /// The record touched, `COMPANY/KIND/ID`.
+    record: Option<String>,
+}
+
+/// Records an action of a platform staff user under an open support session of `c` (API.md §3: every
+/// action of staff in a support session is audited and listed to the company's owners, in
+/// `GET …/audit` as `support_access`). Callers: a module's service token with `auth:support:record`.
+#[utoipa::path(post, path = "/v1/companies/{c}/support-access", tag = "writes",
+    params(("c" = String, Path, description = "The company")),
+    request_body = SupportAccessBody,
+    responses(
+        (status = 201, description = "Recorded", headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
+        (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a service token with `auth:support:record`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company or support session", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid record", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn record_support_access(
+    State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
+    ApiPath(c): ApiPath<String>,
+    ApiJson(b): ApiJson<SupportAccessBody>,
+) -> ApiResult<Response> {
+    let kisum_token::Caller::Service { client, .. } = claims.caller() else {
+        return Err(ApiError::new(
+            kisum_errors::ErrorCode::Forbidden,
+            "a module's service token records support access",
+        )
+        .with_required(SUPPORT_RECORD));
+    };
+    if !claims.scope_allows(SUPPORT_RECORD) {
+        return Err(ApiError::new(
+            kisum_errors::ErrorCode::Forbidden,
+            format!("this needs the scope `{SUPPORT_RECORD}`"),
+        )
+        .with_required(SUPPORT_RECORD));
+    }
+    let company = CompanyId::parse(&c).map_err(|_| ApiError::not_found(format!("no company `{}`", clip(&c))))?;
+    let change = Change::RecordSupportAccess { company, session: b.session, route: b.route, record: b.record };
+    let record = state.write(&Actor::Service(client.clone()), change, &[]).await?;
+    Ok(written(StatusCode::CREATED, &record, None))
 }

@@ -675,6 +675,21 @@ async fn access_writes_and_their_errors(backend: Backend) {
     invalid.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
     assert!(!invalid.body["errors"].as_array().unwrap().is_empty());
     h.send(put(&maya, "leo", json!({"roles": [], "bogus": 1}))).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    // Nested objects are objects too: serde's array form of a struct is refused where it is.
+    let arrays = [
+        ("/v1/access/check-batch", json!({"checks": [["user:maya", "encore", "finance:invoice:read"]]}), "/checks/0"),
+        (
+            "/v1/companies/encore/delegations",
+            json!({"to": {"user": "leo"}, "grants": ["finance:invoice:read"], "expires_at": "2026-04-01T00:00:00Z",
+                   "resources": [["encore", "invoice", "encore-1"]]}),
+            "/resources/0",
+        ),
+    ];
+    for (path, body, at) in arrays {
+        let refused = h.json(Method::POST, path, &maya, body).await;
+        refused.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+        assert_eq!(refused.body["errors"][0]["path"], at, "{}", refused.text);
+    }
     // Seats: an override sets encore's seats to the active memberships it has; activating one more is
     // LIMIT_EXCEEDED naming `core.seats`.
     let active = h.get("/v1/access/who-can?company=encore&permission=core:company:read", &reader).await;

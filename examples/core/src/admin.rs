@@ -134,6 +134,7 @@ pub(crate) struct CompanyPage {
 pub(crate) async fn list_companies(
     State(state): State<Arc<CoreState>>,
     _: Admin<caller::CompanyRead>,
+    _: kisum_server::fresh::Fresh,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<CompanyPage>> {
     let limit = page.limit.unwrap_or(100);
@@ -171,6 +172,7 @@ pub(crate) async fn list_companies(
 pub(crate) async fn get_company(
     State(state): State<Arc<CoreState>>,
     _: Admin<caller::CompanyRead>,
+    _: kisum_server::fresh::Fresh,
     ApiPath(c): ApiPath<String>,
 ) -> ApiResult<Json<CompanyView>> {
     let company = existing(&state, &company_id(&c)?)?;
@@ -432,6 +434,7 @@ pub(crate) async fn create_override(
 pub(crate) async fn list_overrides(
     State(state): State<Arc<CoreState>>,
     _: Admin<caller::OverrideRead>,
+    _: kisum_server::fresh::Fresh,
     ApiPath(c): ApiPath<String>,
 ) -> ApiResult<Json<OverrideList>> {
     let company = existing(&state, &company_id(&c)?)?;
@@ -516,6 +519,7 @@ pub(crate) struct AuditQuery {
 pub(crate) async fn audit(
     State(state): State<Arc<CoreState>>,
     _: Admin<caller::AuditRead>,
+    _: kisum_server::fresh::Fresh,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     let company = match &query.company {
@@ -612,12 +616,11 @@ pub(crate) async fn close_support_session(
     Admin(actor, _): Admin<caller::SupportClose>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    // Session ids are not tied to a company in the route: find the one that holds it.
-    let directory = state.engine.directory();
-    let company = directory
-        .company_ids()
-        .into_iter()
-        .find(|c| directory.company(c).is_some_and(|c| c.source().company.support_sessions.iter().any(|s| s.id == id)))
+    // Session ids are not tied to a company in the route: the directory indexes them.
+    let company = state
+        .engine
+        .directory()
+        .support_session_company(&id)
         .ok_or_else(|| ApiError::not_found(format!("no support session `{}`", clip(&id))))?;
     let record = state.write(&actor, Change::CloseSupportSession { company, id }, &[]).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))

@@ -4,13 +4,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use kisum_access::Access;
 use kisum_access::doc::AccessCatalogDoc;
 use kisum_entitlements::{CompanyId, EntitlementsSummary, Timestamp};
 use kisum_server::{ApiError, ApiPath, ApiQuery, ApiResult, clip};
-use kisum_token::{Accept, Expect};
+
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -52,10 +51,9 @@ pub(crate) fn company_id(text: &str) -> ApiResult<CompanyId> {
     security(("bearer" = [])))]
 pub(crate) async fn catalog(
     State(state): State<Arc<CoreState>>,
-    headers: HeaderMap,
+    _: kisum_server::Bearer,
+    _: kisum_server::fresh::Fresh,
 ) -> ApiResult<Json<AccessCatalogDoc>> {
-    state.tokens.verify(&headers, Expect::new(Accept::Both))?;
-    kisum_server::fresh::at_least(&headers, state.engine.installed()).await?;
     Ok(Json(state.engine.directory().catalog().doc().clone()))
 }
 
@@ -75,14 +73,13 @@ pub(crate) async fn catalog(
 pub(crate) async fn entitlements(
     State(state): State<Arc<CoreState>>,
     kisum_server::Bearer(claims): kisum_server::Bearer,
+    _: kisum_server::fresh::Fresh,
     ApiPath(c): ApiPath<String>,
     ApiQuery(at): ApiQuery<At>,
-    headers: HeaderMap,
 ) -> ApiResult<Json<EntitlementsSummary>> {
     let company = company_id(&c)?;
     caller::entitlements_reader(&state, &claims, &company)?;
     let at = at.instant(&state)?;
-    kisum_server::fresh::at_least(&headers, state.engine.installed()).await?;
     let summary = state
         .engine
         .directory()
@@ -105,5 +102,5 @@ pub(crate) async fn live() -> Response {
         (status = 503, description = "The store does not answer", body = kisum_server::health::Health),
     ))]
 pub(crate) async fn ready(State(state): State<Arc<CoreState>>) -> Response {
-    kisum_server::health::ready(state.engine.store().head().await.map(|_| ()).map_err(|e| e.to_string()))
+    kisum_server::health::ready(state.engine.ready().await)
 }

@@ -37,8 +37,16 @@ impl CoreState {
     }
 }
 
-impl kisum_server::HasTokens for CoreState {
+impl kisum_server::ServerState for CoreState {
     fn tokens(&self) -> &kisum_server::Tokens {
         &self.tokens
+    }
+
+    fn installed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.engine.installed()
+    }
+
+    fn behind(&self) -> Option<String> {
+        self.engine.behind()
     }
 }

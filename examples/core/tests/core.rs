@@ -148,6 +148,7 @@ kisum_tests::on_both_backends!(
     writes_reach_another_replica_through_the_log,
     support_sessions,
     a_password_change_ends_every_session,
+    every_read_honours_kisum_at_least,
 );
 
 async fn support_sessions(backend: Backend) {
@@ -550,6 +551,24 @@ async fn bad_input_gets_clear_errors(backend: Backend) {
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(response.headers()["content-type"], "application/problem+json");
     }
+    // Nested objects are objects too: serde's array form of a struct is refused where it is, with a path.
+    for (path, body, at) in [
+        ("/admin/v1/companies", json!({"company": ["gig2"], "owner": "leo"}), "/company"),
+        (
+            "/admin/v1/companies",
+            json!({"company": {"id": "gig2", "subscriptions": [["s", {"package": "starter", "version": 1}]]}, "owner": "leo"}),
+            "/company/subscriptions/0",
+        ),
+        (
+            "/admin/v1/companies/encore/subscriptions",
+            json!({"id": "s9", "plan": ["pro", 2], "status": "active", "starts_at": "2026-01-01T00:00:00Z"}),
+            "/plan",
+        ),
+    ] {
+        let refused = h.call(Method::POST, path, Some(&admin), Some(body)).await;
+        refused.expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.body["errors"][0]["path"], at, "{:#}", refused.body);
+    }
     // Over 64 KiB: 413 PAYLOAD_TOO_LARGE.
     let big = json!({"id": "x1", "password": "p".repeat(70 * 1024)});
     let too_large = h.call(Method::POST, "/admin/v1/users", Some(&admin), Some(big)).await;
@@ -683,4 +702,35 @@ async fn a_password_change_ends_every_session(backend: Backend) {
     let record = audit.body["records"].as_array().unwrap().iter().rev().find(|r| r["kind"] == "set_password").cloned();
     assert!(record.is_some(), "{:#}", audit.body);
     follower.abort();
+}
+
+async fn every_read_honours_kisum_at_least(backend: Backend) {
+    let h = harness(backend).await;
+    let admin = h.service("ops-bot", "admin:*");
+    let maya = h.user("maya", "encore");
+    let ahead = (h.engine.seq() + 1000).to_string();
+    let now = h.engine.seq().to_string();
+    let get = |path: &str, token: Option<&str>, at_least: &str| {
+        let mut request = Request::get(path).header("kisum-at-least", at_least);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        h.app.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+    for (path, token) in [
+        ("/v1/catalog", &maya),
+        ("/v1/companies/encore/entitlements", &maya),
+        ("/admin/v1/companies", &admin),
+        ("/admin/v1/companies/encore", &admin),
+        ("/admin/v1/companies/encore/overrides", &admin),
+        ("/admin/v1/audit", &admin),
+    ] {
+        assert_eq!(get(path, Some(token), &now).await.unwrap().status(), StatusCode::OK, "{path}");
+        let waited = get(path, Some(token), &ahead).await.unwrap();
+        assert_eq!(waited.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(waited.headers().contains_key("retry-after"), "{path}");
+        assert_eq!(get(path, Some(token), "soon").await.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        // The token first: no token is 401 whatever the header says.
+        assert_eq!(get(path, None, "soon").await.unwrap().status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
 }

@@ -396,7 +396,7 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
     let client = kisum_store::ServiceClient {
         client_id: "kisum-modules".into(),
         secret_hash: hash,
-        scopes: vec![kisum_auth::ACCESS_READ.into()],
+        scopes: vec![kisum_auth::ACCESS_READ.into(), kisum_auth::SUPPORT_RECORD.into()],
         company: None,
         agent: None,
         created_at: now,

@@ -39,6 +39,29 @@ pub async fn at_least(headers: &HeaderMap, mut installed: watch::Receiver<u64>) 
     }
 }
 
+/// `kisum-at-least` honoured as an extractor: list it after the token's extractor (a request without a
+/// valid token is `401` before its headers are looked at), and the handler runs on state at least that
+/// fresh, or the request is `503` after [`WAIT`]. A replica that cannot follow the change log answers
+/// every read `503` too (never stale state as current). The one implementation behind every read of Auth
+/// and Core.
+#[derive(Debug, Clone, Copy)]
+pub struct Fresh;
+
+impl<S: crate::ServerState> axum::extract::FromRequestParts<std::sync::Arc<S>> for Fresh {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &std::sync::Arc<S>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(why) = state.behind() {
+            return Err(ApiError::new(ErrorCode::UpstreamUnavailable, format!("this replica is behind: {why}"))
+                .with_header(axum::http::header::RETRY_AFTER, "1"));
+        }
+        at_least(&parts.headers, state.installed()).await.map(|()| Fresh)
+    }
+}
+
 /// A write's answer: `status`, the `kisum-version` header (the store's sequence after the write of
 /// `record`), and a body (or none).
 pub fn written(status: StatusCode, record: &kisum_access::ChangeRecord, body: Option<serde_json::Value>) -> Response {

@@ -57,15 +57,18 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> 
 }
 
 /// Parses a JSON body, naming the place where it stops making sense. Every request body of the API is a
-/// JSON object: serde would also read a struct from an array of its fields, which no client means.
+/// JSON object, and so is every object nested in it: serde would also read a struct from an array of its
+/// fields, which no client means ([`crate::strict`]).
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::invalid("", "the body must be a JSON object"));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         let path = format!("line {} column {}", e.line(), e.column());
         ApiError::invalid("", format!("{e} ({path})"))
-    })
+    })?;
+    // A struct is read only from an object, at every depth (serde would take an array of its fields).
+    crate::strict::from_value(value).map_err(|e| ApiError::invalid(&e.path, e.message))
 }
 
 /// Query parameters of type `T` (whose serde form should deny unknown fields): a query that does not fit

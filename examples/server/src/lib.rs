@@ -29,12 +29,13 @@ pub mod request_id;
 pub mod revoked;
 mod serve;
 pub mod staff;
+pub mod strict;
 mod tokens;
 
 pub use error::{ApiError, ApiResult};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use serve::{bind, finish, init_tracing, serve};
-pub use tokens::{Bearer, HasTokens, Tokens, bearer};
+pub use tokens::{Bearer, ServerState, Tokens, bearer};
 
 /// Cuts client input to 64 characters, for messages that quote it.
 pub fn clip(text: &str) -> String {

@@ -89,10 +89,18 @@ fn refused(e: TokenError) -> ApiError {
     ApiError::from_error(&e).with_header(header::WWW_AUTHENTICATE, challenge)
 }
 
-/// A server state that verifies bearer tokens.
-pub trait HasTokens: Send + Sync + 'static {
+/// What the shared extractors need of a server's state: its verifier, and the sequence of the state it
+/// answers from.
+pub trait ServerState: Send + Sync + 'static {
     /// The state's verifier.
     fn tokens(&self) -> &Tokens;
+
+    /// The sequence of the last change installed, as it moves (for `kisum-at-least`).
+    fn installed(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Why the state cannot follow the change log, while it cannot: reads are then refused rather than
+    /// answered from stale state.
+    fn behind(&self) -> Option<String>;
 }
 
 /// The verified bearer token of a request (user or service), established from the headers before any
@@ -101,7 +109,7 @@ pub trait HasTokens: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct Bearer(pub Arc<VerifiedClaims>);
 
-impl<S: HasTokens> axum::extract::FromRequestParts<Arc<S>> for Bearer {
+impl<S: ServerState> axum::extract::FromRequestParts<Arc<S>> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(

@@ -773,3 +773,128 @@ fn support_sessions_grant_time_boxed_access_without_seats_or_ownership() {
     assert_eq!(dir.to_doc().companies[0].support_sessions[0].closed_at, Some(mid));
     assert_eq!(code(dir.apply(&platform, mid, close("s1"))), ErrorCode::Conflict, "closed sessions stay closed");
 }
+
+/// DESIGN.md §3: every write that adds or changes an end instant refuses one before its own instant, for
+/// every actor; an end left as it was may be in the past.
+#[test]
+fn nothing_ends_retroactively() {
+    use MembershipStatus::Active;
+    let dir = directory();
+    let past = day(9);
+    let a = cid("a");
+    let sub = |id: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut doc = serde_json::json!({"id": id, "plan": {"addon": "ai", "version": 1}, "status": "active",
+            "starts_at": day(1)});
+        edit(&mut doc);
+        Change::AddSubscription { company: a.clone(), subscription: serde_json::from_value(doc).unwrap() }
+    };
+    let refused: Vec<(&str, Actor, Change)> = vec![
+        ("/membership/expires_at", user("boss"), membership("rita", Active, &["reader"], Some(9), &[])),
+        ("/delegation/expires_at", user("boss"), {
+            let Change::PutDelegation(mut d) = delegation("x9", "boss", "rita", &["core:doc:read"]) else {
+                unreachable!()
+            };
+            d.not_before = day(1);
+            d.expires_at = past;
+            Change::AddDelegation(d)
+        }),
+        ("/delegation/revoked_at", user("boss"), {
+            let Change::PutDelegation(mut d) = delegation("x9", "boss", "rita", &["core:doc:read"]) else {
+                unreachable!()
+            };
+            d.revoked_at = Some(past);
+            Change::AddDelegation(d)
+        }),
+        ("/subscription/ends_at", Actor::Platform, sub("s9", &|d| d["ends_at"] = serde_json::json!(past))),
+        (
+            "/subscription/grace_until",
+            Actor::Platform,
+            sub("s9", &|d| {
+                d["status"] = "past_due".into();
+                d["grace_until"] = serde_json::json!(past);
+            }),
+        ),
+        (
+            "/subscription/trial_ends_at",
+            Actor::Platform,
+            sub("s9", &|d| {
+                d["status"] = "trialing".into();
+                d["trial_ends_at"] = serde_json::json!(past);
+            }),
+        ),
+        (
+            "/patch/ends_at",
+            Actor::Platform,
+            Change::UpdateSubscription {
+                company: a.clone(),
+                subscription: "s".parse().unwrap(),
+                patch: serde_json::from_value(serde_json::json!({"ends_at": past})).unwrap(),
+            },
+        ),
+        (
+            "/override/expires_at",
+            Actor::Platform,
+            Change::AddOverride {
+                company: a.clone(),
+                item: serde_json::from_value(serde_json::json!({"id": "o9", "effect": "grant", "module": "ai",
+                "expires_at": past, "reason": "late"}))
+                .unwrap(),
+            },
+        ),
+    ];
+    let seq = dir.seq();
+    for (path, actor, change) in refused {
+        match dir.apply(&actor, T(), change.clone()) {
+            Err(AccessError::Validation(errors)) => {
+                assert_eq!(errors[0].path, path, "{change:?}");
+                assert!(errors[0].message.contains("nothing ends retroactively"), "{}", errors[0].message);
+            }
+            other => panic!("{change:?} should be refused as retroactive, got {other:?}"),
+        }
+    }
+    assert_eq!(dir.seq(), seq, "nothing was written");
+    // An end at the write's instant, or later, is fine; so is an end in the past that the write keeps.
+    dir.apply(&user("boss"), T(), membership("rita", Active, &["reader"], Some(10), &[])).unwrap();
+    let keep = membership("rita", MembershipStatus::Suspended, &["reader"], Some(10), &[]);
+    dir.apply(&user("boss"), day(12), keep).unwrap();
+}
+
+/// Sign-in's list of companies and support-session lookups come from indices kept in step with every
+/// kind of write that adds or removes a membership or a company.
+#[test]
+fn memberships_and_support_sessions_are_indexed() {
+    let dir = directory();
+    let companies =
+        |u: &str| dir.memberships_of(&u.parse().unwrap()).into_iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>();
+    assert_eq!(companies("boss"), ["a"]);
+    assert_eq!(companies("fin"), ["b"]);
+    let create = Change::CreateCompany {
+        company: serde_json::from_str(r#"{"id":"c"}"#).unwrap(),
+        owner: "boss".parse().unwrap(),
+    };
+    dir.apply(&Actor::Platform, T(), create).unwrap();
+    assert_eq!(companies("boss"), ["a", "c"]);
+    dir.apply(&Actor::Platform, T(), member("fin", "c", MembershipStatus::Invited, &[])).unwrap();
+    assert_eq!(companies("fin"), ["b", "c"]);
+    dir.apply(&Actor::Platform, T(), Change::RemoveMembership { company: cid("c"), user: "fin".parse().unwrap() })
+        .unwrap();
+    assert_eq!(companies("fin"), ["b"]);
+    let session = Change::OpenSupportSession {
+        company: cid("a"),
+        session: serde_json::from_value(serde_json::json!({"id": "ss1", "user": "zoe", "reason": "ticket",
+            "roles": ["reader"], "opened_at": T(), "expires_at": Timestamp::from_unix(T().unix_seconds() + 3600)}))
+        .unwrap(),
+    };
+    dir.apply(&Actor::Staff("zoe".parse().unwrap()), T(), session).unwrap();
+    assert_eq!(companies("zoe"), ["a"]);
+    assert_eq!(dir.support_session_company("ss1"), Some(cid("a")));
+    assert_eq!(dir.support_session_company("nope"), None);
+    dir.apply(&Actor::Platform, T(), Change::CloseSupportSession { company: cid("a"), id: "ss1".into() }).unwrap();
+    assert!(companies("zoe").is_empty());
+    dir.apply(&Actor::Platform, T(), Change::RemoveCompany { company: cid("a") }).unwrap();
+    assert_eq!(companies("boss"), ["c"]);
+    assert_eq!(dir.support_session_company("ss1"), None);
+    // A directory opened from the exported state has the same indices.
+    let reloaded = Directory::new(World::from_doc(&dir.to_doc()).unwrap());
+    assert_eq!(reloaded.memberships_of(&"boss".parse().unwrap()).len(), 1);
+}

@@ -166,6 +166,21 @@ fn run(seed: u64, seen: &mut Seen) {
             }
         }
         seen.widening += usize::from(widened);
+        memberships_are_indexed(&real, seed);
+    }
+}
+
+/// The index of memberships by user (sign-in's list of companies) says what a scan of every company says.
+fn memberships_are_indexed(dir: &Directory, seed: u64) {
+    let catalog = dir.catalog();
+    for name in USERS {
+        let user: UserId = name.parse().unwrap();
+        let scan: Vec<_> = dir
+            .company_ids()
+            .into_iter()
+            .filter_map(|c| dir.company(&c).and_then(|p| p.membership_of(&catalog, &user)).map(|m| (c, m)))
+            .collect();
+        assert_eq!(dir.memberships_of(&user), scan, "seed {seed}: {name}");
     }
 }
 
