@@ -1,6 +1,8 @@
-//! Following Auth's change feed (API.md §2): Server-Sent Events resumed with `Last-Event-ID`, JSON polling
-//! when the stream cannot be had, `410` answered by dropping everything cached. Each event drops the
-//! cached access it concerns, records revoked sessions, or refetches the keys.
+//! Following Auth's change feed (API.md §2, §5): the revocations in force loaded first, then Server-Sent
+//! Events from their sequence, resumed with `Last-Event-ID`; JSON polling when the stream cannot be had;
+//! lost events (`410`, an event that does not parse) answered by dropping everything cached and loading
+//! the revocations again. Each event drops the cached access it concerns, records revoked sessions, or
+//! refetches the keys.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -74,6 +76,26 @@ impl Revocations {
         }
     }
 
+    /// Forgets what no token can outlive any more: entries whose `until` has passed.
+    pub fn forget_before(&self, now: Timestamp) {
+        if let Ok(mut m) = self.sessions.write() {
+            m.retain(|_, until| now < *until);
+        }
+        if let Ok(mut m) = self.users.write() {
+            m.retain(|_, (_, until)| now < *until);
+        }
+    }
+
+    /// The number of sessions and users refused now (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.sessions.read().map_or(0, |m| m.len()) + self.users.read().map_or(0, |m| m.len())
+    }
+
+    /// Whether nothing is refused.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether a token of session `sid` for user `sub`, issued at `iat`, is refused at `now`. A poisoned
     /// lock refuses.
     pub fn refuses(&self, sid: &str, sub: &str, iat: Timestamp, now: Timestamp) -> bool {
@@ -121,28 +143,110 @@ pub(crate) async fn apply(event: &FeedEvent, source: &RemoteSource, keys: &Keys,
     }
 }
 
-/// Follows the feed until aborted: SSE, resumed from the last event seen; JSON polling while the stream
-/// cannot be opened; on `410` everything cached is dropped and the feed resumes where Auth says.
+/// The revocations in force at Auth, and the sequence they are current at (`GET /v1/revocations`).
+#[derive(Debug, Clone, Deserialize)]
+struct RevocationList {
+    seq: u64,
+    sessions: Vec<RevokedSession>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RevokedSession {
+    sid: String,
+    until: Timestamp,
+}
+
+/// Loads every revocation in force from Auth into `revocations`; returns the sequence to follow the feed
+/// from (API.md §5: before a module answers ready, and after every `410`).
+pub async fn load_revocations(source: &RemoteSource, revocations: &Revocations) -> Result<u64, String> {
+    let token = source.service_token().get().await.map_err(|e| e.to_string())?;
+    let response = source
+        .http()
+        .get(format!("{}/v1/revocations", source.auth_url()))
+        .bearer_auth(token)
+        .timeout(crate::REQUEST_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        source.service_token().clear().await;
+    }
+    if !response.status().is_success() {
+        return Err(format!("Auth answered {} for the revocations", response.status()));
+    }
+    let list: RevocationList = response.json().await.map_err(|e| e.to_string())?;
+    for s in &list.sessions {
+        revocations.session(&s.sid, s.until);
+    }
+    Ok(list.seq)
+}
+
+/// Why a stream or a poll stopped.
+enum Stop {
+    /// Auth could not be read: retry, polling meanwhile.
+    Down(String),
+    /// Events were lost (`410`, or an event that does not parse): reload, then follow from where Auth says.
+    Resync(String),
+}
+
+/// A delay around `base` (0.5× to 1.5×), so that many modules do not reconnect in step.
+fn jittered(base: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    let random = std::hash::RandomState::new().hash_one(std::time::Instant::now());
+    base.mul_f64(0.5 + (random % 1000) as f64 / 1000.0)
+}
+
+/// Follows the feed from sequence `from` (the one [`load_revocations`] answered) until aborted: SSE,
+/// resumed from the last event seen; JSON polling while the stream cannot be opened; reconnects back off
+/// with jitter. When events were lost (`410`, or one that does not parse) everything cached is dropped,
+/// the revocations are loaded again, and the feed resumes from their sequence. Revocations past their
+/// `until` are forgotten as it goes.
 pub fn follow(
     source: Arc<RemoteSource>,
     keys: Arc<Keys>,
     revocations: Arc<Revocations>,
+    from: u64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut cursor: Option<u64> = None;
+        let mut cursor = from;
         let mut backoff = Duration::from_millis(100);
         loop {
-            match stream(&source, &keys, &revocations, &mut cursor).await {
-                Ok(()) => backoff = Duration::from_millis(100),
-                Err(e) => {
+            revocations.forget_before(Timestamp::now());
+            let stopped = match stream(&source, &keys, &revocations, &mut cursor).await {
+                Stop::Down(e) => {
                     source.set_feed_connected(false);
                     tracing::debug!(error = %e, "change feed stream unavailable; polling");
                     // Polling keeps caches honest while the stream is down.
-                    if poll(&source, &keys, &revocations, &mut cursor).await.is_ok() {
-                        backoff = Duration::from_millis(100);
-                    } else {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    match poll(&source, &keys, &revocations, &mut cursor).await {
+                        Ok(()) => {
+                            backoff = Duration::from_millis(100);
+                            None
+                        }
+                        Err(Stop::Down(_)) => {
+                            tokio::time::sleep(jittered(backoff)).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            None
+                        }
+                        Err(Stop::Resync(why)) => Some(why),
+                    }
+                }
+                Stop::Resync(why) => Some(why),
+            };
+            if let Some(why) = stopped {
+                source.set_feed_connected(false);
+                source.reset();
+                tracing::warn!(%why, "change feed lost events: caches dropped, revocations reloading");
+                loop {
+                    match load_revocations(&source, &revocations).await {
+                        Ok(seq) => {
+                            cursor = seq;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reloading the revocations failed; retrying");
+                            tokio::time::sleep(jittered(backoff)).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
                     }
                 }
             }
@@ -150,96 +254,80 @@ pub fn follow(
     })
 }
 
-async fn stream(
-    source: &RemoteSource,
-    keys: &Keys,
-    revocations: &Revocations,
-    cursor: &mut Option<u64>,
-) -> Result<(), String> {
-    let token = source.service_token().get().await.map_err(|e| e.to_string())?;
-    let mut request = source.http().get(format!("{}/v1/changes", source.auth_url())).bearer_auth(token);
-    if let Some(c) = cursor {
-        request = request.header("last-event-id", c.to_string());
-    }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+/// Reads the SSE stream from `cursor` until it fails or events are lost.
+async fn stream(source: &RemoteSource, keys: &Keys, revocations: &Revocations, cursor: &mut u64) -> Stop {
+    let token = match source.service_token().get().await {
+        Ok(token) => token,
+        Err(e) => return Stop::Down(e.to_string()),
+    };
+    let request = source
+        .http()
+        .get(format!("{}/v1/changes", source.auth_url()))
+        .bearer_auth(token)
+        .header("last-event-id", cursor.to_string());
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return Stop::Down(e.to_string()),
+    };
     if response.status() == reqwest::StatusCode::GONE {
-        resync(source, cursor, response).await;
-        return Ok(());
+        return Stop::Resync("the cursor is past the log's retention".into());
     }
     if response.status() == reqwest::StatusCode::UNAUTHORIZED {
         source.service_token().clear().await;
     }
     if !response.status().is_success() {
-        return Err(format!("the feed answered {}", response.status()));
+        return Stop::Down(format!("the feed answered {}", response.status()));
     }
     source.set_feed_connected(true);
     let mut body = response.bytes_stream();
-    let mut buffer = String::new();
-    let mut data = String::new();
-    // Auth sends a heartbeat at least every 15 s: silence for twice that means the connection is gone.
-    let silence = crate::feed::HEARTBEAT_GRACE;
-    while let Some(chunk) =
-        tokio::time::timeout(silence, body.next()).await.map_err(|_| "the feed went silent".to_owned())?
-    {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find('\n') {
-            let line: String = buffer.drain(..=end).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !data.is_empty() {
-                    if let Ok(event) = serde_json::from_str::<FeedEvent>(&data) {
-                        apply(&event, source, keys, revocations).await;
-                        *cursor = Some(event.seq);
-                    }
-                    data.clear();
+    let mut decoder = crate::sse::Decoder::new();
+    let mut events = Vec::new();
+    loop {
+        // Auth sends a heartbeat at least every 15 s: silence for twice that means the connection is gone.
+        let chunk = match tokio::time::timeout(HEARTBEAT_GRACE, body.next()).await {
+            Err(_) => return Stop::Down("the feed went silent".into()),
+            Ok(None) => return Stop::Down("the feed stream ended".into()),
+            Ok(Some(Err(e))) => return Stop::Down(e.to_string()),
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        if decoder.push(&chunk, &mut events).is_err() {
+            return Stop::Resync("the stream is not UTF-8 text".into());
+        }
+        for raw in events.drain(..) {
+            match serde_json::from_str::<FeedEvent>(&raw.data) {
+                Ok(event) => {
+                    apply(&event, source, keys, revocations).await;
+                    *cursor = event.seq;
                 }
-            } else if let Some(rest) = line.strip_prefix("data:") {
-                data.push_str(rest.trim_start());
+                Err(e) => return Stop::Resync(format!("an event that does not parse: {e}")),
             }
         }
     }
-    source.set_feed_connected(false);
-    Err("the feed stream ended".into())
 }
 
-async fn poll(
-    source: &RemoteSource,
-    keys: &Keys,
-    revocations: &Revocations,
-    cursor: &mut Option<u64>,
-) -> Result<(), String> {
-    let token = source.service_token().get().await.map_err(|e| e.to_string())?;
-    let mut request = source
+async fn poll(source: &RemoteSource, keys: &Keys, revocations: &Revocations, cursor: &mut u64) -> Result<(), Stop> {
+    let token = source.service_token().get().await.map_err(|e| Stop::Down(e.to_string()))?;
+    let request = source
         .http()
         .get(format!("{}/v1/changes", source.auth_url()))
         .bearer_auth(token)
         .timeout(crate::REQUEST_TIMEOUT)
-        .header("accept", "application/json");
-    if let Some(c) = cursor {
-        request = request.query(&[("after", c.to_string())]);
-    }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+        .header("accept", "application/json")
+        .query(&[("after", cursor.to_string())]);
+    let response = request.send().await.map_err(|e| Stop::Down(e.to_string()))?;
     if response.status() == reqwest::StatusCode::GONE {
-        resync(source, cursor, response).await;
-        return Ok(());
+        return Err(Stop::Resync("the cursor is past the log's retention".into()));
     }
     if !response.status().is_success() {
-        return Err(format!("the feed answered {}", response.status()));
+        return Err(Stop::Down(format!("the feed answered {}", response.status())));
     }
-    let events: Vec<FeedEvent> = response.json().await.map_err(|e| e.to_string())?;
+    let text = response.bytes().await.map_err(|e| Stop::Down(e.to_string()))?;
+    let events: Vec<FeedEvent> =
+        serde_json::from_slice(&text).map_err(|e| Stop::Resync(format!("events that do not parse: {e}")))?;
     for event in &events {
         apply(event, source, keys, revocations).await;
-        *cursor = Some(event.seq);
+        *cursor = event.seq;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
-}
-
-/// `410`: the log no longer holds what was missed: drop everything cached and go on from where Auth says.
-async fn resync(source: &RemoteSource, cursor: &mut Option<u64>, response: reqwest::Response) {
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    source.reset();
-    *cursor = body.get("resume_after").and_then(serde_json::Value::as_u64);
-    tracing::warn!(resume_after = ?cursor, "change feed past retention: caches dropped");
 }

@@ -102,8 +102,12 @@ impl Kisum {
             .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
         let keys = Arc::new(keys);
         let source = Arc::new(crate::source::RemoteSource::connect(http, config, clock.clone()).await?);
+        // Every revocation in force before the first request: a restart never lets a revoked session in.
         let revocations = Arc::new(Revocations::default());
-        let feed = crate::feed::follow(source.clone(), keys.clone(), revocations.clone());
+        let from = crate::feed::load_revocations(&source, &revocations)
+            .await
+            .map_err(|e| Refusal::new(ErrorCode::UpstreamUnavailable, format!("the revocations: {e}")))?;
+        let feed = crate::feed::follow(source.clone(), keys.clone(), revocations.clone(), from);
         Ok((Kisum::new(keys, source, revocations, clock), feed))
     }
 

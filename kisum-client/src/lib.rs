@@ -9,12 +9,13 @@ mod guard;
 pub mod keys;
 mod problem;
 mod service;
+pub mod sse;
 pub mod source;
 
 /// How long any request of the SDK to Auth or Core may take (the feed's stream aside).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub use feed::{Revocations, follow};
+pub use feed::{Revocations, follow, load_revocations};
 pub use guard::{
     Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService, require,
 };

@@ -42,6 +42,7 @@ impl Platform {
             let started = runtime.block_on(async move {
                 let boot = Boot {
                     db: Some(url.clone()),
+                    seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/world.json").into()),
                     seed_password: Some(PASSWORD.into()),
                     kek: Some(KEK.into()),
                     admin_secret: Some(ADMIN_SECRET.into()),
@@ -176,6 +177,10 @@ async fn a_module_behind_the_sdk() {
     // A membership that ends by time alone: no write happens at its end, so no feed event; the cached
     // snapshot is dropped at its `valid_until` (long before this module's 60 s bound) and access ends.
     let (long_lived, _) = module(&p, Duration::from_secs(60)).await;
+    // A module started after the revocation refuses the revoked session from its first request: it
+    // loaded the revocations in force before serving (API.md §5), not only what the feed says from now.
+    let restarted = Call::new(Method::GET, "/v1/invoices").bearer(Some(&ines)).send(&long_lived).await;
+    restarted.expect_code(StatusCode::UNAUTHORIZED, "TOKEN_INVALID");
     let ends = kisum_entitlements::Timestamp::from_unix(kisum_entitlements::Timestamp::now().unix_seconds() + 3);
     let body = json!({"roles": ["finance_manager"], "expires_at": ends.to_string()});
     auth.call(Method::PUT, "/v1/companies/encore/memberships/kai", &maya, Some(&body)).await.unwrap();
@@ -202,7 +207,17 @@ async fn a_module_behind_the_sdk() {
         .unwrap();
     assert_eq!(opened.status(), StatusCode::CREATED);
     let session = opened.json::<serde_json::Value>().await.unwrap()["session"]["id"].as_str().unwrap().to_owned();
-    let staff = p.token("ops", "encore").await;
+    // Core wrote the session; Auth learns it from the log (within a second).
+    let started = Instant::now();
+    let staff = loop {
+        let auth = AuthClient::new(reqwest::Client::new(), &p.auth);
+        let session = auth.login("ops", PASSWORD).await.unwrap();
+        match auth.refresh(&session.refresh_token, "encore").await {
+            Ok(answer) => break answer.access_token,
+            Err(e) => assert!(started.elapsed() < Duration::from_secs(1), "{e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     within(&app, &staff, "/v1/invoices", StatusCode::OK, Duration::from_secs(1)).await;
     let audit = auth.call(Method::GET, "/v1/companies/encore/audit?after=0&limit=1000", &maya, None).await.unwrap();
     let recorded = audit["records"].as_array().unwrap().iter().any(|r| {

@@ -24,7 +24,7 @@ fn access(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let now = Timestamp::parse("2026-03-15T12:00:00Z").unwrap();
     let boot = Boot {
-        db: Some(format!("sqlite://{}", dir.join("kisum.db").display())),
+        data: dir.to_path_buf(),
         kek: Some(KEK.into()),
         admin_secret: Some("bench-admin-secret".into()),
         ..Boot::default()
@@ -90,7 +90,7 @@ fn access(c: &mut Criterion) {
     let mut g = c.benchmark_group("sign-in");
     g.sample_size(20);
     g.bench_function("argon2id verification (in process, one thread)", |b| {
-        b.iter(|| rt.block_on(kisum_server::password::verify("kisum-demo-password".into(), hash.clone())))
+        b.iter(|| rt.block_on(kisum_server::password::verify(kisum_server::password::Queue::Password, "kisum-demo-password".into(), hash.clone())))
     });
     g.finish();
     let _ = std::fs::remove_dir_all(dir);

@@ -62,61 +62,93 @@ impl Boot {
         }
     }
 
-    /// The world an empty store is seeded with.
+    /// The world an empty store is seeded with: `--seed-world`; else, on the embedded store, the demo
+    /// world; else (`--db` names a store of its own) the demo world's catalog and nothing else — no
+    /// company, no user, no published password: the platform starts empty but for `platform-admin`.
     pub fn seed(&self) -> Result<WorldDoc, StartError> {
         match &self.seed_world {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
                 Ok(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
             }
-            None => Ok(serde_json::from_str(DEMO_WORLD)?),
+            None if self.db.is_none() => Ok(serde_json::from_str(DEMO_WORLD)?),
+            None => {
+                let demo: WorldDoc = serde_json::from_str(DEMO_WORLD)?;
+                Ok(WorldDoc { catalog: demo.catalog, ..WorldDoc::default() })
+            }
         }
     }
 
-    /// Opens (creating and seeding if empty) the store, and readies what Auth needs beside it.
+    /// Opens the store, and readies what Auth needs beside it. An empty store is created and seeded
+    /// ([`Boot::seed`]); a store that holds state is opened as it is, never seeded, and needs no seed
+    /// world: a `--seed-world` given then is ignored with a warning.
     pub async fn open(&self) -> Result<Opened, StartError> {
-        let seed = self.seed()?;
         let db = self.db_url()?;
         let store = kisum_store::connect(&db).await?;
         let fresh = store.latest_checkpoint().await?.is_none() && store.head().await? == 0;
-        let engine = Arc::new(Engine::open(store.clone(), Some(&seed)).await?);
         let mut notes = Vec::new();
-        let kek = self.kek(&mut notes)?;
-        let password = match (&self.seed_password, &self.seed_world) {
-            (Some(p), _) => Some(p.clone()),
-            (None, None) => Some(DEMO_PASSWORD.to_owned()),
-            (None, Some(_)) => None,
+        let seed = if fresh {
+            Some(self.seed()?)
+        } else {
+            if let Some(path) = &self.seed_world {
+                tracing::warn!(seed_world = %path.display(), "the store holds state: --seed-world is ignored");
+                notes.push(format!("The store holds state: --seed-world {} was ignored", path.display()));
+            }
+            None
         };
-        let users: Vec<UserId> = seed.users.iter().filter_map(|u| UserId::parse(&u.id).ok()).collect();
-        if let Some(password) = password {
-            let mut none_has_one = true;
-            for u in &users {
-                if store.credential(u).await?.is_some() {
-                    none_has_one = false;
-                    break;
-                }
-            }
-            if fresh || none_has_one {
-                let hash = kisum_server::password::hash(password.clone()).await?;
-                for user in &users {
-                    let side = [SideWrite::SetPassword { user: user.clone(), hash: hash.clone() }];
-                    engine
-                        .write_with(
-                            &Actor::Platform,
-                            kisum_entitlements::Timestamp::now(),
-                            Change::SetPassword { user: user.clone(), end_sessions: false },
-                            &side,
-                        )
-                        .await?;
-                }
-            }
-            if self.seed_world.is_none() {
-                let names: Vec<&str> = users.iter().map(UserId::as_str).collect();
-                notes.push(format!("Demo users: {} — password `{password}`", names.join(", ")));
-            }
+        let engine = Arc::new(Engine::open(store.clone(), seed.as_ref()).await?);
+        let kek = self.kek(&mut notes)?;
+        if let Some(seed) = &seed {
+            self.seed_passwords(&engine, seed).await?;
+        }
+        if self.seed_world.is_none() {
+            self.demo_note(&engine, &mut notes).await?;
         }
         self.admin_client(&engine, &mut notes).await?;
         Ok(Opened { engine, kek, db: kisum_store::redact(&db), notes })
+    }
+
+    /// Gives every seeded user its password (`--seed-password`; with the demo world, [`DEMO_PASSWORD`]),
+    /// unless one already has one (another process seeding the same store at the same time).
+    async fn seed_passwords(&self, engine: &Engine, seed: &WorldDoc) -> Result<(), StartError> {
+        let password = match (&self.seed_password, &self.seed_world) {
+            (Some(p), _) => p.clone(),
+            (None, None) if self.db.is_none() => DEMO_PASSWORD.to_owned(),
+            _ => return Ok(()),
+        };
+        let directory = engine.directory();
+        let users: Vec<UserId> =
+            seed.users.iter().filter_map(|u| UserId::parse(&u.id).ok()).filter(|u| directory.has_user(u)).collect();
+        for u in &users {
+            if engine.store().credential(u).await?.is_some() {
+                return Ok(());
+            }
+        }
+        let hash = kisum_server::password::hash(password).await?;
+        for user in users {
+            let side = [SideWrite::SetPassword { user: user.clone(), hash: hash.clone() }];
+            let change = Change::SetPassword { user, end_sessions: false };
+            engine.write_with(&Actor::Platform, kisum_entitlements::Timestamp::now(), change, &side).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells the demo users and their password when the demo world is in this store and its password
+    /// still opens it (checked against the first demo user's stored hash): never for a store seeded with
+    /// another world, nor once the password was changed.
+    async fn demo_note(&self, engine: &Engine, notes: &mut Vec<String>) -> Result<(), StartError> {
+        let demo: WorldDoc = serde_json::from_str(DEMO_WORLD)?;
+        let users: Vec<UserId> = demo.users.iter().filter_map(|u| UserId::parse(&u.id).ok()).collect();
+        let Some(first) = users.first() else { return Ok(()) };
+        if !users.iter().all(|u| engine.directory().has_user(u)) {
+            return Ok(());
+        }
+        let Some(credential) = engine.store().credential(first).await? else { return Ok(()) };
+        if kisum_server::password::verify(kisum_server::password::Queue::Password, DEMO_PASSWORD.to_owned(), credential.password_hash).await? {
+            let names: Vec<&str> = users.iter().map(UserId::as_str).collect();
+            notes.push(format!("Demo users: {} — password `{DEMO_PASSWORD}`", names.join(", ")));
+        }
+        Ok(())
     }
 
     /// The key-encryption key: `KISUM_KEK`, else `--kek-file`, else (embedded store only) the `kek` file
@@ -155,7 +187,7 @@ impl Boot {
             Some(secret) => {
                 let existing = store.service_client(clients::PLATFORM_ADMIN).await?;
                 let current = match &existing {
-                    Some(c) => clients::verify_secret(secret, c.secret_hash.clone()).await,
+                    Some(c) => clients::verify_secret(secret, c.secret_hash.clone()).await?,
                     None => false,
                 };
                 if !current {

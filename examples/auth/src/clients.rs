@@ -20,14 +20,14 @@ pub fn hash_generated(secret: &str) -> String {
 }
 
 /// Whether `secret` matches the stored `hash` (either form).
-pub async fn verify_secret(secret: &str, hash: String) -> bool {
+pub async fn verify_secret(secret: &str, hash: String) -> ApiResult<bool> {
     match hash.strip_prefix("sha256:") {
         Some(hex) => {
             let presented = RefreshTokenHash::of(secret).to_hex();
             // Both sides are hashes: comparing them leaks nothing about the secret.
-            presented.len() == hex.len() && presented == hex
+            Ok(presented.len() == hex.len() && presented == hex)
         }
-        None => password::verify(secret.to_owned(), hash).await,
+        None => password::verify(password::Queue::ClientSecret, secret.to_owned(), hash).await,
     }
 }
 

@@ -196,6 +196,64 @@ pub(crate) async fn changes(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT)).into_response())
 }
 
+/// The revocations in force, and the sequence they are current at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevocationList {
+    /// Follow the feed from here (`?after=` or `Last-Event-ID`): every revocation committed later is in it.
+    pub seq: u64,
+    /// Sessions whose tokens are refused, each until its last token has expired.
+    pub sessions: Vec<RevokedSession>,
+}
+
+/// One revoked session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevokedSession {
+    /// The session (`sid` in its tokens).
+    pub sid: String,
+    /// Its user.
+    pub user: String,
+    /// Until when its tokens are refused.
+    #[schema(value_type = String, format = DateTime)]
+    pub until: Timestamp,
+}
+
+/// Every revocation still in force — sessions logged out, reused, or ended with their user (disabled, or
+/// a password change) — with the sequence it is current at (API.md §5): a module loads it before it
+/// answers ready and after every `410`, then follows the feed from `seq`, so a restart never lets a
+/// revoked session back in. Service tokens with `auth:access:read`.
+#[utoipa::path(get, path = "/v1/revocations", tag = "feed",
+    responses(
+        (status = 200, description = "The revocations in force", body = RevocationList),
+        (status = 401, description = "No token, or a token refused", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+        (status = 403, description = "Not a service token with `auth:access:read`", body = kisum_server::openapi::ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn revocations(
+    State(state): State<Arc<AuthState>>,
+    Bearer(claims): Bearer,
+) -> ApiResult<axum::Json<RevocationList>> {
+    if caller::user_of(&claims).is_some() || !claims.scope_allows(ACCESS_READ) {
+        return Err(ApiError::new(ErrorCode::Forbidden, "revocations need the scope `auth:access:read`")
+            .with_required(ACCESS_READ));
+    }
+    let store = state.engine.store();
+    // The head first: a revocation committed after it is in the feed after it; one before, in the table
+    // (the session row and its log entry commit together).
+    let seq = store.head().await?;
+    let now = state.now().unix_seconds();
+    let refuse_for = kisum_server::revoked::REFUSE_FOR;
+    let sessions = store
+        .revoked_sessions(now.saturating_sub(refuse_for))
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            let until = s.revoked_at?.saturating_add(refuse_for).min(s.expires_at.saturating_add(refuse_for));
+            (until > now).then(|| RevokedSession { sid: s.sid, user: s.user, until: Timestamp::from_unix(until) })
+        })
+        .collect();
+    Ok(axum::Json(RevocationList { seq, sessions }))
+}
+
 /// A subscriber's position in the log.
 struct Stream {
     state: Arc<AuthState>,

@@ -42,7 +42,7 @@ use utoipa_axum::routes;
 
 pub use access::MAX_BATCH;
 pub use caller::ACCESS_READ;
-pub use feed::{FeedEvent, HEARTBEAT};
+pub use feed::{FeedEvent, HEARTBEAT, RevocationList, RevokedSession};
 pub use keys::{Keys, Rotation};
 pub use oauth::TokenAnswer;
 pub use state::{AuthState, Settings};
@@ -110,6 +110,7 @@ fn routers() -> OpenApiRouter<Arc<AuthState>> {
         .routes(routes!(writes::revoke_delegation))
         .routes(routes!(writes::audit))
         .routes(routes!(feed::changes))
+        .routes(routes!(feed::revocations))
         .routes(routes!(rotate_keys))
         .routes(routes!(live))
         .routes(routes!(ready))

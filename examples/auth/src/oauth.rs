@@ -272,7 +272,7 @@ async fn client(state: &AuthState, headers: &HeaderMap) -> ApiResult<ServiceClie
     let (id, secret) = (unescape(id).ok_or_else(invalid_client)?, unescape(secret).ok_or_else(invalid_client)?);
     let client = state.engine.store().service_client(&id).await?;
     let hash = client.as_ref().map_or(crate::clients::DUMMY, |c| c.secret_hash.as_str()).to_owned();
-    let matches = crate::clients::verify_secret(&secret, hash).await;
+    let matches = crate::clients::verify_secret(&secret, hash).await?;
     match client {
         Some(c) if matches => Ok(c),
         _ => Err(invalid_client()),

@@ -87,7 +87,7 @@ pub(crate) async fn login(State(state): State<Arc<AuthState>>, ApiJson(body): Ap
         _ => (password::DUMMY_HASH.to_owned(), false),
     };
     // The same work whether or not the user exists, so timing does not tell.
-    let matches = password::verify(body.password, hash).await;
+    let matches = password::verify(password::Queue::Password, body.password, hash).await?;
     let (Some(user), true, true) = (user, usable, matches) else {
         store.login_failed(&name, now).await?;
         return Err(ApiError::new(ErrorCode::Unauthenticated, "unknown user or wrong password"));

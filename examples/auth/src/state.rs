@@ -71,6 +71,8 @@ pub struct AuthState {
     /// Sign-in turns, by a hash of the user name: one verification per name at a time.
     login_turns: Vec<tokio::sync::Mutex<()>>,
     last_turn: tokio::sync::Mutex<()>,
+    /// The keys of the hash that picks a name's turn (random per process).
+    turn_keys: std::hash::RandomState,
     /// Set when the server is stopping: open change-feed streams end, so graceful shutdown can finish.
     closing: tokio::sync::watch::Sender<bool>,
     /// The sequence from which [`crate::background`] follows the log: everything before it was read
@@ -99,6 +101,7 @@ impl AuthState {
             settings,
             login_turns: (0..LOGIN_TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
             last_turn: tokio::sync::Mutex::new(()),
+            turn_keys: std::hash::RandomState::new(),
             closing: tokio::sync::watch::Sender::new(false),
             watch_from,
         });
@@ -112,8 +115,9 @@ impl AuthState {
 
     /// The sign-in turn of user name `name` (shared with the names that hash alike).
     pub(crate) fn login_turn(&self, name: &str) -> &tokio::sync::Mutex<()> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let slot = BuildHasherDefault::<DefaultHasher>::default().hash_one(name) as usize % LOGIN_TURNS;
+        use std::hash::BuildHasher;
+        // Keyed per process: nobody outside can aim a flood of names at the slot a victim's name takes.
+        let slot = self.turn_keys.hash_one(name) as usize % LOGIN_TURNS;
         // `slot` is always in range; the shared last turn would only serve if it were not.
         self.login_turns.get(slot).unwrap_or(&self.last_turn)
     }

@@ -41,6 +41,7 @@ struct H {
 async fn replica(url: &str, clock: Arc<ManualClock>) -> (Router, Arc<AuthState>) {
     let boot = Boot {
         db: Some(url.to_owned()),
+        seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/world.json").into()),
         seed_password: Some(PASSWORD.into()),
         kek: Some(KEK.into()),
         admin_secret: Some(ADMIN_SECRET.into()),
@@ -1072,4 +1073,134 @@ fn random_writes_through_http_match_a_reloaded_world() {
             }
         }
     });
+}
+
+/// A folder of its own for one test, removed when dropped.
+struct Folder(std::path::PathBuf);
+
+impl Folder {
+    fn new(name: &str) -> Folder {
+        let dir = std::env::temp_dir().join(format!("kisum-{name}-{}-{}", std::process::id(), kisum_server::random::request_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Folder(dir)
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// API.md §1: a store that holds state is opened, never seeded, and needs no seed world; demo
+/// credentials are told only where the demo world is in the store and its password still works.
+#[tokio::test]
+async fn restarts_open_the_store_as_it_is() {
+    let demo_note = |o: &kisum_auth::boot::Opened| o.notes.iter().any(|n| n.starts_with("Demo users:"));
+    // Seeded with a world of its own, then restarted with only `--data`: it opens, decisions unchanged.
+    let custom = Folder::new("custom");
+    let world = custom.0.join("world.json");
+    let mut doc: Value = serde_json::from_str(kisum_auth::boot::DEMO_WORLD).unwrap();
+    doc["users"] = json!([{"id": "zed"}]);
+    doc["companies"] = json!([{"id": "zeta", "subscriptions": [{"id": "z1", "plan": {"package": "pro", "version": 2},
+        "status": "active", "starts_at": "2026-01-01T00:00:00Z"}]}]);
+    doc["memberships"] = json!([{"user": "zed", "company": "zeta", "status": "active", "roles": ["owner"]}]);
+    doc["delegations"] = json!([]);
+    doc["agents"] = json!([]);
+    std::fs::write(&world, doc.to_string()).unwrap();
+    let boot = |seed: Option<std::path::PathBuf>| Boot {
+        data: custom.0.clone(),
+        seed_world: seed,
+        seed_password: Some(PASSWORD.into()),
+        kek: Some(KEK.into()),
+        admin_secret: Some(ADMIN_SECRET.into()),
+        ..Boot::default()
+    };
+    let first = boot(Some(world.clone())).open().await.unwrap();
+    assert!(!demo_note(&first), "{:?}", first.notes);
+    let zed = kisum_access::Principal::parse("user:zed").unwrap();
+    let zeta: kisum_access::CompanyId = "zeta".parse().unwrap();
+    let read = first.engine.directory().permission("core:company:read").unwrap();
+    let before = first.engine.directory().check(&zed, &zeta, read, None, kisum_access::Timestamp::now());
+    assert!(before.is_allowed());
+    drop(first);
+    let again = boot(None).open().await.unwrap();
+    assert!(!demo_note(&again), "{:?}", again.notes);
+    assert_eq!(again.engine.directory().check(&zed, &zeta, read, None, kisum_access::Timestamp::now()), before);
+    assert!(!again.engine.directory().has_user(&"maya".parse().unwrap()), "never seeded twice");
+    drop(again);
+    // A seed world given for a store with state is ignored, with a warning.
+    let demo = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/world.json"));
+    let ignored = boot(Some(demo)).open().await.unwrap();
+    assert!(ignored.notes.iter().any(|n| n.contains("was ignored")), "{:?}", ignored.notes);
+    assert!(!ignored.engine.directory().has_user(&"maya".parse().unwrap()));
+    drop(ignored);
+
+    // The embedded default with the demo world: the credentials are told at every start while they work.
+    let embedded = Folder::new("demo");
+    let boot = Boot { data: embedded.0.clone(), kek: Some(KEK.into()), admin_secret: Some(ADMIN_SECRET.into()), ..Boot::default() };
+    assert!(demo_note(&boot.open().await.unwrap()));
+    let reopened = boot.open().await.unwrap();
+    assert!(demo_note(&reopened));
+    // Once the demo password is changed, they are not.
+    let maya: kisum_access::UserId = "maya".parse().unwrap();
+    let hash = kisum_server::password::hash("something else entirely".into()).await.unwrap();
+    let side = [kisum_store::SideWrite::SetPassword { user: maya.clone(), hash }];
+    let change = kisum_access::Change::SetPassword { user: maya, end_sessions: true };
+    reopened.engine.write_with(&kisum_access::Actor::Platform, kisum_access::Timestamp::now(), change, &side).await.unwrap();
+    drop(reopened);
+    assert!(!demo_note(&boot.open().await.unwrap()));
+
+    // A store of its own (`--db`) without a seed world starts with the catalog and nothing else.
+    let own = Folder::new("own");
+    let boot = Boot {
+        db: Some(format!("sqlite://{}", own.0.join("k.db").display())),
+        kek: Some(KEK.into()),
+        admin_secret: Some(ADMIN_SECRET.into()),
+        ..Boot::default()
+    };
+    let opened = boot.open().await.unwrap();
+    assert!(!demo_note(&opened));
+    assert!(opened.engine.directory().company_ids().is_empty());
+    assert!(opened.engine.directory().permission("finance:invoice:read").is_ok(), "the catalog is there");
+}
+
+/// API.md §1 "Credentials under attack": 300 concurrent wrong client secrets (argon2id-hashed, the
+/// operator-chosen `platform-admin` secret) are each answered 401 or 503 — never a hang, never anything
+/// else — and a correct sign-in still succeeds during the flood (its queue is its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_client_secrets_is_bounded() {
+    let h = harness(Backend::Sqlite).await;
+    let flood: Vec<_> = (0..300)
+        .map(|i| {
+            let app = h.app.clone();
+            tokio::spawn(async move {
+                Call::new(Method::POST, "/oauth/token")
+                    .header("authorization", &basic("platform-admin", &format!("guess-{i}")))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send(&app)
+                    .await
+            })
+        })
+        .collect();
+    let signed_in = h.login("maya", PASSWORD).await;
+    signed_in.expect(StatusCode::CREATED);
+    let mut statuses = std::collections::BTreeMap::new();
+    for answer in flood {
+        let answer = answer.await.unwrap();
+        assert!(
+            matches!(answer.status, StatusCode::UNAUTHORIZED | StatusCode::SERVICE_UNAVAILABLE),
+            "{} {}",
+            answer.status,
+            answer.text
+        );
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(answer.headers.contains_key("retry-after"));
+            assert_eq!(answer.code(), "UPSTREAM_UNAVAILABLE");
+        }
+        *statuses.entry(answer.status.as_u16()).or_insert(0) += 1;
+    }
+    eprintln!("answers to 300 wrong secrets: {statuses:?}");
+    // The right secret still works afterwards.
+    h.service("admin:*").await;
 }

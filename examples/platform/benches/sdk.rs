@@ -80,7 +80,7 @@ async fn run() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let boot = Boot {
-        db: Some(format!("sqlite://{}", dir.join("kisum.db").display())),
+        data: dir.to_path_buf(),
         kek: Some(KEK.into()),
         admin_secret: Some(SECRET.into()),
         ..Boot::default()

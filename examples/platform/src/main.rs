@@ -424,9 +424,13 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
         println!("  {line}");
     }
     notes(&opened);
-    println!(
-        "Sign in:  curl -s {auth_url}/v1/sessions -H 'content-type: application/json' -d '{{\"user\":\"maya\",\"password\":\"kisum-demo\"}}'"
-    );
+    // The demo sign-in, only where the demo users' password still opens this store.
+    if opened.notes.iter().any(|n| n.starts_with("Demo users:")) {
+        println!(
+            "Sign in:  curl -s {auth_url}/v1/sessions -H 'content-type: application/json' -d '{{\"user\":\"maya\",\"password\":\"{}\"}}'",
+            kisum_auth::boot::DEMO_PASSWORD
+        );
+    }
     println!("Ctrl-C stops everything.");
     let mut result = Ok(());
     while let Some(done) = servers.join_next().await {
