@@ -9,8 +9,8 @@ mod guard;
 pub mod keys;
 mod problem;
 mod service;
-pub mod sse;
 pub mod source;
+pub mod sse;
 
 /// How long any request of the SDK to Auth or Core may take (the feed's stream aside).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -109,7 +109,8 @@ mod tests {
 
     #[test]
     fn events_whatever_the_chunking() {
-        let stream = "id: 7\ndata: {\"kind\":\"é✓\"}\n\n: heartbeat\n\rid:8\r\ndata:a\r\ndata: b\r\n\r\nevent: x\n\n".as_bytes();
+        let stream =
+            "id: 7\ndata: {\"kind\":\"é✓\"}\n\n: heartbeat\n\rid:8\r\ndata:a\r\ndata: b\r\n\r\nevent: x\n\n".as_bytes();
         let whole = decode(&[stream]).unwrap();
         assert_eq!(
             whole,

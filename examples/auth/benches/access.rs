@@ -90,7 +90,13 @@ fn access(c: &mut Criterion) {
     let mut g = c.benchmark_group("sign-in");
     g.sample_size(20);
     g.bench_function("argon2id verification (in process, one thread)", |b| {
-        b.iter(|| rt.block_on(kisum_server::password::verify(kisum_server::password::Queue::Password, "kisum-demo-password".into(), hash.clone())))
+        b.iter(|| {
+            rt.block_on(kisum_server::password::verify(
+                kisum_server::password::Queue::Password,
+                "kisum-demo-password".into(),
+                hash.clone(),
+            ))
+        })
     });
     g.finish();
     let _ = std::fs::remove_dir_all(dir);

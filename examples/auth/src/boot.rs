@@ -144,7 +144,13 @@ impl Boot {
             return Ok(());
         }
         let Some(credential) = engine.store().credential(first).await? else { return Ok(()) };
-        if kisum_server::password::verify(kisum_server::password::Queue::Password, DEMO_PASSWORD.to_owned(), credential.password_hash).await? {
+        if kisum_server::password::verify(
+            kisum_server::password::Queue::Password,
+            DEMO_PASSWORD.to_owned(),
+            credential.password_hash,
+        )
+        .await?
+        {
             let names: Vec<&str> = users.iter().map(UserId::as_str).collect();
             notes.push(format!("Demo users: {} — password `{DEMO_PASSWORD}`", names.join(", ")));
         }

@@ -48,6 +48,8 @@ struct Config {
     /// wake the reader sooner on PostgreSQL).
     #[arg(long, env = "KISUM_POLL_MS", default_value_t = 250)]
     poll_ms: u64,
+    #[command(flatten)]
+    limits: kisum_server::LimitArgs,
 }
 
 #[tokio::main]
@@ -64,6 +66,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), StartError> {
+    let limits = config.limits.limits()?;
     let boot = kisum_auth::boot::Boot {
         db: config.db.clone(),
         data: config.data.clone(),
@@ -93,7 +96,7 @@ async fn run(config: Config) -> Result<(), StartError> {
         let _ = tokio::signal::ctrl_c().await;
         closing.close();
     };
-    axum::serve(listener, kisum_auth::app(state)).with_graceful_shutdown(shutdown).await?;
+    kisum_server::serve_with(listener, kisum_auth::app(state), limits, shutdown).await?;
     follower.abort();
     background.abort();
     Ok(())

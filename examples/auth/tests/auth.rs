@@ -1080,7 +1080,11 @@ struct Folder(std::path::PathBuf);
 
 impl Folder {
     fn new(name: &str) -> Folder {
-        let dir = std::env::temp_dir().join(format!("kisum-{name}-{}-{}", std::process::id(), kisum_server::random::request_id()));
+        let dir = std::env::temp_dir().join(format!(
+            "kisum-{name}-{}-{}",
+            std::process::id(),
+            kisum_server::random::request_id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         Folder(dir)
     }
@@ -1138,7 +1142,12 @@ async fn restarts_open_the_store_as_it_is() {
 
     // The embedded default with the demo world: the credentials are told at every start while they work.
     let embedded = Folder::new("demo");
-    let boot = Boot { data: embedded.0.clone(), kek: Some(KEK.into()), admin_secret: Some(ADMIN_SECRET.into()), ..Boot::default() };
+    let boot = Boot {
+        data: embedded.0.clone(),
+        kek: Some(KEK.into()),
+        admin_secret: Some(ADMIN_SECRET.into()),
+        ..Boot::default()
+    };
     assert!(demo_note(&boot.open().await.unwrap()));
     let reopened = boot.open().await.unwrap();
     assert!(demo_note(&reopened));
@@ -1147,7 +1156,11 @@ async fn restarts_open_the_store_as_it_is() {
     let hash = kisum_server::password::hash("something else entirely".into()).await.unwrap();
     let side = [kisum_store::SideWrite::SetPassword { user: maya.clone(), hash }];
     let change = kisum_access::Change::SetPassword { user: maya, end_sessions: true };
-    reopened.engine.write_with(&kisum_access::Actor::Platform, kisum_access::Timestamp::now(), change, &side).await.unwrap();
+    reopened
+        .engine
+        .write_with(&kisum_access::Actor::Platform, kisum_access::Timestamp::now(), change, &side)
+        .await
+        .unwrap();
     drop(reopened);
     assert!(!demo_note(&boot.open().await.unwrap()));
 

@@ -46,6 +46,8 @@ struct Config {
     /// wake the reader sooner on PostgreSQL).
     #[arg(long, env = "KISUM_POLL_MS", default_value_t = 250)]
     poll_ms: u64,
+    #[command(flatten)]
+    limits: kisum_server::LimitArgs,
 }
 
 const DEMO_WORLD: &str = include_str!("../../demo/world.json");
@@ -69,8 +71,15 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             serde_json::from_str(&std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
                 .map_err(|e| format!("{}: {e}", path.display()))?
         }
-        None => serde_json::from_str(DEMO_WORLD)?,
+        // The demo world on the embedded default only (API.md §1); a store of its own starts with the
+        // catalog and nothing else.
+        None if config.db.is_none() => serde_json::from_str(DEMO_WORLD)?,
+        None => {
+            let demo: WorldDoc = serde_json::from_str(DEMO_WORLD)?;
+            WorldDoc { catalog: demo.catalog, ..WorldDoc::default() }
+        }
     };
+    let limits = config.limits.limits()?;
     let db = match &config.db {
         Some(url) => url.clone(),
         None => {
@@ -90,7 +99,12 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             Verifier::new(kisum_server::keys::jwks_from_store(store.as_ref(), now).await?, validation.clone())?
         }
     };
-    let engine = Arc::new(kisum_store::Engine::open(store, Some(&seed)).await?);
+    // A store that holds state is opened as it is: a seed world is only for an empty one.
+    let holds_state = store.head().await? > 0 || store.latest_checkpoint().await?.is_some();
+    if holds_state && let Some(path) = &config.seed_world {
+        tracing::warn!(seed_world = %path.display(), "the store holds state: --seed-world is ignored");
+    }
+    let engine = Arc::new(kisum_store::Engine::open(store, (!holds_state).then_some(&seed)).await?);
     let follower = engine.follow(Duration::from_millis(config.poll_ms));
     let from = engine.seq();
     let state = Arc::new(CoreState {
@@ -126,7 +140,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    axum::serve(listener, kisum_core::app(state)).with_graceful_shutdown(shutdown).await?;
+    kisum_server::serve_with(listener, kisum_core::app(state), limits, shutdown).await?;
     follower.abort();
     revocations.abort();
     if let Some(keys) = keys {

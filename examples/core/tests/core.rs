@@ -350,7 +350,15 @@ async fn users_and_passwords(backend: Backend) {
     let zoe: kisum_access::UserId = "zoe".parse().unwrap();
     let credential = h.engine.store().credential(&zoe).await.unwrap().unwrap();
     assert!(credential.password_hash.starts_with("$argon2id$"), "stored as an argon2id hash");
-    assert!(kisum_server::password::verify(kisum_server::password::Queue::Password, "correct horse".into(), credential.password_hash.clone()).await.unwrap());
+    assert!(
+        kisum_server::password::verify(
+            kisum_server::password::Queue::Password,
+            "correct horse".into(),
+            credential.password_hash.clone()
+        )
+        .await
+        .unwrap()
+    );
     let taken = h
         .call(Method::POST, "/admin/v1/users", Some(&admin), Some(json!({"id": "zoe", "password": "another one"})))
         .await;
@@ -373,7 +381,15 @@ async fn users_and_passwords(backend: Backend) {
         .await
         .expect(StatusCode::NO_CONTENT);
     let credential = h.engine.store().credential(&zoe).await.unwrap().unwrap();
-    assert!(kisum_server::password::verify(kisum_server::password::Queue::Password, "battery staple".into(), credential.password_hash).await.unwrap());
+    assert!(
+        kisum_server::password::verify(
+            kisum_server::password::Queue::Password,
+            "battery staple".into(),
+            credential.password_hash
+        )
+        .await
+        .unwrap()
+    );
     h.call(Method::PUT, "/admin/v1/users/ghost/password", Some(&admin), Some(json!({"password": "battery staple"})))
         .await
         .expect(StatusCode::NOT_FOUND);

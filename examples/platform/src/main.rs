@@ -28,6 +28,8 @@ struct Cli {
     service: Option<Service>,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    limits: kisum_server::LimitArgs,
 }
 
 /// Where the state lives and what an empty store is seeded with.
@@ -163,15 +165,17 @@ async fn serve(
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
+    let limits = LIMITS.get().copied().unwrap_or_default();
+    kisum_server::serve_with(listener, app, limits, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await?;
     Ok(())
 }
 
 static PORT_OFFSET: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+/// The bounds every server of this process keeps (set once from the flags).
+static LIMITS: std::sync::OnceLock<kisum_server::Limits> = std::sync::OnceLock::new();
 
 fn port_offset() -> u16 {
     PORT_OFFSET.get().copied().unwrap_or(0)
@@ -179,6 +183,7 @@ fn port_offset() -> u16 {
 
 async fn run(cli: Cli) -> Result<(), Error> {
     let _ = PORT_OFFSET.set(cli.store.port_offset);
+    let _ = LIMITS.set(cli.limits.limits()?);
     let stop = shutdown_signal();
     match cli.service {
         None => all(&cli.store, stop).await,

@@ -34,7 +34,7 @@ mod tokens;
 
 pub use error::{ApiError, ApiResult};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
-pub use serve::{bind, finish, init_tracing, serve};
+pub use serve::{LimitArgs, Limits, bind, finish, init_tracing, serve, serve_with};
 pub use tokens::{Bearer, ServerState, Tokens, bearer};
 
 /// Cuts client input to 64 characters, for messages that quote it.

@@ -10,10 +10,10 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use argon2::Argon2;
-use tokio::sync::Semaphore;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use kisum_errors::ErrorCode;
+use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 

@@ -1,10 +1,13 @@
 //! Putting a server together and running it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{no_method, no_route, problem_bodies};
@@ -23,15 +26,16 @@ pub fn finish(router: Router) -> Router {
         .layer(axum::middleware::from_fn(crate::request_id::layer))
 }
 
-/// Serves `router` on `addr` until `shutdown` completes, then lets requests in flight finish. Refuses an
-/// address that is not a loopback address: the reference servers are for this machine.
+/// Serves `router` on `addr` with the default [`Limits`] until `shutdown` completes, then lets requests
+/// in flight finish. Refuses an address that is not a loopback address: the reference servers are for
+/// this machine.
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = bind(addr).await?;
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    serve_with(listener, router, Limits::default(), shutdown).await
 }
 
 /// Binds a loopback address (port 0 picks a free one).
@@ -50,4 +54,243 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The bounds every server keeps on its clients (API.md §1: slow clients are cut off, connections and
+/// the work in progress are bounded; nothing queues without limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a client may take to send a request's headers before the connection is closed. Defaults
+    /// to 10 s.
+    pub header_read: Duration,
+    /// How long a request may take, body included, until its response starts (an event stream then goes
+    /// on): past it the answer is `503 UPSTREAM_UNAVAILABLE` with `Retry-After`. Defaults to 30 s.
+    pub request: Duration,
+    /// Connections held at once; one more is closed as soon as it is accepted. Defaults to 4,096.
+    pub max_connections: usize,
+    /// Requests served at once; one more is answered `503 UPSTREAM_UNAVAILABLE` with `Retry-After` at once
+    /// (load shedding, not a queue). Defaults to 1,024.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_read: Duration::from_secs(10),
+            request: Duration::from_secs(30),
+            max_connections: 4096,
+            max_in_flight: 1024,
+        }
+    }
+}
+
+/// Sheds load past `max_in_flight` and bounds each request's time (see [`Limits`]).
+async fn bounded(
+    axum::extract::State((in_flight, limit)): axum::extract::State<(Arc<Semaphore>, Duration)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let busy = |detail: &str| {
+        crate::ApiError::new(kisum_errors::ErrorCode::UpstreamUnavailable, detail)
+            .with_header(axum::http::header::RETRY_AFTER, "1")
+            .into_response()
+    };
+    let Ok(_permit) = in_flight.try_acquire_owned() else {
+        return busy("the server is at its limit of requests in progress; retry shortly");
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => busy("the request took too long and was stopped; retry"),
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` completes, then stops accepting and
+/// lets the connections in flight finish (for at most 10 s). HTTP/1.1 on hyper, with a header-read
+/// timeout (axum's own `serve` has none), a bound on connections, load shedding and a time bound per
+/// request.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    // The answers of these bounds are problems too, as every error is.
+    let app = router
+        .layer(axum::middleware::from_fn_with_state((in_flight, limits.request), bounded))
+        .layer(axum::middleware::from_fn(problem_bodies));
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted: go on.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(limit = limits.max_connections, "connection refused: at the limit of connections");
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_read)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("connections still open 10 s after shutdown began: closing them");
+        }
+    }
+    Ok(())
+}
+
+/// [`Limits`] as command-line flags (each with its `KISUM_*` variable), for every server binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, global = true, env = "KISUM_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take until its response starts.
+    #[arg(long, global = true, env = "KISUM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Connections held at once.
+    #[arg(long, global = true, env = "KISUM_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Requests served at once (more are answered 503 at once).
+    #[arg(long, global = true, env = "KISUM_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+}
+
+impl LimitArgs {
+    /// The limits, or which setting is out of range and why.
+    pub fn limits(&self) -> Result<Limits, String> {
+        let positive = |name: &str, value: u64| {
+            if value == 0 { Err(format!("--{name} must be at least 1")) } else { Ok(value) }
+        };
+        Ok(Limits {
+            header_read: Duration::from_secs(positive("header-timeout-secs", self.header_timeout_secs)?),
+            request: Duration::from_secs(positive("request-timeout-secs", self.request_timeout_secs)?),
+            max_connections: positive("max-connections", self.max_connections as u64)? as usize,
+            max_in_flight: positive("max-in-flight", self.max_in_flight as u64)? as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use std::time::Instant;
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    /// Serves `router` within `limits` on a loopback port; returns its address and the stop switch.
+    async fn start(router: Router, limits: Limits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve_with(listener, router, limits, async move {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    async fn get_status(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    /// Whether the server closed `stream` (end of file, or a reset) within `limit`.
+    async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+        let mut byte = [0u8; 1024];
+        matches!(tokio::time::timeout(limit, stream.read(&mut byte)).await, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_clients_are_cut_off_and_connections_bounded() {
+        let limits = Limits { header_read: Duration::from_millis(500), max_connections: 40, ..Limits::default() };
+        let (addr, _stop) = start(Router::new().route("/", get(|| async { "ok" })), limits).await;
+        // 60 clients send half a request line and stop.
+        let mut slow = Vec::new();
+        for _ in 0..60 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET / HT").await.unwrap();
+            slow.push(s);
+        }
+        // Past the bound, a connection is closed as soon as it is accepted; within it, once its headers are
+        // late. Every one of them ends.
+        let started = Instant::now();
+        for s in &mut slow {
+            assert!(closed_within(s, Duration::from_secs(10)).await, "a slow client was held");
+        }
+        eprintln!("60 slow clients cut off within {:?}", started.elapsed());
+        // The server still answers.
+        assert!(get_status(addr, "/").await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn load_is_shed_and_slow_handlers_are_stopped() {
+        // A slow handler is stopped at the request bound: 503 with Retry-After, as a problem.
+        let router = Router::new().route(
+            "/sleep",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        );
+        let (addr, _stop) = start(router, Limits { request: Duration::from_millis(300), ..Limits::default() }).await;
+        let late = get_status(addr, "/sleep").await;
+        assert!(late.starts_with("HTTP/1.1 503"), "{late}");
+        assert!(late.to_ascii_lowercase().contains("retry-after: 1"), "{late}");
+        assert!(late.contains("application/problem+json") && late.contains("UPSTREAM_UNAVAILABLE"), "{late}");
+
+        // One request in progress holds the only slot: the next is shed at once, not queued.
+        let (entered, release) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+        let (e, r) = (entered.clone(), release.clone());
+        let router = Router::new()
+            .route(
+                "/hold",
+                get(move || async move {
+                    e.notify_one();
+                    r.notified().await;
+                    "done"
+                }),
+            )
+            .route("/", get(|| async { "ok" }));
+        let (addr, _stop) = start(router, Limits { max_in_flight: 1, ..Limits::default() }).await;
+        let holder = tokio::spawn(get_status(addr, "/hold"));
+        entered.notified().await;
+        let shed = get_status(addr, "/").await;
+        assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
+        release.notify_one();
+        assert!(holder.await.unwrap().starts_with("HTTP/1.1 200"));
+        assert!(get_status(addr, "/").await.starts_with("HTTP/1.1 200"));
+    }
 }
