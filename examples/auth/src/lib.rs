@@ -244,3 +244,18 @@ async fn maintain(state: &AuthState) {
         tracing::warn!(error = %e, "purging ended sessions failed");
     }
 }
+
+/// Entry points for the fuzz targets (`fuzz/`) and their corpus replay: the parsers of untrusted input
+/// that are not public otherwise. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a body of `POST /oauth/token` as the token endpoint does; whether it was accepted.
+    pub fn token_form(body: &[u8]) -> bool {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        crate::oauth::form(&headers, body).is_ok()
+    }
+}

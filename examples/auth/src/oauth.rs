@@ -87,7 +87,7 @@ fn invalid_client() -> ApiError {
 }
 
 /// The form's parameters; a repeated one is refused (RFC 6749 §3.2).
-fn form(headers: &HeaderMap, body: &[u8]) -> ApiResult<HashMap<String, String>> {
+pub(crate) fn form(headers: &HeaderMap, body: &[u8]) -> ApiResult<HashMap<String, String>> {
     let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
         v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
     });

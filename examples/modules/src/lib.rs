@@ -212,3 +212,13 @@ fn name_field(path: &str, value: &str) -> Result<String, ApiError> {
 fn owners(find: impl Fn(&str, &str) -> Option<CompanyId> + Send + Sync + 'static) -> Owners {
     Owners(Arc::new(find))
 }
+
+/// Entry points for the fuzz targets (`fuzz/`) and their corpus replay: the parsers of untrusted input
+/// that are not public otherwise. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads one MCP JSON-RPC message as the endpoint does; whether it is one to act on.
+    pub fn mcp_message(bytes: &[u8]) -> bool {
+        crate::mcp::accepts(bytes)
+    }
+}

@@ -208,6 +208,11 @@ pub(crate) async fn endpoint(
     }
 }
 
+/// Whether `bytes` is one JSON-RPC message the endpoint acts on (for the fuzz targets).
+pub(crate) fn accepts(bytes: &[u8]) -> bool {
+    parse(bytes).is_ok()
+}
+
 /// Reads one JSON-RPC message; what cannot be read is the error to answer, with the id to answer it under.
 fn parse(bytes: &[u8]) -> Result<Message, (Id, RpcError)> {
     let value: Value = serde_json::from_slice(bytes)

@@ -1,0 +1,10 @@
+#![no_main]
+//! `cargo fuzz run token_form`: see `tests/fuzz/targets.rs`.
+
+#[path = "../../tests/fuzz/targets.rs"]
+#[allow(dead_code)]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = targets::token_form(data);
+});
