@@ -12,6 +12,18 @@ use tokio::sync::{Mutex, watch};
 use crate::error::StoreError;
 use crate::store::{LogEntry, SideWrite, Store};
 
+/// The state a checkpoint holds, validated; a checkpoint that does not decode or validate is a typed
+/// error, never repaired.
+fn world_of(checkpoint: &crate::store::Checkpoint) -> Result<World, StoreError> {
+    let seq = checkpoint.seq;
+    let doc: WorldDoc = serde_json::from_str(&checkpoint.world).map_err(|e| StoreError::Corrupt {
+        what: "checkpoint",
+        seq,
+        detail: e.to_string(),
+    })?;
+    World::from_doc(&doc).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })
+}
+
 /// How many changes a catch-up reads at a time.
 const PAGE: u32 = 1_000;
 
@@ -66,12 +78,7 @@ impl Engine {
             }
         };
         let seq = checkpoint.seq;
-        let doc: WorldDoc = serde_json::from_str(&checkpoint.world).map_err(|e| StoreError::Corrupt {
-            what: "checkpoint",
-            seq,
-            detail: e.to_string(),
-        })?;
-        let world = World::from_doc(&doc).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })?;
+        let world = world_of(&checkpoint)?;
         let engine = Engine {
             store,
             directory: Arc::new(Directory::at_seq(world, seq)),
@@ -267,12 +274,7 @@ impl Engine {
             return Ok(false);
         }
         let seq = checkpoint.seq;
-        let doc: WorldDoc = serde_json::from_str(&checkpoint.world).map_err(|e| StoreError::Corrupt {
-            what: "checkpoint",
-            seq,
-            detail: e.to_string(),
-        })?;
-        let world = World::from_doc(&doc).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })?;
+        let world = world_of(&checkpoint)?;
         self.directory.reload(world, seq).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })?;
         self.installed.send_replace(seq);
         tracing::warn!(seq, "reloaded the directory from the newest checkpoint: the log no longer reached back to it");
