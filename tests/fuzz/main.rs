@@ -8,7 +8,7 @@ mod targets;
 fn every_corpus_replays_without_a_panic() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let mut total = 0;
-    for (name, target) in targets::TARGETS {
+    for targets::Target { name, run } in targets::TARGETS {
         let dir = root.join(name);
         let entries: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).collect();
         assert!(!entries.is_empty(), "the corpus of `{name}` is empty");
@@ -16,7 +16,7 @@ fn every_corpus_replays_without_a_panic() {
         for entry in entries {
             let path = entry.unwrap().path();
             let data = std::fs::read(&path).unwrap();
-            if target(&data) {
+            if run(&data) {
                 accepted += 1;
             }
             total += 1;

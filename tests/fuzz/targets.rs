@@ -4,18 +4,26 @@
 
 use std::sync::OnceLock;
 
-use kisum_access::{Access, Actor, Change, Directory, World};
+use kisum_access::{Actor, Change, Directory, World};
 
-/// Every target, by the name of its folder under `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]) -> bool)] = &[
-    ("jws", jws),
-    ("jwks", jwks),
-    ("world", world),
-    ("change", change),
-    ("sse", sse),
-    ("token_form", token_form),
-    ("mcp", mcp),
-    ("body", body),
+/// A fuzz target: its name (its folder under `fuzz/corpus/`) and the function it runs.
+pub struct Target {
+    /// The name.
+    pub name: &'static str,
+    /// Runs one input; whether it was accepted.
+    pub run: fn(&[u8]) -> bool,
+}
+
+/// Every target.
+pub const TARGETS: &[Target] = &[
+    Target { name: "jws", run: jws },
+    Target { name: "jwks", run: jwks },
+    Target { name: "world", run: world },
+    Target { name: "change", run: change },
+    Target { name: "sse", run: sse },
+    Target { name: "token_form", run: token_form },
+    Target { name: "mcp", run: mcp },
+    Target { name: "body", run: body },
 ];
 
 /// A compact JWS/JWT: parsed, then verified against a fixed key set (every refusal is an answer);

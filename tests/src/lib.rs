@@ -8,6 +8,7 @@
 #![allow(clippy::panic)]
 
 pub mod http;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

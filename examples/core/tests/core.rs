@@ -36,7 +36,13 @@ struct Harness {
 
 async fn harness(backend: Backend) -> Harness {
     let db = TestDb::new(backend).await;
-    let engine = Arc::new(Engine::open(connect(&db.url).await.unwrap(), Some(&demo_world())).await.unwrap());
+    let url = db.url.clone();
+    harness_at(db, &url).await
+}
+
+/// A harness on `db`, reaching it at `url` (through a proxy, say).
+async fn harness_at(db: TestDb, url: &str) -> Harness {
+    let engine = Arc::new(Engine::open(connect(url).await.unwrap(), Some(&demo_world())).await.unwrap());
     let key = PrivateKey::generate(Algorithm::EdDSA, "k1").unwrap();
     let verifier = Verifier::new(Jwks::from_keys([&key]).unwrap(), Validation::new(ISSUER, "kisum")).unwrap();
     let tokens = Tokens::new(verifier, Arc::new(ManualClock::new(now())));
@@ -749,4 +755,105 @@ async fn every_read_honours_kisum_at_least(backend: Backend) {
         // The token first: no token is 401 whatever the header says.
         assert_eq!(get(path, None, "soon").await.unwrap().status(), StatusCode::UNAUTHORIZED, "{path}");
     }
+}
+
+/// docs/deploy.md, "PostgreSQL goes away", through a fault-injecting TCP proxy between Core and PostgreSQL
+/// (issue 17): while it is cut, writes fail with 503 and change nothing, reads and checks keep answering
+/// from memory, `/health/ready` is 503; after it heals (and after resets and stalls) writes go through
+/// again, and every acknowledged write is in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_going_away_through_a_proxy() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let target: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let proxy = kisum_tests::proxy::Proxy::start(target).await.unwrap();
+    let url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
+    assert_ne!(url, db.url, "the test database is on 127.0.0.1:5432");
+    let direct = db.url.clone();
+    let h = harness_at(db, &url).await;
+    let admin = h.service("ops-bot", "admin:*");
+    let maya = h.user("maya", "encore");
+    let mut acked = Vec::new();
+    let write = |n: usize| {
+        let body = json!({"effect": "grant", "feature": "finance.multi_currency", "reason": format!("fault {n}")});
+        h.call(Method::POST, "/admin/v1/companies/encore/overrides", Some(&admin), Some(body))
+    };
+    let stored = || async {
+        let engine = Engine::open(connect(&direct).await.unwrap(), None).await.unwrap();
+        let company = engine.directory().company(&"encore".parse().unwrap()).unwrap();
+        company.source().company.overrides.iter().filter_map(|o| o.id.clone()).collect::<Vec<_>>()
+    };
+    let before = stored().await.len();
+    let first = write(0).await;
+    first.expect(StatusCode::CREATED);
+    acked.push(first.body["id"].as_str().unwrap().to_owned());
+
+    // Cut: writes fail with 503 and change nothing; reads answer from memory; not ready.
+    proxy.cut();
+    let refused = write(1).await;
+    refused.expect(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.code(), "UPSTREAM_UNAVAILABLE");
+    h.call(Method::GET, "/v1/companies/encore/entitlements", Some(&maya), None).await.expect(StatusCode::OK);
+    h.call(Method::GET, "/admin/v1/companies/encore", Some(&admin), None).await.expect(StatusCode::OK);
+    assert_eq!(h.call(Method::GET, "/health/ready", None, None).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(stored().await.len(), before + 1, "the refused write changed nothing");
+
+    // Heal: writes go through again (the pool reconnects).
+    proxy.heal();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let a = write(2).await;
+        if a.status == StatusCode::CREATED {
+            acked.push(a.body["id"].as_str().unwrap().to_owned());
+            break;
+        }
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{:#}", a.body);
+        assert!(attempts < 20, "writes never came back after the proxy healed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.call(Method::GET, "/health/ready", None, None).await.expect(StatusCode::OK);
+
+    // Resets and a stall: every answer is a success or a 503, never anything else, and every success is
+    // kept (a 503 after a lost answer may or may not have committed).
+    for round in 0..3 {
+        proxy.reset();
+        let a = write(10 + round).await;
+        assert!(matches!(a.status, StatusCode::CREATED | StatusCode::SERVICE_UNAVAILABLE), "{:#}", a.body);
+        if a.status == StatusCode::CREATED {
+            acked.push(a.body["id"].as_str().unwrap().to_owned());
+        }
+    }
+    proxy.stall();
+    let stalled = tokio::spawn({
+        let app = h.app.clone();
+        let admin = admin.clone();
+        async move {
+            let body = json!({"effect": "grant", "feature": "finance.multi_currency", "reason": "stalled"});
+            let request = Request::post("/admin/v1/companies/encore/overrides")
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.heal();
+    let (status, body) = stalled.await.unwrap();
+    assert!(matches!(status, StatusCode::CREATED | StatusCode::SERVICE_UNAVAILABLE), "{status} {body:#}");
+    if status == StatusCode::CREATED {
+        acked.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let kept = stored().await;
+    for id in &acked {
+        assert!(kept.contains(id), "acknowledged write {id} is not in the log");
+    }
+    // The replica behind the proxy is in step with the log.
+    h.engine.sync().await.unwrap();
+    let replica = h.engine.directory().company(&"encore".parse().unwrap()).unwrap();
+    let theirs: Vec<_> = replica.source().company.overrides.iter().filter_map(|o| o.id.clone()).collect();
+    assert_eq!(theirs, kept);
 }
