@@ -257,3 +257,62 @@ async fn a_module_behind_the_sdk() {
     assert!(live > 0 && cache > 0 && stale > 0, "{live} {cache} {stale}");
     let _ = p.state.engine.seq();
 }
+
+/// API.md §5 through a fault-injecting proxy between a module and Auth (issue 17): while Auth is cut
+/// off, cached callers are served `stale` until the bound and then fail closed, uncached ones fail closed
+/// at once; once healed (and after a reset of every connection) the feed resumes where it was, so every
+/// change committed meanwhile — a suspension, a logout — is enforced: no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_cut_off_from_auth() {
+    let p = Platform::start().await;
+    let target: std::net::SocketAddr = p.auth.trim_start_matches("http://").parse().unwrap();
+    let proxy = kisum_tests::proxy::Proxy::start(target).await.unwrap();
+    let mut config = RemoteConfig::new(&format!("http://{}", proxy.addr()), &p.core, "platform-admin", ADMIN_SECRET);
+    config.issuer = p.auth.clone();
+    config.max_age = Duration::from_secs(2);
+    let (kisum, _feed) = Kisum::connect(config, Arc::new(SystemClock)).await.unwrap();
+    let app = Router::new()
+        .route("/v1/invoices", get(invoices).route_layer(require("finance:invoice:read")))
+        .layer(kisum.layer())
+        .layer(Extension(kisum.clone()));
+    let maya = p.token("maya", "encore").await;
+    let ines = p.token("ines", "encore").await;
+    let leo = p.token("leo", "encore").await;
+    within(&app, &maya, "/v1/invoices", StatusCode::OK, Duration::from_secs(1)).await;
+    within(&app, &ines, "/v1/invoices", StatusCode::OK, Duration::from_secs(1)).await;
+
+    // Cut: cached callers are served stale, an uncached one fails closed; past the bound, all do.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stale = Call::new(Method::GET, "/v1/invoices").bearer(Some(&maya)).send(&app).await;
+    stale.expect(StatusCode::OK);
+    assert_eq!(stale.body["origin"], "stale", "{:#}", stale.body);
+    Call::new(Method::GET, "/v1/invoices")
+        .bearer(Some(&leo))
+        .send(&app)
+        .await
+        .expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
+    // Meanwhile, at Auth: Ines is suspended and her session logged out.
+    let auth = AuthClient::new(reqwest::Client::new(), &p.auth);
+    let owner = p.token("maya", "encore").await;
+    let body = json!({"roles": ["tour_accountant"], "status": "suspended"});
+    auth.call(Method::PUT, "/v1/companies/encore/memberships/ines", &owner, Some(&body)).await.unwrap();
+    auth.revoke(&ines).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Call::new(Method::GET, "/v1/invoices")
+        .bearer(Some(&maya))
+        .send(&app)
+        .await
+        .expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
+
+    // Healed: served live again, and what was committed during the cut is enforced.
+    proxy.heal();
+    within(&app, &maya, "/v1/invoices", StatusCode::OK, Duration::from_secs(5)).await;
+    within(&app, &ines, "/v1/invoices", StatusCode::UNAUTHORIZED, Duration::from_secs(5)).await;
+
+    // A reset of every connection (the feed's stream included): the feed reconnects and goes on.
+    proxy.reset();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    auth.revoke(&maya).await.unwrap();
+    within(&app, &maya, "/v1/invoices", StatusCode::UNAUTHORIZED, Duration::from_secs(5)).await;
+}
