@@ -1217,3 +1217,61 @@ async fn a_flood_of_wrong_client_secrets_is_bounded() {
     // The right secret still works afterwards.
     h.service("admin:*").await;
 }
+
+/// docs/deploy.md, "PostgreSQL goes away", for Auth, through a fault-injecting TCP proxy (issue 17):
+/// while it is cut, sign-ins and writes fail with 503 and change nothing, decisions keep answering from
+/// memory, `/health/ready` is 503; once healed, writes go through again and another replica that reads
+/// the store directly sees every acknowledged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_going_away_under_auth() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let proxy = kisum_tests::proxy::Proxy::start("127.0.0.1:5432".parse().unwrap()).await.unwrap();
+    let url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
+    assert_ne!(url, db.url, "the test database is on 127.0.0.1:5432");
+    let clock = Arc::new(ManualClock::new(now()));
+    let (app, state) = replica(&url, clock.clone()).await;
+    let h = H { app, state, clock: clock.clone(), url: url.clone(), _db: db };
+    let maya = h.user("maya", "encore").await;
+    let reader = h.service("auth:access:read").await;
+    let put = |roles: Value| {
+        Call::new(Method::PUT, "/v1/companies/encore/memberships/leo")
+            .bearer(Some(&maya))
+            .json(&json!({"roles": roles}))
+    };
+    h.send(put(json!(["booker", "viewer"]))).await.expect(StatusCode::OK);
+    let seq = h.state.engine.seq();
+
+    proxy.cut();
+    h.send(put(json!(["booker"]))).await.expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
+    h.login("leo", PASSWORD).await.expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
+    h.get("/v1/me/access", &maya).await.expect(StatusCode::OK);
+    let check = h.check(&reader, "user:leo", "encore", "finance:invoice:read").await;
+    check.expect(StatusCode::OK);
+    assert_eq!(check.body["decision"], "allow", "the viewer role still holds: nothing changed");
+    assert_eq!(h.send(Call::new(Method::GET, "/health/ready")).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h.state.engine.seq(), seq, "the refused write changed nothing");
+
+    proxy.heal();
+    let started = std::time::Instant::now();
+    let written = loop {
+        let a = h.send(put(json!(["booker"]))).await;
+        if a.status == StatusCode::OK {
+            break a.version();
+        }
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text);
+        assert!(started.elapsed() < Duration::from_secs(20), "writes never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    h.send(Call::new(Method::GET, "/health/ready")).await.expect(StatusCode::OK);
+    // Another replica on the store itself has every acknowledged write.
+    let (_, other) = replica(&h._db.url, clock).await;
+    other.engine.sync().await.unwrap();
+    assert!(other.engine.seq() >= written);
+    let leo = kisum_access::Principal::parse("user:leo").unwrap();
+    let read = other.engine.directory().permission("finance:invoice:read").unwrap();
+    let encore: kisum_access::CompanyId = "encore".parse().unwrap();
+    let decided = other.engine.directory().check(&leo, &encore, read, None, now());
+    let here = h.state.engine.directory().check(&leo, &encore, read, None, now());
+    assert_eq!(decided, here);
+    let _ = &h.url;
+}
