@@ -209,6 +209,7 @@ pub fn follow(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut cursor = from;
+        source.feed_started(from);
         let mut backoff = Duration::from_millis(100);
         loop {
             revocations.forget_before(Timestamp::now());
@@ -240,6 +241,7 @@ pub fn follow(
                     match load_revocations(&source, &revocations).await {
                         Ok(seq) => {
                             cursor = seq;
+                            source.feed_started(seq);
                             break;
                         }
                         Err(e) => {
@@ -298,6 +300,7 @@ async fn stream(source: &RemoteSource, keys: &Keys, revocations: &Revocations, c
                 Ok(event) => {
                     apply(&event, source, keys, revocations).await;
                     *cursor = event.seq;
+                    source.feed_applied(event.seq);
                 }
                 Err(e) => return Stop::Resync(format!("an event that does not parse: {e}")),
             }
@@ -327,6 +330,7 @@ async fn poll(source: &RemoteSource, keys: &Keys, revocations: &Revocations, cur
     for event in &events {
         apply(event, source, keys, revocations).await;
         *cursor = event.seq;
+        source.feed_applied(event.seq);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())

@@ -6,7 +6,7 @@
 //! invalidation raises the floor it must reach).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,12 @@ pub trait AccessSource: Send + Sync + 'static {
         route: &str,
         record: Option<&str>,
     ) -> Result<(), Refusal>;
+
+    /// Where the change feed this source follows is, if it follows one: see
+    /// [`RemoteSource::feed_position`].
+    fn feed_position(&self) -> Option<(u64, u64, u64)> {
+        None
+    }
 }
 
 /// Access evaluated in process from a directory (always `live`).
@@ -208,6 +214,11 @@ pub struct RemoteSource {
     floors: Mutex<HashMap<CompanyId, Floors>>,
     /// Whether the feed is connected: cached answers are then `cache`, else `stale`.
     feed_connected: AtomicBool,
+    /// Where the feed is: the sequence it started from (after the last resync), the last one applied, and
+    /// how many events it applied since it started (equal to their difference when nothing was skipped).
+    feed_from: AtomicU64,
+    feed_at: AtomicU64,
+    feed_applied: AtomicU64,
     token: crate::service::ServiceToken,
     /// The token that records support access (`auth:support:record`), asked for only when needed.
     support_token: crate::service::ServiceToken,
@@ -257,6 +268,9 @@ impl RemoteSource {
             cache,
             floors: Mutex::new(HashMap::new()),
             feed_connected: AtomicBool::new(false),
+            feed_from: AtomicU64::new(0),
+            feed_at: AtomicU64::new(0),
+            feed_applied: AtomicU64::new(0),
             token,
             support_token,
             clock,
@@ -310,6 +324,30 @@ impl RemoteSource {
     /// Whether the feed is connected.
     pub fn set_feed_connected(&self, connected: bool) {
         self.feed_connected.store(connected, Ordering::SeqCst);
+    }
+
+    /// The feed (re)starts from sequence `seq` (after loading the revocations).
+    pub(crate) fn feed_started(&self, seq: u64) {
+        self.feed_from.store(seq, Ordering::SeqCst);
+        self.feed_at.store(seq, Ordering::SeqCst);
+        self.feed_applied.store(0, Ordering::SeqCst);
+    }
+
+    /// The feed applied the event of sequence `seq`.
+    pub(crate) fn feed_applied(&self, seq: u64) {
+        self.feed_at.store(seq, Ordering::SeqCst);
+        self.feed_applied.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Where the feed is: `(from, at, applied)` — the sequence it started from after its last resync, the
+    /// last one applied, and how many events it applied since. Auth's feed has one event per committed
+    /// change, so `applied == at - from` means no event was skipped (and none applied twice).
+    pub fn position(&self) -> (u64, u64, u64) {
+        (
+            self.feed_from.load(Ordering::SeqCst),
+            self.feed_at.load(Ordering::SeqCst),
+            self.feed_applied.load(Ordering::SeqCst),
+        )
     }
 
     /// Auth's base URL.
@@ -437,6 +475,10 @@ impl AccessSource for RemoteSource {
             });
         }
         Ok(Granted { snapshot: entry.snapshot.clone(), entitlements: entry.entitlements.clone(), origin: Origin::Live })
+    }
+
+    fn feed_position(&self) -> Option<(u64, u64, u64)> {
+        Some(self.position())
     }
 
     /// With Auth (`POST /v1/companies/{c}/support-access`): the module's client needs the scope

@@ -323,4 +323,18 @@ async fn a_module_cut_off_from_auth() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     auth.revoke(&maya).await.unwrap();
     within(&app, &maya, "/v1/invoices", StatusCode::UNAUTHORIZED, Duration::from_secs(5)).await;
+
+    // No gap: the feed applied one event for every change of the log since it started, across the cut
+    // and the reset, and reached the log's head.
+    let head = p.state.engine.seq();
+    let started = Instant::now();
+    loop {
+        let (from, at, applied) = kisum.source().feed_position().unwrap();
+        if at == head {
+            assert_eq!(applied, at - from, "the feed skipped or repeated events (from {from} to {at})");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the feed is at {at}, the log at {head}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
