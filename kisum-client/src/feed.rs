@@ -335,3 +335,18 @@ async fn poll(source: &RemoteSource, keys: &Keys, revocations: &Revocations, cur
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reconnect delays spread around the base (0.5× to 1.5×), so that modules do not reconnect in step.
+    #[test]
+    fn delays_are_jittered() {
+        let base = Duration::from_millis(1000);
+        let delays: Vec<Duration> = (0..50).map(|_| jittered(base)).collect();
+        assert!(delays.iter().all(|d| *d >= base / 2 && *d < base * 3 / 2), "{delays:?}");
+        let first = delays.first().copied();
+        assert!(delays.iter().any(|d| Some(*d) != first), "every delay was the same: {delays:?}");
+    }
+}

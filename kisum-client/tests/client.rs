@@ -338,3 +338,73 @@ async fn a_module_cut_off_from_auth() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Issue 17: an event the SDK cannot parse is not skipped: the feed drops what is cached, loads the
+/// revocations again and resumes from their sequence. Against a stand-in Auth that sends one garbled
+/// event on its first stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_does_not_parse_triggers_a_resync() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let loads = Arc::new(AtomicUsize::new(0));
+    let streams = Arc::new(AtomicUsize::new(0));
+    let key = kisum_token::PrivateKey::generate(kisum_token::Algorithm::EdDSA, "k1").unwrap();
+    let jwks = kisum_token::Jwks::from_keys([&key]).unwrap().to_json();
+    let demo: serde_json::Value = serde_json::from_str(kisum_auth::boot::DEMO_WORLD).unwrap();
+    let catalog = demo["catalog"].clone();
+    let app = {
+        let (loads, streams) = (loads.clone(), streams.clone());
+        Router::new()
+            .route("/.well-known/jwks.json", get(move || async move { jwks }))
+            .route(
+                "/oauth/token",
+                axum::routing::post(|| async {
+                    Json(json!({"access_token": "t", "token_type": "Bearer", "expires_in": 900}))
+                }),
+            )
+            .route("/v1/catalog", get(move || async move { Json(catalog) }))
+            .route(
+                "/v1/revocations",
+                get(move || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    Json(json!({"seq": 5, "sessions": []}))
+                }),
+            )
+            .route(
+                "/v1/changes",
+                get(move || async move {
+                    // The first stream garbles event 6; later ones send it whole, then stay open.
+                    let first = streams.fetch_add(1, Ordering::SeqCst) == 0;
+                    let data = if first {
+                        "id: 6\ndata: {this is not json\n\n".to_owned()
+                    } else {
+                        "id: 6\ndata: {\"seq\":6,\"kind\":\"access\",\"principals\":[],\"company\":null}\n\n".to_owned()
+                    };
+                    let body = futures_util::StreamExt::chain(
+                        futures_util::stream::iter([Ok::<_, std::convert::Infallible>(data)]),
+                        futures_util::stream::pending(),
+                    );
+                    ([("content-type", "text/event-stream")], axum::body::Body::from_stream(body))
+                }),
+            )
+    };
+    let listener = kisum_server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    let config = RemoteConfig::new(&url, &url, "m", "s");
+    let (kisum, _feed) = Kisum::connect(config, Arc::new(SystemClock)).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let position = kisum.source().feed_position().unwrap();
+        if position == (5, 6, 1) && loads.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "position {position:?}, revocations loaded {} times, {} streams",
+            loads.load(Ordering::SeqCst),
+            streams.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(streams.load(Ordering::SeqCst), 2, "the garbled stream was left and a new one opened");
+}
