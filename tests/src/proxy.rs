@@ -102,6 +102,23 @@ async fn connection(client: TcpStream, target: SocketAddr, state: watch::Receive
 
 type Halves = (tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf);
 
+/// What a connection of `generation` does next.
+enum Flow {
+    Pass,
+    End,
+    Reset,
+}
+
+/// Waits while the proxy is stalled; then whether the connection passes, ends (a cut, or the proxy is
+/// gone) or is reset.
+async fn passing(state: &mut watch::Receiver<State>, generation: u64) -> Flow {
+    match state.wait_for(|s| s.0 != Mode::Stall || s.1 != generation).await.map(|s| *s) {
+        Err(_) | Ok((Mode::Cut, _)) => Flow::End,
+        Ok((_, g)) if g != generation => Flow::Reset,
+        Ok(_) => Flow::Pass,
+    }
+}
+
 /// Copies `from` to `to` while the proxy passes; returns the halves when a reset ends the connection (so
 /// that it can be closed with RST), nothing when it ends otherwise.
 async fn pipe(
@@ -113,15 +130,10 @@ async fn pipe(
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         // Wait while stalled; end on a cut or a reset.
-        let s = match state.wait_for(|s| s.0 != Mode::Stall || s.1 != generation).await {
-            Ok(s) => *s,
-            Err(_) => return None,
-        };
-        if s.0 == Mode::Cut {
-            return None;
-        }
-        if s.1 != generation {
-            return Some((from, to));
+        match passing(&mut state, generation).await {
+            Flow::Pass => {}
+            Flow::End => return None,
+            Flow::Reset => return Some((from, to)),
         }
         let n = tokio::select! {
             read = from.read(&mut buffer) => match read {
@@ -136,15 +148,10 @@ async fn pipe(
             }
         };
         // Bytes read just before a stall are held until it ends (or the connection is cut).
-        let s = match state.wait_for(|s| s.0 != Mode::Stall || s.1 != generation).await {
-            Ok(s) => *s,
-            Err(_) => return None,
-        };
-        if s.0 == Mode::Cut {
-            return None;
-        }
-        if s.1 != generation {
-            return Some((from, to));
+        match passing(&mut state, generation).await {
+            Flow::Pass => {}
+            Flow::End => return None,
+            Flow::Reset => return Some((from, to)),
         }
         if to.write_all(buffer.get(..n).unwrap_or_default()).await.is_err() {
             return None;

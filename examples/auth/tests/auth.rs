@@ -1273,5 +1273,4 @@ async fn postgresql_going_away_under_auth() {
     let decided = other.engine.directory().check(&leo, &encore, read, None, now());
     let here = h.state.engine.directory().check(&leo, &encore, read, None, now());
     assert_eq!(decided, here);
-    let _ = &h.url;
 }
