@@ -186,6 +186,15 @@ pub trait Access: Send + Sync {
         allowed
     }
 
+    /// The members who could give `permission` to another member of the company at `at` (an active
+    /// membership granting both `core:member:invite` and `permission`; DESIGN.md §4: nobody gives what
+    /// they lack), sorted. Entitlements do not count: a grantor can grant ahead of the plan.
+    fn grantors(&self, company: &CompanyId, permission: PermissionId, at: Timestamp) -> Vec<crate::UserId> {
+        let Some(c) = self.company(company) else { return Vec::new() };
+        let catalog = self.catalog();
+        crate::rules::grantors(&catalog, &c, permission.index(), at)
+    }
+
     /// The company's entitlements at `at`; `None` for an unknown company.
     fn entitlements(&self, company: &CompanyId, at: Timestamp) -> Option<EntitlementsSummary> {
         let c = self.company(company)?;

@@ -209,6 +209,25 @@ pub(crate) fn check_member_write(
     Ok(())
 }
 
+/// The members who could give `permission` to another member at `at`, sorted: those whose own
+/// membership is active and whose granted set holds both [`MEMBER_INVITE`] (widening another's
+/// membership) and `permission` (nobody gives what they lack). What a frontend names after "ask".
+pub(crate) fn grantors(cat: &AccessCatalog, company: &Company, permission: usize, at: Timestamp) -> Vec<UserId> {
+    let Ok(invite) = cat.permission(MEMBER_INVITE) else { return Vec::new() };
+    let mut users: Vec<UserId> = company
+        .members
+        .iter()
+        .filter(|m| m.is_active_at(at))
+        .filter(|m| {
+            let granted = grants(company, m);
+            granted.contains(invite.index()) && granted.contains(permission)
+        })
+        .filter_map(|m| UserId::parse(company.user_of(m)).ok())
+        .collect();
+    users.sort();
+    users
+}
+
 fn invalid(path: &str, message: String) -> AccessError {
     AccessError::Validation(vec![kisum_errors::FieldError::new(path, message)])
 }

@@ -106,7 +106,7 @@ pub(crate) async fn snapshot(
 ) -> ApiResult<Json<WireSnapshot>> {
     let who = who(&q.principal, q.acting_for.as_deref(), q.prior_actors.as_deref(), "?")?;
     let company = company(&q.company, "?company")?;
-    let who = caller::access_reader(&claims, who, &company)?;
+    let who = caller::access_reader(&state, &claims, who, &company)?;
     Ok(Json(wire(&state, &who, &company)))
 }
 
@@ -151,7 +151,7 @@ fn decide(
 ) -> ApiResult<CheckAnswer> {
     let who = who(&check.principal, check.acting_for.as_deref(), check.prior_actors.as_deref(), &format!("{path}/"))?;
     let company = company(&check.company, &format!("{path}/company"))?;
-    let who = caller::access_reader(claims, who, &company)?;
+    let who = caller::access_reader(state, claims, who, &company)?;
     let directory = state.engine.directory();
     let permission = directory
         .permission(&check.permission)
@@ -311,6 +311,10 @@ pub(crate) struct Manifest {
     permissions: Vec<String>,
     /// Permissions allowed on one resource only.
     scoped: Vec<kisum_access::WireScoped>,
+    /// The reason every check is denied (not a member, membership suspended, invited or expired), if
+    /// any: a frontend shows it instead of the modules.
+    #[schema(value_type = Option<String>)]
+    denied: Option<kisum_access::DenyReason>,
     /// The access version.
     version: u64,
     /// The next instant the answer can change by time alone.
@@ -346,6 +350,7 @@ fn manifest(wire: WireSnapshot) -> Manifest {
         limits: serde_json::to_value(limits).unwrap_or_default(),
         permissions: wire.permissions,
         scoped: wire.scoped,
+        denied: wire.denied,
         version: wire.version,
         valid_until: wire.valid_until,
     }

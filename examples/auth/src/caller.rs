@@ -7,6 +7,7 @@ use kisum_errors::ErrorCode;
 use kisum_server::{ApiError, ApiResult};
 use kisum_token::{Accept, Caller, Expect, VerifiedClaims};
 
+use crate::access::MEMBER_READ;
 use crate::state::AuthState;
 
 /// The scope a service token needs to read access decisions and the change feed.
@@ -76,21 +77,40 @@ pub fn user_of(claims: &VerifiedClaims) -> Option<UserCaller> {
 }
 
 /// Whether the caller may read `who`'s access in `company`, and whose it then reads: a service token with
-/// `auth:access:read` reads anyone's; a user token reads only its own, in its own company (`403`
-/// otherwise). A token of an agent acting for a user that names the agent reads exactly what it holds
+/// `auth:access:read` reads anyone's; a user token reads its own, in its own company, and — when it is
+/// allowed `core:member:read` there — anyone's in that company (the access explorer of an admin); `403`
+/// otherwise. A token of an agent acting for a user that names the agent reads exactly what it holds
 /// as it acts (what that user delegated), never the agent's whole access.
-pub fn access_reader(claims: &VerifiedClaims, who: Who, company: &CompanyId) -> ApiResult<Who> {
+pub fn access_reader(state: &AuthState, claims: &VerifiedClaims, who: Who, company: &CompanyId) -> ApiResult<Who> {
     match user_of(claims) {
         None if claims.scope_allows(ACCESS_READ) => Ok(who),
-        None => Err(ApiError::new(ErrorCode::Forbidden, "this service token lacks the scope `auth:access:read`")
-            .with_required(ACCESS_READ)),
+        None => Err(missing_access_read()),
         Some(u)
             if &u.company == company && (u.who() == who || (who.acting.is_none() && who.principal == u.principal)) =>
         {
             Ok(u.who())
         }
-        Some(_) => Err(ApiError::new(ErrorCode::Forbidden, "a user token asks about itself, in its own company")),
+        Some(u) if &u.company == company && u.acting.is_none() && allowed(state, &u, company, MEMBER_READ) => Ok(who),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("a user token asks about itself, or about others with `{MEMBER_READ}`, in its own company"),
+        )
+        .with_required(MEMBER_READ)),
     }
+}
+
+/// `403`: a service token without `auth:access:read`.
+pub fn missing_access_read() -> ApiError {
+    ApiError::new(ErrorCode::Forbidden, "this service token lacks the scope `auth:access:read`")
+        .with_required(ACCESS_READ)
+}
+
+/// Whether the user caller is allowed `permission` (no resource) in `company` now.
+fn allowed(state: &AuthState, u: &UserCaller, company: &CompanyId, permission: &str) -> bool {
+    let directory = state.engine.directory();
+    directory
+        .permission(permission)
+        .is_ok_and(|p| directory.check(&u.principal, company, p, None, state.now()).is_allowed())
 }
 
 /// Whether the caller may read company-wide access information of `company` (who can, the audit log): a
@@ -104,15 +124,10 @@ pub fn company_reader(
 ) -> ApiResult<()> {
     match user_of(claims) {
         None if claims.scope_allows(ACCESS_READ) => Ok(()),
-        None => Err(ApiError::new(ErrorCode::Forbidden, "this service token lacks the scope `auth:access:read`")
-            .with_required(ACCESS_READ)),
+        None => Err(missing_access_read()),
         Some(u) => {
             member_of(state, &u, company)?;
-            let directory = state.engine.directory();
-            let allowed = directory
-                .permission(permission)
-                .is_ok_and(|p| directory.check(&u.principal, company, p, None, state.now()).is_allowed());
-            if allowed {
+            if allowed(state, &u, company, permission) {
                 Ok(())
             } else {
                 Err(ApiError::new(ErrorCode::Forbidden, format!("this needs `{permission}` in `{company}`"))

@@ -21,6 +21,7 @@ pub mod clients;
 mod feed;
 mod keys;
 pub mod oauth;
+mod reads;
 mod sessions;
 mod state;
 mod writes;
@@ -101,6 +102,8 @@ fn routers() -> OpenApiRouter<Arc<AuthState>> {
         .routes(routes!(access::check_batch))
         .routes(routes!(access::who_can))
         .routes(routes!(access::me))
+        .routes(routes!(reads::grantors))
+        .routes(routes!(reads::company_access))
         .routes(routes!(writes::put_membership, writes::remove_membership))
         .routes(routes!(writes::put_role, writes::remove_role))
         .routes(routes!(writes::put_agent, writes::remove_agent))

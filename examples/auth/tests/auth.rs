@@ -152,6 +152,7 @@ kisum_tests::on_both_backends!(
     token_exchange_for_an_agent,
     key_rotation,
     access_decisions_by_caller,
+    what_a_frontend_reads,
     access_writes_and_their_errors,
     the_management_table_over_http,
     agent_client_ids_do_not_collide,
@@ -571,6 +572,70 @@ async fn key_rotation(backend: Backend) {
     assert!(fresh.verify(&before, Accept::User, h.clock_now()).is_err());
     let events = h.feed(0).await;
     assert!(events.iter().filter(|e| e["kind"] == "keys").count() >= 2, "rotation and removal are on the feed");
+}
+
+/// The console's reads: another member's access for an admin, who could grant, the company's documents
+/// as far as each caller may see them, and why a manifest is empty.
+async fn what_a_frontend_reads(backend: Backend) {
+    let h = harness(backend).await;
+    let leo = h.user("leo", "encore").await;
+    let maya = h.user("maya", "encore").await;
+    let reader = h.service("auth:access:read").await;
+    // An owner (allowed `core:member:read`) explores anyone of her company, never another company.
+    let own = h.get("/v1/access/snapshot?principal=user:leo&company=encore", &leo).await;
+    let by_owner = h.get("/v1/access/snapshot?principal=user:leo&company=encore", &maya).await;
+    by_owner.expect(StatusCode::OK);
+    assert_eq!(by_owner.body["permissions"], own.body["permissions"]);
+    let check = h.check(&maya, "user:leo", "encore", "finance:invoice:approve").await;
+    assert_eq!(check.body["reason"], "PERMISSION_NOT_GRANTED");
+    h.get("/v1/access/snapshot?principal=user:sam&company=bluenote", &maya).await.expect(StatusCode::FORBIDDEN);
+    let refused = h.get("/v1/access/snapshot?principal=user:maya&company=encore", &leo).await;
+    refused.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert_eq!(refused.body["required"], "core:member:read");
+    // Who could grant it: any member may ask; only active members holding the permission and
+    // `core:member:invite` are named.
+    let grantors = h.get("/v1/access/grantors?company=encore&permission=finance:invoice:approve", &leo).await;
+    grantors.expect(StatusCode::OK);
+    assert_eq!(grantors.body["principals"], json!(["user:maya"]));
+    let by_service = h.get("/v1/access/grantors?company=encore&permission=artist:booking:create", &reader).await;
+    assert_eq!(by_service.body["principals"], json!(["user:maya"]), "kai is suspended, leo cannot invite");
+    h.get("/v1/access/grantors?company=bluenote&permission=finance:invoice:approve", &leo)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    h.get("/v1/access/grantors?company=encore&permission=finance:nothing", &leo)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    h.send(Call::new(Method::GET, "/v1/access/grantors?company=!!&permission=?"))
+        .await
+        .expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    // The company's documents: everything for the owner, a member's view for leo.
+    let all = h.get("/v1/companies/encore/access", &maya).await;
+    all.expect(StatusCode::OK);
+    assert_eq!(all.body["complete"], true);
+    assert_eq!(all.body["delegations"].as_array().unwrap().len(), 3);
+    let leo_row =
+        |body: &Value| body["memberships"].as_array().unwrap().iter().find(|m| m["user"] == "leo").cloned().unwrap();
+    assert_eq!(leo_row(&all.body)["restrictions"], json!(["promoters:event:delete"]));
+    assert_eq!(all.body["roles"][0]["id"], "tour_accountant");
+    assert_eq!(all.body["agents"][0]["id"], "copilot");
+    let limited = h.get("/v1/companies/encore/access", &leo).await;
+    limited.expect(StatusCode::OK);
+    assert_eq!(limited.body["complete"], false);
+    assert_eq!(limited.body["memberships"].as_array().unwrap().len(), 4);
+    assert!(leo_row(&limited.body).get("restrictions").is_none_or(|r| r == &json!([])));
+    let delegations = limited.body["delegations"].as_array().unwrap();
+    assert_eq!(delegations.len(), 1, "only the one to leo: {delegations:?}");
+    assert_eq!(delegations[0]["id"], "ines-to-leo");
+    h.get("/v1/companies/bluenote/access", &leo).await.expect(StatusCode::NOT_FOUND);
+    h.get("/v1/companies/encore/access", &h.service("finance:*").await).await.expect(StatusCode::FORBIDDEN);
+    // A suspended member's manifest says why it is empty.
+    let body = json!({"roles": ["booker"], "status": "suspended"});
+    h.json(Method::PUT, "/v1/companies/encore/memberships/leo", &maya, body).await.expect(StatusCode::OK);
+    let manifest = h.get("/v1/me/access", &leo).await;
+    manifest.expect(StatusCode::OK);
+    assert_eq!(manifest.body["denied"], "MEMBERSHIP_INACTIVE");
+    assert_eq!(manifest.body["permissions"], json!([]));
+    assert_eq!(h.get("/v1/me/access", &maya).await.body["denied"], Value::Null);
 }
 
 async fn access_decisions_by_caller(backend: Backend) {

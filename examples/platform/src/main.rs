@@ -1,5 +1,5 @@
-//! `kisum-platform`: the reference deployment (API.md §1). With no service named, Auth, Core and the six
-//! module servers run in one process on their ports, on the embedded SQLite store in `--data` (created
+//! `kisum-platform`: the reference deployment (API.md §1). With no service named, Auth, Core, the console
+//! and the six module servers run in one process on their ports, on the embedded SQLite store in `--data` (created
 //! and seeded with the demo world on first start); it prints every URL and the demo credentials and stops
 //! cleanly on Ctrl-C. Naming a service (`auth`, `core`, `finance`, …) runs that one alone, against
 //! `--db sqlite://FILE` or `--db postgres://…`, so that several replicas can share one PostgreSQL.
@@ -53,7 +53,7 @@ struct StoreArgs {
     /// How often replicas read the change log, in milliseconds (notifications wake them sooner).
     #[arg(long, global = true, env = "KISUM_POLL_MS", default_value_t = 250)]
     poll_ms: u64,
-    /// Added to every default port (7400, 7401, 7410–7415): to run a second deployment beside one.
+    /// Added to every default port (7400, 7401, 7402, 7410–7415): to run a second deployment beside one.
     #[arg(long, global = true, env = "KISUM_PORT_OFFSET", default_value_t = 0)]
     port_offset: u16,
 }
@@ -64,6 +64,8 @@ enum Service {
     Auth(Listen),
     /// Core and the Admin API alone (default 127.0.0.1:7401).
     Core(Listen),
+    /// The console, the reference web frontend, alone (default 127.0.0.1:7402).
+    Console(ConsoleArgs),
     /// The finance module alone (default 127.0.0.1:7410).
     Finance(ModuleArgs),
     /// The artist module alone (7411).
@@ -114,6 +116,39 @@ struct ModuleArgs {
     /// Serve with actix-web through kisum-client's actix adapter instead of axum (touring only).
     #[arg(long)]
     actix: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ConsoleArgs {
+    /// Where to listen (a loopback address).
+    #[arg(long, env = "KISUM_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Auth's base URL.
+    #[arg(long, env = "KISUM_AUTH_URL", default_value = "http://127.0.0.1:7400")]
+    auth_url: String,
+    /// Core's base URL.
+    #[arg(long, env = "KISUM_CORE_URL", default_value = "http://127.0.0.1:7401")]
+    core_url: String,
+    /// Each module's base URL as `NAME=URL` (repeatable); default the module's port on 127.0.0.1.
+    #[arg(long = "module-url", value_parser = module_url)]
+    module_urls: Vec<(String, String)>,
+    /// The service client the console follows the change feed with (scope `auth:access:read`).
+    #[arg(long, env = "KISUM_CLIENT_ID", default_value = "platform-admin")]
+    client_id: String,
+    /// Its secret; default `KISUM_ADMIN_CLIENT_SECRET`.
+    #[arg(long, env = "KISUM_CLIENT_SECRET")]
+    client_secret: Option<String>,
+    /// Mark cookies `Secure` (when a TLS proxy serves the console).
+    #[arg(long, env = "KISUM_SECURE_COOKIES")]
+    secure_cookies: bool,
+}
+
+fn module_url(text: &str) -> Result<(String, String), String> {
+    let (name, url) = text.split_once('=').ok_or("expected NAME=URL, such as finance=http://127.0.0.1:7410")?;
+    if !Module::ALL.iter().any(|m| m.name() == name) {
+        return Err(format!("`{name}` is not a module (finance, artist, venue, promoters, touring, ai)"));
+    }
+    Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
 }
 
 #[tokio::main]
@@ -209,6 +244,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             tasks.into_iter().for_each(|t| t.abort());
             served
         }
+        Some(Service::Console(c)) => console(c, stop).await,
         Some(Service::Finance(m)) => module(Module::Finance, m, &cli.store, stop).await,
         Some(Service::Artist(m)) => module(Module::Artist, m, &cli.store, stop).await,
         Some(Service::Venue(m)) => module(Module::Venue, m, &cli.store, stop).await,
@@ -216,6 +252,35 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Some(Service::Touring(m)) => module(Module::Touring, m, &cli.store, stop).await,
         Some(Service::Ai(m)) => module(Module::Ai, m, &cli.store, stop).await,
     }
+}
+
+/// The console alone, reaching the other services by URL.
+async fn console(c: ConsoleArgs, stop: watch::Receiver<bool>) -> Result<(), Error> {
+    let secret = match c.client_secret.or_else(|| std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok()) {
+        Some(s) => s,
+        None => return Err("the console needs its client secret: --client-secret or KISUM_ADMIN_CLIENT_SECRET".into()),
+    };
+    let mut modules = kisum_console::Config::default_modules("127.0.0.1", port_offset());
+    for (name, url) in c.module_urls {
+        if let Some(entry) = modules.iter_mut().find(|(m, _)| *m == name) {
+            entry.1 = url;
+        }
+    }
+    let config = kisum_console::Config {
+        auth: c.auth_url.trim_end_matches('/').to_owned(),
+        core: c.core_url.trim_end_matches('/').to_owned(),
+        modules,
+        client_id: c.client_id,
+        client_secret: secret,
+        secure_cookies: c.secure_cookies,
+    };
+    let console = kisum_console::Console::new(config);
+    let feed = console.follow();
+    let (listener, url) = listen(c.listen, 7402).await?;
+    println!("Console    {url}");
+    let served = serve(listener, kisum_console::app(console), stop).await;
+    feed.abort();
+    served
 }
 
 async fn listen(addr: Option<SocketAddr>, port: u16) -> Result<(tokio::net::TcpListener, String), Error> {
@@ -409,7 +474,9 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
     opened.engine.store().put_service_client(&client).await?;
     let companies = opened.engine.directory().company_ids();
     let mut feeds = Vec::new();
+    let (console_listener, console_url) = listen(None, 7402).await?;
     let mut lines = vec![
+        format!("Console    {console_url}   (open it in a browser)"),
         format!("Auth       {auth_url}   (OpenAPI {auth_url}/openapi.json)"),
         format!("Core       {core_url}   (Admin API {core_url}/admin/v1)"),
     ];
@@ -421,6 +488,18 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
         lines.push(format!("{:<10} {url}", module.name()));
         servers.spawn(serve(listener, app, stop.clone()));
     }
+    // The console reaches everything over loopback with the users' tokens, and follows the feed with
+    // the modules' client.
+    let console = kisum_console::Console::new(kisum_console::Config {
+        auth: auth_url.clone(),
+        core: core_url.clone(),
+        modules: kisum_console::Config::default_modules("127.0.0.1", port_offset()),
+        client_id: "kisum-modules".into(),
+        client_secret: secret.clone(),
+        secure_cookies: false,
+    });
+    feeds.push(console.follow());
+    servers.spawn(serve(console_listener, kisum_console::app(console), stop.clone()));
     // On Ctrl-C the modules stop following the feed and Auth ends its streams, so that every server's
     // graceful shutdown can finish (an open event stream would hold it forever).
     close_on(&stop, auth, feeds);
@@ -432,7 +511,11 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
     // The demo sign-in, only where the demo users' password still opens this store.
     if opened.notes.iter().any(|n| n.starts_with("Demo users:")) {
         println!(
-            "Sign in:  curl -s {auth_url}/v1/sessions -H 'content-type: application/json' -d '{{\"user\":\"maya\",\"password\":\"{}\"}}'",
+            "Sign in:  open {console_url} as maya (owner), leo (booker) or ops (platform staff), password {}",
+            kisum_auth::boot::DEMO_PASSWORD
+        );
+        println!(
+            "   or:    curl -s {auth_url}/v1/sessions -H 'content-type: application/json' -d '{{\"user\":\"maya\",\"password\":\"{}\"}}'",
             kisum_auth::boot::DEMO_PASSWORD
         );
     }

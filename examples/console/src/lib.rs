@@ -1,0 +1,174 @@
+//! The console: Kisum's reference web frontend (API.md §6), a backend-for-frontend rendered on the
+//! server with [maud](https://maud.lambda.xyz) (templates are Rust expressions: checked by the compiler,
+//! every value escaped) and served by axum.
+//!
+//! It **reflects access and never decides it**: every page is built from what Auth, Core and the modules
+//! answer over their public HTTP APIs with the signed-in user's token — the navigation from
+//! `GET /v1/me/access`, each action's enabled state from `POST /v1/access/check-batch`, the records from
+//! the modules, which enforce every action again. Nothing here reads the store or the directory, so the
+//! console is also the proof that those APIs are enough for a real frontend.
+//!
+//! Pages work without JavaScript; `/assets/live.js` (a few lines, allowed by the strict CSP) only
+//! refreshes an open page when Auth's change feed says its user's access changed ([`live`]).
+//!
+//! | path | page |
+//! | --- | --- |
+//! | `/login`, `/logout`, `/company` | sign in, sign out, switch company |
+//! | `/` | the company home: modules from the manifest, with why one is unavailable |
+//! | `/m/{module}` | a module's records and actions (finance, artist, venue, promoters, touring, ai) |
+//! | `/access/members`, `/access/roles`, `/access/agents`, `/access/delegations` | access management through Auth's writes; each refusal shows its rule |
+//! | `/explorer` | why or why not, who can, who could grant, a member's effective access, at an instant |
+//! | `/staff`, `/staff/companies/{c}`, `/staff/audit` | platform staff: companies, subscriptions, overrides, support sessions, audit |
+//! | `/events` | the page's live updates (server-sent events) |
+#![forbid(unsafe_code)]
+
+mod explorer;
+mod live;
+mod manage;
+mod modules;
+mod pages;
+mod session;
+mod staff;
+mod upstream;
+mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+/// Where the console finds the other services, and how it follows the change feed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Auth's base URL.
+    pub auth: String,
+    /// Core's base URL.
+    pub core: String,
+    /// Each module's base URL, by module name (`finance`, `artist`, `venue`, `promoters`, `touring`, `ai`).
+    pub modules: Vec<(String, String)>,
+    /// A service client with scope `auth:access:read`, for the change feed (live pages).
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// Mark cookies `Secure` (the console is served over TLS).
+    pub secure_cookies: bool,
+}
+
+impl Config {
+    /// The six modules on the default ports after `base` (`http://127.0.0.1:74`…), as the reference
+    /// deployment starts them: finance 7410 … ai 7415, plus `offset`.
+    pub fn default_modules(host: &str, offset: u16) -> Vec<(String, String)> {
+        view::MODULES
+            .iter()
+            .zip(7410u16..)
+            .map(|((m, _), port)| ((*m).to_owned(), format!("http://{host}:{}", port.saturating_add(offset))))
+            .collect()
+    }
+
+    pub(crate) fn module(&self, name: &str) -> Option<&str> {
+        self.modules.iter().find(|(m, _)| m == name).map(|(_, url)| url.as_str())
+    }
+}
+
+/// The console's state.
+#[derive(Debug)]
+pub struct Console {
+    pub(crate) config: Config,
+    pub(crate) http: reqwest::Client,
+    pub(crate) sessions: session::Sessions,
+    pub(crate) live: Arc<live::Live>,
+}
+
+impl Console {
+    /// A console for `config`.
+    pub fn new(config: Config) -> Arc<Console> {
+        Arc::new(Console {
+            config,
+            http: reqwest::Client::new(),
+            sessions: session::Sessions::default(),
+            live: Arc::new(live::Live::default()),
+        })
+    }
+
+    /// Follows Auth's change feed, telling open pages when their user's access changed; runs until
+    /// aborted, reconnecting with backoff.
+    pub fn follow(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let c = &self.config;
+        tokio::spawn(live::follow(
+            self.http.clone(),
+            c.auth.clone(),
+            c.client_id.clone(),
+            c.client_secret.clone(),
+            self.live.clone(),
+        ))
+    }
+}
+
+/// The console's router (with the shared fallbacks, limits and request ids of `kisum-server`).
+pub fn app(console: Arc<Console>) -> Router {
+    let router = Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/company", post(pages::switch))
+        .route("/events", get(pages::events))
+        .route("/assets/console.css", get(css))
+        .route("/assets/live.js", get(js))
+        .route("/m/{module}", get(modules::page))
+        .route("/m/{module}/do/{action}", post(modules::act))
+        .route("/access/{section}", get(manage::page))
+        .route("/access/{section}/do/{action}", post(manage::act))
+        .route("/explorer", get(explorer::page))
+        .route("/staff", get(staff::companies))
+        .route("/staff/audit", get(staff::audit))
+        .route("/staff/companies/{c}", get(staff::company))
+        .route("/staff/companies/{c}/do/{action}", post(staff::act))
+        .route("/health/live", get(|| async { "live" }))
+        .route("/health/ready", get(|| async { "ready" }))
+        .with_state(console);
+    kisum_server::finish(router).layer(axum::middleware::from_fn(security_headers))
+}
+
+/// The headers every answer carries: a strict CSP (no inline script or style, nothing from elsewhere),
+/// no framing, same-origin referrers, no sniffing.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+const CSS: &str = include_str!("../assets/console.css");
+const JS: &str = include_str!("../assets/live.js");
+
+async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
