@@ -1056,6 +1056,10 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         Change::RemoveAgent { agent, .. } => {
             let before = take(&mut source.agents, |x| x.id == agent.as_str())
                 .ok_or_else(|| not_found(ItemKind::Agent, agent.as_str()))?;
+            // Its delegations go with it: they could only ever confer access on the agent (the log keeps
+            // them, and the audit log keeps this removal).
+            let to_it = PrincipalDoc::Agent(agent.to_string());
+            source.delegations.retain(|d| d.to != to_it);
             Ok(Edit { before: json(&before), after: None, touched: Some(vec![Principal::Agent(agent.clone())]) })
         }
         Change::PutDelegation(d) | Change::AddDelegation(d) => {

@@ -82,6 +82,14 @@ fn wire(state: &AuthState, who: &Who, company: &CompanyId) -> WireSnapshot {
     }
 }
 
+/// An instant from a request (RFC 3339), or now.
+pub(crate) fn instant(state: &AuthState, text: Option<&str>, path: &str) -> ApiResult<Timestamp> {
+    match text {
+        None => Ok(state.now()),
+        Some(text) => Timestamp::parse(text).map_err(|e| ApiError::invalid(path, e.to_string())),
+    }
+}
+
 fn company(text: &str, path: &str) -> ApiResult<CompanyId> {
     CompanyId::parse(text).map_err(|e| ApiError::invalid(path, e.to_string()))
 }
@@ -162,10 +170,7 @@ fn decide(
             Some(ResourceRef::parse(text).map_err(|e| ApiError::invalid(&format!("{path}/resource"), e.to_string()))?)
         }
     };
-    let at = match &check.at {
-        None => state.now(),
-        Some(text) => Timestamp::parse(text).map_err(|e| ApiError::invalid(&format!("{path}/at"), e.to_string()))?,
-    };
+    let at = instant(state, check.at.as_deref(), &format!("{path}/at"))?;
     let explain = match &who.acting {
         Some(acting) => directory.acting_explain(acting, &company, permission, resource.as_ref(), at),
         None => directory.explain(&who.principal, &company, permission, resource.as_ref(), at),
@@ -250,6 +255,8 @@ pub(crate) struct WhoCanQuery {
     permission: String,
     /// A resource, `COMPANY/KIND/ID`.
     resource: Option<String>,
+    /// The instant (RFC 3339); default now.
+    at: Option<String>,
 }
 
 /// Who may do it.
@@ -259,7 +266,7 @@ pub(crate) struct WhoCan {
     principals: Vec<String>,
 }
 
-/// Every principal of the company allowed the permission now. Callers: a service token with
+/// Every principal of the company allowed the permission now (or at `at`). Callers: a service token with
 /// `auth:access:read`, or a member allowed `core:member:read` there.
 #[utoipa::path(get, path = "/v1/access/who-can", tag = "access", params(WhoCanQuery),
     responses(
@@ -285,11 +292,9 @@ pub(crate) async fn who_can(
         None => None,
         Some(text) => Some(ResourceRef::parse(text).map_err(|e| ApiError::invalid("?resource", e.to_string()))?),
     };
-    let principals = directory
-        .who_can(&company, permission, resource.as_ref(), state.now())
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let at = instant(&state, q.at.as_deref(), "?at")?;
+    let principals =
+        directory.who_can(&company, permission, resource.as_ref(), at).iter().map(ToString::to_string).collect();
     Ok(Json(WhoCan { principals }))
 }
 

@@ -105,8 +105,12 @@ pub fn missing_access_read() -> ApiError {
         .with_required(ACCESS_READ)
 }
 
-/// Whether the user caller is allowed `permission` (no resource) in `company` now.
+/// Whether the user caller is allowed `permission` (no resource) in `company` now. A token of an agent
+/// acting for a user never is: company-wide reads are not part of what a user can delegate.
 fn allowed(state: &AuthState, u: &UserCaller, company: &CompanyId, permission: &str) -> bool {
+    if u.acting.is_some() {
+        return false;
+    }
     let directory = state.engine.directory();
     directory
         .permission(permission)

@@ -107,6 +107,8 @@ pub(crate) struct GrantorsQuery {
     company: String,
     /// The permission key.
     permission: String,
+    /// The instant (RFC 3339); default now.
+    at: Option<String>,
 }
 
 /// Who could grant a permission.
@@ -118,7 +120,7 @@ pub(crate) struct Grantors {
     principals: Vec<String>,
 }
 
-/// The members who could give the permission to another member now: an active membership whose own
+/// The members who could give the permission to another member now (or at `at`): an active membership whose own
 /// roles grant both `core:member:invite` and the permission (DESIGN.md §4: nobody gives what they lack).
 /// What a frontend shows after "ask": any active member of the company may ask, as may a service token
 /// with `auth:access:read`.
@@ -147,7 +149,7 @@ pub(crate) async fn grantors(
     let directory = state.engine.directory();
     let permission =
         directory.permission(&q.permission).map_err(|e| ApiError::invalid("?permission", e.to_string()))?;
-    let principals =
-        directory.grantors(&company, permission, state.now()).iter().map(|u| format!("user:{u}")).collect();
+    let at = crate::access::instant(&state, q.at.as_deref(), "?at")?;
+    let principals = directory.grantors(&company, permission, at).iter().map(|u| format!("user:{u}")).collect();
     Ok(Json(Grantors { permission: q.permission, principals }))
 }

@@ -599,6 +599,21 @@ async fn what_a_frontend_reads(backend: Backend) {
     assert_eq!(grantors.body["principals"], json!(["user:maya"]));
     let by_service = h.get("/v1/access/grantors?company=encore&permission=artist:booking:create", &reader).await;
     assert_eq!(by_service.body["principals"], json!(["user:maya"]), "kai is suspended, leo cannot invite");
+    // At an instant: who can and who could grant (kai's admin membership is suspended at every instant).
+    let at = "/v1/access/grantors?company=encore&permission=artist:booking:create&at=2026-03-15T12:00:00Z";
+    assert_eq!(h.get(at, &leo).await.body["principals"], json!(["user:maya"]));
+    h.get("/v1/access/grantors?company=encore&permission=artist:booking:create&at=yesterday", &leo)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let who = "/v1/access/who-can?company=encore&permission=finance:invoice:read&at=2026-03-15T12:00:00Z";
+    let then = h.get(who, &maya).await;
+    assert!(
+        then.body["principals"].as_array().unwrap().contains(&json!("user:leo")),
+        "ines' delegation: {:?}",
+        then.body
+    );
+    let who = "/v1/access/who-can?company=encore&permission=finance:invoice:read&at=2026-05-15T12:00:00Z";
+    assert!(!h.get(who, &maya).await.body["principals"].as_array().unwrap().contains(&json!("user:leo")));
     h.get("/v1/access/grantors?company=bluenote&permission=finance:invoice:approve", &leo)
         .await
         .expect(StatusCode::NOT_FOUND);

@@ -26,6 +26,8 @@ pub(crate) struct Question {
     permission: Option<String>,
     resource: Option<String>,
     at: Option<String>,
+    /// With an agent `principal`: the user it acts for (what that user delegated to it).
+    acting_for: Option<String>,
 }
 
 fn nonempty(v: &Option<String>) -> Option<String> {
@@ -51,6 +53,7 @@ pub(crate) async fn page(
     let permission = nonempty(&q.permission);
     let resource = nonempty(&q.resource);
     let at = nonempty(&q.at);
+    let acting_for = nonempty(&q.acting_for).map(|u| u.trim_start_matches("user:").to_owned());
     let catalog = Call::get(format!("{}/v1/catalog", console.config.core))
         .bearer(&ctx.token)
         .send(&console.http)
@@ -71,6 +74,9 @@ pub(crate) async fn page(
         if let Some(at) = &at {
             view::set(&mut c, "at", Value::String(at.clone()));
         }
+        if let Some(user) = &acting_for {
+            view::set(&mut c, "acting_for", Value::String(user.clone()));
+        }
         c
     };
     let auth = &console.config.auth;
@@ -80,14 +86,19 @@ pub(crate) async fn page(
     if let Some(p) = &permission {
         let body = question(p);
         why = Some(post(&console, &ctx, &format!("{auth}/v1/access/check"), &body).await);
-        let mut who_url = format!("{auth}/v1/access/who-can?company={}&permission={p}", ctx.company);
+        let mut pairs = vec![("company", ctx.company.as_str()), ("permission", p.as_str())];
         if let Some(r) = &resource {
-            who_url.push_str(&format!("&resource={r}"));
+            pairs.push(("resource", r.as_str()));
         }
-        who = Some(get(&console, &ctx, who_url).await);
-        grantors = Some(
-            get(&console, &ctx, format!("{auth}/v1/access/grantors?company={}&permission={p}", ctx.company)).await,
-        );
+        if let Some(at) = &at {
+            pairs.push(("at", at.as_str()));
+        }
+        who = Some(get(&console, &ctx, format!("{auth}/v1/access/who-can?{}", view::query(&pairs))).await);
+        let mut pairs = vec![("company", ctx.company.as_str()), ("permission", p.as_str())];
+        if let Some(at) = &at {
+            pairs.push(("at", at.as_str()));
+        }
+        grantors = Some(get(&console, &ctx, format!("{auth}/v1/access/grantors?{}", view::query(&pairs))).await);
     }
     // The effective table: every permission of the catalog for the principal, at the instant.
     let table = if keys.is_empty() {
@@ -116,6 +127,8 @@ pub(crate) async fn page(
             }
             label for="x-resource" { "Resource (COMPANY/KIND/ID, optional)" }
             input #x-resource name="resource" value=(resource.clone().unwrap_or_default());
+            label for="x-acting" { "Acting for (with an agent: the user it acts for)" }
+            input #x-acting name="acting_for" value=(acting_for.clone().unwrap_or_default());
             label for="x-at" { "At (RFC 3339, default now)" }
             input #x-at name="at" value=(at.clone().unwrap_or_default());
             button type="submit" { "Explain" }
@@ -147,7 +160,7 @@ pub(crate) async fn page(
         }
         @if let Some(who) = &who {
             section #who aria-labelledby="who-h" {
-                h2 #who-h { "Who can, now" }
+                h2 #who-h { "Who can" @if let Some(at) = &at { " at " (at) } @else { ", now" } }
                 @match who {
                     Ok(w) => { p data-who-can { (cell(view::at(w, "principals"))) } }
                     Err(p) => { p.muted { "Hidden: " (p.detail) } }
@@ -171,14 +184,14 @@ async fn post(console: &Console, ctx: &Ctx, url: &str, body: &Value) -> Result<V
     Call::new(reqwest::Method::POST, url.to_owned())
         .bearer(&ctx.token)
         .json(body)
-        .at_least(console.live.seq())
+        .at_least(ctx.at_least(console))
         .send(&console.http)
         .await
         .and_then(|r| r.ok())
 }
 
 async fn get(console: &Console, ctx: &Ctx, url: String) -> Result<Value, Problem> {
-    Call::get(url).bearer(&ctx.token).at_least(console.live.seq()).send(&console.http).await.and_then(|r| r.ok())
+    Call::get(url).bearer(&ctx.token).at_least(ctx.at_least(console)).send(&console.http).await.and_then(|r| r.ok())
 }
 
 /// A decision with its provenance, as `kisum explain` gives it.

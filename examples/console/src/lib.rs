@@ -86,12 +86,8 @@ pub struct Console {
 impl Console {
     /// A console for `config`.
     pub fn new(config: Config) -> Arc<Console> {
-        Arc::new(Console {
-            config,
-            http: reqwest::Client::new(),
-            sessions: session::Sessions::default(),
-            live: Arc::new(live::Live::default()),
-        })
+        let sessions = session::Sessions::new(config.secure_cookies);
+        Arc::new(Console { config, http: reqwest::Client::new(), sessions, live: Arc::new(live::Live::default()) })
     }
 
     /// Follows Auth's change feed, telling open pages when their user's access changed; runs until

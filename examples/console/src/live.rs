@@ -4,8 +4,8 @@
 //! no reload, and every decision still comes from Auth and the modules.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -14,7 +14,7 @@ use kisum_client::sse::Decoder;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::upstream::Call;
+use crate::session::Session;
 
 /// One committed change that may change what some pages show.
 #[derive(Debug, Clone)]
@@ -58,18 +58,24 @@ impl Live {
         let _ = self.tx.send(change);
     }
 
-    /// The server-sent events of one page: `access` whenever a change concerns its user.
+    /// The server-sent events of one page: `access` whenever a change concerns its user; the stream ends
+    /// at the first change after the session has ended.
     pub fn stream(
         &self,
+        session: Weak<Session>,
         user: String,
         company: String,
     ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>> + use<>> {
         let rx = self.tx.subscribe();
         let stream = futures_util::stream::unfold(rx, move |mut rx| {
-            let (user, company) = (user.clone(), company.clone());
+            let (user, company, session) = (user.clone(), company.clone(), session.clone());
             async move {
                 loop {
-                    match rx.recv().await {
+                    let received = rx.recv().await;
+                    if session.strong_count() == 0 {
+                        return None;
+                    }
+                    match received {
                         Ok(change) if change.concerns(&user, &company) => {
                             let event = Event::default().event("access").data(change.seq.to_string());
                             return Some((Ok(event), rx));
@@ -88,8 +94,13 @@ impl Live {
     }
 }
 
-/// Follows Auth's feed for as long as the console runs, reconnecting with backoff; starts at the
-/// newest sequence (pages read current state when they render).
+/// The longest silence on the feed before the connection is taken for dead (Auth sends a heartbeat at
+/// least every 15 s).
+const SILENCE: Duration = Duration::from_secs(45);
+
+/// Follows Auth's feed for as long as the console runs, reconnecting with backoff: from now on at first
+/// (pages read current state when they render), then after the last event seen. After a reconnect every
+/// open page refreshes once, in case something was missed meanwhile.
 pub(crate) async fn follow(
     http: reqwest::Client,
     auth: String,
@@ -97,11 +108,15 @@ pub(crate) async fn follow(
     client_secret: String,
     live: Arc<Live>,
 ) {
-    let mut after = 0u64;
-    let mut first = true;
+    let mut after: Option<u64> = None;
     let mut delay = Duration::from_millis(200);
+    let mut lost = false;
     loop {
-        match follow_once(&http, &auth, &client_id, &client_secret, &live, &mut after, &mut first).await {
+        if lost {
+            live.publish(Change { seq: 0, company: None, principals: None });
+        }
+        lost = true;
+        match follow_once(&http, &auth, &client_id, &client_secret, &live, &mut after).await {
             Ok(()) => delay = Duration::from_millis(200),
             Err(e) => {
                 tracing::warn!(error = %e, "the console lost Auth's change feed; live updates resume when it is back");
@@ -118,8 +133,7 @@ async fn follow_once(
     client_id: &str,
     client_secret: &str,
     live: &Live,
-    after: &mut u64,
-    first: &mut bool,
+    after: &mut Option<u64>,
 ) -> Result<(), String> {
     let form = [("grant_type", "client_credentials"), ("scope", "auth:access:read")];
     let token = http
@@ -134,18 +148,12 @@ async fn follow_once(
     let Some(token) = token.get("access_token").and_then(Value::as_str).map(str::to_owned) else {
         return Err(format!("client credentials refused ({status})"));
     };
-    if *first {
-        // Start at the head: the events already in the log concern pages nobody has open.
-        let events = Call::get(format!("{auth}/v1/changes?after=0")).bearer(&token).send(http).await;
-        if let Ok(reply) = events
-            && let Some(last) = reply.body.as_array().and_then(|a| a.last())
-        {
-            *after = last.get("seq").and_then(Value::as_u64).unwrap_or(0);
-        }
-        *first = false;
-    }
+    let url = match after {
+        Some(seq) => format!("{auth}/v1/changes?after={seq}"),
+        None => format!("{auth}/v1/changes"),
+    };
     let response = http
-        .get(format!("{auth}/v1/changes?after={after}"))
+        .get(url)
         .bearer_auth(&token)
         .header("accept", "text/event-stream")
         .send()
@@ -154,8 +162,8 @@ async fn follow_once(
     if response.status().as_u16() == 410 {
         // Older than the log keeps: every page refreshes, then follow from where Auth says.
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        *after = body.get("resume_after").and_then(Value::as_u64).unwrap_or(*after);
-        live.publish(Change { seq: *after, company: None, principals: None });
+        *after = body.get("resume_after").and_then(Value::as_u64).or(*after);
+        live.publish(Change { seq: after.unwrap_or(0), company: None, principals: None });
         return Ok(());
     }
     if !response.status().is_success() {
@@ -164,13 +172,18 @@ async fn follow_once(
     let mut decoder = Decoder::new();
     let mut body = response.bytes_stream();
     let mut events = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
+    loop {
+        let next = tokio::time::timeout(SILENCE, body.next()).await;
+        let chunk = match next {
+            Err(_) => return Err(format!("the change feed was silent for {} s", SILENCE.as_secs())),
+            Ok(None) => return Ok(()),
+            Ok(Some(chunk)) => chunk.map_err(|e| e.to_string())?,
+        };
         decoder.push(&chunk, &mut events).map_err(|_| "the change feed sent a line that is not UTF-8".to_owned())?;
         for event in events.drain(..) {
             let Ok(data) = serde_json::from_str::<Value>(&event.data) else { continue };
-            let seq = data.get("seq").and_then(Value::as_u64).unwrap_or(*after);
-            *after = (*after).max(seq);
+            let Some(seq) = data.get("seq").and_then(Value::as_u64) else { continue };
+            *after = Some(after.map_or(seq, |a| a.max(seq)));
             if data.get("kind").and_then(Value::as_str) == Some("keys") {
                 continue;
             }
@@ -183,5 +196,4 @@ async fn follow_once(
             live.publish(Change { seq, company, principals });
         }
     }
-    Ok(())
 }

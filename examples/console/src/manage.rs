@@ -31,8 +31,7 @@ fn list(text: &str) -> Vec<String> {
 
 /// A path segment from a form: an id, never anything that would change the URL's shape.
 fn id(form: &HashMap<String, String>, key: &str) -> Option<String> {
-    let v = form.get(key)?.trim();
-    (!v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))).then(|| v.to_owned())
+    form.get(key).and_then(|v| view::path_id(v)).map(str::to_owned)
 }
 
 /// `GET /access/{section}`.
@@ -47,7 +46,7 @@ pub(crate) async fn page(
     };
     let reply = Call::get(format!("{}/v1/companies/{}/access", console.config.auth, ctx.company))
         .bearer(&ctx.token)
-        .at_least(console.live.seq())
+        .at_least(ctx.at_least(&console))
         .send(&console.http)
         .await
         .and_then(|r| r.ok());
@@ -94,7 +93,7 @@ fn members(csrf: &str, docs: &Value, invite: bool, remove: bool, me: &str) -> Ma
         table #members {
             thead { tr { th scope="col" { "User" } th scope="col" { "Roles" } th scope="col" { "Status" }
                 @if complete { th scope="col" { "Expires" } th scope="col" { "Restrictions" } }
-                @if invite || remove { th scope="col" { "Manage" } } } }
+                @if complete && (invite || remove) { th scope="col" { "Manage" } } } }
             tbody {
                 @for m in rows(docs, "memberships") {
                     @let user = cell(view::at(m, "user"));
@@ -103,7 +102,7 @@ fn members(csrf: &str, docs: &Value, invite: bool, remove: bool, me: &str) -> Ma
                         td { (cell(view::at(m, "roles"))) }
                         td data-status=(cell(view::at(m, "status"))) { (cell(view::at(m, "status"))) }
                         @if complete { td { (cell(view::at(m, "expires_at"))) } td { (cell(view::at(m, "restrictions"))) } }
-                        @if invite || remove {
+                        @if complete && (invite || remove) {
                             td {
                                 details {
                                     summary { "Edit " (user) }
@@ -151,7 +150,12 @@ fn members(csrf: &str, docs: &Value, invite: bool, remove: bool, me: &str) -> Ma
             (lacking(INVITE, "add members or widen their access"))
         }
         @if !remove { (lacking(REMOVE, "suspend or remove members")) }
-        @if !complete { p.muted { "Restrictions, expiry and others' delegations are shown to members allowed " code { "core:member:read" } "." } }
+        @if !complete {
+            p.muted {
+                "Restrictions, expiry and others' delegations — and so editing a membership, which carries them — are for members allowed "
+                code { "core:member:read" } "."
+            }
+        }
     }
 }
 
@@ -242,9 +246,12 @@ fn delegations(csrf: &str, docs: &Value, me: &str) -> Markup {
                 @for d in rows(docs, "delegations") {
                     tr data-delegation=(cell(view::at(d, "id"))) {
                         td { (cell(view::at(d, "id"))) } td { (party(view::at(d, "from"))) } td { (party(view::at(d, "to"))) } td { (cell(view::at(d, "grants"))) }
+                        @let revoked = cell(view::at(d, "revoked_at"));
                         td { (cell(view::at(d, "not_before"))) " – " (cell(view::at(d, "expires_at"))) }
                         td {
-                            @if party(view::at(d, "from")) == format!("user:{me}") {
+                            @if !revoked.is_empty() {
+                                span.muted data-revoked=(revoked) { "revoked at " (revoked) }
+                            } @else if party(view::at(d, "from")) == format!("user:{me}") {
                                 form.inline method="post" action="/access/delegations/do/revoke" {
                                     (view::csrf(csrf)) input type="hidden" name="id" value=(cell(view::at(d, "id")));
                                     button type="submit" { "Revoke" }
@@ -336,11 +343,11 @@ pub(crate) async fn act(
         Err(p) => Err(p),
         Ok((method, path, body)) => {
             let url = format!("{}/v1/companies/{}{path}", console.config.auth, ctx.company);
-            let mut call = Call::new(method, url).bearer(&ctx.token);
+            let mut call = Call::new(method, url);
             if !body.is_null() {
                 call = call.json(&body);
             }
-            call.send(&console.http).await.and_then(|r| r.ok())
+            ctx.write(&console, call).await
         }
     };
     outcome(&ctx.session, result, |v| match (v.get("client_id"), v.get("client_secret")) {

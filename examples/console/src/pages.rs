@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     pub token: String,
     pub company: String,
     pub manifest: Manifest,
+    /// A refresh by the page's script (`x-kisum-live`): the page's message stays for the next real view.
+    live: bool,
 }
 
 impl Ctx {
@@ -40,7 +42,7 @@ impl Ctx {
         };
         let reply = Call::get(format!("{}/v1/me/access", console.config.auth))
             .bearer(&token)
-            .at_least(console.live.seq())
+            .at_least(console.live.seq().max(session.written()))
             .send(&console.http)
             .await
             .and_then(|r| r.ok());
@@ -52,7 +54,8 @@ impl Ctx {
             }
             Err(p) => return Err(failure(&p)),
         };
-        Ok(Ctx { session, token, company, manifest })
+        let live = headers.contains_key("x-kisum-live");
+        Ok(Ctx { session, token, company, manifest, live })
     }
 
     /// The frame of a page of this context.
@@ -63,7 +66,7 @@ impl Ctx {
             companies,
             csrf: &self.session.csrf,
             manifest: &self.manifest,
-            flash: self.session.take_flash(),
+            flash: if self.live { None } else { self.session.take_flash() },
             current,
         }
     }
@@ -72,6 +75,18 @@ impl Ctx {
     pub fn render(&self, current: &str, title: &str, main: Markup) -> Response {
         let companies = self.session.companies.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         Html(view::page(&self.frame(&companies, current), title, main).into_string()).into_response()
+    }
+
+    /// How fresh Auth's answers must be: what the feed showed and what this session wrote.
+    pub fn at_least(&self, console: &Console) -> u64 {
+        console.live.seq().max(self.session.written())
+    }
+
+    /// Sends a write as the user and notes its `kisum-version`; the body, or the refusal.
+    pub async fn write(&self, console: &Console, call: Call<'_>) -> Result<Value, Problem> {
+        let reply = call.bearer(&self.token).send(&console.http).await?;
+        self.session.wrote(reply.version);
+        reply.ok()
     }
 
     /// Checks (as the user) each `(permission, resource)`, in order.
@@ -92,7 +107,7 @@ impl Ctx {
         let reply = Call::new(reqwest::Method::POST, format!("{}/v1/access/check-batch", console.config.auth))
             .bearer(&self.token)
             .json(&body)
-            .at_least(console.live.seq())
+            .at_least(self.at_least(console))
             .send(&console.http)
             .await
             .and_then(|r| r.ok());
@@ -150,8 +165,7 @@ pub(crate) fn outcome(session: &Session, result: Result<Value, Problem>, done: i
 
 fn to_login(console: &Console) -> Response {
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut()
-        .append(header::SET_COOKIE, session::set_cookie(session::COOKIE, None, console.config.secure_cookies));
+    r.headers_mut().append(header::SET_COOKIE, console.sessions.session_cookie(None));
     r
 }
 
@@ -219,10 +233,7 @@ fn login_page(console: &Console, status: StatusCode, error: Option<Markup>, user
         },
     );
     let mut r = (status, Html(body.into_string())).into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session::set_cookie(session::LOGIN_COOKIE, Some(&token), console.config.secure_cookies),
-    );
+    r.headers_mut().append(header::SET_COOKIE, console.sessions.login_cookie(Some(&token)));
     r
 }
 
@@ -233,7 +244,7 @@ pub(crate) async fn login(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let sent = form.get("_csrf").map(String::as_str).unwrap_or("");
-    let cookie = session::cookie(&headers, session::LOGIN_COOKIE).unwrap_or_default();
+    let cookie = console.sessions.login_token(&headers).unwrap_or_default();
     if !session::same_origin(&headers) || cookie.is_empty() || !session::same(sent, &cookie) {
         return forbidden_form();
     }
@@ -296,12 +307,16 @@ pub(crate) async fn login(
         Ok(s) => s,
         Err(p) => return failure(&p),
     };
+    // Signing in again ends the session this browser had (here and at Auth).
+    if let Some(old) = console.sessions.remove(&headers) {
+        old.revoke(&console.http, &console.config.auth).await;
+    }
     // Exchange now, so that a refusal shows at once (the home page would show it too).
     let _ = session.access(&console.http, &console.config.auth).await;
     let mut r = Redirect::to("/").into_response();
     let h = r.headers_mut();
-    h.append(header::SET_COOKIE, session::set_cookie(session::COOKIE, Some(&id), console.config.secure_cookies));
-    h.append(header::SET_COOKIE, session::set_cookie(session::LOGIN_COOKIE, None, console.config.secure_cookies));
+    h.append(header::SET_COOKIE, console.sessions.session_cookie(Some(&id)));
+    h.append(header::SET_COOKIE, console.sessions.login_cookie(None));
     r
 }
 
@@ -333,7 +348,10 @@ pub(crate) async fn switch(
     let company = form.get("company").map(String::as_str).unwrap_or("");
     match session.switch(&console.http, &console.config.auth, company).await {
         Ok(()) => session.set_flash(Flash::Done(format!("Now in {company}."))),
-        Err(SessionError::SignedOut) => return to_login(&console),
+        Err(SessionError::SignedOut) => {
+            console.sessions.remove(&headers);
+            return to_login(&console);
+        }
         Err(SessionError::Company(p) | SessionError::Upstream(p)) => session.set_flash(Flash::Refused(p)),
     }
     back("/")
@@ -345,7 +363,7 @@ pub(crate) async fn events(State(console): State<Arc<Console>>, headers: HeaderM
         return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
     };
     let company = session.company().await;
-    console.live.stream(session.user.clone(), company).into_response()
+    console.live.stream(Arc::downgrade(&session), session.user.clone(), company).into_response()
 }
 
 /// `GET /`: the company home, from the manifest.

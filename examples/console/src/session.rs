@@ -10,6 +10,7 @@
 //! the trade-off for a frontend that keeps no store of its own.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,10 +19,10 @@ use serde_json::Value;
 
 use crate::upstream::{Call, Problem};
 
-/// The session cookie.
-pub(crate) const COOKIE: &str = "kisum_console";
+/// The session cookie (`__Host-` prefixed under TLS: no subdomain can plant or overwrite it).
+const COOKIE: [&str; 2] = ["kisum_console", "__Host-kisum_console"];
 /// The sign-in form's double-submit cookie.
-pub(crate) const LOGIN_COOKIE: &str = "kisum_console_login";
+const LOGIN_COOKIE: [&str; 2] = ["kisum_console_login", "__Host-kisum_console_login"];
 /// A session unused this long is gone.
 const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// Refresh an access token this long before it expires.
@@ -54,6 +55,9 @@ pub(crate) struct Session {
     pub csrf: String,
     tokens: tokio::sync::Mutex<Tokens>,
     last_seen: Mutex<Instant>,
+    /// The newest `kisum-version` this session's writes were answered with: its reads ask for state at
+    /// least that fresh (read-your-writes across replicas).
+    written: AtomicU64,
     /// A message for the next page (what a form did, or why it was refused).
     flash: Mutex<Option<Flash>>,
 }
@@ -125,6 +129,18 @@ impl Session {
         *self.flash.lock().unwrap_or_else(PoisonError::into_inner) = Some(flash);
     }
 
+    /// Notes the `kisum-version` a write of this session was answered with.
+    pub fn wrote(&self, version: Option<u64>) {
+        if let Some(v) = version {
+            self.written.fetch_max(v, Ordering::AcqRel);
+        }
+    }
+
+    /// The newest version this session wrote.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
     pub fn take_flash(&self) -> Option<Flash> {
         self.flash.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
@@ -174,9 +190,38 @@ fn malformed(what: &str) -> Problem {
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Served over TLS: cookies are `Secure` and `__Host-` prefixed.
+    secure: bool,
 }
 
 impl Sessions {
+    pub fn new(secure: bool) -> Sessions {
+        Sessions { map: Mutex::default(), secure }
+    }
+
+    fn names(&self) -> (&'static str, &'static str) {
+        let i = usize::from(self.secure);
+        (
+            COOKIE.get(i).copied().unwrap_or("kisum_console"),
+            LOGIN_COOKIE.get(i).copied().unwrap_or("kisum_console_login"),
+        )
+    }
+
+    /// The `Set-Cookie` of the session cookie (`None` clears it).
+    pub fn session_cookie(&self, id: Option<&str>) -> HeaderValue {
+        set_cookie(self.names().0, id, self.secure)
+    }
+
+    /// The `Set-Cookie` of the sign-in form's token (`None` clears it).
+    pub fn login_cookie(&self, token: Option<&str>) -> HeaderValue {
+        set_cookie(self.names().1, token, self.secure)
+    }
+
+    /// The sign-in form's token the browser sent back.
+    pub fn login_token(&self, headers: &HeaderMap) -> Option<String> {
+        cookie(headers, self.names().1)
+    }
+
     /// A new session for `user`, signed in with `refresh` (not yet exchanged), in `company`; its id.
     pub fn create(
         &self,
@@ -192,6 +237,7 @@ impl Sessions {
             csrf: random()?,
             tokens: tokio::sync::Mutex::new(Tokens { refresh, company, access: None }),
             last_seen: Mutex::new(Instant::now()),
+            written: AtomicU64::new(0),
             flash: Mutex::new(None),
         });
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
@@ -214,7 +260,7 @@ impl Sessions {
 
     /// The session the request's cookie names, if it is live.
     pub fn of(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
-        let id = cookie(headers, COOKIE)?;
+        let id = cookie(headers, self.names().0)?;
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let session = map.get(&id)?.clone();
         let mut seen = session.last_seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -230,7 +276,7 @@ impl Sessions {
 
     /// Ends the session the request's cookie names.
     pub fn remove(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
-        let id = cookie(headers, COOKIE)?;
+        let id = cookie(headers, self.names().0)?;
         self.map.lock().unwrap_or_else(PoisonError::into_inner).remove(&id)
     }
 }
@@ -259,7 +305,7 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` under TLS; `None` clears it.
-pub(crate) fn set_cookie(name: &str, value: Option<&str>, secure: bool) -> HeaderValue {
+fn set_cookie(name: &str, value: Option<&str>, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let text = match value {
         Some(v) => format!("{name}={v}; Path=/; HttpOnly; SameSite=Lax{secure}"),

@@ -23,6 +23,7 @@ use crate::view::{self, cell};
 async fn get(console: &Console, ctx: &Ctx, path: &str) -> Result<Value, Problem> {
     Call::get(format!("{}{path}", console.config.core))
         .bearer(&ctx.token)
+        .at_least(ctx.at_least(console))
         .send(&console.http)
         .await
         .and_then(|r| r.ok())
@@ -42,12 +43,20 @@ fn array(v: &Value, key: &str) -> Vec<Value> {
 }
 
 /// `GET /staff`: every company, and opening a support session.
-pub(crate) async fn companies(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+pub(crate) async fn companies(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(q): Query<CompaniesQuery>,
+) -> Response {
     let ctx = match Ctx::of(&console, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let list = get(&console, &ctx, "/admin/v1/companies?limit=1000").await;
+    let mut pairs = vec![("limit", "200")];
+    if let Some(cursor) = q.cursor.as_deref().and_then(safe) {
+        pairs.push(("cursor", cursor));
+    }
+    let list = get(&console, &ctx, &format!("/admin/v1/companies?{}", view::query(&pairs))).await;
     let csrf = ctx.session.csrf.as_str();
     let main = html! {
         @match &list {
@@ -58,6 +67,9 @@ pub(crate) async fn companies(State(console): State<Arc<Console>>, headers: Head
                         @let id = cell(view::at(&c, "id"));
                         li { a href={ "/staff/companies/" (id) } data-company=(id) { (id) } }
                     }
+                }
+                @if let Some(next) = body.get("next_cursor").and_then(Value::as_str) {
+                    a href={ "/staff?" (view::query(&[("cursor", next)])) } { "More companies →" }
                 }
             }
         }
@@ -70,6 +82,12 @@ pub(crate) async fn companies(State(console): State<Arc<Console>>, headers: Head
                 label for="s-reason" { "Reason" } input #s-reason name="reason" required;
                 label for="s-minutes" { "Minutes" } input #s-minutes name="minutes" type="number" value="30" min="1" max="240";
                 button type="submit" { "Open" }
+            }
+            h3 { "Close a support session" }
+            form method="post" action="/staff/companies/-/do/close-support" {
+                (view::csrf(csrf))
+                label for="s-id" { "Session id (from the answer, or the company's audit log)" } input #s-id name="id" required;
+                button type="submit" { "Close" }
             }
         }
     };
@@ -110,6 +128,9 @@ pub(crate) async fn company(
                         }
                         label for="sub-trial" { "Trial ends (RFC 3339)" } input #sub-trial name="trial_ends_at";
                         label for="sub-ends" { "Ends (RFC 3339)" } input #sub-ends name="ends_at";
+                        label for="sub-grace" { "Grace until (past_due)" } input #sub-grace name="grace_until";
+                        label for="sub-quantity" { "Quantity" } input #sub-quantity name="quantity" type="number" min="1";
+                        label for="sub-plan" { "Plan (package:ID:VERSION or addon:ID:VERSION)" } input #sub-plan name="plan";
                         button type="submit" { "Change" }
                     }
                 }
@@ -151,6 +172,8 @@ pub(crate) async fn company(
                 select #ov-effect name="effect" { option value="grant" { "grant" } option value="revoke" { "revoke" } }
                 label for="ov-module" { "Module" } input #ov-module name="module";
                 label for="ov-feature" { "Feature" } input #ov-feature name="feature";
+                label for="ov-limit" { "Limit" } input #ov-limit name="limit";
+                label for="ov-value" { "Limit value (a number or unlimited)" } input #ov-value name="value";
                 label for="ov-expires" { "Expires (RFC 3339)" } input #ov-expires name="expires_at";
                 label for="ov-reason" { "Reason" } input #ov-reason name="reason" required;
                 button type="submit" { "Add override" }
@@ -158,6 +181,12 @@ pub(crate) async fn company(
         }
     };
     ctx.render("staff", &format!("Company {c}"), main)
+}
+
+/// `?cursor=`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CompaniesQuery {
+    cursor: Option<String>,
 }
 
 /// `?company=&after=`.
@@ -177,10 +206,13 @@ pub(crate) async fn audit(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let mut path = format!("/admin/v1/audit?limit=100&after={}", q.after.unwrap_or(0));
-    if let Some(c) = q.company.as_deref().and_then(safe) {
-        path.push_str(&format!("&company={c}"));
+    let after = q.after.unwrap_or(0).to_string();
+    let company = q.company.as_deref().and_then(safe).unwrap_or("");
+    let mut pairs = vec![("limit", "100"), ("after", after.as_str())];
+    if !company.is_empty() {
+        pairs.push(("company", company));
     }
+    let path = format!("/admin/v1/audit?{}", view::query(&pairs));
     let page = get(&console, &ctx, &path).await;
     let main = html! {
         form method="get" action="/staff/audit" {
@@ -192,8 +224,8 @@ pub(crate) async fn audit(
             Ok(body) => {
                 @let records = array(body, "records");
                 (table(&records, &["seq", "at", "actor", "kind", "company"]))
-                @if let Some(next) = body.get("next_after").and_then(Value::as_u64) {
-                    a href={ "/staff/audit?after=" (next) "&company=" (q.company.clone().unwrap_or_default()) } { "Older / newer →" }
+                @if let Some(next) = body.get("next").and_then(Value::as_u64) {
+                    a href={ "/staff/audit?" (view::query(&[("after", &next.to_string()), ("company", company)])) } { "Newer records →" }
                 }
             }
         }
@@ -201,8 +233,13 @@ pub(crate) async fn audit(
     ctx.render("audit", "Audit", main)
 }
 
+/// A number where the text is one (Core refuses a string where it wants a number, with a clear error).
+fn number_or_text(v: &str) -> Value {
+    v.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(v.to_owned()))
+}
+
 fn safe(id: &str) -> Option<&str> {
-    (!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))).then_some(id)
+    view::path_id(id)
 }
 
 /// `POST /staff/companies/{c}/do/{action}`.
@@ -225,10 +262,13 @@ pub(crate) async fn act(
         "override" => {
             let mut body =
                 json!({"effect": field("effect").unwrap_or_else(|| "grant".into()), "reason": field("reason")});
-            for k in ["module", "feature", "expires_at"] {
+            for k in ["module", "feature", "limit", "expires_at"] {
                 if let Some(v) = field(k) {
                     view::set(&mut body, k, Value::String(v));
                 }
+            }
+            if let Some(v) = field("value") {
+                view::set(&mut body, "value", number_or_text(&v));
             }
             (Method::POST, format!("/admin/v1/companies/{c}/overrides"), body, format!("/staff/companies/{c}"))
         }
@@ -244,10 +284,22 @@ pub(crate) async fn act(
         "subscription" => match field("id").as_deref().and_then(safe) {
             Some(id) => {
                 let mut body = json!({});
-                for k in ["status", "trial_ends_at", "ends_at"] {
+                for k in ["status", "trial_ends_at", "ends_at", "grace_until"] {
                     if let Some(v) = field(k) {
                         view::set(&mut body, k, Value::String(v));
                     }
+                }
+                if let Some(v) = field("quantity") {
+                    view::set(&mut body, "quantity", number_or_text(&v));
+                }
+                if let Some(v) = field("plan") {
+                    let mut parts = v.splitn(3, ':');
+                    let (kind, id, version) = (parts.next(), parts.next(), parts.next());
+                    let plan = match (kind, id, version) {
+                        (Some(kind), Some(id), Some(version)) => json!({kind: id, "version": number_or_text(version)}),
+                        _ => Value::String(v.clone()),
+                    };
+                    view::set(&mut body, "plan", plan);
                 }
                 (
                     Method::PATCH,
@@ -258,6 +310,10 @@ pub(crate) async fn act(
             }
             None => return (StatusCode::UNPROCESSABLE_ENTITY, "no subscription id").into_response(),
         },
+        "close-support" => match field("id").as_deref().and_then(safe) {
+            Some(id) => (Method::DELETE, format!("/admin/v1/support-sessions/{id}"), Value::Null, "/staff".to_owned()),
+            None => return (StatusCode::UNPROCESSABLE_ENTITY, "no support session id").into_response(),
+        },
         "support" => {
             let minutes = field("minutes").and_then(|m| m.parse::<u32>().ok()).unwrap_or(30);
             let body = json!({"company": field("company"), "reason": field("reason"), "minutes": minutes});
@@ -265,13 +321,16 @@ pub(crate) async fn act(
         }
         _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
     };
-    let mut call = Call::new(method, format!("{}{path}", console.config.core)).bearer(&ctx.token);
+    let mut call = Call::new(method, format!("{}{path}", console.config.core));
     if !body.is_null() {
         call = call.json(&body);
     }
-    let result = call.send(&console.http).await.and_then(|r| r.ok());
+    let result = ctx.write(&console, call).await;
     outcome(&ctx.session, result, |v| {
-        let id = cell(view::at(v, "id"));
+        let id = match view::at(v, "session") {
+            Value::Object(_) => cell(view::at(view::at(v, "session"), "id")),
+            _ => cell(view::at(v, "id")),
+        };
         Flash::Done(if id.is_empty() { format!("{action}: done.") } else { format!("{action}: done ({id}).") })
     });
     back(&to)

@@ -15,6 +15,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Value,
+    /// `kisum-version` of a write: the store's sequence after it.
+    pub version: Option<u64>,
 }
 
 impl Reply {
@@ -72,12 +74,13 @@ impl Problem {
         }
     }
 
-    /// A service that did not answer.
+    /// A service that did not answer (logged with its address; the page does not show internal URLs).
     pub fn unavailable(what: &str, e: &reqwest::Error) -> Problem {
+        tracing::warn!(service = what, error = %e, "a call from the console failed");
         Problem {
             status: 503,
             code: "UPSTREAM_UNAVAILABLE".into(),
-            detail: format!("{what} did not answer: {e}"),
+            detail: "a service of the platform did not answer; try again in a moment".into(),
             required: None,
             errors: Vec::new(),
         }
@@ -142,8 +145,10 @@ impl<'a> Call<'a> {
         let what = self.url.split("/v1").next().unwrap_or(&self.url).to_owned();
         let response = request.send().await.map_err(|e| Problem::unavailable(&what, &e))?;
         let status = response.status();
+        let version =
+            response.headers().get("kisum-version").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let bytes = response.bytes().await.map_err(|e| Problem::unavailable(&what, &e))?;
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        Ok(Reply { status, body })
+        Ok(Reply { status, body, version })
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct Manifest {
     pub scoped: Vec<(String, String)>,
     pub denied: Option<String>,
     pub version: u64,
+    /// When the answer next changes by time alone (RFC 3339), if ever.
+    pub valid_until: Option<String>,
     pub limits: Value,
 }
 
@@ -57,6 +59,7 @@ impl Manifest {
             scoped,
             denied: body.get("denied").and_then(Value::as_str).map(str::to_owned),
             version: body.get("version").and_then(Value::as_u64).unwrap_or(0),
+            valid_until: body.get("valid_until").and_then(Value::as_str).map(str::to_owned),
             limits: body.get("limits").cloned().unwrap_or(Value::Null),
         }
     }
@@ -159,7 +162,7 @@ pub(crate) fn page(frame: &Frame<'_>, title: &str, main: Markup) -> Markup {
                 link rel="stylesheet" href="/assets/console.css";
                 script src="/assets/live.js" defer {}
             }
-            body data-version=(frame.manifest.version) {
+            body data-version=(frame.manifest.version) data-valid-until=[frame.manifest.valid_until.as_deref()] {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
                     a.brand href="/" { "Kisum" }
@@ -258,9 +261,9 @@ fn flash(flash: Option<&Flash>) -> Markup {
     html! {
         @match flash {
             None => {}
-            Some(Flash::Done(text)) => { p.banner.done role="status" { (text) } }
+            Some(Flash::Done(text)) => { p.banner.done role="status" data-flash { (text) } }
             Some(Flash::Secret { what, client_id, secret }) => {
-                div.banner.secret role="status" {
+                div.banner.secret role="status" data-flash {
                     p { (what) " Copy the secret now: it is shown once." }
                     dl {
                         dt { "client_id" } dd { code #client-id { (client_id) } }
@@ -268,7 +271,7 @@ fn flash(flash: Option<&Flash>) -> Markup {
                     }
                 }
             }
-            Some(Flash::Refused(problem)) => { (refusal(problem)) }
+            Some(Flash::Refused(problem)) => { div data-flash { (refusal(problem)) } }
         }
     }
 }
@@ -350,4 +353,22 @@ pub(crate) fn set(v: &mut Value, key: &str, value: Value) {
     if let Some(o) = v.as_object_mut() {
         o.insert(key.to_owned(), value);
     }
+}
+
+/// A path segment from user input: an id (letters, digits, `-`, `_`, `.`, starting with a letter or
+/// digit), never anything that would change the URL's shape (`/`, `..`, `?`, `#`).
+pub(crate) fn path_id(text: &str) -> Option<&str> {
+    let text = text.trim();
+    let first = text.chars().next()?;
+    (first.is_ascii_alphanumeric() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .then_some(text)
+}
+
+/// A query string from pairs, every value percent-encoded.
+pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    q.finish()
 }

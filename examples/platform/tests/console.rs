@@ -5,7 +5,7 @@
 //!
 //! The harness is our own (`libtest-mimic`): the deployment and the driver start once, every journey is
 //! one test, and both processes are stopped whatever the outcome. Screenshots of every state go to
-//! `target/tmp/console-screenshots/`. Nothing here asserts a wall-clock time: the live journeys wait (at
+//! `target/tmp/console-screenshots/` (with the deployment's log, `platform.log`). Nothing here asserts a wall-clock time: the live journeys wait (at
 //! most 15 s) for the page to change and print how long it took.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
@@ -80,7 +80,7 @@ fn start() -> Env {
         .env("KISUM_ADMIN_CLIENT_SECRET", ADMIN_SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(shots().join("platform.log")).unwrap())
         .spawn()
         .expect("start kisum-platform");
     let stdout = platform.stdout.take().unwrap();
@@ -188,7 +188,13 @@ async fn text_with(c: &Client, selector: &str, part: &str) -> String {
         {
             return t;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "`{selector}` never said `{part}`");
+        if start.elapsed() > Duration::from_secs(10) {
+            let main = match c.find(Locator::Css("main")).await {
+                Ok(m) => m.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            panic!("`{selector}` never said `{part}`; the page says:\n{main}");
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -399,6 +405,50 @@ async fn staff_override_reaches_the_member(env: &Env) {
     member.close().await.unwrap();
 }
 
+/// The owner registers an agent (its secret shown once), delegates to it, and the explorer shows the
+/// agent acting for her allowed through that delegation; then everything is undone.
+async fn owner_manages_an_agent(env: &Env) {
+    let c = browser(env).await;
+    sign_in(env, &c, "maya").await;
+    open(env, &c, "/access/agents").await;
+    css(&c, "#agent-id").await.send_keys("helper-bot").await.unwrap();
+    css(&c, "#agent-id").await.send_keys("\u{e007}").await.unwrap();
+    let secret = text(&c, "#client-secret").await;
+    assert_eq!(secret.len(), 64, "a 32-byte secret: {secret}");
+    assert_eq!(text(&c, "#client-id").await, "helper-bot@encore");
+    shot(&c, "6-agent-secret-shown-once").await;
+    open(env, &c, "/access/agents").await;
+    assert!(!present(&c, "#client-secret").await, "shown once");
+    css(&c, "tr[data-agent=helper-bot]").await;
+    open(env, &c, "/access/delegations").await;
+    css(&c, "#del-to").await.send_keys("agent:helper-bot").await.unwrap();
+    css(&c, "#del-grants").await.send_keys("finance:invoice:read").await.unwrap();
+    css(&c, "#del-expires").await.send_keys(&rfc3339_in(7)).await.unwrap();
+    css(&c, "#del-to").await.send_keys("\u{e007}").await.unwrap();
+    text_with(&c, "p.banner.done", "Saved").await;
+    let row = "tr[data-delegation] td";
+    assert!(present(&c, row).await);
+    open(env, &c, "/explorer?principal=agent:helper-bot&acting_for=maya&permission=finance:invoice:read").await;
+    assert_eq!(attr(&c, "#why p.decision", "data-decision").await.as_deref(), Some("allow"));
+    let chain = text(&c, "#why dd[data-explain=delegations]").await;
+    assert!(chain.contains("maya") && chain.contains("helper-bot"), "{chain}");
+    shot(&c, "6-explorer-agent-acting").await;
+    // Undo: revoke the delegation, delete the agent.
+    open(env, &c, "/access/delegations").await;
+    let mine = c.find_all(Locator::Css("tr[data-delegation] button")).await.unwrap();
+    let before = mine.len();
+    let revoke = c.find(Locator::XPath("//tr[td[contains(., 'agent:helper-bot')]]//button")).await.unwrap();
+    revoke.click().await.unwrap();
+    text_with(&c, "p.banner.done", "Saved").await;
+    assert_eq!(c.find_all(Locator::Css("tr[data-delegation] button")).await.unwrap().len(), before - 1);
+    assert!(present(&c, "tr[data-delegation] span[data-revoked]").await, "shown as revoked");
+    open(env, &c, "/access/agents").await;
+    css(&c, "tr[data-agent=helper-bot] form[action$=delete] button").await.click().await.unwrap();
+    text_with(&c, "p.banner.done", "Saved").await;
+    assert!(!present(&c, "tr[data-agent=helper-bot]").await);
+    c.close().await.unwrap();
+}
+
 /// The console's own guarantees, over plain HTTP: headers, cookies, CSRF on sign-in, escaping.
 async fn headers_cookies_and_escaping(env: &Env) {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -476,6 +526,7 @@ fn main() {
         ("journey_3_suspension_reaches_the_open_page", |e| Box::pin(suspension_reaches_the_open_page(e))),
         ("journey_4_member_cannot_manage", |e| Box::pin(member_cannot_manage(e))),
         ("journey_5_staff_override_reaches_the_member", |e| Box::pin(staff_override_reaches_the_member(e))),
+        ("owner_manages_an_agent", |e| Box::pin(owner_manages_an_agent(e))),
         ("headers_cookies_and_escaping", |e| Box::pin(headers_cookies_and_escaping(e))),
     ];
     let selected = journeys.iter().any(|(name, _)| args.filter.as_deref().is_none_or(|f| name.contains(f)));

@@ -898,3 +898,21 @@ fn memberships_and_support_sessions_are_indexed() {
     let reloaded = Directory::new(World::from_doc(&dir.to_doc()).unwrap());
     assert_eq!(reloaded.memberships_of(&"boss".parse().unwrap()).len(), 1);
 }
+
+#[test]
+fn removing_an_agent_takes_its_delegations_with_it() {
+    let dir = directory();
+    // `bot` has a delegation (d2, from rita); removing it used to be refused because d2 named it.
+    let bot = Principal::parse("agent:bot").unwrap();
+    dir.apply(&user("boss"), T(), Change::RemoveAgent { company: cid("a"), agent: "bot".parse().unwrap() }).unwrap();
+    let doc = dir.to_doc();
+    assert!(doc.agents.is_empty());
+    assert!(doc.delegations.iter().all(|d| d.id != "d2"), "its delegation went with it");
+    assert!(doc.delegations.iter().any(|d| d.id == "d1"), "others stay");
+    assert!(dir.snapshot(&bot, &cid("a"), T()).denies_all().is_some());
+    // Registering it again gives it nothing of what it had.
+    dir.apply(&user("boss"), T(), Change::PutAgent(serde_json::from_str(r#"{"id":"bot","company":"a"}"#).unwrap()))
+        .unwrap();
+    let core = dir.permission("core:doc:read").unwrap();
+    assert!(!dir.check(&bot, &cid("a"), core, None, day(10)).is_allowed());
+}
