@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 profile=release
 [ "${2:-}" = "--debug" ] && profile=debug
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 if [ "$profile" = release ]; then cargo build -q --release -p kisum-platform; else cargo build -q -p kisum-platform; fi
 work=$(mktemp -d)
 pid=
@@ -54,14 +54,16 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"principal":"user:leo","company":"encore","permission":"finance:invoice:approve"}'
 LUA
+n=0
 run() { # name, wrk args…
   local name=$1; shift
-  wrk -t1 -c4 -d"${seconds}s" --latency "$@" > "$work/$name.txt"
-  python3 - "$name" "$work/$name.txt" <<'PY'
+  n=$((n + 1))
+  wrk -t1 -c4 -d"${seconds}s" --latency "$@" > "$work/run$n.txt"
+  python3 - "$name" "$work/run$n.txt" <<'PY'
 import re, sys
 name, text = sys.argv[1], open(sys.argv[2]).read()
 rps = re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)
-lat = dict(re.findall(r"\s+(50|99)\.000%\s+([\d.]+\w+)", text))
+lat = dict(re.findall(r"\n\s+(50|99)%\s+([\d.]+\w+)", text))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(f"| {name} | {float(rps):,.0f} | {lat.get('50')} | {lat.get('99')} | {bad.group(1) if bad else 0} |")
 PY
@@ -77,6 +79,7 @@ echo
 echo "| page | bytes (HTML; CSS $(curl -s "$console/assets/console.css" | wc -c), JS $(curl -s "$console/assets/live.js" | wc -c), cached) |"
 echo "| --- | ---: |"
 for page in / /m/finance /m/artist /m/venue /m/promoters /m/touring /m/ai /access/members /access/roles /access/agents \
-            /access/delegations "$explorer" /login; do
+            /access/delegations "$explorer"; do
   echo "| \`$page\` | $(curl -s -b "$jar" "$console$page" | wc -c) |"
 done
+echo "| \`/login\` (signed out) | $(curl -s "$console/login" | wc -c) |"

@@ -80,30 +80,31 @@ pub(crate) async fn page(
         c
     };
     let auth = &console.config.auth;
-    let mut why = None;
-    let mut who = None;
-    let mut grantors = None;
-    if let Some(p) = &permission {
+    // The questions are independent: asked together, the page waits for the slowest, not the sum.
+    let explained = async {
+        let Some(p) = &permission else { return (None, None, None) };
         let body = question(p);
-        why = Some(post(&console, &ctx, &format!("{auth}/v1/access/check"), &body).await);
-        let mut pairs = vec![("company", ctx.company.as_str()), ("permission", p.as_str())];
+        let mut who_pairs = vec![("company", ctx.company.as_str()), ("permission", p.as_str())];
+        let mut grant_pairs = who_pairs.clone();
         if let Some(r) = &resource {
-            pairs.push(("resource", r.as_str()));
+            who_pairs.push(("resource", r.as_str()));
         }
         if let Some(at) = &at {
-            pairs.push(("at", at.as_str()));
+            who_pairs.push(("at", at.as_str()));
+            grant_pairs.push(("at", at.as_str()));
         }
-        who = Some(get(&console, &ctx, format!("{auth}/v1/access/who-can?{}", view::query(&pairs))).await);
-        let mut pairs = vec![("company", ctx.company.as_str()), ("permission", p.as_str())];
-        if let Some(at) = &at {
-            pairs.push(("at", at.as_str()));
-        }
-        grantors = Some(get(&console, &ctx, format!("{auth}/v1/access/grantors?{}", view::query(&pairs))).await);
-    }
+        let (why, who, grantors) = tokio::join!(
+            post(&console, &ctx, format!("{auth}/v1/access/check"), &body),
+            get(&console, &ctx, format!("{auth}/v1/access/who-can?{}", view::query(&who_pairs))),
+            get(&console, &ctx, format!("{auth}/v1/access/grantors?{}", view::query(&grant_pairs))),
+        );
+        (Some(why), Some(who), Some(grantors))
+    };
     // The effective table: every permission of the catalog for the principal, at the instant.
-    let table = if keys.is_empty() {
-        None
-    } else {
+    let effective_table = async {
+        if keys.is_empty() {
+            return None;
+        }
         let checks: Vec<Value> = keys
             .iter()
             .map(|k| {
@@ -114,8 +115,9 @@ pub(crate) async fn page(
                 c
             })
             .collect();
-        Some(post(&console, &ctx, &format!("{auth}/v1/access/check-batch"), &json!({"checks": checks})).await)
+        Some(post(&console, &ctx, format!("{auth}/v1/access/check-batch"), &json!({"checks": checks})).await)
     };
+    let ((why, who, grantors), table) = tokio::join!(explained, effective_table);
     let form = html! {
         form.explorer method="get" action="/explorer" {
             label for="x-principal" { "Principal (user:ID or agent:ID)" }
@@ -180,8 +182,8 @@ pub(crate) async fn page(
     ctx.render("explorer", "Access explorer", main)
 }
 
-async fn post(console: &Console, ctx: &Ctx, url: &str, body: &Value) -> Result<Value, Problem> {
-    Call::new(reqwest::Method::POST, url.to_owned())
+async fn post(console: &Console, ctx: &Ctx, url: String, body: &Value) -> Result<Value, Problem> {
+    Call::new(reqwest::Method::POST, url)
         .bearer(&ctx.token)
         .json(body)
         .at_least(ctx.at_least(console))

@@ -8,8 +8,16 @@
 //! the modules, which enforce every action again. Nothing here reads the store or the directory, so the
 //! console is also the proof that those APIs are enough for a real frontend.
 //!
+//! **Choices.** maud rather than askama: templates are Rust expressions beside the handlers that fill them,
+//! so the compiler checks every value and branch, escaping is the default, and there is no second file or
+//! template language to keep in step (askama is as safe, but splits each page in two). Sessions and CSRF
+//! are a page of our own (`session`) rather than `axum-extra` private cookies and `axum_csrf`: the session
+//! is server-side by design (the refresh token must never reach the browser, so a cookie can only name
+//! it), which leaves a random id and a per-session token compared in constant time — less than those
+//! crates' configuration, and no signing key to keep.
+//!
 //! Pages work without JavaScript; `/assets/live.js` (a few lines, allowed by the strict CSP) only
-//! refreshes an open page when Auth's change feed says its user's access changed ([`live`]).
+//! refreshes an open page when Auth's change feed says its user's access changed (the `live` module).
 //!
 //! | path | page |
 //! | --- | --- |

@@ -1,6 +1,8 @@
 //! The console in a real browser (issue 18's five journeys), against the one-command deployment this
 //! package builds, started on its own ports with the demo world. Debian's chromium is driven through
-//! chromedriver with `fantoccini` (WebDriver from Rust: no Node.js, the same async stack as the servers).
+//! chromedriver with `fantoccini`: WebDriver from Rust, on the hyper and tokio the servers already use, so
+//! the tests need no Node.js and no second toolchain (`playwright-core` would), and it is lighter than
+//! `thirtyfour`, whose extras (driver download, a component layer) we would not use.
 //! `scripts/install-browser.sh` installs both when they are missing.
 //!
 //! The harness is our own (`libtest-mimic`): the deployment and the driver start once, every journey is
