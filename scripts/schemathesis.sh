@@ -43,11 +43,11 @@ if [ "$server" = core ]; then
   server_pid=$!
   wait_ready
 else
-  KISUM_ADMIN_CLIENT_SECRET=schemathesis-secret target/debug/kisum-auth --listen "127.0.0.1:$port" --data "$work/data" \
+  KISUM_ADMIN_CLIENT_SECRET=schemathesis-operator-secret-0123456789ab target/debug/kisum-auth --listen "127.0.0.1:$port" --data "$work/data" \
     --issuer http://127.0.0.1:7400 > "$work/server.log" 2>&1 &
   server_pid=$!
   wait_ready
-  token=$(curl -fs -u platform-admin:schemathesis-secret -d grant_type=client_credentials "$base/oauth/token" \
+  token=$(curl -fs -u platform-admin:schemathesis-operator-secret-0123456789ab -d grant_type=client_credentials "$base/oauth/token" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   exclude=(--exclude-path /v1/changes)
 fi

@@ -9,36 +9,130 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+use clap::{Args, Parser, Subcommand};
+
 use kisum_access::scenario::{Report, run_file, scenario_files};
 use kisum_access::{Access, CompanyId, Explanation, PermissionId, Principal, ResourceRef, Timestamp, World};
 use kisum_errors::{ErrorCode, KisumError, Problem};
 
 mod token;
 
-const USAGE: &str = "\
-usage: kisum <command> [options]
-
-commands:
-  check        --world FILE --principal user:ID|agent:ID --company ID --permission KEY
-               [--resource COMPANY/KIND/ID] [--at RFC3339]
-               one line of JSON; exit 0 on allow, 1 on deny
-  explain      the same options as check; a human-readable explanation
-  who-can      --world FILE --company ID --permission KEY [--resource COMPANY/KIND/ID] [--at RFC3339]
-  entitlements --world FILE --company ID [--at RFC3339]
-  validate     --world FILE              exit 0 if valid, 2 with every problem otherwise
-  scenario     FILE_OR_DIR...            runs QA scenario files; exit 1 if any expectation fails
-  demo                                   walks through the bundled demo world
-{TOKEN}
-
---at defaults to now. Errors exit 2 with one line of problem+json on stderr.";
-
 /// The demo world, bundled so that `kisum demo` runs anywhere.
 const DEMO_WORLD: &str = include_str!("../../examples/demo/world.json");
 
+/// The access model from the command line: decisions and their explanations, who can, entitlements,
+/// world files, QA scenarios and tokens, all evaluated locally on a world file. `--at` defaults to now.
+/// Errors exit 2 with one line of problem+json on stderr and nothing on stdout.
+#[derive(Debug, Parser)]
+#[command(name = "kisum", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One line of JSON (decision, reason, explanation); exit 0 on allow, 1 on deny.
+    Check(CheckArgs),
+    /// The same question as `check`, explained for people.
+    Explain(CheckArgs),
+    /// Every principal of the company allowed the permission (a JSON array).
+    WhoCan(WhoCanArgs),
+    /// The company's entitlements at an instant, with provenance (JSON).
+    Entitlements(EntitlementsArgs),
+    /// Exit 0 if the world file is valid, 2 with every problem otherwise.
+    Validate(WorldArg),
+    /// Runs QA scenario files (folders: every `.json` file in them); exit 1 if any expectation fails.
+    Scenario(ScenarioArgs),
+    /// Walks through the bundled demo world.
+    Demo,
+    /// Keys, key sets, signing and verification.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+#[derive(Debug, Args)]
+struct WorldArg {
+    /// A world file (the scenarios/README.md format).
+    #[arg(long, value_name = "FILE")]
+    world: String,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    world: WorldArg,
+    /// `user:ID` or `agent:ID`.
+    #[arg(long)]
+    principal: String,
+    /// The company id.
+    #[arg(long)]
+    company: String,
+    /// The permission key, as the catalog declares it.
+    #[arg(long)]
+    permission: String,
+    /// A resource, `COMPANY/KIND/ID`.
+    #[arg(long, value_name = "COMPANY/KIND/ID")]
+    resource: Option<String>,
+    /// The instant (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct WhoCanArgs {
+    #[command(flatten)]
+    world: WorldArg,
+    /// The company id.
+    #[arg(long)]
+    company: String,
+    /// The permission key.
+    #[arg(long)]
+    permission: String,
+    /// A resource, `COMPANY/KIND/ID`.
+    #[arg(long, value_name = "COMPANY/KIND/ID")]
+    resource: Option<String>,
+    /// The instant (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct EntitlementsArgs {
+    #[command(flatten)]
+    world: WorldArg,
+    /// The company id.
+    #[arg(long)]
+    company: String,
+    /// The instant (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ScenarioArgs {
+    /// Scenario files or folders.
+    #[arg(required = true, value_name = "FILE_OR_DIR")]
+    paths: Vec<String>,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help`, `help` and `--version` answer on stdout and succeed.
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let mut stdout = std::io::stdout().lock();
+            let written = write!(stdout, "{}", e.render()).and_then(|()| stdout.flush());
+            return if written.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) };
+        }
+        Err(e) => {
+            eprintln!("{}", usage_error(&e).to_json());
+            return ExitCode::from(2);
+        }
+    };
     let mut out = String::new();
-    let result = run(&args, &mut out);
+    let result = run(cli.command, &mut out);
     match result {
         Ok(code) => {
             let mut stdout = std::io::stdout().lock();
@@ -54,66 +148,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// A command line clap refused, as the problem every error here is: its first line, `VALIDATION_FAILED`.
+fn usage_error(e: &clap::Error) -> Problem {
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return usage("no command; try `kisum help`");
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("the command line is not valid");
+    usage(format!("{} (try `kisum help`)", first.trim_start_matches("error: ")))
+}
+
 fn usage(detail: impl Into<String>) -> Problem {
     Problem::new(ErrorCode::ValidationFailed, format!("usage: {}", detail.into()))
 }
 
-/// Parsed `--flag value` options and positional arguments.
-struct Args<'a> {
-    flags: Vec<(&'a str, &'a str)>,
-    positionals: Vec<&'a str>,
+/// An instant from the command line, or now.
+fn instant(at: Option<&str>) -> Result<Timestamp, Problem> {
+    match at {
+        Some(text) => Timestamp::parse(text).map_err(|e| usage(e.to_string())),
+        None => Ok(Timestamp::now()),
+    }
 }
 
-impl<'a> Args<'a> {
-    fn parse(args: &'a [String], allowed: &[&str]) -> Result<Args<'a>, Problem> {
-        let mut parsed = Args { flags: Vec::new(), positionals: Vec::new() };
-        let mut iter = args.iter();
-        while let Some(arg) = iter.next() {
-            if let Some(name) = arg.strip_prefix("--") {
-                if !allowed.contains(&name) {
-                    return Err(usage(format!("unknown option `--{}`", clip(name))));
-                }
-                let value = iter.next().ok_or_else(|| usage(format!("`--{name}` needs a value")))?;
-                if parsed.flags.iter().any(|(n, _)| *n == name) {
-                    return Err(usage(format!("`--{name}` given twice")));
-                }
-                parsed.flags.push((name, value));
-            } else {
-                parsed.positionals.push(arg);
-            }
-        }
-        Ok(parsed)
-    }
-
-    fn get(&self, name: &str) -> Option<&'a str> {
-        self.flags.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
-    }
-
-    fn required(&self, name: &str) -> Result<&'a str, Problem> {
-        self.get(name).ok_or_else(|| usage(format!("`--{name}` is required")))
-    }
-
-    fn no_positionals(&self) -> Result<(), Problem> {
-        match self.positionals.first() {
-            Some(p) => Err(usage(format!("unexpected argument `{}`", clip(p)))),
-            None => Ok(()),
-        }
-    }
-
-    fn at(&self) -> Result<Timestamp, Problem> {
-        match self.get("at") {
-            Some(text) => Timestamp::parse(text).map_err(|e| usage(e.to_string())),
-            None => Ok(Timestamp::now()),
-        }
-    }
-
-    fn resource(&self) -> Result<Option<ResourceRef>, Problem> {
-        self.get("resource").map(|r| ResourceRef::parse(r).map_err(|e| usage(e.to_string()))).transpose()
-    }
-
-    fn world(&self) -> Result<World, Problem> {
-        load_world(self.required("world")?)
-    }
+fn resource(text: Option<&str>) -> Result<Option<ResourceRef>, Problem> {
+    text.map(|r| ResourceRef::parse(r).map_err(|e| usage(e.to_string()))).transpose()
 }
 
 fn clip(text: &str) -> String {
@@ -128,38 +186,26 @@ fn load_world(path: &str) -> Result<World, Problem> {
     World::from_json(&text).map_err(|e| e.to_problem())
 }
 
-fn run(args: &[String], out: &mut String) -> Result<u8, Problem> {
-    let Some((command, rest)) = args.split_first() else { return Err(usage("no command; try `kisum help`")) };
-    match command.as_str() {
-        "check" => check(rest, out, false),
-        "explain" => check(rest, out, true),
-        "who-can" => who_can(rest, out),
-        "entitlements" => entitlements(rest, out),
-        "validate" => validate(rest),
-        "scenario" => scenario(rest, out),
-        "demo" => demo(rest, out),
-        "token" => token::run(rest, out),
-        "help" | "--help" | "-h" => {
-            out.push_str(&USAGE.replace("{TOKEN}", token::USAGE));
-            out.push('\n');
-            Ok(0)
-        }
-        other => Err(usage(format!("unknown command `{}`", clip(other)))),
+fn run(command: Command, out: &mut String) -> Result<u8, Problem> {
+    match command {
+        Command::Check(args) => check(&args, out, false),
+        Command::Explain(args) => check(&args, out, true),
+        Command::WhoCan(args) => who_can(&args, out),
+        Command::Entitlements(args) => entitlements(&args, out),
+        Command::Validate(args) => load_world(&args.world).map(|_| 0),
+        Command::Scenario(args) => scenario(&args.paths, out),
+        Command::Demo => demo(out),
+        Command::Token(command) => token::run(command, out),
     }
 }
 
-const CHECK_FLAGS: &[&str] = &["world", "principal", "company", "permission", "resource", "at"];
-
-fn check(rest: &[String], out: &mut String, human: bool) -> Result<u8, Problem> {
-    let args = Args::parse(rest, CHECK_FLAGS)?;
-    args.no_positionals()?;
-    let principal = Principal::parse(args.required("principal")?).map_err(|e| usage(e.to_string()))?;
-    let company = company_id(args.required("company")?)?;
-    let key = args.required("permission")?;
-    let resource = args.resource()?;
-    let at = args.at()?;
-    let world = args.world()?;
-    let permission = world.permission(key).map_err(|e| e.to_problem())?;
+fn check(args: &CheckArgs, out: &mut String, human: bool) -> Result<u8, Problem> {
+    let principal = Principal::parse(&args.principal).map_err(|e| usage(e.to_string()))?;
+    let company = company_id(&args.company)?;
+    let resource = resource(args.resource.as_deref())?;
+    let at = instant(args.at.as_deref())?;
+    let world = load_world(&args.world.world)?;
+    let permission = world.permission(&args.permission).map_err(|e| e.to_problem())?;
     let explanation = world.explain(&principal, &company, permission, resource.as_ref(), at);
     if human {
         out.push_str(&describe(&world, &principal, &company, permission, resource.as_ref(), at, &explanation));
@@ -215,15 +261,12 @@ fn describe(
     text
 }
 
-fn who_can(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    let args = Args::parse(rest, &["world", "company", "permission", "resource", "at"])?;
-    args.no_positionals()?;
-    let company = company_id(args.required("company")?)?;
-    let key = args.required("permission")?;
-    let resource = args.resource()?;
-    let at = args.at()?;
-    let world = args.world()?;
-    let permission = world.permission(key).map_err(|e| e.to_problem())?;
+fn who_can(args: &WhoCanArgs, out: &mut String) -> Result<u8, Problem> {
+    let company = company_id(&args.company)?;
+    let resource = resource(args.resource.as_deref())?;
+    let at = instant(args.at.as_deref())?;
+    let world = load_world(&args.world.world)?;
+    let permission = world.permission(&args.permission).map_err(|e| e.to_problem())?;
     if world.company(&company).is_none() {
         return Err(Problem::new(ErrorCode::NotFound, format!("unknown company `{company}`")));
     }
@@ -234,12 +277,10 @@ fn who_can(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     Ok(0)
 }
 
-fn entitlements(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    let args = Args::parse(rest, &["world", "company", "at"])?;
-    args.no_positionals()?;
-    let company = company_id(args.required("company")?)?;
-    let at = args.at()?;
-    let world = args.world()?;
+fn entitlements(args: &EntitlementsArgs, out: &mut String) -> Result<u8, Problem> {
+    let company = company_id(&args.company)?;
+    let at = instant(args.at.as_deref())?;
+    let world = load_world(&args.world.world)?;
     let summary = world
         .entitlements(&company, at)
         .ok_or_else(|| Problem::new(ErrorCode::NotFound, format!("unknown company `{company}`")))?;
@@ -248,20 +289,9 @@ fn entitlements(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     Ok(0)
 }
 
-fn validate(rest: &[String]) -> Result<u8, Problem> {
-    let args = Args::parse(rest, &["world"])?;
-    args.no_positionals()?;
-    args.world()?;
-    Ok(0)
-}
-
-fn scenario(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    let args = Args::parse(rest, &[])?;
-    if args.positionals.is_empty() {
-        return Err(usage("`scenario` needs at least one file or folder"));
-    }
+fn scenario(paths: &[String], out: &mut String) -> Result<u8, Problem> {
     let mut report = Report::default();
-    for path in &args.positionals {
+    for path in paths {
         let files = scenario_files(Path::new(path))
             .map_err(|e| Problem::new(ErrorCode::NotFound, format!("cannot read `{}`: {e}", clip(path))))?;
         if !Path::new(path).exists() {
@@ -279,8 +309,7 @@ fn scenario(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     Ok(if report.failures.is_empty() { 0 } else { 1 })
 }
 
-fn demo(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    Args::parse(rest, &[])?.no_positionals()?;
+fn demo(out: &mut String) -> Result<u8, Problem> {
     let world = World::from_json(DEMO_WORLD).map_err(|e| e.to_problem())?;
     let at = Timestamp::parse("2026-03-15T12:00:00Z").map_err(|e| usage(e.to_string()))?;
     out.push_str(&format!("Kisum demo world at {at}\n\n"));

@@ -2,38 +2,98 @@
 
 use std::io::Read;
 
-use kisum_access::Timestamp;
 use kisum_errors::{ErrorCode, KisumError, Problem};
 use kisum_token::{Accept, Algorithm, Claims, Jwks, Kek, PrivateKey, Validation, Verifier};
 
-use crate::{Args, clip, usage};
+use crate::{clip, instant, usage};
 
-pub(crate) const USAGE: &str = "\
-  token kek                               prints a new random key-encryption key (64 hex digits)
-  token keygen --kid KID [--alg EdDSA|ES256] (--kek-file F | --kek-env VAR) [--out FILE]
-                                          a new signing key, encrypted; --out never overwrites
-  token jwks   --key FILE (--kek-file F | --kek-env VAR)
-                                          the public key set of a key file
-  token sign   --key FILE (--kek-file F | --kek-env VAR) [--claims FILE|-]
-                                          claims JSON in (stdin by default), token out
-  token verify --jwks FILE --iss ISSUER --aud AUDIENCE [--accept user|service|both] [--at RFC3339] TOKEN|-
-                                          verified claims as JSON (exit 0), or the refusal on stderr (exit 1)";
+/// `kisum token …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Prints a new random key-encryption key (64 hex digits).
+    Kek,
+    /// A new signing key, encrypted under the key-encryption key; `--out` never overwrites.
+    Keygen {
+        /// The key id (`kid`).
+        #[arg(long)]
+        kid: String,
+        /// `EdDSA` or `ES256`.
+        #[arg(long, default_value = "EdDSA")]
+        alg: String,
+        #[command(flatten)]
+        kek: KekArgs,
+        /// Write the key file here (never over an existing file) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<String>,
+    },
+    /// The public key set of a key file.
+    Jwks {
+        /// The key file.
+        #[arg(long, value_name = "FILE")]
+        key: String,
+        #[command(flatten)]
+        kek: KekArgs,
+    },
+    /// Signs claims (JSON from a file, or stdin by default); prints the token.
+    Sign {
+        /// The key file.
+        #[arg(long, value_name = "FILE")]
+        key: String,
+        #[command(flatten)]
+        kek: KekArgs,
+        /// The claims file, or `-` for stdin.
+        #[arg(long, value_name = "FILE", default_value = "-")]
+        claims: String,
+    },
+    /// Verifies a token: its claims as JSON (exit 0), or the refusal as problem+json on stderr (exit 1).
+    Verify {
+        /// The key set file.
+        #[arg(long, value_name = "FILE")]
+        jwks: String,
+        /// The expected issuer.
+        #[arg(long)]
+        iss: String,
+        /// The expected audience.
+        #[arg(long)]
+        aud: String,
+        /// Which tokens to accept: `user`, `service` or `both`.
+        #[arg(long, default_value = "user")]
+        accept: String,
+        /// The instant (RFC 3339); default now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        /// The token, or `-` to read it from stdin.
+        #[arg(value_name = "TOKEN")]
+        token: String,
+    },
+}
 
-pub(crate) fn run(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    let Some((command, rest)) = rest.split_first() else { return Err(usage("`token` needs a subcommand")) };
-    match command.as_str() {
-        "kek" => {
-            Args::parse(rest, &[])?.no_positionals()?;
+/// Where the key-encryption key is: exactly one of the two.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct KekArgs {
+    /// A file holding the key-encryption key.
+    #[arg(long, value_name = "FILE")]
+    kek_file: Option<String>,
+    /// An environment variable holding it.
+    #[arg(long, value_name = "VAR")]
+    kek_env: Option<String>,
+}
+
+pub(crate) fn run(command: TokenCommand, out: &mut String) -> Result<u8, Problem> {
+    match command {
+        TokenCommand::Kek => {
             let kek = Kek::generate().map_err(|e| e.to_problem())?;
             out.push_str(kek.to_hex().as_str());
             out.push('\n');
             Ok(0)
         }
-        "keygen" => keygen(rest, out),
-        "jwks" => jwks(rest, out),
-        "sign" => sign(rest, out),
-        "verify" => verify(rest, out),
-        other => Err(usage(format!("unknown token subcommand `{}`", clip(other)))),
+        TokenCommand::Keygen { kid, alg, kek, out: path } => keygen(&kid, &alg, &kek, path.as_deref(), out),
+        TokenCommand::Jwks { key, kek } => jwks(&key, &kek, out),
+        TokenCommand::Sign { key, kek, claims } => sign(&key, &kek, &claims, out),
+        TokenCommand::Verify { jwks, iss, aud, accept, at, token } => {
+            verify(&jwks, &iss, &aud, &accept, at.as_deref(), &token, out)
+        }
     }
 }
 
@@ -51,8 +111,8 @@ fn read(path: &str) -> Result<String, Problem> {
     })
 }
 
-fn kek(args: &Args<'_>) -> Result<Kek, Problem> {
-    let text = match (args.get("kek-file"), args.get("kek-env")) {
+fn kek(args: &KekArgs) -> Result<Kek, Problem> {
+    let text = match (args.kek_file.as_deref(), args.kek_env.as_deref()) {
         (Some(file), None) => read(file)?,
         (None, Some(var)) => {
             std::env::var(var).map_err(|_| usage(format!("environment variable `{}` is not set", clip(var))))?
@@ -62,22 +122,18 @@ fn kek(args: &Args<'_>) -> Result<Kek, Problem> {
     Kek::from_text(&text).map_err(|e| e.to_problem())
 }
 
-fn load_key(args: &Args<'_>) -> Result<PrivateKey, Problem> {
-    let text = read(args.required("key")?)?;
-    PrivateKey::import_encrypted(&text, &kek(args)?).map_err(|e| e.to_problem())
+fn load_key(path: &str, kek_args: &KekArgs) -> Result<PrivateKey, Problem> {
+    let text = read(path)?;
+    PrivateKey::import_encrypted(&text, &kek(kek_args)?).map_err(|e| e.to_problem())
 }
 
-fn keygen(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    let args = Args::parse(rest, &["kid", "alg", "kek-file", "kek-env", "out"])?;
-    args.no_positionals()?;
-    let name = args.get("alg").unwrap_or("EdDSA");
+fn keygen(kid: &str, name: &str, kek_args: &KekArgs, path: Option<&str>, out: &mut String) -> Result<u8, Problem> {
     let alg =
         Algorithm::from_jose(name).ok_or_else(|| usage(format!("`--alg` is EdDSA or ES256, not `{}`", clip(name))))?;
-    let kid = args.required("kid")?;
-    let kek = kek(&args)?;
+    let kek = kek(kek_args)?;
     let key = PrivateKey::generate(alg, kid).map_err(|e| e.to_problem())?;
     let file = key.export_encrypted(&kek).map_err(|e| e.to_problem())?;
-    match args.get("out") {
+    match path {
         Some(path) => {
             // Never overwrite: a key file may be the only copy of a key that signed live tokens.
             let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
@@ -99,20 +155,16 @@ fn keygen(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     Ok(0)
 }
 
-fn jwks(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    let args = Args::parse(rest, &["key", "kek-file", "kek-env"])?;
-    args.no_positionals()?;
-    let key = load_key(&args)?;
+fn jwks(path: &str, kek_args: &KekArgs, out: &mut String) -> Result<u8, Problem> {
+    let key = load_key(path, kek_args)?;
     out.push_str(&Jwks::from_keys([&key]).map_err(|e| e.to_problem())?.to_json());
     out.push('\n');
     Ok(0)
 }
 
-fn sign(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    let args = Args::parse(rest, &["key", "kek-file", "kek-env", "claims"])?;
-    args.no_positionals()?;
-    let key = load_key(&args)?;
-    let text = read(args.get("claims").unwrap_or("-"))?;
+fn sign(path: &str, kek_args: &KekArgs, claims: &str, out: &mut String) -> Result<u8, Problem> {
+    let key = load_key(path, kek_args)?;
+    let text = read(claims)?;
     let claims: Claims =
         serde_json::from_str(&text).map_err(|e| Problem::new(ErrorCode::ValidationFailed, format!("claims: {e}")))?;
     out.push_str(&kisum_token::sign(&key, &claims).map_err(|e| e.to_problem())?);
@@ -120,24 +172,25 @@ fn sign(rest: &[String], out: &mut String) -> Result<u8, Problem> {
     Ok(0)
 }
 
-fn verify(rest: &[String], out: &mut String) -> Result<u8, Problem> {
-    let args = Args::parse(rest, &["jwks", "iss", "aud", "accept", "at"])?;
-    let [token] = args.positionals.as_slice() else {
-        return Err(usage("`token verify` takes one TOKEN argument, or `-` to read it from stdin"));
-    };
-    let accept = match args.get("accept").unwrap_or("user") {
+fn verify(
+    jwks_path: &str,
+    iss: &str,
+    aud: &str,
+    accept: &str,
+    at: Option<&str>,
+    token: &str,
+    out: &mut String,
+) -> Result<u8, Problem> {
+    let accept = match accept {
         "user" => Accept::User,
         "service" => Accept::Service,
         "both" => Accept::Both,
         other => return Err(usage(format!("`--accept` is user, service or both, not `{}`", clip(other)))),
     };
-    let validation = Validation::new(args.required("iss")?, args.required("aud")?);
-    let at = match args.get("at") {
-        Some(text) => Timestamp::parse(text).map_err(|e| usage(e.to_string()))?,
-        None => Timestamp::now(),
-    };
-    let token = if *token == "-" { read("-")? } else { (*token).to_owned() };
-    let jwks = Jwks::parse(&read(args.required("jwks")?)?).map_err(|e| e.to_problem())?;
+    let validation = Validation::new(iss, aud);
+    let at = instant(at)?;
+    let token = if token == "-" { read("-")? } else { token.to_owned() };
+    let jwks = Jwks::parse(&read(jwks_path)?).map_err(|e| e.to_problem())?;
     let verifier = Verifier::new(jwks, validation).map_err(|e| e.to_problem())?.without_cache();
     match verifier.verify(token.trim_end(), accept, at) {
         Ok(verified) => {

@@ -92,10 +92,31 @@ fn errors_exit_2_with_a_problem_line() {
         "NOT_FOUND",
     );
     assert_problem(&kisum(&["frobnicate"]), "VALIDATION_FAILED");
-    assert_problem(&kisum(&[]), "VALIDATION_FAILED");
+    let none = assert_problem(&kisum(&[]), "VALIDATION_FAILED");
+    assert_eq!(none["detail"], "usage: no command; try `kisum help`");
+    let twice = assert_problem(&check("user:maya", "finance:invoice:read", &["--at", AT]), "VALIDATION_FAILED");
+    assert!(twice["detail"].as_str().unwrap().contains("--at"), "{twice}");
     assert_problem(&kisum(&["entitlements", "--world", WORLD, "--company", "nowhere"]), "NOT_FOUND");
     assert_problem(&kisum(&["scenario"]), "VALIDATION_FAILED");
     assert_problem(&kisum(&["scenario", "no/such/dir"]), "NOT_FOUND");
+}
+
+#[test]
+fn help_and_version_answer_on_stdout() {
+    for args in [&["--help"][..], &["help"], &["check", "--help"], &["help", "explain"], &["token", "verify", "--help"]]
+    {
+        let o = kisum(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).contains("Usage: kisum"), "{args:?}: {}", stdout(&o));
+        assert!(o.stderr.is_empty());
+    }
+    let check = stdout(&kisum(&["check", "--help"]));
+    for flag in ["--world", "--principal", "--company", "--permission", "--resource", "--at"] {
+        assert!(check.contains(flag), "{flag}: {check}");
+    }
+    let version = kisum(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert!(stdout(&version).starts_with("kisum "));
 }
 
 #[test]

@@ -20,7 +20,7 @@ use kisum_tests::{Backend, TestDb};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
-const ADMIN_SECRET: &str = "admin-secret-for-tests";
+const ADMIN_SECRET: &str = "admin-secret-for-tests-0123456789abcdef";
 const KEK: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 /// Auth and Core serving on loopback from their own runtime.

@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const OFFSET: u16 = 21_000;
-const ADMIN_SECRET: &str = "e2e-admin-secret";
+const ADMIN_SECRET: &str = "e2e-admin-secret-0123456789abcdef0123";
 
 fn url(port: u16) -> String {
     format!("http://127.0.0.1:{}", port + OFFSET)

@@ -26,7 +26,7 @@ fn access(c: &mut Criterion) {
     let boot = Boot {
         data: dir.to_path_buf(),
         kek: Some(KEK.into()),
-        admin_secret: Some("bench-admin-secret".into()),
+        admin_secret: Some("bench-admin-secret-0123456789abcdef".into()),
         ..Boot::default()
     };
     let state = rt.block_on(async {
@@ -37,7 +37,7 @@ fn access(c: &mut Criterion) {
     let app = kisum_auth::app(state.clone());
     let token = rt.block_on(async {
         let form = "grant_type=client_credentials&scope=auth:access:read";
-        let basic = "Basic cGxhdGZvcm0tYWRtaW46YmVuY2gtYWRtaW4tc2VjcmV0"; // platform-admin:bench-admin-secret
+        let basic = "Basic cGxhdGZvcm0tYWRtaW46YmVuY2gtYWRtaW4tc2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY="; // platform-admin:bench-admin-secret-0123456789abcdef
         let request = Request::post("/oauth/token")
             .header("authorization", basic)
             .header("content-type", "application/x-www-form-urlencoded")

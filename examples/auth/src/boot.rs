@@ -11,6 +11,9 @@ use kisum_store::{Engine, SideWrite};
 use kisum_token::Kek;
 
 use crate::StartError;
+
+/// The fewest characters an operator-chosen `KISUM_ADMIN_CLIENT_SECRET` may have.
+pub const MIN_ADMIN_SECRET: usize = 32;
 use crate::clients;
 
 /// The demo world: what an empty store is seeded with when no world is given.
@@ -83,6 +86,7 @@ impl Boot {
     /// ([`Boot::seed`]); a store that holds state is opened as it is, never seeded, and needs no seed
     /// world: a `--seed-world` given then is ignored with a warning.
     pub async fn open(&self) -> Result<Opened, StartError> {
+        self.check_admin_secret()?;
         let db = self.db_url()?;
         let store = kisum_store::connect(&db).await?;
         let fresh = store.latest_checkpoint().await?.is_none() && store.head().await? == 0;
@@ -182,6 +186,20 @@ impl Boot {
             path.display()
         ));
         Ok(kek)
+    }
+
+    /// An operator-chosen secret for `platform-admin` is long enough to make guessing hopeless (API.md §1:
+    /// at least 32 characters); the error names the setting, the rule and what was given.
+    fn check_admin_secret(&self) -> Result<(), StartError> {
+        match &self.admin_secret {
+            Some(secret) if secret.chars().count() < MIN_ADMIN_SECRET => Err(format!(
+                "KISUM_ADMIN_CLIENT_SECRET: the secret of the `platform-admin` client (scopes `*`) needs at least \
+                 {MIN_ADMIN_SECRET} characters; this one has {} (`kisum token kek` prints 64 random hex digits)",
+                secret.chars().count()
+            )
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     /// The `platform-admin` client (scopes `*`): its secret is `KISUM_ADMIN_CLIENT_SECRET` when set (stored

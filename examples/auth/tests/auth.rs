@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 const ISSUER: &str = "http://127.0.0.1:7400";
 const PASSWORD: &str = "correct horse battery";
-const ADMIN_SECRET: &str = "admin-secret-for-tests";
+const ADMIN_SECRET: &str = "admin-secret-for-tests-0123456789abcdef";
 const KEK: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -480,18 +480,25 @@ async fn token_exchange_for_an_agent(backend: Backend) {
             assert_eq!(a.body["error"], "invalid_grant");
         }
     }
-    // An agent a delegation still names cannot be unregistered (a loader rule: 422).
-    h.send(Call::new(Method::DELETE, "/v1/companies/encore/agents/helper").bearer(Some(&maya)))
-        .await
-        .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
-    // One that nothing names can; its client is gone with it.
+    // Unregistering an agent takes the delegations to it along (revoked ones included: they could never
+    // confer anything again), and its client is gone with it.
     let temp = h.send(Call::new(Method::PUT, "/v1/companies/encore/agents/temp").bearer(Some(&maya))).await;
     temp.expect(StatusCode::OK);
     let (temp_id, temp_secret) =
         (temp.body["client_id"].as_str().unwrap(), temp.body["client_secret"].as_str().unwrap());
+    let to_temp = json!({"to": {"agent": "temp"}, "grants": ["finance:invoice:read"], "expires_at": expires});
+    let created = h.json(Method::POST, "/v1/companies/encore/delegations", &maya, to_temp.clone()).await;
+    created.expect(StatusCode::CREATED);
+    let revoked = format!("/v1/companies/encore/delegations/{}", created.body["id"].as_str().unwrap());
+    h.send(Call::new(Method::DELETE, &revoked).bearer(Some(&maya))).await.expect(StatusCode::NO_CONTENT);
+    h.json(Method::POST, "/v1/companies/encore/delegations", &maya, to_temp).await.expect(StatusCode::CREATED);
     h.send(Call::new(Method::DELETE, "/v1/companies/encore/agents/temp").bearer(Some(&maya)))
         .await
         .expect(StatusCode::NO_CONTENT);
+    let docs = h.get("/v1/companies/encore/access", &maya).await;
+    let delegations = docs.body["delegations"].as_array().unwrap();
+    assert!(delegations.iter().all(|d| d["to"]["agent"] != "temp"), "{delegations:?}");
+    assert!(delegations.iter().any(|d| d["to"]["agent"] == "helper"), "others stay");
     let gone = h
         .send(Call::new(Method::POST, "/oauth/token").header("authorization", &basic(temp_id, temp_secret)).form(&[
             ("grant_type", EXCHANGE),
@@ -1174,6 +1181,19 @@ impl Drop for Folder {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// An operator-chosen admin secret shorter than 32 characters is refused at start, naming the setting,
+/// before anything is created.
+#[tokio::test]
+async fn a_short_admin_secret_is_refused_by_name() {
+    let folder = Folder::new("short-secret");
+    let boot =
+        Boot { data: folder.0.clone(), kek: Some(KEK.into()), admin_secret: Some("s3cr3t".into()), ..Boot::default() };
+    let error = boot.open().await.err().expect("refused").to_string();
+    assert!(error.starts_with("KISUM_ADMIN_CLIENT_SECRET:"), "{error}");
+    assert!(error.contains("at least 32 characters") && error.contains("this one has 6"), "{error}");
+    assert!(!folder.0.join("kisum.db").exists(), "nothing was created");
 }
 
 /// API.md §1: a store that holds state is opened, never seeded, and needs no seed world; demo

@@ -24,7 +24,7 @@ use kisum_entitlements::SystemClock;
 use kisum_modules::Module;
 use serde_json::{Value, json};
 
-const SECRET: &str = "bench-admin-secret";
+const SECRET: &str = "bench-admin-secret-0123456789abcdef";
 const KEK: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 async fn serve(app: axum::Router) -> String {
