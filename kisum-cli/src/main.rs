@@ -61,23 +61,11 @@ struct WorldArg {
 
 #[derive(Debug, Args)]
 struct CheckArgs {
-    #[command(flatten)]
-    world: WorldArg,
     /// `user:ID` or `agent:ID`.
     #[arg(long)]
     principal: String,
-    /// The company id.
-    #[arg(long)]
-    company: String,
-    /// The permission key, as the catalog declares it.
-    #[arg(long)]
-    permission: String,
-    /// A resource, `COMPANY/KIND/ID`.
-    #[arg(long, value_name = "COMPANY/KIND/ID")]
-    resource: Option<String>,
-    /// The instant (RFC 3339); default now.
-    #[arg(long, value_name = "RFC3339")]
-    at: Option<String>,
+    #[command(flatten)]
+    question: WhoCanArgs,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +189,7 @@ fn run(command: Command, out: &mut String) -> Result<u8, Problem> {
 
 fn check(args: &CheckArgs, out: &mut String, human: bool) -> Result<u8, Problem> {
     let principal = Principal::parse(&args.principal).map_err(|e| usage(e.to_string()))?;
+    let args = &args.question;
     let company = company_id(&args.company)?;
     let resource = resource(args.resource.as_deref())?;
     let at = instant(args.at.as_deref())?;

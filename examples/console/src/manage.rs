@@ -332,22 +332,15 @@ pub(crate) async fn act(
     Path((section, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match Ctx::of(&console, &headers).await {
+    let ctx = match Ctx::form(&console, &headers, &form).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = ctx.guard(&headers, &form) {
-        return *r;
-    }
     let result = match request(&section, &action, &form) {
         Err(p) => Err(p),
         Ok((method, path, body)) => {
             let url = format!("{}/v1/companies/{}{path}", console.config.auth, ctx.company);
-            let mut call = Call::new(method, url);
-            if !body.is_null() {
-                call = call.json(&body);
-            }
-            ctx.write(&console, call).await
+            ctx.write(&console, method, url, &body).await
         }
     };
     outcome(&ctx.session, result, |v| match (v.get("client_id"), v.get("client_secret")) {

@@ -394,23 +394,16 @@ pub(crate) async fn act(
     Path((module, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match Ctx::of(&console, &headers).await {
+    let ctx = match Ctx::form(&console, &headers, &form).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = ctx.guard(&headers, &form) {
-        return *r;
-    }
     let (Some(base), Some((method, path, body))) =
         (console.config.module(&module), request(&module, &action, &ctx.company, &form))
     else {
         return (StatusCode::NOT_FOUND, "no such action").into_response();
     };
-    let mut call = Call::new(method, format!("{base}{path}"));
-    if !body.is_null() {
-        call = call.json(&body);
-    }
-    let result = ctx.write(&console, call).await;
+    let result = ctx.write(&console, method, format!("{base}{path}"), &body).await;
     outcome(&ctx.session, result, |v| {
         if module == "ai" {
             Flash::Done(format!("Copilot: {}", view::cell(view::at(v, "answer"))))

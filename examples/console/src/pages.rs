@@ -37,7 +37,7 @@ impl Ctx {
                 console.sessions.remove(headers);
                 return Err(to_login(console));
             }
-            Err(SessionError::Company(p)) => return Err(no_company(console, &session, &p).await),
+            Err(SessionError::Company(p)) => return Err(no_company(&session, &p).await),
             Err(SessionError::Upstream(p)) => return Err(failure(&p)),
         };
         let reply = Call::get(format!("{}/v1/me/access", console.config.auth))
@@ -83,8 +83,19 @@ impl Ctx {
     }
 
     /// Sends a write as the user and notes its `kisum-version`; the body, or the refusal.
-    pub async fn write(&self, console: &Console, call: Call<'_>) -> Result<Value, Problem> {
-        let reply = call.bearer(&self.token).send(&console.http).await?;
+    /// (A `null` body sends none.)
+    pub async fn write(
+        &self,
+        console: &Console,
+        method: reqwest::Method,
+        url: String,
+        body: &Value,
+    ) -> Result<Value, Problem> {
+        let mut call = Call::new(method, url).bearer(&self.token);
+        if !body.is_null() {
+            call = call.json(body);
+        }
+        let reply = call.send(&console.http).await?;
         self.session.wrote(reply.version);
         reply.ok()
     }
@@ -122,9 +133,11 @@ impl Ctx {
         }
     }
 
-    /// Refuses a form without this session's CSRF token, or sent from another site.
-    pub fn guard(&self, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(), Box<Response>> {
-        guard(&self.session, headers, form)
+    /// [`Ctx::of`] for a form: also refused without this session's CSRF token, or sent from another site.
+    pub async fn form(console: &Console, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Ctx, Response> {
+        let ctx = Ctx::of(console, headers).await?;
+        guard(&ctx.session, headers, form).map_err(|r| *r)?;
+        Ok(ctx)
     }
 }
 
@@ -183,7 +196,7 @@ pub(crate) fn failure(p: &Problem) -> Response {
 }
 
 /// The page of a session whose membership in its company gives no token: why, and the other companies.
-async fn no_company(console: &Console, session: &Session, p: &Problem) -> Response {
+async fn no_company(session: &Session, p: &Problem) -> Response {
     let company = session.company().await;
     let others: Vec<&CompanyEntry> = session.companies.iter().filter(|c| c.id != company).collect();
     let body = view::bare(
@@ -203,7 +216,6 @@ async fn no_company(console: &Console, session: &Session, p: &Problem) -> Respon
             form method="post" action="/logout" { (view::csrf(&session.csrf)) button type="submit" { "Sign out" } }
         },
     );
-    let _ = console;
     (StatusCode::FORBIDDEN, Html(body.into_string())).into_response()
 }
 
@@ -320,16 +332,27 @@ pub(crate) async fn login(
     r
 }
 
+/// The session of a form that needs no access token (signing out, switching company), CSRF-checked.
+fn signed_in_form(
+    console: &Console,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Arc<Session>, Box<Response>> {
+    let Some(session) = console.sessions.of(headers) else { return Err(Box::new(to_login(console))) };
+    guard(&session, headers, form)?;
+    Ok(session)
+}
+
 /// `POST /logout`: ends the Auth session and the console's.
 pub(crate) async fn logout(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(session) = console.sessions.of(&headers) else { return to_login(&console) };
-    if let Err(r) = guard(&session, &headers, &form) {
-        return *r;
-    }
+    let session = match signed_in_form(&console, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
     session.revoke(&console.http, &console.config.auth).await;
     console.sessions.remove(&headers);
     to_login(&console)
@@ -341,10 +364,10 @@ pub(crate) async fn switch(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(session) = console.sessions.of(&headers) else { return to_login(&console) };
-    if let Err(r) = guard(&session, &headers, &form) {
-        return *r;
-    }
+    let session = match signed_in_form(&console, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
     let company = form.get("company").map(String::as_str).unwrap_or("");
     match session.switch(&console.http, &console.config.auth, company).await {
         Ok(()) => session.set_flash(Flash::Done(format!("Now in {company}."))),

@@ -249,13 +249,10 @@ pub(crate) async fn act(
     Path((c, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match Ctx::of(&console, &headers).await {
+    let ctx = match Ctx::form(&console, &headers, &form).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = ctx.guard(&headers, &form) {
-        return *r;
-    }
     let field = |k: &str| form.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let Some(c) = safe(&c) else { return (StatusCode::NOT_FOUND, "no such company").into_response() };
     let (method, path, body, to) = match action.as_str() {
@@ -321,11 +318,7 @@ pub(crate) async fn act(
         }
         _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
     };
-    let mut call = Call::new(method, format!("{}{path}", console.config.core));
-    if !body.is_null() {
-        call = call.json(&body);
-    }
-    let result = ctx.write(&console, call).await;
+    let result = ctx.write(&console, method, format!("{}{path}", console.config.core), &body).await;
     outcome(&ctx.session, result, |v| {
         let id = match view::at(v, "session") {
             Value::Object(_) => cell(view::at(view::at(v, "session"), "id")),

@@ -155,13 +155,7 @@ pub(crate) fn page(frame: &Frame<'_>, title: &str, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · " (frame.company) " · Kisum" }
-                link rel="stylesheet" href="/assets/console.css";
-                script src="/assets/live.js" defer {}
-            }
+            (head(&format!("{title} · {}", frame.company), true))
             body data-version=(frame.manifest.version) data-valid-until=[frame.manifest.valid_until.as_deref()] {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -311,17 +305,25 @@ pub(crate) fn action(csrf_token: &str, action: &str, label: &str, decision: &Dec
     }
 }
 
+/// The document head: the title, the stylesheet and, on live pages, the script.
+fn head(title: &str, live: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Kisum" }
+            link rel="stylesheet" href="/assets/console.css";
+            @if live { script src="/assets/live.js" defer {} }
+        }
+    }
+}
+
 /// A page shown without a session frame (sign-in, errors).
 pub(crate) fn bare(title: &str, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Kisum" }
-                link rel="stylesheet" href="/assets/console.css";
-            }
+            (head(title, false))
             body.bare {
                 main #main {
                     h1 { (title) }
