@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use maud::{Markup, html};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -64,7 +64,7 @@ pub(crate) async fn page(
         "roles" => roles(csrf, &docs, m.allows(ROLES)),
         "agents" => agents(csrf, &docs, m.allows(AGENTS)),
         "delegations" => delegations(csrf, &docs, &ctx.session.user),
-        _ => return (StatusCode::NOT_FOUND, "no such page").into_response(),
+        _ => return crate::pages::not_found("No such page"),
     };
     ctx.render(&section, section_title(&section), main)
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use maud::{Markup, html};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -194,7 +194,7 @@ pub(crate) async fn page(
         Err(r) => return r,
     };
     let (Some(spec), Some(base)) = (spec(&module), console.config.module(&module)) else {
-        return crate::pages::failure(&Problem::unavailable_text("no such module")).into_response();
+        return crate::pages::not_found("No such module");
     };
     let c = ctx.company.as_str();
     let state = ctx.manifest.module(spec.module);
@@ -401,7 +401,7 @@ pub(crate) async fn act(
     let (Some(base), Some((method, path, body))) =
         (console.config.module(&module), request(&module, &action, &ctx.company, &form))
     else {
-        return (StatusCode::NOT_FOUND, "no such action").into_response();
+        return crate::pages::not_found("No such action");
     };
     let result = ctx.write(&console, method, format!("{base}{path}"), &body).await;
     outcome(&ctx.session, result, |v| {

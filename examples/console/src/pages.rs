@@ -182,6 +182,12 @@ fn to_login(console: &Console) -> Response {
     r
 }
 
+/// A page for a console path that names nothing.
+pub(crate) fn not_found(title: &str) -> Response {
+    let body = view::bare(title, html! { p { a href="/" { "Back to the start" } } });
+    (StatusCode::NOT_FOUND, Html(body.into_string())).into_response()
+}
+
 /// An upstream failure as a page.
 pub(crate) fn failure(p: &Problem) -> Response {
     let status = StatusCode::from_u16(if p.status >= 500 { 502 } else { p.status }).unwrap_or(StatusCode::BAD_GATEWAY);

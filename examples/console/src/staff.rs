@@ -104,7 +104,7 @@ pub(crate) async fn company(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let Some(c) = safe(&c) else { return (StatusCode::NOT_FOUND, "no such company").into_response() };
+    let Some(c) = safe(&c) else { return crate::pages::not_found("No such company") };
     let view_ = get(&console, &ctx, &format!("/admin/v1/companies/{c}")).await;
     let overrides = get(&console, &ctx, &format!("/admin/v1/companies/{c}/overrides")).await;
     let csrf = ctx.session.csrf.as_str();
@@ -254,7 +254,7 @@ pub(crate) async fn act(
         Err(r) => return r,
     };
     let field = |k: &str| form.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let Some(c) = safe(&c) else { return (StatusCode::NOT_FOUND, "no such company").into_response() };
+    let Some(c) = safe(&c) else { return crate::pages::not_found("No such company") };
     let (method, path, body, to) = match action.as_str() {
         "override" => {
             let mut body =
@@ -316,7 +316,7 @@ pub(crate) async fn act(
             let body = json!({"company": field("company"), "reason": field("reason"), "minutes": minutes});
             (Method::POST, "/admin/v1/support-sessions".to_owned(), body, "/staff".to_owned())
         }
-        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+        _ => return crate::pages::not_found("No such action"),
     };
     let result = ctx.write(&console, method, format!("{}{path}", console.config.core), &body).await;
     outcome(&ctx.session, result, |v| {

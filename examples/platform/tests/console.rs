@@ -501,6 +501,10 @@ async fn headers_cookies_and_escaping(env: &Env) {
     assert_eq!(home.status(), 200);
     let page = home.text().await.unwrap();
     assert!(!page.contains("eyJ"), "no JWT in the page");
+    for path in ["/m/nope", "/access/nope", "/staff/companies/-bad"] {
+        let missing = http.get(format!("{}{path}", env.console)).header("cookie", &session).send().await.unwrap();
+        assert_eq!(missing.status(), 404, "{path}");
+    }
     // Pages without a session go to sign-in; a state change without the session's token is refused.
     let anonymous = http.get(format!("{}/m/finance", env.console)).send().await.unwrap();
     assert_eq!(anonymous.headers()["location"], "/login");
