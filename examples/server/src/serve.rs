@@ -17,13 +17,52 @@ use crate::json::MAX_BODY_BYTES;
 /// body limit, every other error answered as problem+json, tracing, and request ids (outermost, so
 /// that every response carries one).
 pub fn finish(router: Router) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(request_span)
+        .on_request(())
+        .on_response(log_response)
+        .on_body_chunk(())
+        .on_eos(());
     router
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(problem_bodies))
-        .layer(TraceLayer::new_for_http())
+        .layer(trace)
         .layer(axum::middleware::from_fn(crate::request_id::layer))
+}
+
+/// The span every request is served in (API.md §1): method, route (the route's pattern, never the raw
+/// path), request id, and — once the bearer token is verified — principal and company, so that every log
+/// line written while serving it carries them. Health routes are served in a `debug` span: quieter.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("(no route)", |p| p.as_str());
+    let id = req.headers().get(&crate::request_id::X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let method = req.method().as_str();
+    if route.starts_with("/health/") {
+        tracing::debug_span!("request", method = %method, route = %route, request_id = %id)
+    } else {
+        tracing::info_span!(
+            "request",
+            method = %method,
+            route = %route,
+            request_id = %id,
+            principal = tracing::field::Empty,
+            company = tracing::field::Empty
+        )
+    }
+}
+
+/// The one line per request: status and latency, at the level of the request's span (its fields — the
+/// request id first — come with it).
+fn log_response(response: &axum::http::Response<axum::body::Body>, latency: std::time::Duration, span: &tracing::Span) {
+    let status = response.status().as_u16();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    match span.metadata().map(|m| *m.level()) {
+        Some(tracing::Level::INFO) => tracing::info!(status, latency_ms, "served"),
+        Some(_) => tracing::debug!(status, latency_ms, "served"),
+        None => {}
+    }
 }
 
 /// Serves `router` on `addr` with the default [`Limits`] until `shutdown` completes, then lets requests
@@ -292,5 +331,64 @@ mod tests {
         release.notify_one();
         assert!(holder.await.unwrap().starts_with("HTTP/1.1 200"));
         assert!(get_status(addr, "/").await.starts_with("HTTP/1.1 200"));
+    }
+
+    /// Every request is logged once at `info` with its request id, route, status and latency; every
+    /// line written while it is served carries the id; health routes are quieter; the raw path of an
+    /// unknown route is never logged (API.md §1).
+    #[tokio::test]
+    async fn every_request_is_logged_once_with_its_id() {
+        use tower::ServiceExt;
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = finish(
+            Router::new()
+                .route(
+                    "/things/{id}",
+                    get(|| async {
+                        tracing::info!("inside the handler");
+                        "ok"
+                    }),
+                )
+                .route("/health/live", get(|| async { "live" })),
+        );
+        let request = |uri: &str| {
+            axum::http::Request::builder()
+                .uri(uri)
+                .header("x-request-id", "trace-me-1")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        assert_eq!(app.clone().oneshot(request("/things/42")).await.unwrap().status(), 200);
+        app.clone().oneshot(request("/health/live")).await.unwrap();
+        assert_eq!(app.oneshot(request("/nowhere/secret-path")).await.unwrap().status(), 404);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let inside = lines.iter().find(|l| l.contains("inside the handler")).unwrap();
+        assert!(inside.contains("request_id=trace-me-1") && inside.contains("route=/things/{id}"), "{inside}");
+        let served: Vec<&str> = lines.iter().copied().filter(|l| l.contains("served")).collect();
+        assert_eq!(served.len(), 2, "one line per request, none for health at info: {text}");
+        assert!(served[0].contains("status=200") && served[0].contains("latency_ms="), "{}", served[0]);
+        assert!(served[0].contains("request_id=trace-me-1") && served[0].contains("method=GET"), "{}", served[0]);
+        assert!(served[1].contains("status=404") && served[1].contains("(no route)"), "{}", served[1]);
+        assert!(!text.contains("secret-path"), "the raw path of an unknown route is not logged: {text}");
     }
 }

@@ -77,6 +77,17 @@ impl Tokens {
         {
             return Err(refused(TokenError::Invalid("the session was revoked")));
         }
+        // Every later log line of the request says whose it is.
+        let span = tracing::Span::current();
+        match claims.caller() {
+            Caller::User { principal, company, .. } => {
+                span.record("principal", tracing::field::display(principal));
+                span.record("company", tracing::field::display(company));
+            }
+            Caller::Service { .. } => {
+                span.record("principal", tracing::field::display(&claims.claims().sub));
+            }
+        }
         Ok(claims)
     }
 }
