@@ -8,6 +8,7 @@
 #![allow(clippy::panic)]
 
 pub mod http;
+pub mod logs;
 pub mod proxy;
 
 use std::path::PathBuf;

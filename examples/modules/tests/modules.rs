@@ -274,6 +274,23 @@ async fn tokens_are_required_and_verified() {
     assert_eq!(traced.body["request_id"], "trace-123");
 }
 
+/// Every line written while a module serves a request names the caller the SDK verified (on the span
+/// `kisum-server` opens for each request), with the request id.
+#[tokio::test]
+async fn log_lines_name_the_verified_caller() {
+    let (logs, _guard) = kisum_tests::logs::Logs::capture();
+    let h = harness();
+    let app = h.app(Module::Finance);
+    let maya = h.user("maya", "encore");
+    let call = Call::new(Method::GET, "/v1/invoices").bearer(Some(&maya)).header("x-request-id", "find-me-7");
+    call.send(&app).await.expect(StatusCode::OK);
+    let text = logs.text();
+    let served = text.lines().find(|l| l.contains("served")).unwrap_or_else(|| panic!("no request line: {text}"));
+    for field in ["request_id=find-me-7", "route=/v1/invoices", "principal=user:maya", "company=encore", "status=200"] {
+        assert!(served.contains(field), "{field}: {served}");
+    }
+}
+
 #[tokio::test]
 async fn finance_reads_within_the_callers_company() {
     let h = harness();
