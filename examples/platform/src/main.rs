@@ -90,8 +90,9 @@ struct Listen {
     issuer: Option<String>,
 }
 
+/// How a service that is not Auth or Core reaches them: its address, theirs, and its service client.
 #[derive(Debug, Clone, Args)]
-struct ModuleArgs {
+struct Reach {
     /// Where to listen (a loopback address).
     #[arg(long, env = "KISUM_LISTEN")]
     listen: Option<SocketAddr>,
@@ -101,12 +102,28 @@ struct ModuleArgs {
     /// Core's base URL.
     #[arg(long, env = "KISUM_CORE_URL", default_value = "http://127.0.0.1:7401")]
     core_url: String,
-    /// The module's service client (needs scope `auth:access:read`).
+    /// The service's client (needs scope `auth:access:read`).
     #[arg(long, env = "KISUM_CLIENT_ID", default_value = "platform-admin")]
     client_id: String,
     /// Its secret; default `KISUM_ADMIN_CLIENT_SECRET`.
     #[arg(long, env = "KISUM_CLIENT_SECRET")]
     client_secret: Option<String>,
+}
+
+impl Reach {
+    /// The client secret, from the flag or `KISUM_ADMIN_CLIENT_SECRET`; `what` names the service.
+    fn secret(&self, what: &str) -> Result<String, Error> {
+        match self.client_secret.clone().or_else(|| std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok()) {
+            Some(s) => Ok(s),
+            None => Err(format!("{what} needs its client secret: --client-secret or KISUM_ADMIN_CLIENT_SECRET").into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+struct ModuleArgs {
+    #[command(flatten)]
+    reach: Reach,
     /// The issuer tokens name; default the Auth URL.
     #[arg(long, env = "KISUM_ISSUER")]
     issuer: Option<String>,
@@ -120,25 +137,12 @@ struct ModuleArgs {
 
 #[derive(Debug, Clone, Args)]
 struct ConsoleArgs {
-    /// Where to listen (a loopback address).
-    #[arg(long, env = "KISUM_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// Auth's base URL.
-    #[arg(long, env = "KISUM_AUTH_URL", default_value = "http://127.0.0.1:7400")]
-    auth_url: String,
-    /// Core's base URL.
-    #[arg(long, env = "KISUM_CORE_URL", default_value = "http://127.0.0.1:7401")]
-    core_url: String,
+    #[command(flatten)]
+    reach: Reach,
     /// Each module's base URL as `NAME=URL` (repeatable); default the module's port on 127.0.0.1.
     #[arg(long = "module-url", value_parser = module_url)]
     module_urls: Vec<(String, String)>,
-    /// The service client the console follows the change feed with (scope `auth:access:read`).
-    #[arg(long, env = "KISUM_CLIENT_ID", default_value = "platform-admin")]
-    client_id: String,
-    /// Its secret; default `KISUM_ADMIN_CLIENT_SECRET`.
-    #[arg(long, env = "KISUM_CLIENT_SECRET")]
-    client_secret: Option<String>,
-    /// Mark cookies `Secure` (when a TLS proxy serves the console).
+    /// Mark cookies `Secure` and `__Host-` prefixed (when the console is served over TLS).
     #[arg(long, env = "KISUM_SECURE_COOKIES")]
     secure_cookies: bool,
 }
@@ -256,10 +260,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
 
 /// The console alone, reaching the other services by URL.
 async fn console(c: ConsoleArgs, stop: watch::Receiver<bool>) -> Result<(), Error> {
-    let secret = match c.client_secret.or_else(|| std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok()) {
-        Some(s) => s,
-        None => return Err("the console needs its client secret: --client-secret or KISUM_ADMIN_CLIENT_SECRET".into()),
-    };
+    let secret = c.reach.secret("the console")?;
     let mut modules = kisum_console::Config::default_modules("127.0.0.1", port_offset());
     for (name, url) in c.module_urls {
         if let Some(entry) = modules.iter_mut().find(|(m, _)| *m == name) {
@@ -267,16 +268,16 @@ async fn console(c: ConsoleArgs, stop: watch::Receiver<bool>) -> Result<(), Erro
         }
     }
     let config = kisum_console::Config {
-        auth: c.auth_url.trim_end_matches('/').to_owned(),
-        core: c.core_url.trim_end_matches('/').to_owned(),
+        auth: c.reach.auth_url.trim_end_matches('/').to_owned(),
+        core: c.reach.core_url.trim_end_matches('/').to_owned(),
         modules,
-        client_id: c.client_id,
+        client_id: c.reach.client_id,
         client_secret: secret,
         secure_cookies: c.secure_cookies,
     };
     let console = kisum_console::Console::new(config);
     let feed = console.follow();
-    let (listener, url) = listen(c.listen, 7402).await?;
+    let (listener, url) = listen(c.reach.listen, 7402).await?;
     println!("Console    {url}");
     let served = serve(listener, kisum_console::app(console), stop).await;
     feed.abort();
@@ -377,21 +378,18 @@ fn seed_companies(store: &StoreArgs) -> Result<Vec<kisum_access::CompanyId>, Err
 }
 
 async fn module(module: Module, m: ModuleArgs, store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error> {
-    let secret = match m.client_secret.or_else(|| std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok()) {
-        Some(s) => s,
-        None => return Err("a module needs its client secret: --client-secret or KISUM_ADMIN_CLIENT_SECRET".into()),
-    };
-    let mut config = RemoteConfig::new(&m.auth_url, &m.core_url, &m.client_id, &secret);
+    let secret = m.reach.secret("a module")?;
+    let mut config = RemoteConfig::new(&m.reach.auth_url, &m.reach.core_url, &m.reach.client_id, &secret);
     if let Some(issuer) = m.issuer {
         config.issuer = issuer;
     }
     config.max_age = Duration::from_secs(m.stale_seconds.clamp(1, 300));
     let companies = seed_companies(store)?;
     if m.actix {
-        return actix_touring(module, config, &companies, m.listen, stop).await;
+        return actix_touring(module, config, &companies, m.reach.listen, stop).await;
     }
     let (app, feed) = module_app(module, config, &companies).await?;
-    let (listener, url) = listen(m.listen, module.default_port()).await?;
+    let (listener, url) = listen(m.reach.listen, module.default_port()).await?;
     println!("{:<10} {url}", module.name());
     let served = serve(listener, app, stop).await;
     feed.abort();
