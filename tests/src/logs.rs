@@ -1,28 +1,38 @@
-//! What a server logs, captured for a test to read: install [`Logs::capture`] on the test's thread (a
-//! `#[tokio::test]` runs every task there), serve, then read [`Logs::text`].
+//! What servers log, captured for a test to read. The subscriber is the process's global default,
+//! installed once: a thread-local one (`set_default`) races with the other tests of the binary over
+//! tracing's callsite cache, and loses lines. Tests find their own lines by a request id of their own.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-/// The captured output (plain text, no colours), shared by every writer the subscriber makes.
+/// The captured output of the whole test binary (plain text, no colours).
 #[derive(Debug, Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
-    /// Captures everything at `info` and above on this thread until the guard is dropped.
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+    /// The capture, installed as the global subscriber (everything at `info` and above) on first use.
+    pub fn global() -> Logs {
+        static LOGS: OnceLock<Logs> = OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Logs::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(move || writer.clone())
+                .finish();
+            // Another global subscriber already set means this capture sees nothing: say so loudly.
+            if tracing::subscriber::set_global_default(subscriber).is_err() {
+                panic!("a global tracing subscriber was already installed in this test binary");
+            }
+            logs
+        })
+        .clone()
     }
 
-    /// Everything written so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    /// The lines written so far that contain `needle` (such as a request id).
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        String::from_utf8_lossy(&bytes).lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
     }
 }
 

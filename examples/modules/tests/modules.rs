@@ -278,14 +278,14 @@ async fn tokens_are_required_and_verified() {
 /// `kisum-server` opens for each request), with the request id.
 #[tokio::test]
 async fn log_lines_name_the_verified_caller() {
-    let (logs, _guard) = kisum_tests::logs::Logs::capture();
+    let logs = kisum_tests::logs::Logs::global();
     let h = harness();
     let app = h.app(Module::Finance);
     let maya = h.user("maya", "encore");
     let call = Call::new(Method::GET, "/v1/invoices").bearer(Some(&maya)).header("x-request-id", "find-me-7");
     call.send(&app).await.expect(StatusCode::OK);
-    let text = logs.text();
-    let served = text.lines().find(|l| l.contains("served")).unwrap_or_else(|| panic!("no request line: {text}"));
+    let lines = logs.lines_with("request_id=find-me-7");
+    let served = lines.iter().find(|l| l.contains("served")).unwrap_or_else(|| panic!("no request line: {lines:?}"));
     for field in ["request_id=find-me-7", "route=/v1/invoices", "principal=user:maya", "company=encore", "status=200"] {
         assert!(served.contains(field), "{field}: {served}");
     }
