@@ -420,6 +420,22 @@ async fn token_exchange_for_an_agent(backend: Backend) {
     let for_leo = for_leo.body["access_token"].as_str().unwrap().to_owned();
     let me = h.get("/v1/me/access", &for_leo).await;
     assert_eq!(me.body["permissions"], json!(["artist:profile:read"]));
+    // Company-wide reads are never delegable: with `core:member:read` delegated to the agent by Maya,
+    // its token acting for Leo still reads neither who-can nor the audit log.
+    let reader = h
+        .json(
+            Method::POST,
+            "/v1/companies/encore/delegations",
+            &maya,
+            json!({"to": {"agent": "helper"}, "grants": ["core:member:read"], "expires_at": expires}),
+        )
+        .await;
+    reader.expect(StatusCode::CREATED);
+    for path in ["/v1/access/who-can?company=encore&permission=finance:invoice:read", "/v1/companies/encore/audit"] {
+        h.get(path, &for_leo).await.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    }
+    let reader = format!("/v1/companies/encore/delegations/{}", reader.body["id"].as_str().unwrap());
+    h.send(Call::new(Method::DELETE, &reader).bearer(Some(&maya))).await.expect(StatusCode::NO_CONTENT);
     let a = h.send(exchange(maya.clone())).await;
     a.expect(StatusCode::OK);
     assert_eq!(a.body["issued_token_type"], ACCESS_TOKEN);
