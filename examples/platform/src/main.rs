@@ -130,7 +130,9 @@ struct ModuleArgs {
     /// How long a cached snapshot may serve while Auth is unreachable, in seconds (at most 300).
     #[arg(long, env = "KISUM_STALE_SECONDS", default_value_t = 300)]
     stale_seconds: u64,
-    /// Serve with actix-web through kisum-client's actix adapter instead of axum (touring only).
+    /// Serve with actix-web through kisum-client's actix adapter instead of axum (touring only; built
+    /// with feature `actix`).
+    #[cfg(feature = "actix")]
     #[arg(long)]
     actix: bool,
 }
@@ -385,6 +387,7 @@ async fn module(module: Module, m: ModuleArgs, store: &StoreArgs, stop: watch::R
     }
     config.max_age = Duration::from_secs(m.stale_seconds.clamp(1, 300));
     let companies = seed_companies(store)?;
+    #[cfg(feature = "actix")]
     if m.actix {
         return actix_touring(module, config, &companies, m.reach.listen, stop).await;
     }
@@ -397,6 +400,7 @@ async fn module(module: Module, m: ModuleArgs, store: &StoreArgs, stop: watch::R
 }
 
 /// The touring module on actix-web (its own thread and actix system), until `stop`.
+#[cfg(feature = "actix")]
 async fn actix_touring(
     module: Module,
     config: RemoteConfig,
