@@ -90,12 +90,7 @@ impl Kisum {
         config: crate::source::RemoteConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<(Kisum, tokio::task::JoinHandle<()>), Refusal> {
-        // No overall timeout on the client: the feed's stream lives for hours. Every other request sets its
-        // own (`crate::REQUEST_TIMEOUT`).
-        let http = reqwest::Client::builder()
-            .connect_timeout(crate::REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+        let http = crate::http_client(config.ca_bundle.as_deref())?;
         let validation = kisum_token::Validation::new(&config.issuer, &config.audience);
         let keys = Keys::fetch(http.clone(), format!("{}/.well-known/jwks.json", config.auth_url), validation)
             .await

@@ -113,7 +113,7 @@ impl Keys {
 }
 
 async fn fetch(http: &reqwest::Client, url: &str) -> Result<Jwks, String> {
-    let response = http.get(url).timeout(crate::REQUEST_TIMEOUT).send().await.map_err(|e| e.to_string())?;
+    let response = http.get(url).timeout(crate::REQUEST_TIMEOUT).send().await.map_err(|e| crate::secret::causes(&e))?;
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }

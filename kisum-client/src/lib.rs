@@ -8,6 +8,7 @@ pub mod feed;
 mod guard;
 pub mod keys;
 mod problem;
+mod secret;
 mod service;
 pub mod source;
 pub mod sse;
@@ -21,5 +22,6 @@ pub use guard::{
 };
 pub use keys::Keys;
 pub use problem::Refusal;
+pub use secret::{Secret, http_client};
 pub use service::ServiceToken;
 pub use source::{AccessSource, Granted, LocalSource, Origin, RemoteConfig, RemoteSource};

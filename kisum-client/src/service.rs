@@ -12,7 +12,7 @@ pub struct ServiceToken {
     http: reqwest::Client,
     url: String,
     client_id: String,
-    client_secret: String,
+    client_secret: crate::Secret,
     scope: String,
     current: tokio::sync::Mutex<Option<(String, Instant)>>,
 }
@@ -61,11 +61,11 @@ impl ServiceToken {
             .http
             .post(&self.url)
             .timeout(crate::REQUEST_TIMEOUT)
-            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
             .form(&[("grant_type", "client_credentials"), ("scope", self.scope.as_str())])
             .send()
             .await
-            .map_err(|e| unavailable(format!("Auth is unreachable: {e}")))?;
+            .map_err(|e| unavailable(format!("Auth is unreachable: {}", crate::secret::causes(&e))))?;
         if !response.status().is_success() {
             return Err(unavailable(format!("Auth refused the module's client credentials ({})", response.status())));
         }

@@ -176,8 +176,10 @@ pub struct RemoteConfig {
     pub core_url: String,
     /// The module's service client (needs scope `auth:access:read`).
     pub client_id: String,
-    /// Its secret.
-    pub client_secret: String,
+    /// Its secret (redacted when printed).
+    pub client_secret: crate::Secret,
+    /// PEM certificates to trust beside the system's roots when reaching Auth and Core over HTTPS.
+    pub ca_bundle: Option<Vec<u8>>,
     /// How long a fetched snapshot is used at most (default [`MAX_AGE`]).
     pub max_age: Duration,
     /// The issuer tokens must name (Auth's `issuer`).
@@ -194,7 +196,8 @@ impl RemoteConfig {
             auth_url: auth_url.trim_end_matches('/').to_owned(),
             core_url: core_url.trim_end_matches('/').to_owned(),
             client_id: client_id.to_owned(),
-            client_secret: client_secret.to_owned(),
+            client_secret: client_secret.into(),
+            ca_bundle: None,
             max_age: MAX_AGE,
             issuer: auth_url.trim_end_matches('/').to_owned(),
             audience: "kisum".to_owned(),
@@ -245,14 +248,14 @@ impl RemoteSource {
             http.clone(),
             &config.auth_url,
             &config.client_id,
-            &config.client_secret,
+            config.client_secret.expose(),
             "auth:access:read",
         );
         let support_token = crate::service::ServiceToken::new(
             http.clone(),
             &config.auth_url,
             &config.client_id,
-            &config.client_secret,
+            config.client_secret.expose(),
             "auth:support:record",
         );
         let catalog = fetch_catalog(&http, &config.core_url, &token).await?;
@@ -392,7 +395,10 @@ impl RemoteSource {
             if floor > 0 {
                 request = request.header("kisum-at-least", floor.to_string());
             }
-            let response = request.send().await.map_err(|e| unavailable(format!("Auth is unreachable: {e}")))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| unavailable(format!("Auth is unreachable: {}", crate::secret::causes(&e))))?;
             if response.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
                 self.token.clear().await;
                 continue;
@@ -501,7 +507,7 @@ impl AccessSource for RemoteSource {
                 .json(&body)
                 .send()
                 .await
-                .map_err(|e| unavailable(format!("Auth is unreachable: {e}")))?;
+                .map_err(|e| unavailable(format!("Auth is unreachable: {}", crate::secret::causes(&e))))?;
             if response.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
                 self.support_token.clear().await;
                 continue;
@@ -528,7 +534,7 @@ async fn fetch_catalog(
         .bearer_auth(token.get().await?)
         .send()
         .await
-        .map_err(|e| unavailable(format!("Core is unreachable: {e}")))?;
+        .map_err(|e| unavailable(format!("Core is unreachable: {}", crate::secret::causes(&e))))?;
     if !response.status().is_success() {
         return Err(unavailable(format!("Core answered {} for the catalog", response.status())));
     }

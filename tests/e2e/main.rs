@@ -38,10 +38,15 @@ struct Proc(Child);
 
 impl Proc {
     fn start(bin: &Path, data: &Path, args: &[&str]) -> Proc {
+        Proc::start_at(bin, data, args, OFFSET)
+    }
+
+    /// Started with its ports shifted by `offset`.
+    fn start_at(bin: &Path, data: &Path, args: &[&str], offset: u16) -> Proc {
         let log = std::fs::File::create(data.join(format!("{}.log", args.first().copied().unwrap_or("all")))).unwrap();
         let child = Command::new(bin)
             .args(args)
-            .args(["--data", data.to_str().unwrap(), "--port-offset", &OFFSET.to_string(), "--poll-ms", "100"])
+            .args(["--data", data.to_str().unwrap(), "--port-offset", &offset.to_string(), "--poll-ms", "100"])
             .env("KISUM_ADMIN_CLIENT_SECRET", ADMIN_SECRET)
             .env("RUST_LOG", "warn")
             .stdout(log.try_clone().unwrap())
@@ -76,7 +81,10 @@ impl Drop for Proc {
 }
 
 async fn ready(base: &str) {
-    let http = reqwest::Client::new();
+    ready_with(&reqwest::Client::new(), base).await;
+}
+
+async fn ready_with(http: &reqwest::Client, base: &str) {
     let start = Instant::now();
     loop {
         if http.get(format!("{base}/health/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -263,5 +271,63 @@ async fn a_day_on_the_reference_deployment() {
         assert!(start.elapsed() < Duration::from_secs(10), "still served long after the stale bound");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The one command over TLS (issue 19): every server answers HTTPS with the given certificate, the modules
+/// and the console reach Auth and Core over HTTPS trusting `--ca-bundle`, a client that does not trust
+/// the CA and a plain-HTTP request are refused, the console's cookies are `__Host-` and `Secure`; and a
+/// TLS setting given wrong stops the start with a message naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployment_over_tls() {
+    const TLS_OFFSET: u16 = 22_000;
+    let bin = binary();
+    let dir = std::env::temp_dir().join(format!("kisum-e2e-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let certs = kisum_tests::certs::TestCerts::generate(&dir);
+    let (cert, key, ca) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap(), certs.ca.to_str().unwrap());
+
+    // Wrong settings: each refused at start, exit code 2, the message naming the setting.
+    let refused = |args: &[&str]| {
+        let out = Command::new(&bin).args(args).args(["--data", dir.to_str().unwrap()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(refused(&["--tls-cert", cert]).contains("--tls-cert needs --tls-key"));
+    assert!(
+        refused(&["--tls-cert", cert, "--tls-key", ca]).contains("--tls-cert/--tls-key: the key holds no private key")
+    );
+    assert!(refused(&["--ca-bundle", key]).contains("--ca-bundle"));
+
+    let https = |port: u16| format!("https://127.0.0.1:{}", port + TLS_OFFSET);
+    let all = Proc::start_at(&bin, &dir, &["--tls-cert", cert, "--tls-key", key, "--ca-bundle", ca], TLS_OFFSET);
+    let trusting = certs.client();
+    for port in [7400, 7401, 7402, 7410, 7411, 7412, 7413, 7414, 7415] {
+        ready_with(&trusting, &https(port)).await;
+    }
+    // A module verifies the user's token with keys it fetched over HTTPS and asks Auth over HTTPS.
+    let auth = AuthClient::new(trusting.clone(), https(7400));
+    let session = auth.login("maya", "kisum-demo").await.unwrap();
+    let maya = auth.refresh(&session.refresh_token, "encore").await.unwrap().access_token;
+    let answer = trusting.get(format!("{}/v1/invoices", https(7410))).bearer_auth(&maya).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let answer = trusting.get(format!("{}/v1/invoices/bluenote-1", https(7410))).bearer_auth(&maya).send().await;
+    assert_eq!(answer.unwrap().status(), StatusCode::NOT_FOUND);
+    // Without the CA, the handshake fails; plain HTTP to a TLS port gets no answer.
+    let stranger = reqwest::Client::new().get(format!("{}/health/live", https(7400))).send().await;
+    assert!(stranger.is_err_and(|e| e.is_connect()), "a client that does not trust the CA is refused");
+    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{}/health/live", 7400 + TLS_OFFSET)).send().await;
+    assert!(plain.is_err(), "plain HTTP on the TLS port: {plain:?}");
+    // The console over HTTPS: secure cookies, and it signs in through Auth over HTTPS.
+    let login = trusting.get(format!("{}/login", https(7402))).send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let cookies: Vec<String> =
+        login.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(
+        !cookies.is_empty() && cookies.iter().all(|c| c.starts_with("__Host-") && c.contains("Secure")),
+        "{cookies:?}"
+    );
+    all.interrupt();
     let _ = std::fs::remove_dir_all(&dir);
 }

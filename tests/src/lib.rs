@@ -7,6 +7,7 @@
 // Test support: a panic is how a test fails, with the message saying why.
 #![allow(clippy::panic)]
 
+pub mod certs;
 pub mod http;
 pub mod logs;
 pub mod proxy;

@@ -14,7 +14,7 @@ use kisum_entitlements::SystemClock;
 #[derive(Debug, Parser)]
 #[command(name = "kisum-auth", version)]
 struct Config {
-    /// Where to listen (a loopback address).
+    /// Where to listen (any address; one off loopback without `--tls-cert` is served with a warning).
     #[arg(long, env = "KISUM_AUTH_LISTEN", default_value = "127.0.0.1:7400")]
     listen: SocketAddr,
     /// The store: `sqlite://FILE` or `postgres://…`. Defaults to `kisum.db` in `--data`.
@@ -50,10 +50,13 @@ struct Config {
     poll_ms: u64,
     #[command(flatten)]
     limits: kisum_server::LimitArgs,
+    #[command(flatten)]
+    tls: kisum_server::TlsArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    kisum_server::install_crypto();
     kisum_server::init_tracing();
     let config = Config::parse();
     match run(config).await {
@@ -67,6 +70,8 @@ async fn main() -> ExitCode {
 
 async fn run(config: Config) -> Result<(), StartError> {
     let limits = config.limits.limits()?;
+    let tls = config.tls.tls()?;
+    let scheme = config.tls.scheme();
     let boot = kisum_auth::boot::Boot {
         db: config.db.clone(),
         data: config.data.clone(),
@@ -80,7 +85,7 @@ async fn run(config: Config) -> Result<(), StartError> {
     let listener = kisum_server::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let mut settings = Settings::new(
-        config.issuer.clone().unwrap_or_else(|| format!("http://{addr}")),
+        config.issuer.clone().unwrap_or_else(|| format!("{scheme}://{addr}")),
         config.platform_company.parse()?,
     );
     settings.audience = config.audience.clone();
@@ -90,13 +95,15 @@ async fn run(config: Config) -> Result<(), StartError> {
     for line in &opened.notes {
         println!("{line}");
     }
-    println!("Auth on http://{addr}  (OpenAPI: http://{addr}/openapi.json; JWKS: http://{addr}/.well-known/jwks.json)");
+    println!(
+        "Auth on {scheme}://{addr}  (OpenAPI: {scheme}://{addr}/openapi.json; JWKS: {scheme}://{addr}/.well-known/jwks.json)"
+    );
     let closing = state.clone();
     let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
         closing.close();
     };
-    kisum_server::serve_with(listener, kisum_auth::app(state), limits, shutdown).await?;
+    kisum_server::serve_with(listener, kisum_auth::app(state), limits, tls, shutdown).await?;
     follower.abort();
     background.abort();
     Ok(())

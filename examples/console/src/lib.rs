@@ -60,20 +60,22 @@ pub struct Config {
     pub modules: Vec<(String, String)>,
     /// A service client with scope `auth:access:read`, for the change feed (live pages).
     pub client_id: String,
-    /// Its secret.
-    pub client_secret: String,
+    /// Its secret (redacted when printed).
+    pub client_secret: kisum_client::Secret,
+    /// PEM certificates to trust beside the system's roots when reaching Auth, Core and the modules.
+    pub ca_bundle: Option<Vec<u8>>,
     /// Mark cookies `Secure` (the console is served over TLS).
     pub secure_cookies: bool,
 }
 
 impl Config {
-    /// The six modules on the default ports after `base` (`http://127.0.0.1:74`…), as the reference
-    /// deployment starts them: finance 7410 … ai 7415, plus `offset`.
-    pub fn default_modules(host: &str, offset: u16) -> Vec<(String, String)> {
+    /// The six modules on the default ports of `base` (`http://127.0.0.1`), as the reference deployment
+    /// starts them: finance 7410 … ai 7415, plus `offset`.
+    pub fn default_modules(base: &str, offset: u16) -> Vec<(String, String)> {
         view::MODULES
             .iter()
             .zip(7410u16..)
-            .map(|((m, _), port)| ((*m).to_owned(), format!("http://{host}:{}", port.saturating_add(offset))))
+            .map(|((m, _), port)| ((*m).to_owned(), format!("{base}:{}", port.saturating_add(offset))))
             .collect()
     }
 
@@ -92,10 +94,11 @@ pub struct Console {
 }
 
 impl Console {
-    /// A console for `config`.
-    pub fn new(config: Config) -> Arc<Console> {
+    /// A console for `config`; fails when its CA bundle holds no certificate.
+    pub fn new(config: Config) -> Result<Arc<Console>, kisum_client::Refusal> {
         let sessions = session::Sessions::new(config.secure_cookies);
-        Arc::new(Console { config, http: reqwest::Client::new(), sessions, live: Arc::new(live::Live::default()) })
+        let http = kisum_client::http_client(config.ca_bundle.as_deref())?;
+        Ok(Arc::new(Console { config, http, sessions, live: Arc::new(live::Live::default()) }))
     }
 
     /// Follows Auth's change feed, telling open pages when their user's access changed; runs until

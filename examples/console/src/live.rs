@@ -105,7 +105,7 @@ pub(crate) async fn follow(
     http: reqwest::Client,
     auth: String,
     client_id: String,
-    client_secret: String,
+    client_secret: kisum_client::Secret,
     live: Arc<Live>,
 ) {
     let mut after: Option<u64> = None;
@@ -116,7 +116,7 @@ pub(crate) async fn follow(
             live.publish(Change { seq: 0, company: None, principals: None });
         }
         lost = true;
-        match follow_once(&http, &auth, &client_id, &client_secret, &live, &mut after).await {
+        match follow_once(&http, &auth, &client_id, client_secret.expose(), &live, &mut after).await {
             Ok(()) => delay = Duration::from_millis(200),
             Err(e) => {
                 tracing::warn!(error = %e, "the console lost Auth's change feed; live updates resume when it is back");

@@ -17,7 +17,7 @@ use kisum_token::{Jwks, Validation, Verifier};
 #[derive(Debug, Parser)]
 #[command(name = "kisum-core", version)]
 struct Config {
-    /// Where to listen (a loopback address).
+    /// Where to listen (any address; one off loopback without `--tls-cert` is served with a warning).
     #[arg(long, env = "KISUM_CORE_LISTEN", default_value = "127.0.0.1:7401")]
     listen: SocketAddr,
     /// The store: `sqlite://FILE` or `postgres://…`. Defaults to `kisum.db` in `--data`.
@@ -48,12 +48,15 @@ struct Config {
     poll_ms: u64,
     #[command(flatten)]
     limits: kisum_server::LimitArgs,
+    #[command(flatten)]
+    tls: kisum_server::TlsArgs,
 }
 
 const DEMO_WORLD: &str = include_str!("../../demo/world.json");
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    kisum_server::install_crypto();
     kisum_server::init_tracing();
     let config = Config::parse();
     match run(config).await {
@@ -80,6 +83,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let limits = config.limits.limits()?;
+    let tls = config.tls.tls()?;
+    let scheme = config.tls.scheme();
     let db = match &config.db {
         Some(url) => url.clone(),
         None => {
@@ -136,11 +141,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listener = kisum_server::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(store = %kisum_store::redact(&db), seq = state.engine.seq(), "Core ready");
-    println!("Core on http://{addr}  (OpenAPI: http://{addr}/openapi.json; store {})", kisum_store::redact(&db));
+    println!(
+        "Core on {scheme}://{addr}  (OpenAPI: {scheme}://{addr}/openapi.json; store {})",
+        kisum_store::redact(&db)
+    );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    kisum_server::serve_with(listener, kisum_core::app(state), limits, shutdown).await?;
+    kisum_server::serve_with(listener, kisum_core::app(state), limits, tls, shutdown).await?;
     follower.abort();
     revocations.abort();
     if let Some(keys) = keys {

@@ -30,6 +30,8 @@ struct Cli {
     store: StoreArgs,
     #[command(flatten)]
     limits: kisum_server::LimitArgs,
+    #[command(flatten)]
+    tls: kisum_server::TlsArgs,
 }
 
 /// Where the state lives and what an empty store is seeded with.
@@ -82,10 +84,10 @@ enum Service {
 
 #[derive(Debug, Clone, Args)]
 struct Listen {
-    /// Where to listen (a loopback address).
+    /// Where to listen (any address; one off loopback without `--tls-cert` is served with a warning).
     #[arg(long, env = "KISUM_LISTEN")]
     listen: Option<SocketAddr>,
-    /// The issuer Auth's tokens name; default `http://127.0.0.1:7400`.
+    /// The issuer Auth's tokens name; default Auth's URL (`http://127.0.0.1:7400`).
     #[arg(long, env = "KISUM_ISSUER")]
     issuer: Option<String>,
 }
@@ -93,7 +95,7 @@ struct Listen {
 /// How a service that is not Auth or Core reaches them: its address, theirs, and its service client.
 #[derive(Debug, Clone, Args)]
 struct Reach {
-    /// Where to listen (a loopback address).
+    /// Where to listen (any address; one off loopback without `--tls-cert` is served with a warning).
     #[arg(long, env = "KISUM_LISTEN")]
     listen: Option<SocketAddr>,
     /// Auth's base URL.
@@ -106,14 +108,14 @@ struct Reach {
     #[arg(long, env = "KISUM_CLIENT_ID", default_value = "platform-admin")]
     client_id: String,
     /// Its secret; default `KISUM_ADMIN_CLIENT_SECRET`.
-    #[arg(long, env = "KISUM_CLIENT_SECRET")]
-    client_secret: Option<String>,
+    #[arg(long, env = "KISUM_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<kisum_client::Secret>,
 }
 
 impl Reach {
     /// The client secret, from the flag or `KISUM_ADMIN_CLIENT_SECRET`; `what` names the service.
-    fn secret(&self, what: &str) -> Result<String, Error> {
-        match self.client_secret.clone().or_else(|| std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok()) {
+    fn secret(&self, what: &str) -> Result<kisum_client::Secret, Error> {
+        match self.client_secret.clone().or_else(|| std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok().map(Into::into)) {
             Some(s) => Ok(s),
             None => Err(format!("{what} needs its client secret: --client-secret or KISUM_ADMIN_CLIENT_SECRET").into()),
         }
@@ -159,6 +161,7 @@ fn module_url(text: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    kisum_server::install_crypto();
     kisum_server::init_tracing();
     let cli = Cli::parse();
     match run(cli).await {
@@ -201,69 +204,119 @@ fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
-async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), Error> {
-    let limits = LIMITS.get().copied().unwrap_or_default();
-    kisum_server::serve_with(listener, app, limits, async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await?;
-    Ok(())
+/// What every server of this process shares: its bounds, its TLS, the CA bundle its clients trust, and
+/// the offset of its default ports.
+struct Net {
+    limits: kisum_server::Limits,
+    tls: Option<kisum_server::Tls>,
+    ca_bundle: Option<Vec<u8>>,
+    port_offset: u16,
 }
 
-static PORT_OFFSET: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
-/// The bounds every server of this process keeps (set once from the flags).
-static LIMITS: std::sync::OnceLock<kisum_server::Limits> = std::sync::OnceLock::new();
+impl Net {
+    fn from(cli: &Cli) -> Result<Net, Error> {
+        Ok(Net {
+            limits: cli.limits.limits()?,
+            tls: cli.tls.tls()?,
+            ca_bundle: cli.tls.ca_bundle()?,
+            port_offset: cli.store.port_offset,
+        })
+    }
 
-fn port_offset() -> u16 {
-    PORT_OFFSET.get().copied().unwrap_or(0)
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// A default port, shifted by `--port-offset`.
+    fn port(&self, port: u16) -> Result<u16, Error> {
+        Ok(port.checked_add(self.port_offset).ok_or("--port-offset takes the ports past 65535")?)
+    }
+
+    /// The URL of a service of this machine on its default port.
+    fn local(&self, port: u16) -> Result<String, Error> {
+        Ok(format!("{}://127.0.0.1:{}", self.scheme(), self.port(port)?))
+    }
+
+    /// Binds `addr`, or 127.0.0.1 on the default `port`; the listener and its URL.
+    async fn listen(&self, addr: Option<SocketAddr>, port: u16) -> Result<(tokio::net::TcpListener, String), Error> {
+        let addr = match addr {
+            Some(addr) => addr,
+            None => SocketAddr::from(([127, 0, 0, 1], self.port(port)?)),
+        };
+        let listener = kisum_server::bind(addr).await?;
+        let url = format!("{}://{}", self.scheme(), listener.local_addr()?);
+        Ok((listener, url))
+    }
+
+    /// Serves `app` on `listener` until `stop`.
+    fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        app: axum::Router,
+        mut stop: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static + use<> {
+        let (limits, tls) = (self.limits, self.tls.clone());
+        async move {
+            kisum_server::serve_with(listener, app, limits, tls, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await?;
+            Ok(())
+        }
+    }
+
+    /// The SDK's configuration for a module reaching Auth and Core.
+    fn remote(&self, auth: &str, core: &str, client_id: &str, secret: &kisum_client::Secret) -> RemoteConfig {
+        let mut config = RemoteConfig::new(auth, core, client_id, secret.expose());
+        config.ca_bundle = self.ca_bundle.clone();
+        config
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
-    let _ = PORT_OFFSET.set(cli.store.port_offset);
-    let _ = LIMITS.set(cli.limits.limits()?);
+    let net = Net::from(&cli)?;
     let stop = shutdown_signal();
     match cli.service {
-        None => all(&cli.store, stop).await,
+        None => all(&cli.store, &net, stop).await,
         Some(Service::Auth(l)) => {
             let opened = boot(&cli.store).open().await?;
-            let (listener, url) = listen(l.listen, 7400).await?;
+            let (listener, url) = net.listen(l.listen, 7400).await?;
             let (state, tasks) =
                 start_auth(&opened, l.issuer.unwrap_or_else(|| url.clone()), cli.store.poll_ms).await?;
             notes(&opened);
             println!("Auth       {url}   (store {})", opened.db);
             close_on(&stop, state.clone(), Vec::new());
-            let served = serve(listener, kisum_auth::app(state), stop).await;
+            let served = net.serve(listener, kisum_auth::app(state), stop).await;
             tasks.into_iter().for_each(|t| t.abort());
             served
         }
         Some(Service::Core(l)) => {
             let opened = boot(&cli.store).open().await?;
-            let (listener, url) = listen(l.listen, 7401).await?;
-            let issuer = l.issuer.unwrap_or_else(|| format!("http://127.0.0.1:{}", 7400 + u32::from(port_offset())));
+            let (listener, url) = net.listen(l.listen, 7401).await?;
+            let issuer = match l.issuer {
+                Some(issuer) => issuer,
+                None => net.local(7400)?,
+            };
             let (app, tasks) = start_core(&opened, &issuer, cli.store.poll_ms, true).await?;
             println!("Core       {url}   (store {})", opened.db);
-            let served = serve(listener, app, stop).await;
+            let served = net.serve(listener, app, stop).await;
             tasks.into_iter().for_each(|t| t.abort());
             served
         }
-        Some(Service::Console(c)) => console(c, stop).await,
-        Some(Service::Finance(m)) => module(Module::Finance, m, &cli.store, stop).await,
-        Some(Service::Artist(m)) => module(Module::Artist, m, &cli.store, stop).await,
-        Some(Service::Venue(m)) => module(Module::Venue, m, &cli.store, stop).await,
-        Some(Service::Promoters(m)) => module(Module::Promoters, m, &cli.store, stop).await,
-        Some(Service::Touring(m)) => module(Module::Touring, m, &cli.store, stop).await,
-        Some(Service::Ai(m)) => module(Module::Ai, m, &cli.store, stop).await,
+        Some(Service::Console(c)) => console(c, &net, stop).await,
+        Some(Service::Finance(m)) => module(Module::Finance, m, &cli.store, &net, stop).await,
+        Some(Service::Artist(m)) => module(Module::Artist, m, &cli.store, &net, stop).await,
+        Some(Service::Venue(m)) => module(Module::Venue, m, &cli.store, &net, stop).await,
+        Some(Service::Promoters(m)) => module(Module::Promoters, m, &cli.store, &net, stop).await,
+        Some(Service::Touring(m)) => module(Module::Touring, m, &cli.store, &net, stop).await,
+        Some(Service::Ai(m)) => module(Module::Ai, m, &cli.store, &net, stop).await,
     }
 }
 
 /// The console alone, reaching the other services by URL.
-async fn console(c: ConsoleArgs, stop: watch::Receiver<bool>) -> Result<(), Error> {
+async fn console(c: ConsoleArgs, net: &Net, stop: watch::Receiver<bool>) -> Result<(), Error> {
     let secret = c.reach.secret("the console")?;
-    let mut modules = kisum_console::Config::default_modules("127.0.0.1", port_offset());
+    let mut modules = kisum_console::Config::default_modules(&format!("{}://127.0.0.1", net.scheme()), net.port_offset);
     for (name, url) in c.module_urls {
         if let Some(entry) = modules.iter_mut().find(|(m, _)| *m == name) {
             entry.1 = url;
@@ -275,23 +328,16 @@ async fn console(c: ConsoleArgs, stop: watch::Receiver<bool>) -> Result<(), Erro
         modules,
         client_id: c.reach.client_id,
         client_secret: secret,
+        ca_bundle: net.ca_bundle.clone(),
         secure_cookies: c.secure_cookies,
     };
-    let console = kisum_console::Console::new(config);
+    let console = kisum_console::Console::new(config)?;
     let feed = console.follow();
-    let (listener, url) = listen(c.reach.listen, 7402).await?;
+    let (listener, url) = net.listen(c.reach.listen, 7402).await?;
     println!("Console    {url}");
-    let served = serve(listener, kisum_console::app(console), stop).await;
+    let served = net.serve(listener, kisum_console::app(console), stop).await;
     feed.abort();
     served
-}
-
-async fn listen(addr: Option<SocketAddr>, port: u16) -> Result<(tokio::net::TcpListener, String), Error> {
-    let port = port.checked_add(port_offset()).ok_or("--port-offset takes the ports past 65535")?;
-    let addr = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
-    let listener = kisum_server::bind(addr).await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    Ok((listener, url))
 }
 
 /// When `stop` fires: abort `feeds` (the modules' change-feed followers) and close Auth's streams.
@@ -379,9 +425,15 @@ fn seed_companies(store: &StoreArgs) -> Result<Vec<kisum_access::CompanyId>, Err
     Ok(world.companies.iter().filter_map(|c| c.id.parse().ok()).collect())
 }
 
-async fn module(module: Module, m: ModuleArgs, store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error> {
+async fn module(
+    module: Module,
+    m: ModuleArgs,
+    store: &StoreArgs,
+    net: &Net,
+    stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
     let secret = m.reach.secret("a module")?;
-    let mut config = RemoteConfig::new(&m.reach.auth_url, &m.reach.core_url, &m.reach.client_id, &secret);
+    let mut config = net.remote(&m.reach.auth_url, &m.reach.core_url, &m.reach.client_id, &secret);
     if let Some(issuer) = m.issuer {
         config.issuer = issuer;
     }
@@ -389,12 +441,12 @@ async fn module(module: Module, m: ModuleArgs, store: &StoreArgs, stop: watch::R
     let companies = seed_companies(store)?;
     #[cfg(feature = "actix")]
     if m.actix {
-        return actix_touring(module, config, &companies, m.reach.listen, stop).await;
+        return actix_touring(module, config, &companies, m.reach.listen, net, stop).await;
     }
     let (app, feed) = module_app(module, config, &companies).await?;
-    let (listener, url) = listen(m.reach.listen, module.default_port()).await?;
+    let (listener, url) = net.listen(m.reach.listen, module.default_port()).await?;
     println!("{:<10} {url}", module.name());
-    let served = serve(listener, app, stop).await;
+    let served = net.serve(listener, app, stop).await;
     feed.abort();
     served
 }
@@ -406,18 +458,21 @@ async fn actix_touring(
     config: RemoteConfig,
     companies: &[kisum_access::CompanyId],
     listen_on: Option<SocketAddr>,
+    net: &Net,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     if module != Module::Touring {
         return Err("--actix serves the touring module only".into());
     }
+    if net.tls.is_some() {
+        return Err("--actix serves plain HTTP only: leave out --tls-cert, or serve touring on axum".into());
+    }
     let (kisum, feed) = Kisum::connect(config, Arc::new(SystemClock)).await?;
     module.check_catalog(&kisum.source().catalog())?;
-    let port = module.default_port().checked_add(port_offset()).ok_or("--port-offset takes the ports past 65535")?;
-    let addr = listen_on.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
-    if !addr.ip().is_loopback() {
-        return Err(format!("{addr} is not a loopback address").into());
-    }
+    let addr = match listen_on {
+        Some(addr) => addr,
+        None => SocketAddr::from(([127, 0, 0, 1], net.port(module.default_port())?)),
+    };
     let configure = kisum_modules::actix::touring(kisum, companies);
     // actix-web runs on its own (single-threaded) system, in a thread of its own.
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -450,20 +505,21 @@ async fn actix_touring(
 }
 
 /// Everything in one process on the default ports.
-async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error> {
+async fn all(store: &StoreArgs, net: &Net, stop: watch::Receiver<bool>) -> Result<(), Error> {
     let opened = boot(store).open().await?;
-    let (auth_listener, auth_url) = listen(None, 7400).await?;
-    let (core_listener, core_url) = listen(None, 7401).await?;
+    let (auth_listener, auth_url) = net.listen(None, 7400).await?;
+    let (core_listener, core_url) = net.listen(None, 7401).await?;
     let (auth, mut tasks) = start_auth(&opened, auth_url.clone(), store.poll_ms).await?;
     // Core shares the engine with Auth (one process, one writer): it needs no follower of its own.
     let (core, core_tasks) = start_core(&opened, &auth_url, store.poll_ms, false).await?;
     tasks.extend(core_tasks);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(serve(auth_listener, kisum_auth::app(auth.clone()), stop.clone()));
-    servers.spawn(serve(core_listener, core, stop.clone()));
+    servers.spawn(net.serve(auth_listener, kisum_auth::app(auth.clone()), stop.clone()));
+    servers.spawn(net.serve(core_listener, core, stop.clone()));
     // The modules reach Auth and Core over loopback like any module would, with a service client of
     // their own whose secret is made afresh at every start.
     let (secret, hash) = kisum_auth::clients::generate()?;
+    let secret = kisum_client::Secret::from(secret);
     let now = kisum_entitlements::Timestamp::now().unix_seconds();
     let client = kisum_store::ServiceClient {
         client_id: "kisum-modules".into(),
@@ -476,32 +532,34 @@ async fn all(store: &StoreArgs, stop: watch::Receiver<bool>) -> Result<(), Error
     opened.engine.store().put_service_client(&client).await?;
     let companies = opened.engine.directory().company_ids();
     let mut feeds = Vec::new();
-    let (console_listener, console_url) = listen(None, 7402).await?;
+    let (console_listener, console_url) = net.listen(None, 7402).await?;
     let mut lines = vec![
         format!("Console    {console_url}   (open it in a browser)"),
         format!("Auth       {auth_url}   (OpenAPI {auth_url}/openapi.json)"),
         format!("Core       {core_url}   (Admin API {core_url}/admin/v1)"),
     ];
     for module in Module::ALL {
-        let config = RemoteConfig::new(&auth_url, &core_url, "kisum-modules", &secret);
+        let config = net.remote(&auth_url, &core_url, "kisum-modules", &secret);
         let (app, feed) = module_app(module, config, &companies).await?;
         feeds.push(feed);
-        let (listener, url) = listen(None, module.default_port()).await?;
+        let (listener, url) = net.listen(None, module.default_port()).await?;
         lines.push(format!("{:<10} {url}", module.name()));
-        servers.spawn(serve(listener, app, stop.clone()));
+        servers.spawn(net.serve(listener, app, stop.clone()));
     }
     // The console reaches everything over loopback with the users' tokens, and follows the feed with
     // the modules' client.
     let console = kisum_console::Console::new(kisum_console::Config {
         auth: auth_url.clone(),
         core: core_url.clone(),
-        modules: kisum_console::Config::default_modules("127.0.0.1", port_offset()),
+        modules: kisum_console::Config::default_modules(&format!("{}://127.0.0.1", net.scheme()), net.port_offset),
         client_id: "kisum-modules".into(),
         client_secret: secret.clone(),
-        secure_cookies: false,
-    });
+        ca_bundle: net.ca_bundle.clone(),
+        // Over TLS the cookies are `Secure` and `__Host-` prefixed.
+        secure_cookies: net.tls.is_some(),
+    })?;
     feeds.push(console.follow());
-    servers.spawn(serve(console_listener, kisum_console::app(console), stop.clone()));
+    servers.spawn(net.serve(console_listener, kisum_console::app(console), stop.clone()));
     // On Ctrl-C the modules stop following the feed and Auth ends its streams, so that every server's
     // graceful shutdown can finish (an open event stream would hold it forever).
     close_on(&stop, auth, feeds);

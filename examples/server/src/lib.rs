@@ -13,7 +13,8 @@
 //!
 //! - [`staff`]: who is a platform caller; [`fresh`]: `kisum-at-least` (read-your-writes).
 //!
-//! Servers bind to loopback addresses only ([`serve`]).
+//! Servers listen on any address, over TLS with [`Tls`] (rustls on aws-lc-rs); plain HTTP off loopback is
+//! served with a warning ([`serve_with`]).
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -30,11 +31,13 @@ pub mod revoked;
 mod serve;
 pub mod staff;
 pub mod strict;
+mod tls;
 mod tokens;
 
 pub use error::{ApiError, ApiResult};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use serve::{LimitArgs, Limits, bind, finish, init_tracing, serve, serve_with};
+pub use tls::{Tls, TlsArgs, install_crypto};
 pub use tokens::{Bearer, ServerState, Tokens, bearer};
 
 /// Cuts client input to 64 characters, for messages that quote it.

@@ -65,27 +65,20 @@ fn log_response(response: &axum::http::Response<axum::body::Body>, latency: std:
     }
 }
 
-/// Serves `router` on `addr` with the default [`Limits`] until `shutdown` completes, then lets requests
-/// in flight finish. Refuses an address that is not a loopback address: the reference servers are for
-/// this machine.
+/// Serves `router` on `addr` over plain HTTP with the default [`Limits`] until `shutdown` completes,
+/// then lets requests in flight finish.
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = bind(addr).await?;
-    serve_with(listener, router, Limits::default(), shutdown).await
+    serve_with(listener, router, Limits::default(), None, shutdown).await
 }
 
-/// Binds a loopback address (port 0 picks a free one).
+/// Binds `addr`, any address (port 0 picks a free one); the error names the address.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    if !addr.ip().is_loopback() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{addr} is not a loopback address: the reference servers bind to 127.0.0.1 or [::1] only"),
-        ));
-    }
-    TcpListener::bind(addr).await
+    TcpListener::bind(addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -144,16 +137,27 @@ async fn bounded(
     }
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown` completes, then stops accepting and
-/// lets the connections in flight finish (for at most 10 s). HTTP/1.1 on hyper, with a header-read
-/// timeout (axum's own `serve` has none), a bound on connections, load shedding and a time bound per
-/// request.
+/// Serves `router` on `listener` within `limits`, over TLS when `tls` is given, until `shutdown`
+/// completes, then stops accepting and lets the connections in flight finish (for at most 10 s).
+/// HTTP/1.1 on hyper, with a header-read timeout (axum's own `serve` has none; the TLS handshake must
+/// finish within it too), a bound on connections, load shedding and a time bound per request. A
+/// listener on an address other than loopback without TLS is served, with a warning: tokens and
+/// passwords would cross the network in clear.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<crate::Tls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    if tls.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(
+            address = %local,
+            "serving plain HTTP on an address other than loopback: tokens and passwords cross the network in \
+             clear; give --tls-cert and --tls-key"
+        );
+    }
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     // The answers of these bounds are problems too, as every error is.
     let app = router
@@ -181,15 +185,36 @@ pub async fn serve_with(
             continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
+        let http = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(limits.header_read)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
+            .clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                let connection = watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(permit);
+                });
+            }
+            Some(tls) => {
+                // The handshake runs in the connection's task (a slow one never holds the accept loop),
+                // bounded as the headers are.
+                let handshake = tls.acceptor().accept(stream);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(limits.header_read, handshake).await {
+                        Ok(Ok(stream)) => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = watcher.watch(http.serve_connection(io, service)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {
@@ -249,7 +274,7 @@ mod tests {
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve_with(listener, router, limits, async move {
+        tokio::spawn(serve_with(listener, router, limits, None, async move {
             let _ = stopped.await;
         }));
         (addr, stop)
