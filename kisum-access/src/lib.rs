@@ -8,6 +8,7 @@ mod directory;
 pub mod doc;
 mod error;
 mod eval;
+mod feed;
 mod ids;
 mod pattern;
 mod query;
@@ -26,6 +27,7 @@ pub use company::{Company, CompanySource, MAX_DELEGATION_SECONDS, MembershipSumm
 pub use directory::{Directory, Prepared, SHARDS};
 pub use error::{AccessError, Escalation, ForbiddenRule, ItemKind};
 pub use eval::{Allow, Chain, Decision, Explanation, Grant, GrantedBy, MAX_CHAIN};
+pub use feed::{FeedEvent, RevocationList, RevokedSession};
 pub use ids::{
     Acting, AgentId, DelegationId, Principal, ResourceId, ResourceKind, ResourceRef, RoleId, ServiceId, UserId,
 };

@@ -11,7 +11,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use kisum_access::{CompanyId, Principal};
 use kisum_entitlements::Timestamp;
-use serde::Deserialize;
 
 use crate::keys::Keys;
 use crate::source::RemoteSource;
@@ -19,32 +18,7 @@ use crate::source::RemoteSource;
 /// How long the stream may stay silent (Auth's heartbeats come every 15 s) before it is reopened.
 pub const HEARTBEAT_GRACE: Duration = Duration::from_secs(30);
 
-/// One event of the feed (the fields the SDK uses).
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedEvent {
-    /// The change's sequence.
-    pub seq: u64,
-    /// The company, if any.
-    pub company: Option<String>,
-    /// The principals concerned.
-    #[serde(default)]
-    pub principals: Vec<String>,
-    /// Their version after the change.
-    pub version: Option<u64>,
-    /// `access`, `session_revoked` or `keys`.
-    pub kind: String,
-    /// Every principal of the company may be concerned.
-    #[serde(default)]
-    pub company_wide: bool,
-    /// The revoked session (none: every session of `principals`).
-    pub sid: Option<String>,
-    /// Until when the revoked session's tokens are refused.
-    pub until: Option<Timestamp>,
-    /// Without `sid`: only the user's tokens issued at or before this instant are refused (a password
-    /// change); absent, every token of the user is (a user disabled).
-    #[serde(default)]
-    pub issued_through: Option<Timestamp>,
-}
+pub use kisum_access::FeedEvent;
 
 /// Sessions and users whose tokens are refused until an instant (from `session_revoked` events).
 #[derive(Debug, Default)]
@@ -111,8 +85,12 @@ impl Revocations {
 
 /// What a feed event changes.
 pub(crate) async fn apply(event: &FeedEvent, source: &RemoteSource, keys: &Keys, revocations: &Revocations) {
+    metrics::gauge!("kisum_feed_position", "follower" => "sdk").set(event.seq as f64);
+    if let Some(at) = event.at {
+        metrics::gauge!("kisum_feed_lag_seconds", "follower" => "sdk").set(lag_seconds(at, Timestamp::now()));
+    }
     match event.kind.as_str() {
-        "access" => {
+        FeedEvent::ACCESS => {
             let Some(company) = event.company.as_deref().and_then(|c| CompanyId::parse(c).ok()) else { return };
             let version = event.version.unwrap_or(event.seq);
             if event.company_wide {
@@ -123,7 +101,7 @@ pub(crate) async fn apply(event: &FeedEvent, source: &RemoteSource, keys: &Keys,
                 source.changed(&company, Some(&principals), version).await;
             }
         }
-        "session_revoked" => {
+        FeedEvent::SESSION_REVOKED => {
             let until = event.until.unwrap_or_else(Timestamp::now);
             match &event.sid {
                 Some(sid) => revocations.session(sid, until),
@@ -136,24 +114,11 @@ pub(crate) async fn apply(event: &FeedEvent, source: &RemoteSource, keys: &Keys,
                 }
             }
         }
-        "keys" => {
+        FeedEvent::KEYS => {
             keys.refetch(true).await;
         }
         _ => {}
     }
-}
-
-/// The revocations in force at Auth, and the sequence they are current at (`GET /v1/revocations`).
-#[derive(Debug, Clone, Deserialize)]
-struct RevocationList {
-    seq: u64,
-    sessions: Vec<RevokedSession>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RevokedSession {
-    sid: String,
-    until: Timestamp,
 }
 
 /// Loads every revocation in force from Auth into `revocations`; returns the sequence to follow the feed
@@ -174,11 +139,22 @@ pub async fn load_revocations(source: &RemoteSource, revocations: &Revocations) 
     if !response.status().is_success() {
         return Err(format!("Auth answered {} for the revocations", response.status()));
     }
-    let list: RevocationList = response.json().await.map_err(|e| e.to_string())?;
+    let list: kisum_access::RevocationList = response.json().await.map_err(|e| e.to_string())?;
     for s in &list.sessions {
         revocations.session(&s.sid, s.until);
     }
     Ok(list.seq)
+}
+
+/// Seconds from `at` to `now`, never negative (clocks of two machines may disagree a little).
+pub fn lag_seconds(at: Timestamp, now: Timestamp) -> f64 {
+    let nanos = |t: Timestamp| t.unix_seconds() as f64 + f64::from(t.subsec_nanos()) / 1e9;
+    (nanos(now) - nanos(at)).max(0.0)
+}
+
+/// Nothing is waiting on the feed: the lag is zero.
+fn caught_up() {
+    metrics::gauge!("kisum_feed_lag_seconds", "follower" => "sdk").set(0.0);
 }
 
 /// Why a stream or a poll stopped.
@@ -295,6 +271,10 @@ async fn stream(source: &RemoteSource, keys: &Keys, revocations: &Revocations, c
         if decoder.push(&chunk, &mut events).is_err() {
             return Stop::Resync("the stream is not UTF-8 text".into());
         }
+        if events.is_empty() {
+            // A heartbeat: nothing is waiting.
+            caught_up();
+        }
         for raw in events.drain(..) {
             match serde_json::from_str::<FeedEvent>(&raw.data) {
                 Ok(event) => {
@@ -327,6 +307,9 @@ async fn poll(source: &RemoteSource, keys: &Keys, revocations: &Revocations, cur
     let text = response.bytes().await.map_err(|e| Stop::Down(e.to_string()))?;
     let events: Vec<FeedEvent> =
         serde_json::from_slice(&text).map_err(|e| Stop::Resync(format!("events that do not parse: {e}")))?;
+    if events.is_empty() {
+        caught_up();
+    }
     for event in &events {
         apply(event, source, keys, revocations).await;
         *cursor = event.seq;

@@ -241,16 +241,26 @@ impl Kisum {
         match caller.0.caller() {
             TokenCaller::Service { .. } => {
                 if services && caller.0.scope_allows(permission) {
+                    decided("allow", "scope");
                     Ok(Access { caller: caller.clone(), granted: None, catalog })
                 } else {
+                    decided("deny", "scope");
                     Err(Refusal::new(ErrorCode::Forbidden, format!("this needs `{permission}`"))
                         .with_required(permission))
                 }
             }
             TokenCaller::User { principal, company, .. } => {
-                let granted = self.access_of(caller).await?;
+                let granted = match self.access_of(caller).await {
+                    Ok(granted) => granted,
+                    Err(refusal) => {
+                        decided("unavailable", "none");
+                        return Err(refusal);
+                    }
+                };
                 tracing::debug!(origin = granted.origin.as_str(), %principal, %company, permission, "decision");
-                match granted.snapshot.decide(id, resource) {
+                let decision = granted.snapshot.decide(id, resource);
+                decided(if decision.is_ok() { "allow" } else { "deny" }, granted.origin.as_str());
+                match decision {
                     Ok(()) => {
                         if let Some(session) = granted.snapshot.support_session() {
                             let route = route.unwrap_or_else(|| permission.to_owned());
@@ -267,6 +277,12 @@ impl Kisum {
             }
         }
     }
+}
+
+/// Counts a decision by outcome (`allow`, `deny`, `unavailable`: access could not be had, refused) and
+/// source (`live`, `cache`, `stale`; `scope` for service tokens) in `kisum_decisions_total`.
+fn decided(outcome: &'static str, source: &'static str) {
+    metrics::counter!("kisum_decisions_total", "outcome" => outcome, "source" => source).increment(1);
 }
 
 /// The refusal of `reason` for `permission`, naming the missing module or feature for entitlement denials.
@@ -445,7 +461,19 @@ where
         // The clone that was polled ready serves this request; the fresh one waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
+        // The request's trace, unless a layer outside (the reference servers') already set it.
+        let span = match crate::trace::current() {
+            Some(_) => None,
+            None => {
+                let parent = request.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+                Some(
+                    parent
+                        .and_then(crate::trace::TraceParent::parse)
+                        .map_or_else(crate::trace::TraceParent::start, |p| p.child()),
+                )
+            }
+        };
+        let serve = async move {
             match kisum.authenticate(request.headers()).await {
                 Ok(caller) => {
                     request.extensions_mut().insert(caller);
@@ -453,7 +481,11 @@ where
                 }
                 Err(refusal) => Ok(refusal.with_request_id(request_id(request.headers()).as_deref()).into_response()),
             }
-        })
+        };
+        match span {
+            Some(span) => Box::pin(crate::trace::scope(span, serve)),
+            None => Box::pin(serve),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod secret;
 mod service;
 pub mod source;
 pub mod sse;
+pub mod trace;
 
 /// How long any request of the SDK to Auth or Core may take (the feed's stream aside).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

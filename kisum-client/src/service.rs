@@ -57,9 +57,7 @@ impl ServiceToken {
             return Ok(token.clone());
         }
         let unavailable = |detail: String| Refusal::new(ErrorCode::UpstreamUnavailable, detail);
-        let response = self
-            .http
-            .post(&self.url)
+        let response = crate::trace::propagate(self.http.post(&self.url))
             .timeout(crate::REQUEST_TIMEOUT)
             .basic_auth(&self.client_id, Some(self.client_secret.expose()))
             .form(&[("grant_type", "client_credentials"), ("scope", self.scope.as_str())])

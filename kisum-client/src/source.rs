@@ -386,12 +386,11 @@ impl RemoteSource {
         }
         for attempt in 0..2 {
             let token = self.token.get().await?;
-            let mut request = self
-                .http
-                .get(format!("{}/v1/access/snapshot", self.config.auth_url))
-                .query(&query)
-                .timeout(crate::REQUEST_TIMEOUT)
-                .bearer_auth(token);
+            let mut request =
+                crate::trace::propagate(self.http.get(format!("{}/v1/access/snapshot", self.config.auth_url)))
+                    .query(&query)
+                    .timeout(crate::REQUEST_TIMEOUT)
+                    .bearer_auth(token);
             if floor > 0 {
                 request = request.header("kisum-at-least", floor.to_string());
             }
@@ -499,9 +498,8 @@ impl AccessSource for RemoteSource {
         let unavailable = |detail: String| Refusal::new(ErrorCode::UpstreamUnavailable, detail);
         let body = serde_json::json!({ "session": session, "route": route, "record": record });
         for attempt in 0..2 {
-            let response = self
-                .http
-                .post(format!("{}/v1/companies/{company}/support-access", self.config.auth_url))
+            let url = format!("{}/v1/companies/{company}/support-access", self.config.auth_url);
+            let response = crate::trace::propagate(self.http.post(url))
                 .timeout(crate::REQUEST_TIMEOUT)
                 .bearer_auth(self.support_token.get().await?)
                 .json(&body)
@@ -528,8 +526,7 @@ async fn fetch_catalog(
     token: &crate::service::ServiceToken,
 ) -> Result<AccessCatalog, Refusal> {
     let unavailable = |detail: String| Refusal::new(ErrorCode::UpstreamUnavailable, detail);
-    let response = http
-        .get(format!("{core_url}/v1/catalog"))
+    let response = crate::trace::propagate(http.get(format!("{core_url}/v1/catalog")))
         .timeout(crate::REQUEST_TIMEOUT)
         .bearer_auth(token.get().await?)
         .send()

@@ -408,3 +408,52 @@ async fn an_event_that_does_not_parse_triggers_a_resync() {
     }
     assert_eq!(streams.load(Ordering::SeqCst), 2, "the garbled stream was left and a new one opened");
 }
+
+/// Watchable (issue 19): a module's request keeps its W3C trace id through the SDK to Auth — Auth's log
+/// line for the snapshot the SDK fetched carries the module's trace id — and the decision is counted in
+/// `kisum_decisions_total` by outcome and source, the requests in `kisum_http_requests_total` by route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_auth_carry_the_trace_and_decisions_are_counted() {
+    let logs = kisum_tests::logs::Logs::global();
+    let p = Platform::start().await;
+    let (app, _kisum) = module(&p, Duration::from_secs(60)).await;
+    let maya = p.token("maya", "encore").await;
+    let trace = "5ca1ab1e0ddba11c0ffee0000000c0de";
+    let traced = Call::new(Method::GET, "/v1/invoices")
+        .bearer(Some(&maya))
+        .header("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send(&app)
+        .await;
+    traced.expect(StatusCode::OK);
+    assert_eq!(traced.body["origin"], "live", "the SDK asked Auth");
+    let lines = logs.lines_with(trace);
+    assert!(
+        lines.iter().any(|l| l.contains("route=/v1/access/snapshot") && l.contains("served")),
+        "Auth's line for the snapshot carries the module's trace id: {lines:#?}"
+    );
+    // Without a traceparent, the SDK starts a trace of its own: Auth's line carries some trace id.
+    let leo = p.token("leo", "encore").await;
+    Call::new(Method::GET, "/v1/invoices").bearer(Some(&leo)).send(&app).await;
+    // A write, timed as it commits.
+    let auth = AuthClient::new(reqwest::Client::new(), &p.auth);
+    let grant = json!({"roles": ["finance_manager"]});
+    auth.call(Method::PUT, "/v1/companies/encore/memberships/leo", &maya, Some(&grant)).await.unwrap();
+
+    let metrics = kisum_server::metrics::handle().expect("Auth installed the recorder").render();
+    let count = |needle: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count(r#"kisum_decisions_total{outcome="allow",source="live"}"#) >= 1.0, "{metrics}");
+    assert!(
+        count(r#"kisum_http_requests_total{service="auth",method="GET",route="/v1/access/snapshot",status="200"}"#)
+            >= 2.0,
+        "{metrics}"
+    );
+    assert!(metrics.contains("kisum_store_commit_seconds_bucket"), "the write committed: {metrics}");
+    assert!(metrics.contains(r#"kisum_credential_hash_queue{queue="password"}"#), "{metrics}");
+}

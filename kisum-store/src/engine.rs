@@ -133,6 +133,7 @@ impl Engine {
     ) -> Result<ChangeRecord, StoreError> {
         let _apply = self.apply.lock().await;
         loop {
+            let started = std::time::Instant::now();
             let mut tx = self.store.begin_write().await?;
             let prepared = match self.directory.prepare(actor, at, change.clone()) {
                 Ok(prepared) => prepared,
@@ -170,10 +171,11 @@ impl Engine {
                 }
                 tracing::warn!(seq, error = %e, "the commit reported an error but the change is in the log");
             }
+            metrics::histogram!("kisum_store_commit_seconds").record(started.elapsed().as_secs_f64());
             // INVARIANT: the apply lock is held since `prepare`, so nothing was installed in between.
             let record = self.directory.install(prepared, seq)?;
             self.store.notify_committed(seq);
-            self.installed.send_replace(seq);
+            self.installed_up_to(seq);
             return Ok(record);
         }
     }
@@ -218,10 +220,16 @@ impl Engine {
                 .directory
                 .replay(seq, &record.actor, record.at, change)
                 .map_err(|source| StoreError::Invalid { what: "change", seq, source })?;
-            self.installed.send_replace(seq);
+            self.installed_up_to(seq);
             records.push(installed);
         }
         Ok(records)
+    }
+
+    /// Tells waiters (and the `kisum_store_seq` gauge) that changes up to `seq` are installed.
+    fn installed_up_to(&self, seq: u64) {
+        self.installed.send_replace(seq);
+        metrics::gauge!("kisum_store_seq").set(seq as f64);
     }
 
     /// Why this replica cannot follow the log now, if it cannot ([`Engine::sync`] sets and clears it).
@@ -276,7 +284,7 @@ impl Engine {
         let seq = checkpoint.seq;
         let world = world_of(&checkpoint)?;
         self.directory.reload(world, seq).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })?;
-        self.installed.send_replace(seq);
+        self.installed_up_to(seq);
         tracing::warn!(seq, "reloaded the directory from the newest checkpoint: the log no longer reached back to it");
         Ok(true)
     }

@@ -10,12 +10,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use kisum_access::{Change, Timestamp};
+use kisum_access::{Change, FeedEvent, RevocationList, RevokedSession, Timestamp};
 use kisum_errors::ErrorCode;
 use kisum_server::{ApiError, ApiQuery, ApiResult};
 use kisum_store::{LogEntry, StoreError};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::caller::{self, ACCESS_READ};
 use crate::state::AuthState;
@@ -29,41 +29,6 @@ const JSON_LIMIT: u32 = 1000;
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How often an idle stream reads the log when no notification woke it.
 const POLL: Duration = Duration::from_millis(500);
-
-/// One event of the feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FeedEvent {
-    /// The change's sequence (the SSE `id`).
-    pub seq: u64,
-    /// The company written to (`null` for platform-wide changes: users, plans, keys).
-    pub company: Option<String>,
-    /// The principals whose decisions may have changed (`user:ID`, `agent:ID`).
-    pub principals: Vec<String>,
-    /// Their access version after the change (the sequence), for `access` events of a company.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
-    /// `access`, `session_revoked` or `keys`.
-    pub kind: String,
-    /// For `access`: every principal of the company may be affected (a subscription, an override, a
-    /// role), not only `principals`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub company_wide: bool,
-    /// For `session_revoked`: the session whose tokens are refused; `null` when every session of
-    /// `principals` is (a user disabled, or its password changed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// For `session_revoked`: until when its tokens must be refused (when the last has expired).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub until: Option<Timestamp>,
-    /// For `session_revoked` without `sid` after a password change: only tokens issued at or before this
-    /// instant are refused (the user's later sign-ins are not). Absent: every token (a user disabled).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub issued_through: Option<Timestamp>,
-    /// The change's own kind (`put_membership`, `revoke_session`…), for logs.
-    pub change: String,
-}
 
 /// The feed event of a committed change.
 pub fn event(entry: &LogEntry) -> FeedEvent {
@@ -79,6 +44,7 @@ pub fn event(entry: &LogEntry) -> FeedEvent {
         until: None,
         issued_through: None,
         change: r.kind.to_owned(),
+        at: Some(r.at),
     };
     match &entry.change {
         Change::RevokeSession { user, session, until } => {
@@ -196,27 +162,6 @@ pub(crate) async fn changes(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT)).into_response())
 }
 
-/// The revocations in force, and the sequence they are current at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RevocationList {
-    /// Follow the feed from here (`?after=` or `Last-Event-ID`): every revocation committed later is in it.
-    pub seq: u64,
-    /// Sessions whose tokens are refused, each until its last token has expired.
-    pub sessions: Vec<RevokedSession>,
-}
-
-/// One revoked session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RevokedSession {
-    /// The session (`sid` in its tokens).
-    pub sid: String,
-    /// Its user.
-    pub user: String,
-    /// Until when its tokens are refused.
-    #[schema(value_type = String, format = DateTime)]
-    pub until: Timestamp,
-}
-
 /// Every revocation still in force — sessions logged out, reused, or ended with their user (disabled, or
 /// a password change) — with the sequence it is current at (API.md §5): a module loads it before it
 /// answers ready and after every `410`, then follows the feed from `seq`, so a restart never lets a
@@ -294,5 +239,94 @@ impl Stream {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use kisum_access::{Actor, ChangeRecord, CompanyId, Principal, UserId};
+
+    use super::*;
+
+    fn entry(seq: u64, change: Change, company: Option<&str>, wide: bool, principals: &[&str]) -> LogEntry {
+        let record = ChangeRecord {
+            seq,
+            actor: Actor::Platform,
+            at: Timestamp::from_unix_nanos(1_800_000_000, 250_000_000).unwrap(),
+            kind: change.kind().to_owned(),
+            company: company.map(|c| CompanyId::parse(c).unwrap()),
+            company_wide: wide,
+            principals: principals.iter().map(|p| Principal::parse(p).unwrap()).collect(),
+            before: None,
+            after: None,
+        };
+        LogEntry { record, change }
+    }
+
+    /// The feed's wire format, pinned: one golden file per kind of event, compared byte for byte with what
+    /// Auth sends, and read back by the type every follower parses (`kisum_access::FeedEvent`, which
+    /// the SDK and the console use). `KISUM_BLESS=1` rewrites them after an intended change.
+    #[test]
+    fn golden_feed_events() {
+        let user = || UserId::parse("leo").unwrap();
+        let company = || CompanyId::parse("encore").unwrap();
+        let until = Timestamp::from_unix(1_800_000_900);
+        let cases = [
+            (
+                "access",
+                entry(
+                    41,
+                    Change::EndMembership { company: company(), user: user() },
+                    Some("encore"),
+                    false,
+                    &["user:leo"],
+                ),
+            ),
+            (
+                "access_company_wide",
+                entry(
+                    42,
+                    Change::RemoveOverride { company: company(), id: "ov-1".parse().unwrap() },
+                    Some("encore"),
+                    true,
+                    &[],
+                ),
+            ),
+            (
+                "session_revoked",
+                entry(
+                    43,
+                    Change::RevokeSession { user: user(), session: "s-1".into(), until },
+                    None,
+                    false,
+                    &["user:leo"],
+                ),
+            ),
+            (
+                "password_changed",
+                entry(44, Change::SetPassword { user: user(), end_sessions: true }, None, false, &["user:leo"]),
+            ),
+            ("user_disabled", entry(45, Change::DisableUser { user: user() }, None, false, &["user:leo"])),
+            ("keys", entry(46, Change::RotateKeys { kids: vec!["k2".into()] }, None, false, &[])),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/feed");
+        let bless = std::env::var_os("KISUM_BLESS").is_some();
+        for (name, entry) in cases {
+            let sent = event(&entry);
+            let body = serde_json::to_string_pretty(&sent).unwrap() + "\n";
+            let path = dir.join(format!("{name}.json"));
+            if bless {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &body).unwrap();
+            }
+            let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(body, golden, "golden mismatch for {name}");
+            assert_eq!(serde_json::from_str::<FeedEvent>(&golden).unwrap(), sent, "{name} reads back");
+        }
+        // An event of an Auth older than `at` (and than `change`) still reads.
+        let older = r#"{"seq":7,"company":"encore","principals":["user:leo"],"version":7,"kind":"access"}"#;
+        let read: FeedEvent = serde_json::from_str(older).unwrap();
+        assert_eq!((read.seq, read.at, read.change.as_str()), (7, None, ""));
     }
 }

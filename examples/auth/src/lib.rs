@@ -43,8 +43,9 @@ use utoipa_axum::routes;
 
 pub use access::MAX_BATCH;
 pub use caller::ACCESS_READ;
-pub use feed::{FeedEvent, HEARTBEAT, RevocationList, RevokedSession};
+pub use feed::HEARTBEAT;
 pub use keys::{Keys, Rotation};
+pub use kisum_access::{FeedEvent, RevocationList, RevokedSession};
 pub use oauth::TokenAnswer;
 pub use state::{AuthState, Settings};
 pub use writes::SUPPORT_RECORD;
@@ -57,6 +58,7 @@ pub const KEY_ROTATE: &str = "admin:key:rotate";
 
 #[derive(OpenApi)]
 #[openapi(
+    paths(kisum_server::metrics::scrape),
     info(
         title = "Kisum Auth",
         description = "Sessions, the token endpoint, signing keys, access decisions, access writes and the \
@@ -129,7 +131,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn app(state: Arc<AuthState>) -> Router {
     let (router, api) = routers().split_for_parts();
     let router = kisum_server::openapi::with_document(router, &api);
-    kisum_server::finish(router.with_state(state))
+    kisum_server::finish("auth", router.with_state(state))
 }
 
 /// Rotates the signing key now (DESIGN.md §5): the new key is published at once and signs after a short

@@ -137,7 +137,7 @@ pub fn app(console: Arc<Console>) -> Router {
         .route("/health/live", get(|| async { "live" }))
         .route("/health/ready", get(|| async { "ready" }))
         .with_state(console);
-    kisum_server::finish(router).layer(axum::middleware::from_fn(security_headers))
+    kisum_server::finish("console", router).layer(axum::middleware::from_fn(security_headers))
 }
 
 /// The headers every answer carries: a strict CSP (no inline script or style, nothing from elsewhere),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::StreamExt;
+use kisum_client::feed::FeedEvent;
 use kisum_client::sse::Decoder;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -181,18 +182,14 @@ async fn follow_once(
         };
         decoder.push(&chunk, &mut events).map_err(|_| "the change feed sent a line that is not UTF-8".to_owned())?;
         for event in events.drain(..) {
-            let Ok(data) = serde_json::from_str::<Value>(&event.data) else { continue };
-            let Some(seq) = data.get("seq").and_then(Value::as_u64) else { continue };
+            let Ok(event) = serde_json::from_str::<FeedEvent>(&event.data) else { continue };
+            let seq = event.seq;
             *after = Some(after.map_or(seq, |a| a.max(seq)));
-            if data.get("kind").and_then(Value::as_str) == Some("keys") {
+            if event.kind == FeedEvent::KEYS {
                 continue;
             }
-            let company_wide = data.get("company_wide").and_then(Value::as_bool).unwrap_or(false);
-            let principals = match data.get("principals").and_then(Value::as_array) {
-                Some(p) if !company_wide => Some(p.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
-                _ => None,
-            };
-            let company = data.get("company").and_then(Value::as_str).map(str::to_owned);
+            let principals = (!event.company_wide).then_some(event.principals);
+            let company = event.company;
             live.publish(Change { seq, company, principals });
         }
     }

@@ -29,6 +29,7 @@ pub use state::CoreState;
 
 #[derive(OpenApi)]
 #[openapi(
+    paths(kisum_server::metrics::scrape),
     info(
         title = "Kisum Core and Admin API",
         description = "The commercial model (catalog, entitlements) and the Admin API of the Kisum platform. \
@@ -77,5 +78,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn app(state: Arc<CoreState>) -> Router {
     let (router, api) = routers().split_for_parts();
     let router = kisum_server::openapi::with_document(router, &api);
-    kisum_server::finish(router.with_state(state))
+    kisum_server::finish("core", router.with_state(state))
 }

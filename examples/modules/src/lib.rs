@@ -122,7 +122,7 @@ impl Module {
                 get(move || async move { kisum_server::health::ready(self.check_catalog(&kisum.source().catalog())) }),
             )
             .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }));
-        kisum_server::finish(open.merge(guarded))
+        kisum_server::finish(self.name(), open.merge(guarded))
     }
 
     fn routes(self) -> &'static [Route] {

@@ -57,14 +57,37 @@ async fn bounded<T: Send + 'static>(queue: Queue, work: impl FnOnce() -> T + Sen
         Queue::Password => &*PASSWORDS,
         Queue::ClientSecret => &*CLIENT_SECRETS,
     };
+    let name = match queue {
+        Queue::Password => "password",
+        Queue::ClientSecret => "client",
+    };
     let busy = || {
+        metrics::counter!("kisum_credential_hash_refused_total", "queue" => name).increment(1);
         ApiError::new(ErrorCode::UpstreamUnavailable, "too many credentials are being checked; retry shortly")
             .with_header(axum::http::header::RETRY_AFTER, "1")
     };
+    // Waiting or running, until this job is done or given up (dropped).
+    let _queued = Queued::enter(name);
     let permit = tokio::time::timeout(ADMISSION, semaphore.acquire()).await.map_err(|_| busy())?.map_err(|_| busy())?;
     let done = tokio::task::spawn_blocking(work).await;
     drop(permit);
     done.map_err(|_| ApiError::new(ErrorCode::Internal, "password hashing failed"))
+}
+
+/// One job in `kisum_credential_hash_queue{queue}`, from its arrival until it is done or dropped.
+struct Queued(&'static str);
+
+impl Queued {
+    fn enter(queue: &'static str) -> Queued {
+        metrics::gauge!("kisum_credential_hash_queue", "queue" => queue).increment(1.0);
+        Queued(queue)
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        metrics::gauge!("kisum_credential_hash_queue", "queue" => self.0).decrement(1.0);
+    }
 }
 
 /// Hashes a password into a PHC string, with a fresh random salt (in the [`Queue::Password`] queue).

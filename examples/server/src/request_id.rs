@@ -1,10 +1,14 @@
 //! `x-request-id` on every response (API.md §1): a valid incoming id is echoed, any other is replaced by
-//! a fresh one; the id is also in every problem body built while the request is served.
+//! a fresh one; the id is also in every problem body built while the request is served. The request's
+//! W3C `traceparent` is taken (or a trace started) here too: the request carries this server's span in
+//! its header, and is served in [`kisum_client::trace::scope`], so that calls to Auth and Core made
+//! meanwhile carry the trace on.
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use kisum_client::trace::TraceParent;
 
 /// The header.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -33,14 +37,30 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         _ => None,
     }
     .unwrap_or_else(crate::random::request_id);
+    let span = traced(&mut req);
     if let Ok(value) = HeaderValue::from_str(&id) {
         req.headers_mut().insert(X_REQUEST_ID, value.clone());
-        let mut response = REQUEST_ID.scope(id, next.run(req)).await;
+        let mut response = kisum_client::trace::scope(span, REQUEST_ID.scope(id, next.run(req))).await;
         response.headers_mut().insert(X_REQUEST_ID, value);
         response
     } else {
-        REQUEST_ID.scope(id, next.run(req)).await
+        kisum_client::trace::scope(span, REQUEST_ID.scope(id, next.run(req))).await
     }
+}
+
+/// This server's span of the request's trace: a child of a valid incoming `traceparent` (exactly one),
+/// else the start of a trace; written into the request's header, where the request span reads its id.
+fn traced(req: &mut Request) -> TraceParent {
+    let incoming = req.headers().get_all(kisum_client::trace::TRACEPARENT).iter().collect::<Vec<_>>();
+    let parent = match incoming.as_slice() {
+        [one] => one.to_str().ok().and_then(TraceParent::parse),
+        _ => None,
+    };
+    let span = parent.map_or_else(TraceParent::start, |p| p.child());
+    if let Ok(value) = HeaderValue::from_str(&span.to_string()) {
+        req.headers_mut().insert(kisum_client::trace::TRACEPARENT, value);
+    }
+    span
 }
 
 #[cfg(test)]

@@ -13,10 +13,12 @@ use tower_http::trace::TraceLayer;
 use crate::error::{no_method, no_route, problem_bodies};
 use crate::json::MAX_BODY_BYTES;
 
-/// Finishes a router: problem+json fallbacks for unknown routes (404) and methods (405), the 64 KiB
-/// body limit, every other error answered as problem+json, tracing, and request ids (outermost, so
-/// that every response carries one).
-pub fn finish(router: Router) -> Router {
+/// Finishes the router of `service` (`auth`, `core`, `finance`…, the `service` label of its metrics):
+/// `GET /metrics` ([`crate::metrics::scrape`]), problem+json fallbacks for unknown routes (404) and
+/// methods (405), the 64 KiB body limit, every other error answered as problem+json, request metrics,
+/// tracing, and request ids (outermost, so that every response carries one).
+pub fn finish(service: &'static str, router: Router) -> Router {
+    crate::metrics::handle();
     let trace = TraceLayer::new_for_http()
         .make_span_with(request_span)
         .on_request(())
@@ -24,29 +26,34 @@ pub fn finish(router: Router) -> Router {
         .on_body_chunk(())
         .on_eos(());
     router
+        .route("/metrics", axum::routing::get(crate::metrics::scrape))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(problem_bodies))
+        .layer(axum::middleware::from_fn_with_state(service, crate::metrics::record))
         .layer(trace)
         .layer(axum::middleware::from_fn(crate::request_id::layer))
 }
 
 /// The span every request is served in (API.md §1): method, route (the route's pattern, never the raw
-/// path), request id, and — once the bearer token is verified — principal and company, so that every log
-/// line written while serving it carries them. Health routes are served in a `debug` span: quieter.
+/// path), request id, W3C trace id, and — once the bearer token is verified — principal and company, so that every log
+/// line written while serving it carries them. Health routes and `/metrics` are served in a `debug` span:
+/// quieter.
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("(no route)", |p| p.as_str());
     let id = req.headers().get(&crate::request_id::X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let trace = kisum_client::trace::current().map(|t| t.trace_id()).unwrap_or_default();
     let method = req.method().as_str();
-    if route.starts_with("/health/") {
-        tracing::debug_span!("request", method = %method, route = %route, request_id = %id)
+    if route.starts_with("/health/") || route == "/metrics" {
+        tracing::debug_span!("request", method = %method, route = %route, request_id = %id, trace_id = %trace)
     } else {
         tracing::info_span!(
             "request",
             method = %method,
             route = %route,
             request_id = %id,
+            trace_id = %trace,
             principal = tracing::field::Empty,
             company = tracing::field::Empty
         )
@@ -387,6 +394,7 @@ mod tests {
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of this binary");
         let app = finish(
+            "test",
             Router::new()
                 .route(
                     "/things/{id}",
@@ -397,16 +405,33 @@ mod tests {
                 )
                 .route("/health/live", get(|| async { "live" })),
         );
+        let trace = "0af7651916cd43dd8448eb211c80319c";
         let request = |uri: &str| {
             axum::http::Request::builder()
                 .uri(uri)
                 .header("x-request-id", "trace-me-1")
+                .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
                 .body(axum::body::Body::empty())
                 .unwrap()
         };
         assert_eq!(app.clone().oneshot(request("/things/42")).await.unwrap().status(), 200);
         app.clone().oneshot(request("/health/live")).await.unwrap();
-        assert_eq!(app.oneshot(request("/nowhere/secret-path")).await.unwrap().status(), 404);
+        assert_eq!(app.clone().oneshot(request("/nowhere/secret-path")).await.unwrap().status(), 404);
+
+        // `/metrics` counts them by service, route pattern and status.
+        let scraped = app.oneshot(request("/metrics")).await.unwrap();
+        assert_eq!(scraped.status(), 200);
+        assert!(scraped.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let body = axum::body::to_bytes(scraped.into_body(), 1 << 20).await.unwrap();
+        let metrics = String::from_utf8(body.to_vec()).unwrap();
+        for line in [
+            r#"kisum_http_requests_total{service="test",method="GET",route="/things/{id}",status="200"} 1"#,
+            r#"kisum_http_requests_total{service="test",method="GET",route="(no route)",status="404"} 1"#,
+            r#"kisum_http_request_duration_seconds_count{service="test",method="GET",route="/things/{id}"} 1"#,
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+        }
+        assert!(!metrics.contains("secret-path"), "raw paths are never labels");
         let all = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let text: String = all.lines().filter(|l| l.contains("trace-me-1")).map(|l| format!("{l}\n")).collect();
         let lines: Vec<&str> = text.lines().collect();
@@ -416,6 +441,7 @@ mod tests {
         assert_eq!(served.len(), 2, "one line per request, none for health at info: {text}");
         assert!(served[0].contains("status=200") && served[0].contains("latency_ms="), "{}", served[0]);
         assert!(served[0].contains("request_id=trace-me-1") && served[0].contains("method=GET"), "{}", served[0]);
+        assert!(served[0].contains(&format!("trace_id={trace}")), "the incoming trace is kept: {}", served[0]);
         assert!(served[1].contains("status=404") && served[1].contains("(no route)"), "{}", served[1]);
         assert!(!all.contains("secret-path"), "the raw path of an unknown route is not logged: {all}");
     }

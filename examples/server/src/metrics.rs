@@ -1,0 +1,110 @@
+//! Prometheus metrics: the process's recorder, `GET /metrics` on every server, and the request metrics
+//! [`finish`](crate::finish) records. Other crates record through the `metrics` facade (`kisum-client`'s
+//! decisions and feed, `kisum-store`'s commits, [`crate::password`]'s queues); the names are listed in
+//! `docs/operations.md`.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets, in seconds: from half a millisecond (a cached decision) to ten seconds (a request
+/// about to be stopped).
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use. `None` when another recorder was installed
+/// first (an embedding application's own): then `/metrics` answers 404 and the metrics go to that one.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = match PrometheusBuilder::new().set_buckets(BUCKETS) {
+                Ok(builder) => builder,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the metrics' buckets were refused: no /metrics");
+                    return None;
+                }
+            };
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "another metrics recorder is installed: /metrics is not served");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// What each metric measures, for the `# HELP` lines.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("kisum_http_requests_total", "Requests answered, by service, method, route and status");
+    describe_histogram!(
+        "kisum_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a request's arrival to its response's start, by service, method and route"
+    );
+    describe_counter!(
+        "kisum_decisions_total",
+        "Module decisions by outcome (allow, deny, unavailable) and source (live, cache, stale, scope)"
+    );
+    describe_gauge!("kisum_feed_position", "The last change-feed sequence a follower applied, by follower");
+    describe_gauge!(
+        "kisum_feed_lag_seconds",
+        Unit::Seconds,
+        "How long after its write the last change-feed event reached a follower (0 once caught up)"
+    );
+    describe_histogram!("kisum_store_commit_seconds", Unit::Seconds, "Time to commit one write to the change log");
+    describe_gauge!("kisum_store_seq", "The change-log sequence this process's engine has applied");
+    describe_gauge!("kisum_credential_hash_queue", "Credential hashes waiting or running, by queue (password, client)");
+    describe_counter!("kisum_credential_hash_refused_total", "Credential checks refused because the queue was full");
+}
+
+/// `GET /metrics`: every metric of the process in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses(
+        (status = 200, description = "Every metric of the process (Prometheus text format 0.0.4; names in \
+                                      docs/operations.md)", content_type = "text/plain", body = String),
+        (status = 404, description = "Metrics go to another recorder", body = crate::openapi::ProblemSchema,
+         content_type = "application/problem+json")))]
+pub async fn scrape() -> Response {
+    match handle() {
+        Some(handle) => {
+            handle.run_upkeep();
+            ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+        }
+        None => crate::ApiError::new(kisum_errors::ErrorCode::NotFound, "metrics are not served by this process")
+            .into_response(),
+    }
+}
+
+/// The middleware of [`finish`](crate::finish): counts each request by service, method, route pattern
+/// (never the raw path) and status, and times it.
+pub(crate) async fn record(State(service): State<&'static str>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("(no route)", |p| p.as_str()).to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::histogram!(
+        "kisum_http_request_duration_seconds",
+        "service" => service, "method" => method.clone(), "route" => route.clone()
+    )
+    .record(elapsed);
+    metrics::counter!(
+        "kisum_http_requests_total",
+        "service" => service, "method" => method, "route" => route, "status" => status
+    )
+    .increment(1);
+    response
+}
