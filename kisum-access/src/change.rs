@@ -257,6 +257,22 @@ pub enum Change {
         /// The key ids published after the change.
         kids: Vec<String>,
     },
+    /// Records a platform service client registered with its scopes, or its secret rotated (the client
+    /// and its secret's hash live in Auth's state; the record is the audit trail). Platform only.
+    PutServiceClient {
+        /// The client id.
+        client_id: String,
+        /// Its scopes (permission patterns).
+        scopes: Vec<String>,
+        /// `true` when a new secret replaced the old one (which stops working at once).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rotated: bool,
+    },
+    /// Records a platform service client deleted: its tokens are no longer issued. Platform only.
+    RemoveServiceClient {
+        /// The client id.
+        client_id: String,
+    },
 }
 
 impl Change {
@@ -289,6 +305,8 @@ impl Change {
             Change::DisableUser { .. } => "disable_user",
             Change::RevokeSession { .. } => "revoke_session",
             Change::RotateKeys { .. } => "rotate_keys",
+            Change::PutServiceClient { .. } => "put_service_client",
+            Change::RemoveServiceClient { .. } => "remove_service_client",
             Change::OpenSupportSession { .. } => "open_support_session",
             Change::CloseSupportSession { .. } => "close_support_session",
             Change::RecordSupportAccess { .. } => "support_access",
@@ -309,7 +327,9 @@ impl Change {
             | Change::SetPassword { .. }
             | Change::DisableUser { .. }
             | Change::RevokeSession { .. }
-            | Change::RotateKeys { .. } => Ok(None),
+            | Change::RotateKeys { .. }
+            | Change::PutServiceClient { .. }
+            | Change::RemoveServiceClient { .. } => Ok(None),
             Change::CreateCompany { company, .. } => parse("/company/id", &company.id),
             Change::PutMembership(m) => parse("/membership/company", &m.company),
             Change::PutAgent(a) => parse("/agent/company", &a.company),

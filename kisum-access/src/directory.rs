@@ -505,6 +505,21 @@ impl Directory {
                     (Effect::Nothing, None, json(&after))
                 }
                 Change::RotateKeys { kids } => (Effect::Nothing, None, json(&serde_json::json!({ "kids": kids }))),
+                Change::PutServiceClient { client_id, scopes, rotated } => {
+                    for (i, scope) in scopes.iter().enumerate() {
+                        crate::Pattern::parse(scope).map_err(|e| {
+                            AccessError::Validation(vec![kisum_errors::FieldError::new(
+                                format!("/scopes/{i}"),
+                                e.to_string(),
+                            )])
+                        })?;
+                    }
+                    let after = serde_json::json!({ "client_id": client_id, "scopes": scopes, "rotated": rotated });
+                    (Effect::Nothing, None, json(&after))
+                }
+                Change::RemoveServiceClient { client_id } => {
+                    (Effect::Nothing, json(&serde_json::json!({ "client_id": client_id })), None)
+                }
                 Change::PublishPlan { plan } => {
                     let catalog = self.catalog.load().with_plan(plan)?;
                     (Effect::PublishPlan(Arc::new(catalog)), None, json(plan))
@@ -1210,6 +1225,8 @@ fn edit(source: &mut CompanySource, change: &Change, actor: &Actor, at: Timestam
         | Change::SetPassword { .. }
         | Change::DisableUser { .. }
         | Change::RevokeSession { .. }
-        | Change::RotateKeys { .. } => whole(None, None),
+        | Change::RotateKeys { .. }
+        | Change::PutServiceClient { .. }
+        | Change::RemoveServiceClient { .. } => whole(None, None),
     }
 }

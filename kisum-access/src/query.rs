@@ -195,6 +195,13 @@ pub trait Access: Send + Sync {
         crate::rules::grantors(&catalog, &c, permission.index(), at)
     }
 
+    /// Whether `user` holds `permission` in `company` in its own right at `at`: an active membership whose
+    /// roles grant it and whose restrictions do not deny it. Entitlements and delegations do not count —
+    /// the granted set DESIGN.md §4 judges every giving of access on (nobody gives what they lack).
+    fn holds(&self, company: &CompanyId, user: &crate::UserId, permission: PermissionId, at: Timestamp) -> bool {
+        self.company(company).is_some_and(|c| crate::rules::holds(&c, user, permission.index(), at))
+    }
+
     /// The company's entitlements at `at`; `None` for an unknown company.
     fn entitlements(&self, company: &CompanyId, at: Timestamp) -> Option<EntitlementsSummary> {
         let c = self.company(company)?;

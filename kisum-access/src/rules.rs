@@ -228,6 +228,12 @@ pub(crate) fn grantors(cat: &AccessCatalog, company: &Company, permission: usize
     users
 }
 
+/// Whether `user`'s active membership of `company` holds `permission` in its granted set at `at` (its
+/// roles' closure minus its restrictions; entitlements and delegations do not count).
+pub(crate) fn holds(company: &Company, user: &UserId, permission: usize, at: Timestamp) -> bool {
+    company.member(user.as_str()).is_some_and(|m| m.is_active_at(at) && grants(company, m).contains(permission))
+}
+
 fn invalid(path: &str, message: String) -> AccessError {
     AccessError::Validation(vec![kisum_errors::FieldError::new(path, message)])
 }

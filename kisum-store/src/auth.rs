@@ -185,6 +185,9 @@ pub trait AuthStore: Send + Sync {
     /// Creates or replaces a service client outside any change (the platform's own clients at start-up).
     async fn put_service_client(&self, client: &ServiceClient) -> Result<(), StoreError>;
 
+    /// The platform's service clients (not agents'), by id.
+    async fn service_clients(&self) -> Result<Vec<ServiceClient>, StoreError>;
+
     /// Deletes sessions (with their refresh tokens) that ended before `before`, and sign-in failures
     /// older than it; returns how many sessions went.
     async fn purge_auth(&self, before: i64) -> Result<u64, StoreError>;
@@ -253,6 +256,10 @@ macro_rules! auth_store_impl {
 
             async fn put_service_client(&self, client: &crate::auth::ServiceClient) -> Result<(), StoreError> {
                 $q::put_service_client(&mut *self.pool.acquire().await.map_err(StoreError::db)?, client).await
+            }
+
+            async fn service_clients(&self) -> Result<Vec<crate::auth::ServiceClient>, StoreError> {
+                $q::service_clients(&mut *self.pool.acquire().await.map_err(StoreError::db)?).await
             }
 
             async fn purge_auth(&self, before: i64) -> Result<u64, StoreError> {
@@ -448,6 +455,20 @@ macro_rules! auth_queries {
             Ok(())
         }
 
+        fn service_client_of(row: &$row) -> Result<ServiceClient, StoreError> {
+            let client_id: String = row.try_get("client_id").map_err(StoreError::db)?;
+            let scopes: String = row.try_get("scopes").map_err(StoreError::db)?;
+            Ok(ServiceClient {
+                scopes: serde_json::from_str(&scopes)
+                    .map_err(|e| StoreError::Database(format!("scopes of client `{client_id}`: {e}")))?,
+                client_id,
+                secret_hash: row.try_get("secret_hash").map_err(StoreError::db)?,
+                company: row.try_get("company").map_err(StoreError::db)?,
+                agent: row.try_get("agent").map_err(StoreError::db)?,
+                created_at: row.try_get("created_at").map_err(StoreError::db)?,
+            })
+        }
+
         pub(crate) async fn service_client(conn: &mut $conn, client_id: &str) -> Result<Option<ServiceClient>, StoreError> {
             let row = sqlx::query(
                 "SELECT client_id, secret_hash, scopes, company, agent, created_at FROM service_client WHERE client_id = $1",
@@ -456,17 +477,36 @@ macro_rules! auth_queries {
             .fetch_optional(&mut *conn)
             .await
             .map_err(StoreError::db)?;
-            let Some(row) = row else { return Ok(None) };
-            let scopes: String = row.try_get("scopes").map_err(StoreError::db)?;
-            Ok(Some(ServiceClient {
-                client_id: row.try_get("client_id").map_err(StoreError::db)?,
-                secret_hash: row.try_get("secret_hash").map_err(StoreError::db)?,
-                scopes: serde_json::from_str(&scopes)
-                    .map_err(|e| StoreError::Database(format!("scopes of client `{client_id}`: {e}")))?,
-                company: row.try_get("company").map_err(StoreError::db)?,
-                agent: row.try_get("agent").map_err(StoreError::db)?,
-                created_at: row.try_get("created_at").map_err(StoreError::db)?,
-            }))
+            row.as_ref().map(service_client_of).transpose()
+        }
+
+        pub(crate) async fn service_clients(conn: &mut $conn) -> Result<Vec<ServiceClient>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT client_id, secret_hash, scopes, company, agent, created_at FROM service_client \
+                 WHERE company IS NULL ORDER BY client_id",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::db)?;
+            rows.iter().map(service_client_of).collect()
+        }
+
+        pub(crate) async fn add_service_client(conn: &mut $conn, client: &ServiceClient) -> Result<(), StoreError> {
+            let scopes = serde_json::to_string(&client.scopes).map_err(|e| StoreError::Database(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO service_client (client_id, secret_hash, scopes, company, agent, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&client.client_id)
+            .bind(&client.secret_hash)
+            .bind(scopes)
+            .bind(&client.company)
+            .bind(&client.agent)
+            .bind(client.created_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db)?;
+            Ok(())
         }
 
         pub(crate) async fn put_service_client(conn: &mut $conn, client: &ServiceClient) -> Result<(), StoreError> {
@@ -496,6 +536,7 @@ macro_rules! auth_queries {
                 SideWrite::SetPassword { .. } | SideWrite::DisableUser { .. } => return Ok(()),
                 SideWrite::PutSigningKey(key) => return put_signing_key(conn, key).await,
                 SideWrite::PutServiceClient(client) => return put_service_client(conn, client).await,
+                SideWrite::AddServiceClient(client) => return add_service_client(conn, client).await,
                 SideWrite::RevokeSession { sid, at } => {
                     sqlx::query("UPDATE auth_session SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
                         .bind(sid.clone())

@@ -69,6 +69,9 @@ pub enum SideWrite {
     },
     /// Registers or replaces a service client.
     PutServiceClient(ServiceClient),
+    /// Registers a new service client; one with the same id already stored fails the write (nothing is
+    /// replaced).
+    AddServiceClient(ServiceClient),
     /// Deletes a service client.
     RemoveServiceClient {
         /// The client id.
@@ -94,6 +97,7 @@ impl std::fmt::Debug for SideWrite {
             SideWrite::PutSigningKey(key) => write!(f, "PutSigningKey({key:?})"),
             SideWrite::RemoveSigningKey { kid } => write!(f, "RemoveSigningKey({kid})"),
             SideWrite::PutServiceClient(client) => write!(f, "PutServiceClient({client:?})"),
+            SideWrite::AddServiceClient(client) => write!(f, "AddServiceClient({client:?})"),
             SideWrite::RemoveServiceClient { client_id } => write!(f, "RemoveServiceClient({client_id})"),
             SideWrite::RemoveAgentClients { company, agent } => write!(f, "RemoveAgentClients({company}, {agent:?})"),
         }

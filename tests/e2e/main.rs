@@ -228,6 +228,26 @@ async fn a_day_on_the_reference_deployment() {
     auth.revoke(&ines).await.unwrap();
     eventually(&format!("{finance}/v1/invoices"), &ines, StatusCode::UNAUTHORIZED, Duration::from_secs(1)).await;
 
+    // A client for the standalone finance module, with only what a module needs (least privilege).
+    let module_client = json!({"client_id": "e2e-finance", "scopes": ["auth:access:read", "auth:support:record"]});
+    // A token scoped `admin:*` cannot give `auth:access:read`: nobody gives more than it holds.
+    let (s, body) =
+        call(Method::POST, &format!("{core_url}/admin/v1/clients"), Some(&admin), Some(module_client.clone())).await;
+    assert_eq!((s, body["required"].as_str()), (StatusCode::FORBIDDEN, Some("auth:access:read")), "{body:#}");
+    let operator = auth.client_credentials("platform-admin", ADMIN_SECRET, None).await.unwrap().access_token;
+    let (s, registered) =
+        call(Method::POST, &format!("{core_url}/admin/v1/clients"), Some(&operator), Some(module_client)).await;
+    assert_eq!(s, StatusCode::CREATED, "{registered:#}");
+    let module_secret = registered["client_secret"].as_str().unwrap().to_owned();
+    // The one command gave each of its modules, and the console, a client with only what it needs.
+    let (s, clients) = call(Method::GET, &format!("{core_url}/admin/v1/clients"), Some(&operator), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let scopes_of = |id: &str| {
+        clients["clients"].as_array().unwrap().iter().find(|c| c["client_id"] == id).unwrap()["scopes"].clone()
+    };
+    assert_eq!(scopes_of("kisum-module-finance"), json!(["auth:access:read", "auth:support:record"]));
+    assert_eq!(scopes_of("kisum-console"), json!(["auth:access:read"]));
+
     // Ctrl-C stops everything cleanly.
     all.interrupt();
 
@@ -238,7 +258,17 @@ async fn a_day_on_the_reference_deployment() {
     ready(&auth_url).await;
     ready(&core_url).await;
     let module_args = ["--auth-url", auth_url.as_str(), "--core-url", core_url.as_str(), "--stale-seconds", stale];
-    let mut finance_args = vec!["finance"];
+    // A module refuses `platform-admin` (scopes `*`) unless told --allow-admin-client.
+    let refused = Command::new(&bin)
+        .args(["finance", "--auth-url", auth_url.as_str(), "--core-url", core_url.as_str()])
+        .args(["--data", dir.to_str().unwrap(), "--port-offset", &OFFSET.to_string()])
+        .env("KISUM_ADMIN_CLIENT_SECRET", ADMIN_SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--client-id platform-admin") && said.contains("--allow-admin-client"), "{said}");
+    let mut finance_args = vec!["finance", "--client-id", "e2e-finance", "--client-secret", module_secret.as_str()];
     finance_args.extend(module_args);
     let _finance = Proc::start(&bin, &dir, &finance_args);
     ready(&finance).await;

@@ -336,6 +336,9 @@ impl kisum_store::AuthStore for FailingCommits {
     async fn put_service_client(&self, client: &kisum_store::ServiceClient) -> Result<(), StoreError> {
         self.inner.put_service_client(client).await
     }
+    async fn service_clients(&self) -> Result<Vec<kisum_store::ServiceClient>, StoreError> {
+        self.inner.service_clients().await
+    }
     async fn purge_auth(&self, before: i64) -> Result<u64, StoreError> {
         self.inner.purge_auth(before).await
     }

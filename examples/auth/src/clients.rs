@@ -14,11 +14,6 @@ pub const PLATFORM_ADMIN: &str = "platform-admin";
 /// A well-formed hash no secret matches: what an unknown client's secret is checked against.
 pub const DUMMY: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The stored form of a secret Auth generated.
-pub fn hash_generated(secret: &str) -> String {
-    format!("sha256:{}", RefreshTokenHash::of(secret).to_hex())
-}
-
 /// Whether `secret` matches the stored `hash` (either form).
 pub async fn verify_secret(secret: &str, hash: String) -> ApiResult<bool> {
     match hash.strip_prefix("sha256:") {
@@ -31,11 +26,9 @@ pub async fn verify_secret(secret: &str, hash: String) -> ApiResult<bool> {
     }
 }
 
-/// A fresh secret and its stored form.
+/// A fresh secret and its stored form ([`random::client_secret`]).
 pub fn generate() -> ApiResult<(String, String)> {
-    let secret = random::secret()?;
-    let hash = hash_generated(&secret);
-    Ok((secret, hash))
+    random::client_secret()
 }
 
 /// The client id of `company`'s agent `agent`: `agent@company`. Ids never hold `@`, so no two

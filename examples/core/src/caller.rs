@@ -28,6 +28,7 @@ pub fn admin_permissions() -> &'static [(&'static str, &'static str)] {
         ("GET /admin/v1/audit", AUDIT_READ),
         ("POST /admin/v1/support-sessions", SUPPORT_OPEN),
         ("DELETE /admin/v1/support-sessions/{id}", SUPPORT_CLOSE),
+        ("POST, GET /admin/v1/clients, POST …/clients/{id}/secret, DELETE …/clients/{id}", CLIENT_MANAGE),
     ]
 }
 
@@ -74,6 +75,8 @@ admin_permissions! {
     SupportOpen = SUPPORT_OPEN = "admin:support:open";
     /// Close support sessions.
     SupportClose = SUPPORT_CLOSE = "admin:support:close";
+    /// Register, list, rotate and delete platform service clients.
+    ClientManage = CLIENT_MANAGE = "admin:client:manage";
 }
 
 /// The actor of an Admin API call that needs permission `P`, established from the request's headers

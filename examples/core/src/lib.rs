@@ -13,6 +13,7 @@
 
 mod admin;
 mod caller;
+mod clients;
 mod public;
 mod state;
 
@@ -66,6 +67,9 @@ fn routers() -> OpenApiRouter<Arc<CoreState>> {
         .routes(routes!(admin::audit))
         .routes(routes!(admin::open_support_session))
         .routes(routes!(admin::close_support_session))
+        .routes(routes!(clients::register, clients::list))
+        .routes(routes!(clients::rotate))
+        .routes(routes!(clients::remove))
 }
 
 /// The OpenAPI 3.1 document of Core, generated from the handlers.

@@ -155,6 +155,7 @@ kisum_tests::on_both_backends!(
     support_sessions,
     a_password_change_ends_every_session,
     every_read_honours_kisum_at_least,
+    service_clients_with_least_privilege,
 );
 
 async fn support_sessions(backend: Backend) {
@@ -856,4 +857,98 @@ async fn postgresql_going_away_through_a_proxy() {
     let replica = h.engine.directory().company(&"encore".parse().unwrap()).unwrap();
     let theirs: Vec<_> = replica.source().company.overrides.iter().filter_map(|o| o.id.clone()).collect();
     assert_eq!(theirs, kept);
+}
+
+/// `/admin/v1/clients` (issue 19): register, list, rotate and delete platform service clients, each
+/// write in the change log; nobody gives scopes beyond its own — a service beyond its token's scopes, a
+/// staff user beyond the permissions it holds; `platform-admin` and agents' clients are not managed here.
+async fn service_clients_with_least_privilege(backend: Backend) {
+    let h = harness(backend).await;
+    let path = "/admin/v1/clients";
+    let body = |id: &str, scopes: &[&str]| Some(json!({"client_id": id, "scopes": scopes}));
+    let module = ["auth:access:read", "auth:support:record"];
+    // Who may call.
+    h.call(Method::GET, path, None, None).await.expect(StatusCode::UNAUTHORIZED);
+    let maya = h.call(Method::GET, path, Some(&h.user("maya", "encore")), None).await;
+    maya.expect(StatusCode::FORBIDDEN);
+    assert_eq!(maya.body["required"], "admin:client:manage");
+    let una = h.user("una", "kisum");
+    h.call(Method::POST, path, Some(&una), body("x", &module)).await.expect(StatusCode::FORBIDDEN);
+    // A service gives only what its own scopes cover.
+    let manager = h.service("ops-bot", "admin:client:manage");
+    let beyond = h.call(Method::POST, path, Some(&manager), body("finance-svc", &module)).await;
+    beyond.expect(StatusCode::FORBIDDEN);
+    assert_eq!(beyond.body["required"], "auth:access:read");
+    let root = h.service("root", "*");
+    let created = h.call(Method::POST, path, Some(&root), body("finance-svc", &module)).await;
+    created.expect(StatusCode::CREATED);
+    assert!(created.version() > 0);
+    assert_eq!(created.body["scopes"], json!(module));
+    let secret = created.body["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 64);
+    let store = h.engine.store();
+    let stored = store.service_client("finance-svc").await.unwrap().unwrap();
+    assert_eq!(stored.secret_hash, kisum_server::random::hash_client_secret(&secret));
+    assert_eq!((stored.company.as_deref(), stored.scopes.len()), (None, 2));
+    // Refusals, nothing written by any of them.
+    let head = store.head().await.unwrap();
+    let again = h.call(Method::POST, path, Some(&root), body("finance-svc", &["*"])).await;
+    again.expect(StatusCode::CONFLICT);
+    h.call(Method::POST, path, Some(&root), body("platform-admin", &module)).await.expect(StatusCode::CONFLICT);
+    for (id, scopes) in [("Bad id", &module[..]), ("bot@encore", &module[..]), ("x", &["finance"][..]), ("x", &[][..])]
+    {
+        h.call(Method::POST, path, Some(&root), body(id, scopes)).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_eq!(store.service_client("finance-svc").await.unwrap().unwrap(), stored, "the first client is untouched");
+    assert_eq!(store.head().await.unwrap(), head);
+    // A staff user gives only permissions it holds in the platform company.
+    let role = kisum_access::doc::RoleDoc {
+        id: "client_admin".into(),
+        grants: vec!["admin:client:manage".into()],
+        inherits: vec![],
+    };
+    let platform = kisum_access::Actor::Platform;
+    let kisum: kisum_access::CompanyId = "kisum".parse().unwrap();
+    h.engine.write(&platform, now(), kisum_access::Change::PutRole { company: kisum.clone(), role }).await.unwrap();
+    let membership: kisum_access::doc::MembershipDoc = serde_json::from_value(
+        json!({"user": "una", "company": "kisum", "status": "active", "roles": ["support", "client_admin"]}),
+    )
+    .unwrap();
+    h.engine.write(&platform, now(), kisum_access::Change::PutMembership(membership)).await.unwrap();
+    let wide = h.call(Method::POST, path, Some(&una), body("una-bot", &["finance:*"])).await;
+    wide.expect(StatusCode::FORBIDDEN);
+    assert!(wide.body["required"].as_str().unwrap().starts_with("finance:"), "{:#}", wide.body);
+    h.call(Method::POST, path, Some(&una), body("una-bot", &["admin:audit:read", "auth:access:read"]))
+        .await
+        .expect(StatusCode::CREATED);
+    let ops = h.user("ops", "kisum");
+    h.call(Method::POST, path, Some(&ops), body("ops-bot", &["finance:*"])).await.expect(StatusCode::CREATED);
+    // The list: no secrets, no agents' clients.
+    let list = h.call(Method::GET, path, Some(&root), None).await;
+    list.expect(StatusCode::OK);
+    let ids: Vec<&str> =
+        list.body["clients"].as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["finance-svc", "ops-bot", "una-bot"]);
+    assert!(!list.body.to_string().contains("secret"), "{:#}", list.body);
+    // Rotation: a new secret, the old one's hash gone; only by a caller holding the client's scopes.
+    let rotate = format!("{path}/finance-svc/secret");
+    h.call(Method::POST, &format!("{path}/ops-bot/secret"), Some(&una), None).await.expect(StatusCode::FORBIDDEN);
+    let rotated = h.call(Method::POST, &rotate, Some(&root), None).await;
+    rotated.expect(StatusCode::OK);
+    let fresh = rotated.body["client_secret"].as_str().unwrap();
+    assert_ne!(fresh, secret);
+    let hash = store.service_client("finance-svc").await.unwrap().unwrap().secret_hash;
+    assert_eq!(hash, kisum_server::random::hash_client_secret(fresh));
+    h.call(Method::POST, &format!("{path}/platform-admin/secret"), Some(&root), None)
+        .await
+        .expect(StatusCode::CONFLICT);
+    // Deletion.
+    h.call(Method::DELETE, &format!("{path}/finance-svc"), Some(&root), None).await.expect(StatusCode::NO_CONTENT);
+    assert!(store.service_client("finance-svc").await.unwrap().is_none());
+    h.call(Method::DELETE, &format!("{path}/finance-svc"), Some(&root), None).await.expect(StatusCode::NOT_FOUND);
+    h.call(Method::POST, &rotate, Some(&root), None).await.expect(StatusCode::NOT_FOUND);
+    // Every write is in the audit log.
+    let audit = h.call(Method::GET, "/admin/v1/audit", Some(&root), None).await;
+    let kinds = audit.body.to_string();
+    assert!(kinds.contains("put_service_client") && kinds.contains("remove_service_client"), "{kinds}");
 }

@@ -132,6 +132,11 @@ struct ModuleArgs {
     /// How long a cached snapshot may serve while Auth is unreachable, in seconds (at most 300).
     #[arg(long, env = "KISUM_STALE_SECONDS", default_value_t = 300)]
     stale_seconds: u64,
+    /// Start even when the client holds scopes beyond what a module needs (`*`, `admin:…`, such as
+    /// `platform-admin`'s). Without it such a client is refused: register one with `auth:access:read`
+    /// and `auth:support:record` (`POST /admin/v1/clients`).
+    #[arg(long, env = "KISUM_ALLOW_ADMIN_CLIENT")]
+    allow_admin_client: bool,
     /// Serve with actix-web through kisum-client's actix adapter instead of axum (touring only; built
     /// with feature `actix`).
     #[cfg(feature = "actix")]
@@ -438,6 +443,9 @@ async fn module(
         config.issuer = issuer;
     }
     config.max_age = Duration::from_secs(m.stale_seconds.clamp(1, 300));
+    if !m.allow_admin_client {
+        least_privilege(&config, net).await?;
+    }
     let companies = seed_companies(store)?;
     #[cfg(feature = "actix")]
     if m.actix {
@@ -449,6 +457,30 @@ async fn module(
     let served = net.serve(listener, app, stop).await;
     feed.abort();
     served
+}
+
+/// Refuses a module's client whose scopes reach beyond what a module needs: a client that may administer
+/// the platform must not sit in every module.
+async fn least_privilege(config: &RemoteConfig, net: &Net) -> Result<(), Error> {
+    let http = kisum_client::http_client(net.ca_bundle.as_deref())?;
+    let auth = kisum_client::clients::AuthClient::new(http, config.auth_url.clone());
+    let token = auth.client_credentials(&config.client_id, config.client_secret.expose(), None).await.map_err(|e| {
+        format!("the module's client `{}` cannot sign in at {}: {e}", config.client_id, config.auth_url)
+    })?;
+    let scopes = token.scope.unwrap_or_default();
+    let needed = [kisum_auth::ACCESS_READ, kisum_auth::SUPPORT_RECORD];
+    let beyond: Vec<&str> = scopes.split_whitespace().filter(|s| !needed.contains(s)).collect();
+    if beyond.iter().any(|s| *s == "*" || s.starts_with("admin:")) {
+        return Err(format!(
+            "--client-id {}: the client holds `{}`, far more than a module needs ({}); register a client with \
+             only those (POST /admin/v1/clients) or start with --allow-admin-client",
+            config.client_id,
+            beyond.join(" "),
+            needed.join(", ")
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The touring module on actix-web (its own thread and actix system), until `stop`.
@@ -504,6 +536,25 @@ async fn actix_touring(
     Ok(())
 }
 
+/// The client the one command's console follows the feed with (`auth:access:read` only).
+const CONSOLE_CLIENT: &str = "kisum-console";
+
+/// The client of `module` in the one command: `kisum-module-finance`, ….
+fn module_client(module: Module) -> String {
+    format!("kisum-module-{}", module.name())
+}
+
+/// The clients the one command registers for its own services, with the least each needs: a module
+/// reads access (snapshots, the feed, revocations) and records support sessions' actions; the console
+/// only follows the feed.
+fn own_clients() -> Vec<(String, Vec<String>)> {
+    let module = vec![kisum_auth::ACCESS_READ.to_owned(), kisum_auth::SUPPORT_RECORD.to_owned()];
+    let mut clients: Vec<(String, Vec<String>)> =
+        Module::ALL.iter().map(|m| (module_client(*m), module.clone())).collect();
+    clients.push((CONSOLE_CLIENT.to_owned(), vec![kisum_auth::ACCESS_READ.to_owned()]));
+    clients
+}
+
 /// Everything in one process on the default ports.
 async fn all(store: &StoreArgs, net: &Net, stop: watch::Receiver<bool>) -> Result<(), Error> {
     let opened = boot(store).open().await?;
@@ -516,20 +567,24 @@ async fn all(store: &StoreArgs, net: &Net, stop: watch::Receiver<bool>) -> Resul
     let mut servers = tokio::task::JoinSet::new();
     servers.spawn(net.serve(auth_listener, kisum_auth::app(auth.clone()), stop.clone()));
     servers.spawn(net.serve(core_listener, core, stop.clone()));
-    // The modules reach Auth and Core over loopback like any module would, with a service client of
-    // their own whose secret is made afresh at every start.
-    let (secret, hash) = kisum_auth::clients::generate()?;
-    let secret = kisum_client::Secret::from(secret);
-    let now = kisum_entitlements::Timestamp::now().unix_seconds();
-    let client = kisum_store::ServiceClient {
-        client_id: "kisum-modules".into(),
-        secret_hash: hash,
-        scopes: vec![kisum_auth::ACCESS_READ.into(), kisum_auth::SUPPORT_RECORD.into()],
-        company: None,
-        agent: None,
-        created_at: now,
-    };
-    opened.engine.store().put_service_client(&client).await?;
+    // The modules and the console reach Auth and Core over loopback like any would, each with a service
+    // client of its own holding only what it needs, whose secret is made afresh at every start.
+    let store = opened.engine.store();
+    let mut secrets = std::collections::HashMap::new();
+    for (client_id, scopes) in own_clients() {
+        let (secret, hash) = kisum_auth::clients::generate()?;
+        let client = kisum_store::ServiceClient {
+            client_id: client_id.clone(),
+            secret_hash: hash,
+            scopes,
+            company: None,
+            agent: None,
+            created_at: kisum_entitlements::Timestamp::now().unix_seconds(),
+        };
+        store.put_service_client(&client).await?;
+        secrets.insert(client_id, kisum_client::Secret::from(secret));
+    }
+    let secret_of = |id: &str| secrets.get(id).cloned().ok_or_else(|| format!("no client `{id}` was made"));
     let companies = opened.engine.directory().company_ids();
     let mut feeds = Vec::new();
     let (console_listener, console_url) = net.listen(None, 7402).await?;
@@ -539,7 +594,8 @@ async fn all(store: &StoreArgs, net: &Net, stop: watch::Receiver<bool>) -> Resul
         format!("Core       {core_url}   (Admin API {core_url}/admin/v1)"),
     ];
     for module in Module::ALL {
-        let config = net.remote(&auth_url, &core_url, "kisum-modules", &secret);
+        let id = module_client(module);
+        let config = net.remote(&auth_url, &core_url, &id, &secret_of(&id)?);
         let (app, feed) = module_app(module, config, &companies).await?;
         feeds.push(feed);
         let (listener, url) = net.listen(None, module.default_port()).await?;
@@ -552,8 +608,8 @@ async fn all(store: &StoreArgs, net: &Net, stop: watch::Receiver<bool>) -> Resul
         auth: auth_url.clone(),
         core: core_url.clone(),
         modules: kisum_console::Config::default_modules(&format!("{}://127.0.0.1", net.scheme()), net.port_offset),
-        client_id: "kisum-modules".into(),
-        client_secret: secret.clone(),
+        client_id: CONSOLE_CLIENT.into(),
+        client_secret: secret_of(CONSOLE_CLIENT)?,
         ca_bundle: net.ca_bundle.clone(),
         // Over TLS the cookies are `Secure` and `__Host-` prefixed.
         secure_cookies: net.tls.is_some(),

@@ -31,3 +31,16 @@ pub fn id(prefix: &str) -> Result<String, ApiError> {
         .map(|h| format!("{prefix}-{h}"))
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the random source failed"))
 }
+
+/// A fresh client secret and its stored form. Generated secrets are 256 random bits: a SHA-256 of them
+/// (`sha256:HEX`) is as safe to store as a slow hash, and checking it costs nothing.
+pub fn client_secret() -> Result<(String, String), ApiError> {
+    let secret = secret()?;
+    let hash = hash_client_secret(&secret);
+    Ok((secret, hash))
+}
+
+/// The stored form of a generated client secret (`sha256:HEX`).
+pub fn hash_client_secret(secret: &str) -> String {
+    format!("sha256:{}", kisum_token::RefreshTokenHash::of(secret).to_hex())
+}
