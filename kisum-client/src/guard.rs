@@ -282,7 +282,24 @@ impl Kisum {
 /// Counts a decision by outcome (`allow`, `deny`, `unavailable`: access could not be had, refused) and
 /// source (`live`, `cache`, `stale`; `scope` for service tokens) in `kisum_decisions_total`.
 fn decided(outcome: &'static str, source: &'static str) {
-    metrics::counter!("kisum_decisions_total", "outcome" => outcome, "source" => source).increment(1);
+    const OUTCOMES: [&str; 3] = ["allow", "deny", "unavailable"];
+    const SOURCES: [&str; 5] = ["live", "cache", "stale", "scope", "none"];
+    // The handles, registered at the first decision (after the server installed its recorder): counting
+    // then looks nothing up.
+    static HANDLES: std::sync::OnceLock<Vec<metrics::Counter>> = std::sync::OnceLock::new();
+    let handles = HANDLES.get_or_init(|| {
+        OUTCOMES
+            .iter()
+            .flat_map(|o| SOURCES.iter().map(move |s| (*o, *s)))
+            .map(|(o, s)| metrics::counter!("kisum_decisions_total", "outcome" => o, "source" => s))
+            .collect()
+    });
+    let at = |list: &[&str], item: &str| list.iter().position(|x| *x == item);
+    if let (Some(o), Some(s)) = (at(&OUTCOMES, outcome), at(&SOURCES, source))
+        && let Some(counter) = handles.get(o * SOURCES.len() + s)
+    {
+        counter.increment(1);
+    }
 }
 
 /// The refusal of `reason` for `permission`, naming the missing module or feature for entitlement denials.

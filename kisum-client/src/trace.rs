@@ -75,10 +75,27 @@ fn is_hex(text: &str) -> bool {
     text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
-/// 64 random bits: the standard library's per-process random hasher keys over a counter.
+/// 128 random bits as 32 lowercase hex digits, from the same generator as trace ids: for ids that only
+/// correlate (request ids), never for secrets.
+pub fn random_id() -> String {
+    format!("{:016x}{:016x}", random(), random())
+}
+
+/// 64 random bits: SplitMix64 over a per-thread state seeded from the standard library's random hasher
+/// keys (ids only correlate logs: fast and unpredictable enough, not a secret).
 fn random() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    std::hash::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static STATE: std::cell::Cell<u64> =
+            std::cell::Cell::new(std::hash::RandomState::new().hash_one(THREADS.fetch_add(1, Ordering::Relaxed)));
+    }
+    STATE.with(|state| {
+        let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
 }
 
 tokio::task_local! {

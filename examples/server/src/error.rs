@@ -143,12 +143,11 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// The middleware that keeps API.md §1's promise that every error body is problem+json: an error
-/// response that some layer or extractor answered in another form (axum's own text rejections: a body
-/// over the limit, a form or path it could not read) is answered again as a problem of the same status.
-/// JSON bodies are left alone (a module's JSON-RPC errors are answers, not failures).
-pub async fn problem_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let response = next.run(req).await;
+/// What keeps API.md §1's promise that every error body is problem+json: an error response that some
+/// layer or extractor answered in another form (axum's own text rejections: a body over the limit, a form
+/// or path it could not read) is answered again as a problem of the same status. JSON bodies are left
+/// alone (a module's JSON-RPC errors are answers, not failures).
+pub(crate) async fn as_problem(response: Response) -> Response {
     let status = response.status();
     let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let plain = content_type.is_empty() || content_type.starts_with("text/plain");

@@ -23,6 +23,7 @@ pub mod fresh;
 pub mod health;
 mod json;
 pub mod keys;
+pub mod layer;
 pub mod metrics;
 pub mod openapi;
 pub mod password;

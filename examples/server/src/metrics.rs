@@ -3,13 +3,13 @@
 //! decisions and feed, `kisum-store`'s commits, [`crate::password`]'s queues); the names are listed in
 //! `docs/operations.md`.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets, in seconds: from half a millisecond (a cached decision) to ten seconds (a request
@@ -87,24 +87,67 @@ pub async fn scrape() -> Response {
     }
 }
 
-/// The middleware of [`finish`](crate::finish): counts each request by service, method, route pattern
-/// (never the raw path) and status, and times it.
-pub(crate) async fn record(State(service): State<&'static str>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("(no route)", |p| p.as_str()).to_owned();
-    let method = request.method().as_str().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let elapsed = started.elapsed().as_secs_f64();
-    metrics::histogram!(
-        "kisum_http_request_duration_seconds",
-        "service" => service, "method" => method.clone(), "route" => route.clone()
-    )
-    .record(elapsed);
-    metrics::counter!(
-        "kisum_http_requests_total",
-        "service" => service, "method" => method, "route" => route, "status" => status
-    )
-    .increment(1);
-    response
+/// The request metrics of one service, their handles kept by route so that counting a request allocates
+/// nothing and looks one route up (registering a metric with its labels is the slow part of the
+/// facade).
+pub(crate) struct ServiceMetrics {
+    service: &'static str,
+    routes: RwLock<HashMap<String, RouteMetrics>>,
+}
+
+/// One route's handles: a counter per (method, status) and a histogram per method.
+#[derive(Default)]
+struct RouteMetrics {
+    counters: Vec<(Method, u16, Counter)>,
+    latencies: Vec<(Method, Histogram)>,
+}
+
+impl RouteMetrics {
+    fn find(&self, method: &Method, status: u16) -> Option<(&Counter, &Histogram)> {
+        let counter = self.counters.iter().find(|(m, s, _)| m == method && *s == status).map(|(_, _, c)| c)?;
+        let latency = self.latencies.iter().find(|(m, _)| m == method).map(|(_, h)| h)?;
+        Some((counter, latency))
+    }
+}
+
+impl ServiceMetrics {
+    pub(crate) fn new(service: &'static str) -> Arc<ServiceMetrics> {
+        Arc::new(ServiceMetrics { service, routes: RwLock::new(HashMap::new()) })
+    }
+
+    pub(crate) fn count(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let read = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((counter, latency)) = read.get(route).and_then(|r| r.find(method, status)) {
+            counter.increment(1);
+            latency.record(seconds);
+            return;
+        }
+        drop(read);
+        // The first request of its route, method and status: register its handles.
+        let mut write = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = write.entry(route.to_owned()).or_default();
+        let labels = |with_status: bool| {
+            let mut labels = vec![
+                metrics::Label::new("service", self.service),
+                metrics::Label::new("method", method.as_str().to_owned()),
+                metrics::Label::new("route", route.to_owned()),
+            ];
+            if with_status {
+                labels.push(metrics::Label::new("status", status.to_string()));
+            }
+            labels
+        };
+        if !entry.counters.iter().any(|(m, s, _)| m == method && *s == status) {
+            let counter = metrics::counter!("kisum_http_requests_total", labels(true));
+            entry.counters.push((method.clone(), status, counter));
+        }
+        if !entry.latencies.iter().any(|(m, _)| m == method) {
+            let latency = metrics::histogram!("kisum_http_request_duration_seconds", labels(false));
+            entry.latencies.push((method.clone(), latency));
+        }
+        if let Some((counter, latency)) = entry.find(method, status) {
+            counter.increment(1);
+            latency.record(seconds);
+        }
+    }
 }

@@ -6,8 +6,6 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 use kisum_client::trace::TraceParent;
 
 /// The header.
@@ -29,28 +27,30 @@ pub fn is_valid(value: &[u8]) -> bool {
         && value.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
-/// The middleware: validates or makes the id, serves the request with it, and sets the response header.
-pub async fn layer(mut req: Request, next: Next) -> Response {
+/// The request's id: its one valid incoming `x-request-id`, else a fresh one; written into the request,
+/// and returned with the header value the response carries.
+pub(crate) fn take(req: &mut Request) -> (String, Option<HeaderValue>) {
     let incoming = req.headers().get_all(&X_REQUEST_ID).iter().collect::<Vec<_>>();
     let id = match incoming.as_slice() {
         [one] if is_valid(one.as_bytes()) => one.to_str().map(str::to_owned).ok(),
         _ => None,
     }
     .unwrap_or_else(crate::random::request_id);
-    let span = traced(&mut req);
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    let value = HeaderValue::from_str(&id).ok();
+    if let Some(value) = &value {
         req.headers_mut().insert(X_REQUEST_ID, value.clone());
-        let mut response = kisum_client::trace::scope(span, REQUEST_ID.scope(id, next.run(req))).await;
-        response.headers_mut().insert(X_REQUEST_ID, value);
-        response
-    } else {
-        kisum_client::trace::scope(span, REQUEST_ID.scope(id, next.run(req))).await
     }
+    (id, value)
+}
+
+/// Runs `work` as the request with id `id` ([`current`] answers it).
+pub(crate) async fn scope<F: std::future::Future>(id: String, work: F) -> F::Output {
+    REQUEST_ID.scope(id, work).await
 }
 
 /// This server's span of the request's trace: a child of a valid incoming `traceparent` (exactly one),
 /// else the start of a trace; written into the request's header, where the request span reads its id.
-fn traced(req: &mut Request) -> TraceParent {
+pub(crate) fn traced(req: &mut Request) -> TraceParent {
     let incoming = req.headers().get_all(kisum_client::trace::TRACEPARENT).iter().collect::<Vec<_>>();
     let parent = match incoming.as_slice() {
         [one] => one.to_str().ok().and_then(TraceParent::parse),

@@ -8,68 +8,24 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower_http::trace::TraceLayer;
 
-use crate::error::{no_method, no_route, problem_bodies};
+use crate::error::{no_method, no_route};
 use crate::json::MAX_BODY_BYTES;
 
 /// Finishes the router of `service` (`auth`, `core`, `finance`…, the `service` label of its metrics):
 /// `GET /metrics` ([`crate::metrics::scrape`]), problem+json fallbacks for unknown routes (404) and
-/// methods (405), the 64 KiB body limit, every other error answered as problem+json, request metrics,
-/// tracing, and request ids (outermost, so that every response carries one).
+/// methods (405), the 64 KiB body limit, and outermost [`ServeLayer`](crate::layer::ServeLayer): request
+/// ids and the W3C trace, the request's span and its one log line (so every response carries an id, and
+/// every log line of the request its fields), every error body as problem+json, and the request's
+/// metrics.
 pub fn finish(service: &'static str, router: Router) -> Router {
     crate::metrics::handle();
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(request_span)
-        .on_request(())
-        .on_response(log_response)
-        .on_body_chunk(())
-        .on_eos(());
     router
         .route("/metrics", axum::routing::get(crate::metrics::scrape))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(problem_bodies))
-        .layer(axum::middleware::from_fn_with_state(service, crate::metrics::record))
-        .layer(trace)
-        .layer(axum::middleware::from_fn(crate::request_id::layer))
-}
-
-/// The span every request is served in (API.md §1): method, route (the route's pattern, never the raw
-/// path), request id, W3C trace id, and — once the bearer token is verified — principal and company, so that every log
-/// line written while serving it carries them. Health routes and `/metrics` are served in a `debug` span:
-/// quieter.
-fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("(no route)", |p| p.as_str());
-    let id = req.headers().get(&crate::request_id::X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let trace = kisum_client::trace::current().map(|t| t.trace_id()).unwrap_or_default();
-    let method = req.method().as_str();
-    if route.starts_with("/health/") || route == "/metrics" {
-        tracing::debug_span!("request", method = %method, route = %route, request_id = %id, trace_id = %trace)
-    } else {
-        tracing::info_span!(
-            "request",
-            method = %method,
-            route = %route,
-            request_id = %id,
-            trace_id = %trace,
-            principal = tracing::field::Empty,
-            company = tracing::field::Empty
-        )
-    }
-}
-
-/// The one line per request: status and latency, at the level of the request's span (its fields — the
-/// request id first — come with it).
-fn log_response(response: &axum::http::Response<axum::body::Body>, latency: std::time::Duration, span: &tracing::Span) {
-    let status = response.status().as_u16();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    match span.metadata().map(|m| *m.level()) {
-        Some(tracing::Level::INFO) => tracing::info!(status, latency_ms, "served"),
-        Some(_) => tracing::debug!(status, latency_ms, "served"),
-        None => {}
-    }
+        .layer(crate::layer::ServeLayer::new(service))
 }
 
 /// Serves `router` on `addr` over plain HTTP with the default [`Limits`] until `shutdown` completes,
@@ -123,27 +79,6 @@ impl Default for Limits {
     }
 }
 
-/// Sheds load past `max_in_flight` and bounds each request's time (see [`Limits`]).
-async fn bounded(
-    axum::extract::State((in_flight, limit)): axum::extract::State<(Arc<Semaphore>, Duration)>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let busy = |detail: &str| {
-        crate::ApiError::new(kisum_errors::ErrorCode::UpstreamUnavailable, detail)
-            .with_header(axum::http::header::RETRY_AFTER, "1")
-            .into_response()
-    };
-    let Ok(_permit) = in_flight.try_acquire_owned() else {
-        return busy("the server is at its limit of requests in progress; retry shortly");
-    };
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => busy("the request took too long and was stopped; retry"),
-    }
-}
-
 /// Serves `router` on `listener` within `limits`, over TLS when `tls` is given, until `shutdown`
 /// completes, then stops accepting and lets the connections in flight finish (for at most 10 s).
 /// HTTP/1.1 on hyper, with a header-read timeout (axum's own `serve` has none; the TLS handshake must
@@ -165,11 +100,8 @@ pub async fn serve_with(
              clear; give --tls-cert and --tls-key"
         );
     }
-    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     // The answers of these bounds are problems too, as every error is.
-    let app = router
-        .layer(axum::middleware::from_fn_with_state((in_flight, limits.request), bounded))
-        .layer(axum::middleware::from_fn(problem_bodies));
+    let app = router.layer(crate::layer::BoundedLayer::new(limits.max_in_flight, limits.request));
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
