@@ -86,3 +86,17 @@ pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
+        assert_eq!(format!("{:?}", Some(secret.clone())), "Some([redacted])");
+        assert_eq!(secret.expose(), "hunter2-hunter2");
+        assert!(http_client(Some(b"not a certificate")).is_err(), "a CA bundle without a certificate is refused");
+    }
+}

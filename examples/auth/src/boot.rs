@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use kisum_access::doc::WorldDoc;
 use kisum_access::{Actor, Change, UserId};
+use kisum_server::Secret;
 use kisum_store::{Engine, SideWrite};
 use kisum_token::Kek;
 
@@ -21,7 +22,7 @@ pub const DEMO_WORLD: &str = include_str!("../../demo/world.json");
 /// The demo users' password.
 pub const DEMO_PASSWORD: &str = "kisum-demo";
 
-/// How to start.
+/// How to start. Its secrets print as `[redacted]`.
 #[derive(Debug, Clone, Default)]
 pub struct Boot {
     /// The store URL (`--db`); default: `kisum.db` in `data`.
@@ -31,13 +32,13 @@ pub struct Boot {
     /// The world to seed an empty store with (`--seed-world`); default: the demo world.
     pub seed_world: Option<PathBuf>,
     /// The seeded users' password (`--seed-password`); default with the demo world: [`DEMO_PASSWORD`].
-    pub seed_password: Option<String>,
+    pub seed_password: Option<Secret>,
     /// A file holding the key-encryption key (`--kek-file`).
     pub kek_file: Option<PathBuf>,
     /// The key-encryption key itself (`KISUM_KEK`).
-    pub kek: Option<String>,
+    pub kek: Option<Secret>,
     /// The administration client's secret (`KISUM_ADMIN_CLIENT_SECRET`).
-    pub admin_secret: Option<String>,
+    pub admin_secret: Option<Secret>,
 }
 
 /// A started store.
@@ -116,7 +117,7 @@ impl Boot {
     /// unless one already has one (another process seeding the same store at the same time).
     async fn seed_passwords(&self, engine: &Engine, seed: &WorldDoc) -> Result<(), StartError> {
         let password = match (&self.seed_password, &self.seed_world) {
-            (Some(p), _) => p.clone(),
+            (Some(p), _) => p.expose().to_owned(),
             (None, None) if self.db.is_none() => DEMO_PASSWORD.to_owned(),
             _ => return Ok(()),
         };
@@ -165,7 +166,7 @@ impl Boot {
     /// beside the database, created with mode 0600 on first start.
     fn kek(&self, notes: &mut Vec<String>) -> Result<Kek, StartError> {
         if let Some(text) = &self.kek {
-            return Ok(Kek::from_text(text).map_err(|e| format!("KISUM_KEK: {e}"))?);
+            return Ok(Kek::from_text(text.expose()).map_err(|e| format!("KISUM_KEK: {e}"))?);
         }
         if let Some(path) = &self.kek_file {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -192,10 +193,10 @@ impl Boot {
     /// at least 32 characters); the error names the setting, the rule and what was given.
     fn check_admin_secret(&self) -> Result<(), StartError> {
         match &self.admin_secret {
-            Some(secret) if secret.chars().count() < MIN_ADMIN_SECRET => Err(format!(
+            Some(secret) if secret.expose().chars().count() < MIN_ADMIN_SECRET => Err(format!(
                 "KISUM_ADMIN_CLIENT_SECRET: the secret of the `platform-admin` client (scopes `*`) needs at least \
                  {MIN_ADMIN_SECRET} characters; this one has {} (`kisum token kek` prints 64 random hex digits)",
-                secret.chars().count()
+                secret.expose().chars().count()
             )
             .into()),
             _ => Ok(()),
@@ -211,11 +212,11 @@ impl Boot {
             Some(secret) => {
                 let existing = store.service_client(clients::PLATFORM_ADMIN).await?;
                 let current = match &existing {
-                    Some(c) => clients::verify_secret(secret, c.secret_hash.clone()).await?,
+                    Some(c) => clients::verify_secret(secret.expose(), c.secret_hash.clone()).await?,
                     None => false,
                 };
                 if !current {
-                    let hash = kisum_server::password::hash(secret.clone()).await?;
+                    let hash = kisum_server::password::hash(secret.expose().to_owned()).await?;
                     store.put_service_client(&clients::platform_admin(hash, now)).await?;
                 }
             }

@@ -19,7 +19,7 @@ struct Config {
     listen: SocketAddr,
     /// The store: `sqlite://FILE` or `postgres://…`. Defaults to `kisum.db` in `--data`.
     #[arg(long, env = "KISUM_DB")]
-    db: Option<String>,
+    db: Option<kisum_server::DbUrl>,
     /// The folder of the embedded store (and of its generated key-encryption key).
     #[arg(long, env = "KISUM_DATA", default_value = "./kisum-data")]
     data: PathBuf,
@@ -28,13 +28,21 @@ struct Config {
     seed_world: Option<PathBuf>,
     /// The password every seeded user gets (on an empty store only). Default with the demo world:
     /// `kisum-demo`.
-    #[arg(long, env = "KISUM_SEED_PASSWORD")]
-    seed_password: Option<String>,
+    #[arg(long, env = "KISUM_SEED_PASSWORD", hide_env_values = true)]
+    seed_password: Option<kisum_server::Secret>,
     /// A file holding the key-encryption key (64 hex digits or base64 of 32 bytes). `KISUM_KEK` gives it
     /// directly. Without either, the embedded store's `kek` file beside the database is used, created
     /// (mode 0600) on first start; a PostgreSQL store requires one.
     #[arg(long, env = "KISUM_KEK_FILE")]
     kek_file: Option<PathBuf>,
+    /// The key-encryption key itself: set `KISUM_KEK` in the environment (a command line is visible to
+    /// every user of the machine).
+    #[arg(long, env = "KISUM_KEK", hide = true, hide_env_values = true)]
+    kek: Option<kisum_server::Secret>,
+    /// The secret of the `platform-admin` client (scopes `*`), at least 32 characters: set
+    /// `KISUM_ADMIN_CLIENT_SECRET` in the environment. Without it one is generated and shown once.
+    #[arg(long, env = "KISUM_ADMIN_CLIENT_SECRET", hide = true, hide_env_values = true)]
+    admin_client_secret: Option<kisum_server::Secret>,
     /// The issuer (`iss`) of Auth's tokens; default `http://` and the listening address.
     #[arg(long, env = "KISUM_ISSUER")]
     issuer: Option<String>,
@@ -69,17 +77,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), StartError> {
+    // Every setting, secrets redacted.
+    tracing::info!(settings = ?config, "kisum-auth starting");
     let limits = config.limits.limits()?;
     let tls = config.tls.tls()?;
     let scheme = config.tls.scheme();
     let boot = kisum_auth::boot::Boot {
-        db: config.db.clone(),
+        db: config.db.clone().map(|d| d.0),
         data: config.data.clone(),
         seed_world: config.seed_world.clone(),
         seed_password: config.seed_password.clone(),
         kek_file: config.kek_file.clone(),
-        kek: std::env::var("KISUM_KEK").ok(),
-        admin_secret: std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok(),
+        kek: config.kek.clone(),
+        admin_secret: config.admin_client_secret.clone(),
     };
     let opened = boot.open().await?;
     let listener = kisum_server::bind(config.listen).await?;

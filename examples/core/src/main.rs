@@ -22,7 +22,7 @@ struct Config {
     listen: SocketAddr,
     /// The store: `sqlite://FILE` or `postgres://…`. Defaults to `kisum.db` in `--data`.
     #[arg(long, env = "KISUM_DB")]
-    db: Option<String>,
+    db: Option<kisum_server::DbUrl>,
     /// The folder of the embedded store.
     #[arg(long, env = "KISUM_DATA", default_value = "./kisum-data")]
     data: PathBuf,
@@ -69,6 +69,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    // Every setting, secrets redacted.
+    tracing::info!(settings = ?config, "kisum-core starting");
     let seed: WorldDoc = match &config.seed_world {
         Some(path) => {
             serde_json::from_str(&std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
@@ -86,7 +88,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let tls = config.tls.tls()?;
     let scheme = config.tls.scheme();
     let db = match &config.db {
-        Some(url) => url.clone(),
+        Some(url) => url.0.clone(),
         None => {
             std::fs::create_dir_all(&config.data).map_err(|e| format!("{}: {e}", config.data.display()))?;
             format!("sqlite://{}", config.data.join("kisum.db").display())

@@ -42,16 +42,24 @@ struct StoreArgs {
     data: PathBuf,
     /// The store: `sqlite://FILE` or `postgres://…`; default `kisum.db` in `--data`.
     #[arg(long, global = true, env = "KISUM_DB")]
-    db: Option<String>,
+    db: Option<kisum_server::DbUrl>,
     /// A world file (scenarios/README.md format) for an empty store; default: the demo world.
     #[arg(long, global = true, env = "KISUM_SEED_WORLD")]
     seed_world: Option<PathBuf>,
     /// The password of every seeded user (empty store only); default with the demo world: `kisum-demo`.
-    #[arg(long, global = true, env = "KISUM_SEED_PASSWORD")]
-    seed_password: Option<String>,
+    #[arg(long, global = true, env = "KISUM_SEED_PASSWORD", hide_env_values = true)]
+    seed_password: Option<kisum_client::Secret>,
     /// A file holding the key-encryption key (`KISUM_KEK` gives it directly).
     #[arg(long, global = true, env = "KISUM_KEK_FILE")]
     kek_file: Option<PathBuf>,
+    /// The key-encryption key itself: set `KISUM_KEK` in the environment (a command line is visible to
+    /// every user of the machine).
+    #[arg(long, global = true, env = "KISUM_KEK", hide = true, hide_env_values = true)]
+    kek: Option<kisum_client::Secret>,
+    /// The secret of the `platform-admin` client (scopes `*`), at least 32 characters: set
+    /// `KISUM_ADMIN_CLIENT_SECRET` in the environment. Without it one is generated and shown once.
+    #[arg(long, global = true, env = "KISUM_ADMIN_CLIENT_SECRET", hide = true, hide_env_values = true)]
+    admin_client_secret: Option<kisum_client::Secret>,
     /// How often replicas read the change log, in milliseconds (notifications wake them sooner).
     #[arg(long, global = true, env = "KISUM_POLL_MS", default_value_t = 250)]
     poll_ms: u64,
@@ -113,9 +121,10 @@ struct Reach {
 }
 
 impl Reach {
-    /// The client secret, from the flag or `KISUM_ADMIN_CLIENT_SECRET`; `what` names the service.
-    fn secret(&self, what: &str) -> Result<kisum_client::Secret, Error> {
-        match self.client_secret.clone().or_else(|| std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok().map(Into::into)) {
+    /// The client secret, from `--client-secret`, else `admin` (`KISUM_ADMIN_CLIENT_SECRET`); `what` names
+    /// the service.
+    fn secret(&self, what: &str, admin: Option<&kisum_client::Secret>) -> Result<kisum_client::Secret, Error> {
+        match self.client_secret.clone().or_else(|| admin.cloned()) {
             Some(s) => Ok(s),
             None => Err(format!("{what} needs its client secret: --client-secret or KISUM_ADMIN_CLIENT_SECRET").into()),
         }
@@ -180,13 +189,13 @@ async fn main() -> ExitCode {
 
 fn boot(store: &StoreArgs) -> Boot {
     Boot {
-        db: store.db.clone(),
+        db: store.db.clone().map(|d| d.0),
         data: store.data.clone(),
         seed_world: store.seed_world.clone(),
         seed_password: store.seed_password.clone(),
         kek_file: store.kek_file.clone(),
-        kek: std::env::var("KISUM_KEK").ok(),
-        admin_secret: std::env::var("KISUM_ADMIN_CLIENT_SECRET").ok(),
+        kek: store.kek.clone(),
+        admin_secret: store.admin_client_secret.clone(),
     }
 }
 
@@ -279,6 +288,8 @@ impl Net {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
+    // Every setting, secrets redacted.
+    tracing::info!(settings = ?cli, "kisum-platform starting");
     let net = Net::from(&cli)?;
     let stop = shutdown_signal();
     match cli.service {
@@ -308,7 +319,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             tasks.into_iter().for_each(|t| t.abort());
             served
         }
-        Some(Service::Console(c)) => console(c, &net, stop).await,
+        Some(Service::Console(c)) => console(c, cli.store.admin_client_secret.as_ref(), &net, stop).await,
         Some(Service::Finance(m)) => module(Module::Finance, m, &cli.store, &net, stop).await,
         Some(Service::Artist(m)) => module(Module::Artist, m, &cli.store, &net, stop).await,
         Some(Service::Venue(m)) => module(Module::Venue, m, &cli.store, &net, stop).await,
@@ -319,8 +330,13 @@ async fn run(cli: Cli) -> Result<(), Error> {
 }
 
 /// The console alone, reaching the other services by URL.
-async fn console(c: ConsoleArgs, net: &Net, stop: watch::Receiver<bool>) -> Result<(), Error> {
-    let secret = c.reach.secret("the console")?;
+async fn console(
+    c: ConsoleArgs,
+    admin: Option<&kisum_client::Secret>,
+    net: &Net,
+    stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let secret = c.reach.secret("the console", admin)?;
     let mut modules = kisum_console::Config::default_modules(&format!("{}://127.0.0.1", net.scheme()), net.port_offset);
     for (name, url) in c.module_urls {
         if let Some(entry) = modules.iter_mut().find(|(m, _)| *m == name) {
@@ -437,7 +453,7 @@ async fn module(
     net: &Net,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let secret = m.reach.secret("a module")?;
+    let secret = m.reach.secret("a module", store.admin_client_secret.as_ref())?;
     let mut config = net.remote(&m.reach.auth_url, &m.reach.core_url, &m.reach.client_id, &secret);
     if let Some(issuer) = m.issuer {
         config.issuer = issuer;

@@ -38,8 +38,9 @@ mod tokens;
 
 pub use error::{ApiError, ApiResult};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
+pub use kisum_client::Secret;
 pub use serve::{LimitArgs, Limits, bind, finish, init_tracing, serve, serve_with};
-pub use tls::{Tls, TlsArgs, install_crypto};
+pub use tls::{DbUrl, Tls, TlsArgs, install_crypto};
 pub use tokens::{Bearer, ServerState, Tokens, bearer};
 
 /// Cuts client input to 64 characters, for messages that quote it.

@@ -108,3 +108,41 @@ impl TlsArgs {
         if self.tls_cert.is_some() { "https" } else { "http" }
     }
 }
+
+/// A store URL (`--db`): printed with its password redacted, as every setting is printed at start.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbUrl(pub String);
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", kisum_store::redact(&self.0))
+    }
+}
+
+impl std::str::FromStr for DbUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<DbUrl, Self::Err> {
+        Ok(DbUrl(text.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_name_what_is_wrong_and_print_no_secret() {
+        let url = DbUrl("postgres://kisum:s3cret@db/kisum".into());
+        assert_eq!(format!("{url:?}"), r#""postgres://kisum:[redacted]@db/kisum""#);
+        let missing = TlsArgs { tls_cert: Some("cert.pem".into()), ..TlsArgs::default() };
+        assert_eq!(missing.tls().err().as_deref(), Some("--tls-cert needs --tls-key (KISUM_TLS_KEY)"));
+        let absent = TlsArgs {
+            tls_cert: Some("/nonexistent/c.pem".into()),
+            tls_key: Some("/nonexistent/k.pem".into()),
+            ..TlsArgs::default()
+        };
+        assert!(absent.tls().err().is_some_and(|e| e.starts_with("--tls-cert/--tls-key: /nonexistent/c.pem")));
+        assert!(Tls::from_pem(b"", b"").is_err_and(|e| e.contains("no `CERTIFICATE` block")));
+    }
+}
