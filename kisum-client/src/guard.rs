@@ -507,7 +507,7 @@ where
 }
 
 /// Which company owns a module's record: `owner(kind, id)`, `None` when there is no such record. Put
-/// `Extension(Owners(…))` on the router so that guards with [`Require::on`] check the record's own company
+/// them on the guards ([`Require::owned_by`]) so that guards with [`Require::on`] check the record's own company
 /// (another tenant's record is then `CROSS_TENANT`, answered `404`).
 #[derive(Clone)]
 pub struct Owners(pub Arc<OwnerOf>);
@@ -521,27 +521,50 @@ impl std::fmt::Debug for Owners {
     }
 }
 
-/// A guard for one route: `require("finance:invoice:approve")`, optionally with a resource from the path
-/// (`.on("invoice", "id")` → `{company}/invoice/{id}`) and accepting service tokens whose scopes match
-/// (`.services()`: dual auth). Apply it with axum's `route_layer` under [`Kisum::layer`].
-pub fn require(permission: &'static str) -> Require {
-    Require { permission, resource: None, services: false }
-}
-
-/// The layer of [`require`].
-#[derive(Debug, Clone, Copy)]
+/// A guard for one route, made by [`Kisum::require`]: `kisum.require("finance:invoice:approve")`,
+/// optionally with a resource from the path (`.on("invoice", "id")` → `{owner}/invoice/{id}`, its owner
+/// found by [`Require::owned_by`]) and accepting service tokens whose scopes match (`.services()`: dual
+/// auth). Apply it with axum's `route_layer`. The guard carries the SDK it decides with: nothing is looked
+/// up at run time that a router could have forgotten (under [`Kisum::layer`] it reuses the caller the layer
+/// verified; without it, it verifies the token itself).
+#[derive(Clone)]
 pub struct Require {
+    kisum: Kisum,
+    owners: Option<Owners>,
     permission: &'static str,
     resource: Option<(&'static str, &'static str)>,
     services: bool,
 }
 
+impl std::fmt::Debug for Require {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Require")
+            .field("permission", &self.permission)
+            .field("resource", &self.resource)
+            .field("services", &self.services)
+            .field("owners", &self.owners.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kisum {
+    /// A guard for one route needing `permission` (see [`Require`]).
+    pub fn require(&self, permission: &'static str) -> Require {
+        Require { kisum: self.clone(), owners: None, permission, resource: None, services: false }
+    }
+}
+
 impl Require {
-    /// The checked resource is `{owner}/{kind}/{path parameter param}`, its owner found through the
-    /// router's [`Owners`] (the caller's company without one): a record of another company is
-    /// `CROSS_TENANT` and a missing one `404`, both before the handler runs.
+    /// The checked resource is `{owner}/{kind}/{path parameter param}`: its owner found by the
+    /// [`Owners`] of [`Require::owned_by`] (a record of another company is `CROSS_TENANT` and a missing
+    /// one `404`, both before the handler runs), or, without them, taken to be the caller's company.
     pub fn on(self, kind: &'static str, param: &'static str) -> Require {
         Require { resource: Some((kind, param)), ..self }
+    }
+
+    /// Which company owns each record the module holds (for [`Require::on`]).
+    pub fn owned_by(self, owners: Owners) -> Require {
+        Require { owners: Some(owners), ..self }
     }
 
     /// Service tokens whose scopes match the permission are accepted too.
@@ -559,7 +582,7 @@ impl<S> tower::Layer<S> for Require {
     type Service = RequireService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireService { require: *self, inner }
+        RequireService { require: self.clone(), inner }
     }
 }
 
@@ -570,7 +593,6 @@ pub struct RequireService<S> {
     inner: S,
 }
 
-/// Where the guard finds the SDK: put `Extension(kisum)` on the router (outside the guards).
 impl<S, B> tower::Service<Request<B>> for RequireService<S>
 where
     S: tower::Service<Request<B>, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -586,13 +608,13 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let require = self.require;
+        let require = self.require.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let rid = request_id(&parts.headers);
-            let decided = guard(&mut parts, require).await;
+            let decided = guard(&mut parts, &require).await;
             match decided {
                 Ok(access) => {
                     parts.extensions.insert(access);
@@ -604,17 +626,17 @@ where
     }
 }
 
-async fn guard(parts: &mut Parts, require: Require) -> Result<Access, Refusal> {
-    let kisum = parts
-        .extensions
-        .get::<Kisum>()
-        .cloned()
-        .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the router has no Kisum extension"))?;
-    let caller = parts
-        .extensions
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the route is not behind Kisum::layer"))?;
+async fn guard(parts: &mut Parts, require: &Require) -> Result<Access, Refusal> {
+    let kisum = &require.kisum;
+    // The caller `Kisum::layer` verified, or (a route outside it) the token verified here.
+    let caller = match parts.extensions.get::<Caller>().cloned() {
+        Some(caller) => caller,
+        None => {
+            let caller = kisum.authenticate(&parts.headers).await?;
+            parts.extensions.insert(caller.clone());
+            caller
+        }
+    };
     let resource = match (require.resource, caller.company()) {
         (Some((kind, param)), Some(company)) => {
             let params = axum::extract::RawPathParams::from_request_parts(parts, &())
@@ -624,7 +646,7 @@ async fn guard(parts: &mut Parts, require: Require) -> Result<Access, Refusal> {
                 params.iter().find(|(name, _)| *name == param).map(|(_, v)| v.to_owned()).ok_or_else(|| {
                     Refusal::new(ErrorCode::Internal, format!("the route has no `{param}` parameter"))
                 })?;
-            let owner = match parts.extensions.get::<Owners>() {
+            let owner = match &require.owners {
                 Some(owners) => (owners.0)(kind, &id).ok_or_else(|| Refusal::new(ErrorCode::NotFound, "not found"))?,
                 None => company.clone(),
             };

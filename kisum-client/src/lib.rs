@@ -18,9 +18,7 @@ pub mod trace;
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub use feed::{Revocations, follow, load_revocations};
-pub use guard::{
-    Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService, require,
-};
+pub use guard::{Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService};
 pub use keys::Keys;
 pub use problem::Refusal;
 pub use secret::{Secret, http_client};

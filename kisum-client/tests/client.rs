@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use kisum_auth::boot::Boot;
 use kisum_auth::{AuthState, Settings};
 use kisum_client::clients::AuthClient;
-use kisum_client::{Access, Kisum, Origin, RemoteConfig, require};
+use kisum_client::{Access, Kisum, Origin, RemoteConfig};
 use kisum_entitlements::SystemClock;
 use kisum_tests::http::Call;
 use kisum_tests::{Backend, TestDb};
@@ -111,10 +111,9 @@ async fn module(p: &Platform, max_age: Duration) -> (Router, Kisum) {
     config.max_age = max_age;
     let (kisum, _feed) = Kisum::connect(config, Arc::new(SystemClock)).await.unwrap();
     let app = Router::new()
-        .route("/v1/invoices", get(invoices).route_layer(require("finance:invoice:read")))
-        .route("/v1/approve", get(invoices).route_layer(require("finance:invoice:approve")))
-        .layer(kisum.layer())
-        .layer(Extension(kisum.clone()));
+        .route("/v1/invoices", get(invoices).route_layer(kisum.require("finance:invoice:read")))
+        .route("/v1/approve", get(invoices).route_layer(kisum.require("finance:invoice:approve")))
+        .layer(kisum.layer());
     (app, kisum)
 }
 
@@ -272,9 +271,8 @@ async fn a_module_cut_off_from_auth() {
     config.max_age = Duration::from_secs(2);
     let (kisum, _feed) = Kisum::connect(config, Arc::new(SystemClock)).await.unwrap();
     let app = Router::new()
-        .route("/v1/invoices", get(invoices).route_layer(require("finance:invoice:read")))
-        .layer(kisum.layer())
-        .layer(Extension(kisum.clone()));
+        .route("/v1/invoices", get(invoices).route_layer(kisum.require("finance:invoice:read")))
+        .layer(kisum.layer());
     let maya = p.token("maya", "encore").await;
     let ines = p.token("ines", "encore").await;
     let leo = p.token("leo", "encore").await;

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use kisum_access::CompanyId;
-use kisum_client::{Access, Owners, require};
+use kisum_client::{Access, Kisum};
 use kisum_entitlements::Clock;
 use kisum_server::{ApiError, ApiJson, ApiResult};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,8 @@ pub(crate) struct Ai {
     clock: Arc<dyn Clock>,
     /// The companies with canned data for the MCP tools.
     seeded: BTreeSet<CompanyId>,
+    /// The SDK the MCP endpoint decides each tool with.
+    pub(crate) kisum: Kisum,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,15 +69,19 @@ pub(crate) struct Answer {
     limit: serde_json::Value,
 }
 
-pub(crate) fn routes(companies: &[CompanyId], clock: Arc<dyn Clock>) -> (Router, Owners) {
-    let state = Arc::new(Ai { usage: Mutex::new(HashMap::new()), clock, seeded: companies.iter().cloned().collect() });
-    let router = Router::new()
-        .route("/v1/copilot/ask", post(ask).route_layer(require(ASK)))
+pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>) -> Router {
+    let state = Arc::new(Ai {
+        usage: Mutex::new(HashMap::new()),
+        clock,
+        seeded: companies.iter().cloned().collect(),
+        kisum: kisum.clone(),
+    });
+    // No route names a record of this module.
+    Router::new()
+        .route("/v1/copilot/ask", post(ask).route_layer(kisum.require(ASK)))
         // Any valid token reaches the endpoint; it serves user tokens and decides each tool itself.
         .route("/mcp", post(mcp::endpoint))
-        .with_state(state);
-    // No route names a record of this module.
-    (router, crate::owners(|_, _| None))
+        .with_state(state)
 }
 
 async fn ask(State(ai): State<Arc<Ai>>, access: Access, ApiJson(body): ApiJson<Question>) -> ApiResult<Json<Answer>> {

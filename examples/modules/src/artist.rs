@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kisum_access::{CompanyId, ResourceRef, Timestamp};
-use kisum_client::{Access, Owners, require};
+use kisum_client::{Access, Kisum};
 use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use serde::{Deserialize, Serialize};
 
@@ -82,7 +82,7 @@ struct Artists {
     booking_ids: Mutex<Ids>,
 }
 
-pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
+pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId]) -> Router {
     let mut booking_ids = Ids::default();
     let artists = Records::seeded(companies, |company, id| Artist {
         id: id.clone(),
@@ -93,11 +93,11 @@ pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
     let state = Arc::new(Artists { artists, booking_ids: Mutex::new(booking_ids) });
     let lookup = state.clone();
     let owners = crate::owners(move |kind, id| if kind == "artist" { lookup.artists.owner(id) } else { None });
-    let router = Router::new()
-        .route("/v1/artists/{id}", get(one).route_layer(require(PROFILE_READ).on("artist", "id").services()))
-        .route("/v1/artists/{id}/bookings", post(book).route_layer(require(BOOKING_CREATE).on("artist", "id")))
-        .with_state(state);
-    (router, owners)
+    let guard = |permission| kisum.require(permission).owned_by(owners.clone());
+    Router::new()
+        .route("/v1/artists/{id}", get(one).route_layer(guard(PROFILE_READ).on("artist", "id").services()))
+        .route("/v1/artists/{id}/bookings", post(book).route_layer(guard(BOOKING_CREATE).on("artist", "id")))
+        .with_state(state)
 }
 
 async fn one(

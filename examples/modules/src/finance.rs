@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kisum_access::{CompanyId, DenyReason};
-use kisum_client::{Access, Owners, Refusal, require};
+use kisum_client::{Access, Kisum, Refusal};
 use kisum_server::{ApiError, ApiJson, ApiPath, ApiResult};
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +80,7 @@ struct Finance {
     invoices: Records<Invoice>,
 }
 
-pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
+pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId]) -> Router {
     let invoices = Records::seeded(companies, |company, id| Invoice {
         id,
         company: company.clone(),
@@ -92,13 +92,13 @@ pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
     let state = Arc::new(Finance { invoices });
     let lookup = state.clone();
     let owners = crate::owners(move |kind, id| if kind == "invoice" { lookup.invoices.owner(id) } else { None });
-    let router = Router::new()
-        .route("/v1/invoices", get(list).route_layer(require(READ)))
-        .route("/v1/invoices", post(create).route_layer(require(CREATE)))
-        .route("/v1/invoices/{id}", get(one).route_layer(require(READ).on("invoice", "id")))
-        .route("/v1/invoices/{id}/approve", post(approve).route_layer(require(APPROVE).on("invoice", "id")))
-        .with_state(state);
-    (router, owners)
+    let guard = |permission| kisum.require(permission).owned_by(owners.clone());
+    Router::new()
+        .route("/v1/invoices", get(list).route_layer(guard(READ)))
+        .route("/v1/invoices", post(create).route_layer(guard(CREATE)))
+        .route("/v1/invoices/{id}", get(one).route_layer(guard(READ).on("invoice", "id")))
+        .route("/v1/invoices/{id}/approve", post(approve).route_layer(guard(APPROVE).on("invoice", "id")))
+        .with_state(state)
 }
 
 async fn list(State(finance): State<Arc<Finance>>, access: Access) -> ApiResult<Json<Invoices>> {

@@ -16,7 +16,7 @@ mod venue;
 use std::sync::Arc;
 
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use kisum_access::{AccessCatalog, CompanyId};
 use kisum_client::{Access, Kisum, Owners, Refusal};
 use kisum_entitlements::{Clock, SystemClock};
@@ -98,22 +98,22 @@ impl Module {
         self.router_with_clock(kisum, companies, Arc::new(SystemClock))
     }
 
-    /// The module's router: its routes behind `kisum.layer()` and a `require(…)` guard each (the owner of
+    /// The module's router: its routes behind `kisum.layer()` and a `kisum.require(…)` guard each (the owner of
     /// a record named in the path found in the module's data), `GET /health/live`, `GET /health/ready`
     /// (ready when the SDK's catalog names every permission of the route table) and `GET /openapi.json`,
     /// finished by [`kisum_server::finish`] (request ids, problem+json fallbacks, the 64 KiB body limit).
     /// Every company of `companies` gets one record of each kind the module owns, with id `{company}-1`.
     /// `clock` dates what the module records (signatures) and picks the month the copilot counts in.
     pub fn router_with_clock(self, kisum: Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>) -> Router {
-        let (routes, owners) = match self {
-            Module::Finance => finance::routes(companies),
-            Module::Artist => artist::routes(companies),
-            Module::Venue => venue::routes(companies, clock),
-            Module::Promoters => promoters::routes(companies),
-            Module::Touring => touring::routes(companies),
-            Module::Ai => ai::routes(companies, clock),
+        let routes = match self {
+            Module::Finance => finance::routes(&kisum, companies),
+            Module::Artist => artist::routes(&kisum, companies),
+            Module::Venue => venue::routes(&kisum, companies, clock),
+            Module::Promoters => promoters::routes(&kisum, companies),
+            Module::Touring => touring::routes(&kisum, companies),
+            Module::Ai => ai::routes(&kisum, companies, clock),
         };
-        let guarded = routes.layer(kisum.layer()).layer(Extension(kisum.clone())).layer(Extension(owners));
+        let guarded = routes.layer(kisum.layer());
         let document = Arc::new(openapi::document(self, self.routes()));
         let open = Router::new()
             .route("/health/live", get(|| async { kisum_server::health::live() }))

@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use kisum_client::{Caller, Kisum, Refusal};
 use kisum_errors::ErrorCode;
 use kisum_server::{ApiError, MAX_BODY_BYTES};
@@ -152,7 +152,6 @@ const AI_MODULE: &str = "ai";
 /// The endpoint.
 pub(crate) async fn endpoint(
     State(ai): State<Arc<Ai>>,
-    Extension(kisum): Extension<Kisum>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -161,6 +160,7 @@ pub(crate) async fn endpoint(
         return ApiError::new(ErrorCode::Forbidden, "the MCP endpoint serves user tokens").into_response();
     }
     // The company must be entitled to the AI module before any JSON-RPC is read (API.md §4).
+    let kisum = &ai.kisum;
     let granted = match kisum.access_of(&caller).await {
         Ok(granted) => granted,
         Err(refusal) => return crate::refused(&refusal).into_response(),
@@ -201,7 +201,7 @@ pub(crate) async fn endpoint(
         Ok(Message::Accepted) => return StatusCode::ACCEPTED.into_response(),
         Err((id, error)) => return Json(Reply::error(id, error)).into_response(),
     };
-    match answer(&ai, &kisum, &caller, &method, params).await {
+    match answer(&ai, kisum, &caller, &method, params).await {
         Ok(Ok(result)) => Json(Reply::result(id, result)).into_response(),
         Ok(Err(error)) => Json(Reply::error(id, error)).into_response(),
         Err(failure) => failure.into_response(),

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use kisum_access::{CompanyId, Timestamp};
-use kisum_client::{Access, Owners, require};
+use kisum_client::{Access, Kisum};
 use kisum_server::{ApiError, ApiJson, ApiPath, ApiResult};
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ struct Promoters {
     events: Records<Event>,
 }
 
-pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
+pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId]) -> Router {
     let opening = Timestamp::from_unix(1_780_340_400); // 2026-06-01T19:00:00Z
     let events = Records::seeded(companies, |company, id| Event {
         id,
@@ -71,12 +71,12 @@ pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
     let state = Arc::new(Promoters { events });
     let lookup = state.clone();
     let owners = crate::owners(move |kind, id| if kind == "event" { lookup.events.owner(id) } else { None });
-    let router = Router::new()
-        .route("/v1/events", get(list).route_layer(require(READ)))
-        .route("/v1/events", post(create).route_layer(require(CREATE)))
-        .route("/v1/events/{id}", delete(remove).route_layer(require(DELETE).on("event", "id")))
-        .with_state(state);
-    (router, owners)
+    let guard = |permission| kisum.require(permission).owned_by(owners.clone());
+    Router::new()
+        .route("/v1/events", get(list).route_layer(guard(READ)))
+        .route("/v1/events", post(create).route_layer(guard(CREATE)))
+        .route("/v1/events/{id}", delete(remove).route_layer(guard(DELETE).on("event", "id")))
+        .with_state(state)
 }
 
 async fn list(State(promoters): State<Arc<Promoters>>, access: Access) -> ApiResult<Json<Events>> {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kisum_access::CompanyId;
-use kisum_client::{Access, Owners, require};
+use kisum_client::{Access, Kisum};
 use kisum_server::{ApiError, ApiJson, ApiResult};
 use serde::{Deserialize, Serialize};
 
@@ -73,15 +73,15 @@ impl Touring {
     }
 }
 
-pub(crate) fn routes(companies: &[CompanyId]) -> (Router, Owners) {
+pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId]) -> Router {
     let state = Arc::new(Touring::seeded(companies));
     let lookup = state.clone();
     let owners = crate::owners(move |kind, id| if kind == "tour" { lookup.tours.owner(id) } else { None });
-    let router = Router::new()
-        .route("/v1/tours", get(list).route_layer(require(READ)))
-        .route("/v1/tours", post(plan).route_layer(require(PLAN)))
-        .with_state(state);
-    (router, owners)
+    let guard = |permission| kisum.require(permission).owned_by(owners.clone());
+    Router::new()
+        .route("/v1/tours", get(list).route_layer(guard(READ)))
+        .route("/v1/tours", post(plan).route_layer(guard(PLAN)))
+        .with_state(state)
 }
 
 async fn list(State(touring): State<Arc<Touring>>, access: Access) -> ApiResult<Json<Tours>> {

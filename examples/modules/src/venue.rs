@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kisum_access::{CompanyId, Timestamp};
-use kisum_client::{Access, Owners, require};
+use kisum_client::{Access, Kisum};
 use kisum_entitlements::Clock;
 use kisum_server::{ApiError, ApiPath, ApiResult};
 use serde::Serialize;
@@ -66,7 +66,7 @@ struct VenueState {
     clock: Arc<dyn Clock>,
 }
 
-pub(crate) fn routes(companies: &[CompanyId], clock: Arc<dyn Clock>) -> (Router, Owners) {
+pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>) -> Router {
     let venues = Records::seeded(companies, |company, id| Venue {
         id: id.clone(),
         company: company.clone(),
@@ -82,11 +82,11 @@ pub(crate) fn routes(companies: &[CompanyId], clock: Arc<dyn Clock>) -> (Router,
     let state = Arc::new(VenueState { venues, clock });
     let lookup = state.clone();
     let owners = crate::owners(move |kind, id| if kind == "venue" { lookup.venues.owner(id) } else { None });
-    let router = Router::new()
-        .route("/v1/venues", get(list).route_layer(require(READ)))
-        .route("/v1/venues/{id}/contracts/{contract}/sign", post(sign).route_layer(require(SIGN).on("venue", "id")))
-        .with_state(state);
-    (router, owners)
+    let guard = |permission| kisum.require(permission).owned_by(owners.clone());
+    Router::new()
+        .route("/v1/venues", get(list).route_layer(guard(READ)))
+        .route("/v1/venues/{id}/contracts/{contract}/sign", post(sign).route_layer(guard(SIGN).on("venue", "id")))
+        .with_state(state)
 }
 
 async fn list(State(state): State<Arc<VenueState>>, access: Access) -> ApiResult<Json<Venues>> {

@@ -939,3 +939,32 @@ async fn grants_scoped_to_a_record_are_checked_on_that_record() {
         tools.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["copilot_ask"]);
 }
+
+/// A guard carries the SDK it decides with (issue 19): on a route that is not behind `Kisum::layer`, it
+/// verifies the token itself — no token is `401`, another company's record `404`, an allowed caller gets
+/// through — instead of answering `500` for a missing extension.
+#[tokio::test]
+async fn a_guard_outside_the_layer_verifies_the_token_itself() {
+    let h = harness();
+    let owners = kisum_client::Owners(Arc::new(|kind: &str, id: &str| {
+        (kind == "invoice").then(|| id.split('-').next().and_then(|c| c.parse().ok())).flatten()
+    }));
+    let app = Router::new().route(
+        "/v1/invoices/{id}",
+        axum::routing::get(|access: kisum_client::Access| async move {
+            access.company().map(ToString::to_string).unwrap_or_default()
+        })
+        .route_layer(h.kisum.require("finance:invoice:read").on("invoice", "id").owned_by(owners)),
+    );
+    Call::new(Method::GET, "/v1/invoices/encore-1")
+        .send(&app)
+        .await
+        .expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    let maya = h.user("maya", "encore");
+    Call::new(Method::GET, "/v1/invoices/encore-1").bearer(Some(&maya)).send(&app).await.expect(StatusCode::OK);
+    Call::new(Method::GET, "/v1/invoices/bluenote-1")
+        .bearer(Some(&maya))
+        .send(&app)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
