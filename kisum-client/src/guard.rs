@@ -258,21 +258,30 @@ impl Kisum {
                     }
                 };
                 tracing::debug!(origin = granted.origin.as_str(), %principal, %company, permission, "decision");
-                let decision = granted.snapshot.decide(id, resource);
-                decided(if decision.is_ok() { "allow" } else { "deny" }, granted.origin.as_str());
-                match decision {
+                let origin = granted.origin.as_str();
+                match granted.snapshot.decide(id, resource) {
                     Ok(()) => {
                         if let Some(session) = granted.snapshot.support_session() {
                             let route = route.unwrap_or_else(|| permission.to_owned());
                             let record = resource.map(ToString::to_string);
-                            self.inner
+                            let recorded = self
+                                .inner
                                 .source
                                 .record_support_access(company, session, &route, record.as_deref())
-                                .await?;
+                                .await;
+                            if let Err(refusal) = recorded {
+                                // Not recorded, so refused: the request was not allowed.
+                                decided("unavailable", origin);
+                                return Err(refusal);
+                            }
                         }
+                        decided("allow", origin);
                         Ok(Access { caller: caller.clone(), granted: Some(granted), catalog })
                     }
-                    Err(reason) => Err(refusal(reason, permission, &catalog, &granted.entitlements)),
+                    Err(reason) => {
+                        decided("deny", origin);
+                        Err(refusal(reason, permission, &catalog, &granted.entitlements))
+                    }
                 }
             }
         }
@@ -628,8 +637,9 @@ where
 
 async fn guard(parts: &mut Parts, require: &Require) -> Result<Access, Refusal> {
     let kisum = &require.kisum;
-    // The caller `Kisum::layer` verified, or (a route outside it) the token verified here.
-    let caller = match parts.extensions.get::<Caller>().cloned() {
+    // The caller `Kisum::layer` verified, or (a route outside it, or a guard with an audience of its own)
+    // the token verified here.
+    let caller = match parts.extensions.get::<Caller>().cloned().filter(|_| kisum.inner.audience.is_none()) {
         Some(caller) => caller,
         None => {
             let caller = kisum.authenticate(&parts.headers).await?;

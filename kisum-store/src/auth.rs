@@ -537,6 +537,20 @@ macro_rules! auth_queries {
                 SideWrite::PutSigningKey(key) => return put_signing_key(conn, key).await,
                 SideWrite::PutServiceClient(client) => return put_service_client(conn, client).await,
                 SideWrite::AddServiceClient(client) => return add_service_client(conn, client).await,
+                SideWrite::RotateServiceClientSecret { client_id, secret_hash } => {
+                    let done = sqlx::query(
+                        "UPDATE service_client SET secret_hash = $2 WHERE client_id = $1 AND company IS NULL",
+                    )
+                    .bind(client_id.clone())
+                    .bind(secret_hash.clone())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Database(format!("no service client `{client_id}` to rotate")));
+                    }
+                    return Ok(());
+                }
                 SideWrite::RevokeSession { sid, at } => {
                     sqlx::query("UPDATE auth_session SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
                         .bind(sid.clone())

@@ -72,6 +72,14 @@ pub enum SideWrite {
     /// Registers a new service client; one with the same id already stored fails the write (nothing is
     /// replaced).
     AddServiceClient(ServiceClient),
+    /// Gives a platform service client a new secret; a client that is not there fails the write (a
+    /// rotation never brings a deleted client back).
+    RotateServiceClientSecret {
+        /// The client id.
+        client_id: String,
+        /// The new secret's stored form.
+        secret_hash: String,
+    },
     /// Deletes a service client.
     RemoveServiceClient {
         /// The client id.
@@ -98,6 +106,9 @@ impl std::fmt::Debug for SideWrite {
             SideWrite::RemoveSigningKey { kid } => write!(f, "RemoveSigningKey({kid})"),
             SideWrite::PutServiceClient(client) => write!(f, "PutServiceClient({client:?})"),
             SideWrite::AddServiceClient(client) => write!(f, "AddServiceClient({client:?})"),
+            SideWrite::RotateServiceClientSecret { client_id, .. } => {
+                write!(f, "RotateServiceClientSecret({client_id}, [redacted])")
+            }
             SideWrite::RemoveServiceClient { client_id } => write!(f, "RemoveServiceClient({client_id})"),
             SideWrite::RemoveAgentClients { company, agent } => write!(f, "RemoveAgentClients({company}, {agent:?})"),
         }
@@ -218,9 +229,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
-/// A store URL without its password, for logs and start-up lines.
+/// A store URL without its password (`user:password@`, and a `password=` or `sslpassword=` query
+/// parameter), for logs and start-up lines.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let url = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => match url.get(scheme + 3..at).and_then(|c| c.split_once(':')) {
             Some((user, _)) => format!(
                 "{}{user}:[redacted]{}",
@@ -230,6 +242,23 @@ pub fn redact(url: &str) -> String {
             None => url.to_owned(),
         },
         _ => url.to_owned(),
+    };
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _))
+                        if key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword") =>
+                    {
+                        format!("{key}=[redacted]")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url,
     }
 }
 
@@ -245,5 +274,9 @@ mod tests {
         assert_eq!(super::redact("postgres://kisum:s3cret@db:5432/k"), "postgres://kisum:[redacted]@db:5432/k");
         assert_eq!(super::redact("postgres://kisum@db/k"), "postgres://kisum@db/k");
         assert_eq!(super::redact("sqlite://./kisum-data/kisum.db"), "sqlite://./kisum-data/kisum.db");
+        assert_eq!(
+            super::redact("postgres://db/k?sslmode=require&password=s3cret&SSLPassword=x"),
+            "postgres://db/k?sslmode=require&password=[redacted]&SSLPassword=[redacted]"
+        );
     }
 }

@@ -22,7 +22,8 @@ pub const DEMO_WORLD: &str = include_str!("../../demo/world.json");
 /// The demo users' password.
 pub const DEMO_PASSWORD: &str = "kisum-demo";
 
-/// How to start. Its secrets print as `[redacted]`.
+/// How to start. Its secrets (the seed password, the KEK, the admin secret) print as `[redacted]`; print
+/// `db` through `kisum_store::redact`.
 #[derive(Debug, Clone, Default)]
 pub struct Boot {
     /// The store URL (`--db`); default: `kisum.db` in `data`.

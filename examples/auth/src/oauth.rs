@@ -234,7 +234,7 @@ fn base_claims(state: &AuthState, sub: String, now: i64) -> Claims {
         aud: Audience::One(state.settings.audience.clone()),
         exp: now.saturating_add(state.settings.access_ttl),
         iat: now,
-        jti: random::request_id(),
+        jti: random::token_id().unwrap_or_else(|_| random::request_id()),
         nbf: None,
         cid: None,
         sid: None,

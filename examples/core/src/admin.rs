@@ -609,6 +609,7 @@ pub(crate) async fn open_support_session(
         (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The session is already over", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn close_support_session(

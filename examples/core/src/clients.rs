@@ -3,12 +3,15 @@
 //! write is a change in the log (`put_service_client`, `remove_service_client`: audited, seen by every
 //! replica); the client and its secret's hash live in Auth's state, written in the same transaction.
 //!
-//! Nobody gives more than it has: a service caller only scopes its own token's scopes cover; a staff
-//! user only scopes whose every catalog permission its own roles grant it in the platform company (the
-//! granted set of DESIGN.md §4: entitlements aside, restrictions counted; the service scopes
-//! that match no catalog permission — `auth:access:read`, `auth:support:record`,
-//! `core:entitlements:read` — need `admin:client:manage` alone). `platform-admin` is the operator's
-//! (`KISUM_ADMIN_CLIENT_SECRET`), and agents' clients are their companies': neither is managed here.
+//! Nobody gives more than it has: a service caller only scopes both its token's scopes and its client's
+//! registered scopes cover, while that client exists; a staff user only scopes whose every catalog
+//! permission its own roles grant it in the platform company (the granted set of DESIGN.md §4:
+//! entitlements aside, restrictions counted), and the service scopes that match no catalog permission —
+//! `auth:access:read`, `auth:support:record`, `core:entitlements:read` — named exactly (no `auth:*`,
+//! which would cover every service route to come). Rotating or deleting a client needs the same as
+//! giving its scopes. A wildcard scope follows the catalog, as a role's wildcard grant does.
+//! `platform-admin` is the operator's (`KISUM_ADMIN_CLIENT_SECRET`), and agents' clients are their
+//! companies': neither is managed here.
 
 use std::sync::Arc;
 
@@ -97,35 +100,58 @@ fn client_id(text: &str) -> ApiResult<String> {
     Ok(text.to_owned())
 }
 
-/// The platform client `id` (not an agent's), or `404`.
+/// The platform client `id` (not an agent's), or `404` (an id that cannot be one included); `409` for
+/// `platform-admin`.
 async fn stored(state: &CoreState, id: &str) -> ApiResult<ServiceClient> {
-    let id = client_id(id)?;
+    let id = client_id(id).map_err(|e| match e.code() {
+        ErrorCode::Conflict => e,
+        _ => ApiError::not_found(format!("no service client `{}`", kisum_server::clip(id))),
+    })?;
     match state.engine.store().service_client(&id).await? {
         Some(client) if client.company.is_none() => Ok(client),
         _ => Err(ApiError::not_found(format!("no service client `{id}`"))),
     }
 }
 
-/// Refuses a scope the caller could not give: one its own token's scopes do not cover (a service), or
-/// one matching a catalog permission it does not hold in the platform company (staff: its granted set,
-/// entitlements aside, as for every giving of access). `403` names the first permission outside its own.
-fn within_callers_own(state: &CoreState, actor: &Actor, headers: &HeaderMap, scopes: &[String]) -> ApiResult<()> {
+/// Refuses a scope the caller could not give. A service: scopes both its token's scopes and its client's
+/// registered scopes cover, and only while that client exists (a deleted client's tokens manage nothing).
+/// A staff user: every catalog permission the scope matches must be in its granted set in the platform
+/// company; a service scope (matching no catalog permission) must be named exactly. `403` names the first
+/// permission outside the caller's own.
+async fn within_callers_own(state: &CoreState, actor: &Actor, headers: &HeaderMap, scopes: &[String]) -> ApiResult<()> {
     let directory = state.engine.directory();
     let catalog = directory.catalog();
+    // A service's own client, as registered now.
+    let own = match actor {
+        Actor::Service(client) => {
+            let claims = state.tokens.verify(headers, Expect::new(Accept::Both))?;
+            match state.engine.store().service_client(client.as_str()).await? {
+                Some(record) => Some((claims, record)),
+                None => {
+                    return Err(ApiError::new(
+                        ErrorCode::Forbidden,
+                        format!("the client `{client}` no longer exists: its tokens manage no client"),
+                    ));
+                }
+            }
+        }
+        _ => None,
+    };
     for (i, scope) in scopes.iter().enumerate() {
         let pattern = Pattern::parse(scope).map_err(|e| ApiError::invalid(&format!("/scopes/{i}"), e.to_string()))?;
         let refused = |what: &str| {
             ApiError::new(ErrorCode::Forbidden, format!("scope `{scope}` would give `{what}`, which you do not hold"))
                 .with_required(what)
         };
-        match actor {
-            Actor::Service(_) => {
-                let claims = state.tokens.verify(headers, Expect::new(Accept::Both))?;
-                if !claims.scope_allows(pattern.as_str()) {
+        match (actor, &own) {
+            (Actor::Service(_), Some((claims, record))) => {
+                let registered =
+                    record.scopes.iter().any(|s| Pattern::parse(s).is_ok_and(|p| p.matches(pattern.as_str())));
+                if !claims.scope_allows(pattern.as_str()) || !registered {
                     return Err(refused(scope));
                 }
             }
-            Actor::Staff(user) => {
+            (Actor::Staff(user), _) => {
                 let now = state.now();
                 let mut matched = false;
                 for id in catalog.permission_ids() {
@@ -138,7 +164,11 @@ fn within_callers_own(state: &CoreState, actor: &Actor, headers: &HeaderMap, sco
                         return Err(refused(key));
                     }
                 }
-                let service = SERVICE_SCOPES.iter().any(|s| pattern.matches(s));
+                let service = SERVICE_SCOPES.contains(&pattern.as_str());
+                if let Some(wide) = SERVICE_SCOPES.iter().find(|s| !pattern.is_key() && pattern.matches(s)) {
+                    // `auth:*` would cover every service route to come: name each service scope.
+                    return Err(refused(wide));
+                }
                 if !matched && !service {
                     return Err(ApiError::invalid(
                         &format!("/scopes/{i}"),
@@ -175,7 +205,7 @@ pub(crate) async fn register(
     if body.scopes.is_empty() || body.scopes.len() > 32 {
         return Err(ApiError::invalid("/scopes", "a client has 1 to 32 scopes"));
     }
-    within_callers_own(&state, &actor, &headers, &body.scopes)?;
+    within_callers_own(&state, &actor, &headers, &body.scopes).await?;
     let taken = || ApiError::new(ErrorCode::Conflict, format!("the client id `{id}` is taken"));
     if state.engine.store().service_client(&id).await?.is_some() {
         return Err(taken());
@@ -237,24 +267,32 @@ pub(crate) async fn rotate(
 ) -> ApiResult<Response> {
     let mut client = stored(&state, &id).await?;
     // Holding a client's secret is holding its scopes.
-    within_callers_own(&state, &actor, &headers, &client.scopes)?;
+    within_callers_own(&state, &actor, &headers, &client.scopes).await?;
     let (secret, hash) = random::client_secret()?;
-    client.secret_hash = hash;
+    client.secret_hash = hash.clone();
     let change =
         Change::PutServiceClient { client_id: client.client_id.clone(), scopes: client.scopes.clone(), rotated: true };
-    let record = state.write(&actor, change, &[SideWrite::PutServiceClient(client.clone())]).await?;
+    // Only the secret changes, and only if the client is still there (a deletion meanwhile wins).
+    let side = [SideWrite::RotateServiceClientSecret { client_id: client.client_id.clone(), secret_hash: hash }];
+    let record = match state.write(&actor, change, &side).await {
+        Ok(record) => record,
+        Err(_) if stored(&state, &id).await.is_err() => {
+            return Err(ApiError::not_found(format!("no service client `{id}`")));
+        }
+        Err(e) => return Err(e),
+    };
     let view = serde_json::to_value(ClientView::of(&client, Some(secret))).ok();
     Ok(written(StatusCode::OK, &record, view))
 }
 
-/// Deletes a client (`admin:client:manage`): no token is issued to it any more (those issued run out
-/// within their lifetime).
+/// Deletes a client (`admin:client:manage`, and its scopes within the caller's own): no token is issued
+/// to it any more, and those issued manage no client (the rest run out within their lifetime).
 #[utoipa::path(delete, path = "/admin/v1/clients/{id}", tag = "admin",
     params(("id" = String, Path, description = "The client id")),
     responses(
         (status = 204, description = "Deleted", headers(("kisum-version" = u64, description = "The store's sequence after the write"))),
         (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not platform staff or a platform service", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff or a platform service, or the client's scopes are beyond the caller's own", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`platform-admin`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -262,9 +300,12 @@ pub(crate) async fn rotate(
 pub(crate) async fn remove(
     State(state): State<Arc<CoreState>>,
     Admin(actor, _): Admin<caller::ClientManage>,
+    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let client = stored(&state, &id).await?;
+    // Taking a service down is for those who could give it what it holds.
+    within_callers_own(&state, &actor, &headers, &client.scopes).await?;
     let side = [SideWrite::RemoveServiceClient { client_id: client.client_id.clone() }];
     let record = state.write(&actor, Change::RemoveServiceClient { client_id: client.client_id }, &side).await?;
     Ok(written(StatusCode::NO_CONTENT, &record, None))

@@ -874,8 +874,28 @@ async fn service_clients_with_least_privilege(backend: Backend) {
     assert_eq!(maya.body["required"], "admin:client:manage");
     let una = h.user("una", "kisum");
     h.call(Method::POST, path, Some(&una), body("x", &module)).await.expect(StatusCode::FORBIDDEN);
+    // Service callers act through clients that exist, with their registered scopes.
+    let store = h.engine.store();
+    let registered = |id: &str, scopes: &[&str]| kisum_store::ServiceClient {
+        client_id: id.into(),
+        secret_hash: "sha256:00".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        company: None,
+        agent: None,
+        created_at: 0,
+    };
+    store.put_service_client(&registered("root", &["*"])).await.unwrap();
+    store.put_service_client(&registered("manager", &["admin:client:manage"])).await.unwrap();
+    store.put_service_client(&registered("narrow", &["admin:client:manage", "finance:*"])).await.unwrap();
+    // A deleted client's token manages nothing, whatever its scopes said.
+    let ghost = h.call(Method::POST, path, Some(&h.service("ghost", "*")), body("g", &module)).await;
+    ghost.expect(StatusCode::FORBIDDEN);
+    // What the token's scopes allow but the client's registered scopes do not is refused.
+    let wide_token = h.call(Method::POST, path, Some(&h.service("narrow", "*")), body("n", &module)).await;
+    wide_token.expect(StatusCode::FORBIDDEN);
+    assert_eq!(wide_token.body["required"], "auth:access:read");
     // A service gives only what its own scopes cover.
-    let manager = h.service("ops-bot", "admin:client:manage");
+    let manager = h.service("manager", "admin:client:manage");
     let beyond = h.call(Method::POST, path, Some(&manager), body("finance-svc", &module)).await;
     beyond.expect(StatusCode::FORBIDDEN);
     assert_eq!(beyond.body["required"], "auth:access:read");
@@ -886,7 +906,6 @@ async fn service_clients_with_least_privilege(backend: Backend) {
     assert_eq!(created.body["scopes"], json!(module));
     let secret = created.body["client_secret"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 64);
-    let store = h.engine.store();
     let stored = store.service_client("finance-svc").await.unwrap().unwrap();
     assert_eq!(stored.secret_hash, kisum_server::random::hash_client_secret(&secret));
     assert_eq!((stored.company.as_deref(), stored.scopes.len()), (None, 2));
@@ -915,6 +934,10 @@ async fn service_clients_with_least_privilege(backend: Backend) {
     )
     .unwrap();
     h.engine.write(&platform, now(), kisum_access::Change::PutMembership(membership)).await.unwrap();
+    // A service scope is named exactly: `auth:*` would cover every service route to come.
+    let service_wildcard = h.call(Method::POST, path, Some(&una), body("una-bot", &["auth:*"])).await;
+    service_wildcard.expect(StatusCode::FORBIDDEN);
+    assert_eq!(service_wildcard.body["required"], "auth:access:read");
     let wide = h.call(Method::POST, path, Some(&una), body("una-bot", &["finance:*"])).await;
     wide.expect(StatusCode::FORBIDDEN);
     assert!(wide.body["required"].as_str().unwrap().starts_with("finance:"), "{:#}", wide.body);
@@ -923,12 +946,16 @@ async fn service_clients_with_least_privilege(backend: Backend) {
         .expect(StatusCode::CREATED);
     let ops = h.user("ops", "kisum");
     h.call(Method::POST, path, Some(&ops), body("ops-bot", &["finance:*"])).await.expect(StatusCode::CREATED);
+    // Taking a service down needs what giving its scopes needs.
+    h.call(Method::DELETE, &format!("{path}/ops-bot"), Some(&una), None).await.expect(StatusCode::FORBIDDEN);
+    // An id that cannot be a client's is no client.
+    h.call(Method::DELETE, &format!("{path}/Not%20an%20id"), Some(&root), None).await.expect(StatusCode::NOT_FOUND);
     // The list: no secrets, no agents' clients.
     let list = h.call(Method::GET, path, Some(&root), None).await;
     list.expect(StatusCode::OK);
     let ids: Vec<&str> =
         list.body["clients"].as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["finance-svc", "ops-bot", "una-bot"]);
+    assert_eq!(ids, ["finance-svc", "manager", "narrow", "ops-bot", "root", "una-bot"]);
     assert!(!list.body.to_string().contains("secret"), "{:#}", list.body);
     // Rotation: a new secret, the old one's hash gone; only by a caller holding the client's scopes.
     let rotate = format!("{path}/finance-svc/secret");

@@ -483,7 +483,8 @@ async fn least_privilege(config: &RemoteConfig, net: &Net) -> Result<(), Error> 
     let token = auth.client_credentials(&config.client_id, config.client_secret.expose(), None).await.map_err(|e| {
         format!("the module's client `{}` cannot sign in at {}: {e}", config.client_id, config.auth_url)
     })?;
-    let scopes = token.scope.unwrap_or_default();
+    // Auth always names the scopes of a client-credentials token: an answer without them proves nothing.
+    let scopes = token.scope.ok_or_else(|| format!("Auth did not say which scopes `{}` holds", config.client_id))?;
     let needed = [kisum_auth::ACCESS_READ, kisum_auth::SUPPORT_RECORD];
     let beyond: Vec<&str> = scopes.split_whitespace().filter(|s| !needed.contains(s)).collect();
     if beyond.iter().any(|s| *s == "*" || s.starts_with("admin:")) {

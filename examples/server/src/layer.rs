@@ -128,7 +128,9 @@ pub struct Bounded<S> {
     limit: Duration,
 }
 
-fn busy(detail: &str) -> Response {
+fn busy(reason: &'static str, detail: &str) -> Response {
+    // Outside every router's own layer: counted here, so that overload shows in the metrics.
+    metrics::counter!("kisum_http_shed_total", "reason" => reason).increment(1);
     crate::ApiError::new(kisum_errors::ErrorCode::UpstreamUnavailable, detail)
         .with_header(axum::http::header::RETRY_AFTER, "1")
         .into_response()
@@ -149,7 +151,7 @@ where
 
     fn call(&mut self, request: Request) -> BoxFuture {
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            let response = busy("the server is at its limit of requests in progress; retry shortly");
+            let response = busy("in_flight", "the server is at its limit of requests in progress; retry shortly");
             return Box::pin(std::future::ready(Ok(response)));
         };
         let clone = self.inner.clone();
@@ -158,7 +160,7 @@ where
         Box::pin(async move {
             let answer = match tokio::time::timeout(limit, inner.call(request)).await {
                 Ok(Ok(response)) => as_problem(response).await,
-                Err(_) => busy("the request took too long and was stopped; retry"),
+                Err(_) => busy("timeout", "the request took too long and was stopped; retry"),
             };
             drop(permit);
             Ok(answer)

@@ -67,6 +67,10 @@ fn describe() {
     describe_gauge!("kisum_store_seq", "The change-log sequence this process's engine has applied");
     describe_gauge!("kisum_credential_hash_queue", "Credential hashes waiting or running, by queue (password, client)");
     describe_counter!("kisum_credential_hash_refused_total", "Credential checks refused because the queue was full");
+    describe_counter!(
+        "kisum_http_shed_total",
+        "Requests answered 503 by the bounds on clients: reason `in_flight` (load shed) or `timeout`"
+    );
 }
 
 /// `GET /metrics`: every metric of the process in the Prometheus text format.
@@ -116,6 +120,21 @@ impl ServiceMetrics {
     }
 
     pub(crate) fn count(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        // Any method is a request's to choose: only the standard ones name a series, every other is
+        // `OTHER`, so that nobody grows the registry by inventing methods.
+        let standard = [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::CONNECT,
+            Method::TRACE,
+        ];
+        let other = Method::from_bytes(b"OTHER").unwrap_or(Method::GET);
+        let method = if standard.contains(method) { method } else { &other };
         let read = self.routes.read().unwrap_or_else(PoisonError::into_inner);
         if let Some((counter, latency)) = read.get(route).and_then(|r| r.find(method, status)) {
             counter.increment(1);

@@ -21,6 +21,11 @@ pub fn request_id() -> String {
     kisum_client::trace::random_id()
 }
 
+/// A token's unique id (`jti`): 16 bytes from the operating system's random source, as hex.
+pub fn token_id() -> Result<String, ApiError> {
+    hex(16).ok_or_else(|| ApiError::new(ErrorCode::Internal, "the random source failed"))
+}
+
 /// A secret (client secrets, refresh tokens): 32 random bytes as hex. Fails rather than ever returning
 /// a guessable value.
 pub fn secret() -> Result<String, ApiError> {

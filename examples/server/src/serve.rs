@@ -17,7 +17,7 @@ use crate::json::MAX_BODY_BYTES;
 /// methods (405), the 64 KiB body limit, and outermost [`ServeLayer`](crate::layer::ServeLayer): request
 /// ids and the W3C trace, the request's span and its one log line (so every response carries an id, and
 /// every log line of the request its fields), every error body as problem+json, and the request's
-/// metrics.
+/// metrics. The router must not have a `/metrics` route of its own (axum refuses a second one).
 pub fn finish(service: &'static str, router: Router) -> Router {
     crate::metrics::handle();
     router
@@ -350,6 +350,9 @@ mod tests {
         app.clone().oneshot(request("/health/live")).await.unwrap();
         assert_eq!(app.clone().oneshot(request("/nowhere/secret-path")).await.unwrap().status(), 404);
 
+        // A method a client invents names no series of its own.
+        let invented = axum::http::Request::builder().method("FOO").uri("/things/7").body(axum::body::Body::empty());
+        assert_eq!(app.clone().oneshot(invented.unwrap()).await.unwrap().status(), 405);
         // `/metrics` counts them by service, route pattern and status.
         let scraped = app.oneshot(request("/metrics")).await.unwrap();
         assert_eq!(scraped.status(), 200);
@@ -364,6 +367,7 @@ mod tests {
             assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
         }
         assert!(!metrics.contains("secret-path"), "raw paths are never labels");
+        assert!(metrics.contains(r#"method="OTHER""#) && !metrics.contains("FOO"), "{metrics}");
         let all = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let text: String = all.lines().filter(|l| l.contains("trace-me-1")).map(|l| format!("{l}\n")).collect();
         let lines: Vec<&str> = text.lines().collect();
