@@ -7,7 +7,7 @@ use std::time::Duration;
 use kisum_access::doc::WorldDoc;
 use kisum_access::{Actor, Change, ChangeRecord, Directory, World};
 use kisum_entitlements::Timestamp;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, broadcast, watch};
 
 use crate::error::StoreError;
 use crate::store::{LogEntry, SideWrite, Store};
@@ -39,9 +39,27 @@ pub struct Engine {
     apply: Mutex<()>,
     /// The directory's sequence after each install, for in-process followers (Auth's change feed).
     installed: watch::Sender<u64>,
+    /// Every change installed, in order, for in-process followers ([`Engine::subscribe`]).
+    changes: broadcast::Sender<Installed>,
     /// Why the directory cannot follow the log (a pruned position, an entry that does not decode or
     /// validate), while that lasts: the replica is then not ready and serves no decision as current.
     behind: std::sync::Mutex<Option<String>>,
+}
+
+/// How many installed changes a slow follower may fall behind before it is told it lagged.
+const FOLLOWER_BUFFER: usize = 4096;
+
+/// What the engine installed, as its followers see it ([`Engine::subscribe`]).
+#[derive(Debug, Clone)]
+pub enum Installed {
+    /// One change of the log, in order: written by this process or replayed from another's.
+    Change(Arc<LogEntry>),
+    /// The directory was reloaded from a checkpoint at `seq`: the changes before it were not sent one by
+    /// one, so a follower reloads what it derives from them.
+    Reloaded {
+        /// The checkpoint's sequence.
+        seq: u64,
+    },
 }
 
 impl std::fmt::Debug for Engine {
@@ -84,6 +102,7 @@ impl Engine {
             directory: Arc::new(Directory::at_seq(world, seq)),
             apply: Mutex::new(()),
             installed: watch::Sender::new(seq),
+            changes: broadcast::Sender::new(FOLLOWER_BUFFER),
             behind: std::sync::Mutex::new(None),
         };
         engine.catch_up().await?;
@@ -103,6 +122,14 @@ impl Engine {
     /// The sequence of the last change the directory holds.
     pub fn seq(&self) -> u64 {
         self.directory.seq()
+    }
+
+    /// Every change this engine installs from now on, in order — the one subscription to the log that
+    /// every in-process follower shares (revocations, signing keys): nothing else reads the log for them.
+    /// A follower that falls more than 4,096 changes behind gets `Lagged` and reloads what it derives,
+    /// as after [`Installed::Reloaded`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Installed> {
+        self.changes.subscribe()
     }
 
     /// The directory's sequence after each install: in-process followers wait on it.
@@ -152,7 +179,8 @@ impl Engine {
             let record = prepared.record(seq);
             // The append succeeds only if nobody committed since this directory's state, so the write
             // was validated against exactly the state it follows; otherwise catch up and validate again.
-            if !tx.append(&LogEntry { record, change: prepared.change().clone() }).await? {
+            let entry = LogEntry { record, change: prepared.change().clone() };
+            if !tx.append(&entry).await? {
                 let missed = tx.changes_after(self.directory.seq()).await?;
                 drop(tx);
                 if missed.is_empty() {
@@ -176,6 +204,7 @@ impl Engine {
             let record = self.directory.install(prepared, seq)?;
             self.store.notify_committed(seq);
             self.installed_up_to(seq);
+            let _ = self.changes.send(Installed::Change(Arc::new(entry)));
             return Ok(record);
         }
     }
@@ -215,12 +244,12 @@ impl Engine {
             if seq != after + 1 {
                 return Err(StoreError::Gap { after, found: seq });
             }
-            let LogEntry { record, change } = entry;
             let installed = self
                 .directory
-                .replay(seq, &record.actor, record.at, change)
+                .replay(seq, &entry.record.actor, entry.record.at, entry.change.clone())
                 .map_err(|source| StoreError::Invalid { what: "change", seq, source })?;
             self.installed_up_to(seq);
+            let _ = self.changes.send(Installed::Change(Arc::new(entry)));
             records.push(installed);
         }
         Ok(records)
@@ -285,6 +314,7 @@ impl Engine {
         let world = world_of(&checkpoint)?;
         self.directory.reload(world, seq).map_err(|source| StoreError::Invalid { what: "checkpoint", seq, source })?;
         self.installed_up_to(seq);
+        let _ = self.changes.send(Installed::Reloaded { seq });
         tracing::warn!(seq, "reloaded the directory from the newest checkpoint: the log no longer reached back to it");
         Ok(true)
     }

@@ -10,7 +10,7 @@ mod sqlite;
 mod store;
 
 pub use auth::{AuthStore, LoginAttempt, RefreshRecord, RefreshUse, ServiceClient, Session, StoredKey};
-pub use engine::Engine;
+pub use engine::{Engine, Installed};
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

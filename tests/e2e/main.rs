@@ -361,3 +361,67 @@ async fn the_deployment_over_tls() {
     all.interrupt();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Keys follow the log (issue 19): a Core replica on its own engine learns of a rotation written through
+/// Auth from the `rotate_keys` change its engine installs — within a second, where it used to poll the key
+/// table (it now rereads the table only when the key schedule says the set changes, or every 5 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_follows_key_rotations_through_the_log() {
+    use kisum_tests::http::Call;
+    use std::sync::{Arc, Mutex};
+    let db = kisum_tests::TestDb::new(kisum_tests::Backend::Sqlite).await;
+    let boot = kisum_auth::boot::Boot {
+        db: Some(db.url.clone()),
+        seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/world.json").into()),
+        kek: Some("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f".into()),
+        admin_secret: Some(ADMIN_SECRET.into()),
+        ..kisum_auth::boot::Boot::default()
+    };
+    let opened = boot.open().await.unwrap();
+    let issuer = "http://127.0.0.1:7400";
+    let settings = kisum_auth::Settings::new(issuer, "kisum".parse().unwrap());
+    let clock = Arc::new(kisum_entitlements::SystemClock);
+    let auth = kisum_auth::AuthState::open(opened.engine.clone(), opened.kek, settings, clock).await.unwrap();
+    let app = kisum_auth::app(auth);
+    // Core's own replica of the store, following the log.
+    let store = kisum_store::connect(&db.url).await.unwrap();
+    let core = Arc::new(kisum_store::Engine::open(store, None).await.unwrap());
+    let following = core.follow(Duration::from_millis(50));
+    let kids = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = kids.clone();
+    let keys = kisum_server::keys::follow_keys(core.clone(), kisum_token::Validation::new(issuer, "kisum"), move |v| {
+        *seen.lock().unwrap() = v.jwks().kids().map(str::to_owned).collect();
+    });
+    let current = || kids.lock().unwrap().clone();
+    let start = Instant::now();
+    while current().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no keys read");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = current();
+    // Rotate through Auth.
+    let form = [("grant_type", "client_credentials"), ("scope", "admin:key:rotate")];
+    let basic = Call::new(Method::POST, "/oauth/token").header(
+        "authorization",
+        &format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("platform-admin:{ADMIN_SECRET}")
+            )
+        ),
+    );
+    let token = basic.form(&form).send(&app).await;
+    token.expect(StatusCode::OK);
+    let admin = token.body["access_token"].as_str().unwrap().to_owned();
+    Call::new(Method::POST, "/admin/v1/keys/rotate").bearer(Some(&admin)).send(&app).await.expect(StatusCode::OK);
+    let start = Instant::now();
+    while current() == before {
+        assert!(start.elapsed() < Duration::from_secs(1), "Core did not follow the rotation within a second");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(current().len() > before.len(), "the new key is published beside the old: {:?}", current());
+    eprintln!("Core followed the rotation after {:?}", start.elapsed());
+    keys.abort();
+    following.abort();
+}

@@ -22,6 +22,7 @@ kisum_tests::on_both_backends!(
     credentials_commit_with_their_change,
     killed_writers_lose_no_committed_write,
     a_replica_that_cannot_follow_reloads_or_says_so,
+    followers_share_the_engines_subscription,
 );
 
 /// The PostgreSQL driver speaks TLS (issue 19): a store opened with `sslmode=require` works, and the

@@ -536,3 +536,36 @@ pub async fn a_replica_that_cannot_follow_reloads_or_says_so(backend: Backend) {
     assert_eq!(b.directory().to_doc(), a.directory().to_doc());
     b.ready().await.unwrap();
 }
+
+/// The engine's one subscription to the log (issue 19): a follower sees every change the engine installs,
+/// in order — written through it, or replayed from another process's writes — and is told when the
+/// engine reloaded from a checkpoint instead.
+pub async fn followers_share_the_engines_subscription(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let a = open(&db).await;
+    let b = open(&db).await;
+    let mut follower = b.subscribe();
+    let mut local = a.subscribe();
+    a.write(&Actor::Platform, at(), add_user("sub1")).await.unwrap();
+    a.write(&Actor::Platform, at(), add_user("sub2")).await.unwrap();
+    b.write(&Actor::Platform, at(), add_user("sub3")).await.unwrap();
+    // B replayed A's two changes before its own write: its follower sees all three, in order.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match follower.recv().await.unwrap() {
+            kisum_store::Installed::Change(entry) => seen.push((entry.seq(), entry.record.kind.clone())),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seen, [(1, "add_user".to_owned()), (2, "add_user".to_owned()), (3, "add_user".to_owned())]);
+    // A's own writes reached its follower as they were installed.
+    for seq in [1, 2] {
+        match local.recv().await.unwrap() {
+            kisum_store::Installed::Change(entry) => assert_eq!(entry.seq(), seq),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(local.try_recv().is_err(), "nothing else yet: B's write is A's once A catches up");
+    a.catch_up().await.unwrap();
+    assert!(matches!(local.try_recv(), Ok(kisum_store::Installed::Change(e)) if e.seq() == 3));
+}

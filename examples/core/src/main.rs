@@ -113,31 +113,22 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let engine = Arc::new(kisum_store::Engine::open(store, (!holds_state).then_some(&seed)).await?);
     let follower = engine.follow(Duration::from_millis(config.poll_ms));
-    let from = engine.seq();
     let state = Arc::new(CoreState {
         engine,
         tokens: Tokens::new(verifier, Arc::new(SystemClock)),
         platform_company: config.platform_company.parse()?,
     });
-    // Revoked sessions and disabled users are refused here too: from Auth's table, then from the log.
+    // Revoked sessions and disabled users are refused here too: from Auth's table (read now, so that a
+    // store that cannot be read stops the start), then from the log as the engine installs it.
     let now = kisum_entitlements::Timestamp::now().unix_seconds();
     state.tokens.revoked().load(state.engine.store().as_ref(), now).await?;
-    let revocations = kisum_server::revoked::follow(
-        state.engine.store().clone(),
-        state.tokens.revoked().clone(),
-        from,
-        Duration::from_millis(config.poll_ms),
-    );
+    let revocations = kisum_server::revoked::follow(state.engine.clone(), state.tokens.revoked().clone());
+    // Keys follow the log too (`rotate_keys`), unless given as a file.
     let keys = match config.jwks {
         Some(_) => None,
         None => {
             let state = state.clone();
-            Some(kisum_server::keys::follow_keys(
-                state.engine.store().clone(),
-                validation,
-                Duration::from_secs(1),
-                move |v| state.tokens.replace(v),
-            ))
+            Some(kisum_server::keys::follow_keys(state.engine.clone(), validation, move |v| state.tokens.replace(v)))
         }
     };
     let listener = kisum_server::bind(config.listen).await?;

@@ -659,12 +659,7 @@ async fn revoked_sessions_are_refused(backend: Backend) {
     let h = harness(backend).await;
     let ops = h.user("ops", "kisum");
     h.call(Method::GET, "/admin/v1/companies", Some(&ops), None).await.expect(StatusCode::OK);
-    let follower = kisum_server::revoked::follow(
-        h.engine.store().clone(),
-        h.state.tokens.revoked().clone(),
-        h.engine.seq(),
-        Duration::from_millis(50),
-    );
+    let follower = kisum_server::revoked::follow(h.engine.clone(), h.state.tokens.revoked().clone());
     // Auth revokes the session (`s1`, the harness's): Core refuses its tokens within a second.
     let until = now().checked_add_seconds(900).unwrap();
     let revoke = kisum_access::Change::RevokeSession { user: "ops".parse().unwrap(), session: "s1".into(), until };
@@ -687,12 +682,7 @@ async fn a_password_change_ends_every_session(backend: Backend) {
     let admin = h.service("ops-bot", "admin:*");
     let maya = h.user("maya", "encore");
     h.call(Method::GET, "/v1/companies/encore/entitlements", Some(&maya), None).await.expect(StatusCode::OK);
-    let follower = kisum_server::revoked::follow(
-        h.engine.store().clone(),
-        h.state.tokens.revoked().clone(),
-        h.engine.seq(),
-        Duration::from_millis(50),
-    );
+    let follower = kisum_server::revoked::follow(h.engine.clone(), h.state.tokens.revoked().clone());
     h.call(Method::PUT, "/admin/v1/users/maya/password", Some(&admin), Some(json!({"password": "battery staple"})))
         .await
         .expect(StatusCode::NO_CONTENT);

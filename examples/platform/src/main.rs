@@ -411,17 +411,12 @@ async fn start_core(
     if follow {
         tasks.push(opened.engine.follow(Duration::from_millis(poll_ms)));
     }
-    // Revoked sessions and disabled users: refused by Core too, from the table and then the log.
-    let from = opened.engine.seq();
+    // Revoked sessions and disabled users: refused by Core too, from the table and then from the log as
+    // the engine installs it; keys follow the log (`rotate_keys`) the same way.
     state.tokens.revoked().load(store.as_ref(), now).await?;
-    tasks.push(kisum_server::revoked::follow(
-        store.clone(),
-        state.tokens.revoked().clone(),
-        from,
-        Duration::from_millis(poll_ms),
-    ));
+    tasks.push(kisum_server::revoked::follow(opened.engine.clone(), state.tokens.revoked().clone()));
     let keys_state = state.clone();
-    tasks.push(kisum_server::keys::follow_keys(store, validation, Duration::from_millis(500), move |v| {
+    tasks.push(kisum_server::keys::follow_keys(opened.engine.clone(), validation, move |v| {
         keys_state.tokens.replace(v)
     }));
     Ok((kisum_core::app(state), tasks))

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use kisum_access::{Change, UserId};
-use kisum_store::{LogEntry, Store, StoreError};
+use kisum_store::{Engine, Installed, LogEntry, Store, StoreError};
 use kisum_token::{MAX_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS};
+use tokio::sync::broadcast::error::RecvError;
 
 /// How long after a revocation its session's tokens can still be presented: the longest token lifetime
 /// plus the largest leeway.
@@ -86,37 +86,26 @@ impl Revoked {
     }
 }
 
-/// Keeps `revoked` in step with the log of `store` from sequence `from` (read the revoked sessions of
-/// Auth's table first, with [`Revoked::load`]): wakes on commits and reads at least every `poll`. Runs
-/// until aborted.
-pub fn follow(store: Arc<dyn Store>, revoked: Arc<Revoked>, from: u64, poll: Duration) -> tokio::task::JoinHandle<()> {
+/// Keeps `revoked` in step with what `engine` installs — its one subscription to the log, shared with
+/// every other in-process follower: Auth's table of revoked sessions is loaded first (after subscribing,
+/// so that nothing committed meanwhile is missed), then every change is observed as it is installed. The
+/// table is loaded again after the engine reloaded from a checkpoint or this follower fell behind.
+/// Runs until aborted.
+pub fn follow(engine: Arc<Engine>, revoked: Arc<Revoked>) -> tokio::task::JoinHandle<()> {
+    let mut changes = engine.subscribe();
     tokio::spawn(async move {
-        let mut wake = store.commits();
-        let mut after = from;
-        loop {
-            match store.changes_after(after, 1000).await {
-                Ok(entries) => {
-                    for entry in &entries {
-                        revoked.observe(entry);
-                        after = entry.seq();
-                    }
-                }
-                Err(StoreError::ResyncRequired { from, .. }) => {
-                    let now = kisum_entitlements::Timestamp::now().unix_seconds();
-                    if let Err(e) = revoked.load(store.as_ref(), now).await {
-                        tracing::error!(error = %e, "reloading revoked sessions failed");
-                    }
-                    after = from;
-                }
-                Err(e) => tracing::warn!(error = %e, "reading the change log failed; retrying"),
+        let reload = || async {
+            let now = kisum_entitlements::Timestamp::now().unix_seconds();
+            if let Err(e) = revoked.load(engine.store().as_ref(), now).await {
+                tracing::error!(error = %e, "loading revoked sessions failed");
             }
-            tokio::select! {
-                woke = wake.changed() => {
-                    if woke.is_err() {
-                        tokio::time::sleep(poll).await;
-                    }
-                }
-                () = tokio::time::sleep(poll) => {}
+        };
+        reload().await;
+        loop {
+            match changes.recv().await {
+                Ok(Installed::Change(entry)) => revoked.observe(&entry),
+                Ok(Installed::Reloaded { .. }) | Err(RecvError::Lagged(_)) => reload().await,
+                Err(RecvError::Closed) => return,
             }
         }
     })
