@@ -537,17 +537,33 @@ macro_rules! auth_queries {
                 SideWrite::PutSigningKey(key) => return put_signing_key(conn, key).await,
                 SideWrite::PutServiceClient(client) => return put_service_client(conn, client).await,
                 SideWrite::AddServiceClient(client) => return add_service_client(conn, client).await,
-                SideWrite::RotateServiceClientSecret { client_id, secret_hash } => {
+                SideWrite::RotateServiceClientSecret { client_id, expected, secret_hash } => {
                     let done = sqlx::query(
-                        "UPDATE service_client SET secret_hash = $2 WHERE client_id = $1 AND company IS NULL",
+                        "UPDATE service_client SET secret_hash = $3 \
+                         WHERE client_id = $1 AND secret_hash = $2 AND company IS NULL",
                     )
                     .bind(client_id.clone())
+                    .bind(expected.clone())
                     .bind(secret_hash.clone())
                     .execute(&mut *conn)
                     .await
                     .map_err(StoreError::db)?;
                     if done.rows_affected() == 0 {
-                        return Err(StoreError::Database(format!("no service client `{client_id}` to rotate")));
+                        return Err(StoreError::Database(format!("service client `{client_id}` changed meanwhile")));
+                    }
+                    return Ok(());
+                }
+                SideWrite::RemovePlatformClient { client_id, expected } => {
+                    let done = sqlx::query(
+                        "DELETE FROM service_client WHERE client_id = $1 AND secret_hash = $2 AND company IS NULL",
+                    )
+                    .bind(client_id.clone())
+                    .bind(expected.clone())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Database(format!("service client `{client_id}` changed meanwhile")));
                     }
                     return Ok(());
                 }

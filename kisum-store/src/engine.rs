@@ -124,10 +124,11 @@ impl Engine {
         self.directory.seq()
     }
 
-    /// Every change this engine installs from now on, in order — the one subscription to the log that
-    /// every in-process follower shares (revocations, signing keys): nothing else reads the log for them.
-    /// A follower that falls more than 4,096 changes behind gets `Lagged` and reloads what it derives,
-    /// as after [`Installed::Reloaded`].
+    /// Every change this engine installs from now on, in order: one subscription to the log that
+    /// in-process followers share instead of each reading the log (Core's revocations and signing keys
+    /// follow it; Auth's feed streams still read the log, to resume from any cursor). A follower that
+    /// falls more than 4,096 changes behind gets `Lagged` and catches up on what it derives, as after
+    /// [`Installed::Reloaded`].
     pub fn subscribe(&self) -> broadcast::Receiver<Installed> {
         self.changes.subscribe()
     }

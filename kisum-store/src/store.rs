@@ -72,13 +72,24 @@ pub enum SideWrite {
     /// Registers a new service client; one with the same id already stored fails the write (nothing is
     /// replaced).
     AddServiceClient(ServiceClient),
-    /// Gives a platform service client a new secret; a client that is not there fails the write (a
-    /// rotation never brings a deleted client back).
+    /// Gives a platform service client a new secret, if it is still the one whose secret was `expected`
+    /// (the one the caller was judged against); otherwise the write fails — a rotation never brings a
+    /// deleted client back, nor hands out the secret of one registered again meanwhile.
     RotateServiceClientSecret {
         /// The client id.
         client_id: String,
+        /// The stored form of the secret it had when checked.
+        expected: String,
         /// The new secret's stored form.
         secret_hash: String,
+    },
+    /// Deletes a platform service client, if it is still the one whose secret was `expected`; otherwise
+    /// the write fails (a client registered again meanwhile is not the one the caller was judged on).
+    RemovePlatformClient {
+        /// The client id.
+        client_id: String,
+        /// The stored form of the secret it had when checked.
+        expected: String,
     },
     /// Deletes a service client.
     RemoveServiceClient {
@@ -109,6 +120,7 @@ impl std::fmt::Debug for SideWrite {
             SideWrite::RotateServiceClientSecret { client_id, .. } => {
                 write!(f, "RotateServiceClientSecret({client_id}, [redacted])")
             }
+            SideWrite::RemovePlatformClient { client_id, .. } => write!(f, "RemovePlatformClient({client_id})"),
             SideWrite::RemoveServiceClient { client_id } => write!(f, "RemoveServiceClient({client_id})"),
             SideWrite::RemoveAgentClients { company, agent } => write!(f, "RemoveAgentClients({company}, {agent:?})"),
         }

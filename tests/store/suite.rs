@@ -508,7 +508,8 @@ pub async fn a_replica_that_cannot_follow_reloads_or_says_so(backend: Backend) {
     a.store().prune(checkpoint).await.unwrap();
     a.write(&Actor::Platform, at(), invite("p0")).await.unwrap();
     assert!(matches!(b.catch_up().await, Err(StoreError::ResyncRequired { .. })));
-    // Following, it reloads and catches up, and is ready throughout.
+    // Following, it reloads and catches up, and is ready throughout; its followers are told it reloaded.
+    let mut told = b.subscribe();
     let follow = b.follow(Duration::from_millis(50));
     let started = Instant::now();
     while b.seq() < a.seq() {
@@ -516,6 +517,11 @@ pub async fn a_replica_that_cannot_follow_reloads_or_says_so(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     follow.abort();
+    let mut reloaded = false;
+    while let Ok(installed) = told.try_recv() {
+        reloaded |= matches!(installed, kisum_store::Installed::Reloaded { seq } if seq == checkpoint);
+    }
+    assert!(reloaded, "the engine's followers were told it reloaded from the checkpoint");
     assert_eq!(b.directory().to_doc(), a.directory().to_doc());
     assert_eq!(b.behind(), None);
     b.ready().await.unwrap();
@@ -538,8 +544,8 @@ pub async fn a_replica_that_cannot_follow_reloads_or_says_so(backend: Backend) {
 }
 
 /// The engine's one subscription to the log (issue 19): a follower sees every change the engine installs,
-/// in order — written through it, or replayed from another process's writes — and is told when the
-/// engine reloaded from a checkpoint instead.
+/// in order — written through it, or replayed from another process's writes. (That it is told of a reload
+/// from a checkpoint is checked in `a_replica_that_cannot_follow_reloads_or_says_so`.)
 pub async fn followers_share_the_engines_subscription(backend: Backend) {
     let db = TestDb::new(backend).await;
     let a = open(&db).await;

@@ -234,7 +234,11 @@ fn base_claims(state: &AuthState, sub: String, now: i64) -> Claims {
         aud: Audience::One(state.settings.audience.clone()),
         exp: now.saturating_add(state.settings.access_ttl),
         iat: now,
-        jti: random::token_id().unwrap_or_else(|_| random::request_id()),
+        jti: random::token_id().unwrap_or_else(|e| {
+            // Unique either way; say that the operating system's random source failed.
+            tracing::error!(error = %e, "the random source failed: this token's id comes from the fallback generator");
+            random::request_id()
+        }),
         nbf: None,
         cid: None,
         sid: None,

@@ -182,6 +182,18 @@ async fn within_callers_own(state: &CoreState, actor: &Actor, headers: &HeaderMa
     Ok(())
 }
 
+/// Why a rotation or deletion of client `id`, judged when its secret was `expected`, failed: it is gone
+/// (`404`), or registered again (`409`) — nothing was written either way; else the failure as it is.
+async fn changed_meanwhile(state: &CoreState, id: &str, expected: &str, error: ApiError) -> ApiError {
+    match state.engine.store().service_client(id).await {
+        Ok(None) => ApiError::not_found(format!("no service client `{id}`")),
+        Ok(Some(now)) if now.secret_hash != expected => {
+            ApiError::new(ErrorCode::Conflict, format!("the service client `{id}` changed meanwhile; read it again"))
+        }
+        _ => error,
+    }
+}
+
 /// Registers a service client with its scopes (`admin:client:manage`); the answer carries its secret,
 /// shown this once. A caller gives only scopes within its own.
 #[utoipa::path(post, path = "/admin/v1/clients", tag = "admin",
@@ -241,8 +253,11 @@ pub(crate) async fn register(
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<Arc<CoreState>>,
-    _: Admin<caller::ClientManage>,
+    Admin(actor, _): Admin<caller::ClientManage>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<ClientList>> {
+    // A deleted client's token reads nothing here either.
+    within_callers_own(&state, &actor, &headers, &[]).await?;
     let clients = state.engine.store().service_clients().await?;
     Ok(Json(ClientList { clients: clients.iter().map(|c| ClientView::of(c, None)).collect() }))
 }
@@ -256,7 +271,7 @@ pub(crate) async fn list(
         (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not platform staff or a platform service, or the client's scopes are beyond the caller's own", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`platform-admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`platform-admin`, or the client changed meanwhile (deleted or registered again)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn rotate(
@@ -269,17 +284,16 @@ pub(crate) async fn rotate(
     // Holding a client's secret is holding its scopes.
     within_callers_own(&state, &actor, &headers, &client.scopes).await?;
     let (secret, hash) = random::client_secret()?;
-    client.secret_hash = hash.clone();
+    let expected = std::mem::replace(&mut client.secret_hash, hash.clone());
     let change =
         Change::PutServiceClient { client_id: client.client_id.clone(), scopes: client.scopes.clone(), rotated: true };
-    // Only the secret changes, and only if the client is still there (a deletion meanwhile wins).
-    let side = [SideWrite::RotateServiceClientSecret { client_id: client.client_id.clone(), secret_hash: hash }];
+    // Only the secret changes, and only if the client is still the one just judged (a deletion or a new
+    // registration meanwhile wins).
+    let client_id = client.client_id.clone();
+    let side = [SideWrite::RotateServiceClientSecret { client_id, expected: expected.clone(), secret_hash: hash }];
     let record = match state.write(&actor, change, &side).await {
         Ok(record) => record,
-        Err(_) if stored(&state, &id).await.is_err() => {
-            return Err(ApiError::not_found(format!("no service client `{id}`")));
-        }
-        Err(e) => return Err(e),
+        Err(e) => return Err(changed_meanwhile(&state, &client.client_id, &expected, e).await),
     };
     let view = serde_json::to_value(ClientView::of(&client, Some(secret))).ok();
     Ok(written(StatusCode::OK, &record, view))
@@ -294,7 +308,7 @@ pub(crate) async fn rotate(
         (status = 401, description = "No token, or a token refused", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not platform staff or a platform service, or the client's scopes are beyond the caller's own", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`platform-admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`platform-admin`, or the client changed meanwhile (deleted or registered again)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn remove(
@@ -306,7 +320,12 @@ pub(crate) async fn remove(
     let client = stored(&state, &id).await?;
     // Taking a service down is for those who could give it what it holds.
     within_callers_own(&state, &actor, &headers, &client.scopes).await?;
-    let side = [SideWrite::RemoveServiceClient { client_id: client.client_id.clone() }];
-    let record = state.write(&actor, Change::RemoveServiceClient { client_id: client.client_id }, &side).await?;
+    let side =
+        [SideWrite::RemovePlatformClient { client_id: client.client_id.clone(), expected: client.secret_hash.clone() }];
+    let change = Change::RemoveServiceClient { client_id: client.client_id.clone() };
+    let record = match state.write(&actor, change, &side).await {
+        Ok(record) => record,
+        Err(e) => return Err(changed_meanwhile(&state, &client.client_id, &client.secret_hash, e).await),
+    };
     Ok(written(StatusCode::NO_CONTENT, &record, None))
 }

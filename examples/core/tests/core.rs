@@ -964,6 +964,22 @@ async fn service_clients_with_least_privilege(backend: Backend) {
     assert!(store.service_client("finance-svc").await.unwrap().is_none());
     h.call(Method::DELETE, &format!("{path}/finance-svc"), Some(&root), None).await.expect(StatusCode::NOT_FOUND);
     h.call(Method::POST, &rotate, Some(&root), None).await.expect(StatusCode::NOT_FOUND);
+    // A rotation or deletion judged on a client that changed meanwhile writes nothing.
+    let head = store.head().await.unwrap();
+    let platform = kisum_access::Actor::Platform;
+    let stale = "sha256:not-the-current-secret".to_owned();
+    let rotate_stale = kisum_store::SideWrite::RotateServiceClientSecret {
+        client_id: "manager".into(),
+        expected: stale.clone(),
+        secret_hash: "sha256:new".into(),
+    };
+    let change = kisum_access::Change::PutServiceClient { client_id: "manager".into(), scopes: vec![], rotated: true };
+    assert!(h.engine.write_with(&platform, now(), change, &[rotate_stale]).await.is_err());
+    let remove_stale = kisum_store::SideWrite::RemovePlatformClient { client_id: "manager".into(), expected: stale };
+    let change = kisum_access::Change::RemoveServiceClient { client_id: "manager".into() };
+    assert!(h.engine.write_with(&platform, now(), change, &[remove_stale]).await.is_err());
+    assert_eq!(store.head().await.unwrap(), head);
+    assert_eq!(store.service_client("manager").await.unwrap().unwrap().secret_hash, "sha256:00");
     // Every write is in the audit log.
     let audit = h.call(Method::GET, "/admin/v1/audit", Some(&root), None).await;
     let kinds = audit.body.to_string();

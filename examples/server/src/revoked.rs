@@ -86,27 +86,57 @@ impl Revoked {
     }
 }
 
-/// Keeps `revoked` in step with what `engine` installs — its one subscription to the log, shared with
-/// every other in-process follower: Auth's table of revoked sessions is loaded first (after subscribing,
-/// so that nothing committed meanwhile is missed), then every change is observed as it is installed. The
-/// table is loaded again after the engine reloaded from a checkpoint or this follower fell behind.
-/// Runs until aborted.
+/// Keeps `revoked` in step with what `engine` installs, through its subscription to the log: Auth's
+/// table of revoked sessions is loaded first (after subscribing, so that nothing committed meanwhile is
+/// missed), then every change is observed as it is installed. When the engine reloaded from a checkpoint
+/// or this follower fell behind, the changes skipped are read from the log itself (where it still reaches
+/// back; else the table is loaded again: sessions ended with their user are marked there too). While the
+/// engine cannot follow the log at all, the replica is not ready and answers every read `503`, so what it
+/// has not learned is never relied on. Runs until aborted.
 pub fn follow(engine: Arc<Engine>, revoked: Arc<Revoked>) -> tokio::task::JoinHandle<()> {
     let mut changes = engine.subscribe();
+    let mut last = engine.seq();
     tokio::spawn(async move {
-        let reload = || async {
-            let now = kisum_entitlements::Timestamp::now().unix_seconds();
-            if let Err(e) = revoked.load(engine.store().as_ref(), now).await {
-                tracing::error!(error = %e, "loading revoked sessions failed");
-            }
-        };
-        reload().await;
+        load_table(&engine, &revoked).await;
         loop {
             match changes.recv().await {
-                Ok(Installed::Change(entry)) => revoked.observe(&entry),
-                Ok(Installed::Reloaded { .. }) | Err(RecvError::Lagged(_)) => reload().await,
+                Ok(Installed::Change(entry)) => {
+                    revoked.observe(&entry);
+                    last = entry.seq();
+                }
+                Ok(Installed::Reloaded { .. }) | Err(RecvError::Lagged(_)) => {
+                    last = replay_skipped(&engine, &revoked, last).await;
+                }
                 Err(RecvError::Closed) => return,
             }
         }
     })
+}
+
+async fn load_table(engine: &Engine, revoked: &Revoked) {
+    let now = kisum_entitlements::Timestamp::now().unix_seconds();
+    if let Err(e) = revoked.load(engine.store().as_ref(), now).await {
+        tracing::error!(error = %e, "loading revoked sessions failed");
+    }
+}
+
+/// Observes every change after `last` from the log (observing one twice is harmless); the sequence it
+/// got to.
+async fn replay_skipped(engine: &Engine, revoked: &Revoked, mut last: u64) -> u64 {
+    loop {
+        match engine.store().changes_after(last, 1000).await {
+            Ok(entries) if entries.is_empty() => return last,
+            Ok(entries) => {
+                for entry in &entries {
+                    revoked.observe(entry);
+                    last = entry.seq();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, after = last, "the log no longer reaches back: loading revoked sessions");
+                load_table(engine, revoked).await;
+                return engine.seq().max(last);
+            }
+        }
+    }
 }
