@@ -7,14 +7,15 @@
 //! write goes through the store's change log (`kisum-store`): durable before it is visible, answered with
 //! `kisum-version`, and seen by every other replica through the log.
 //!
-//! [`app`] builds the router (tests drive it with `tower::ServiceExt::oneshot`); the `kisum-core` binary
-//! serves it.
+//! [`app`] builds the router (tests drive it with `tower::ServiceExt::oneshot`); [`start`] builds it on an
+//! engine with its background tasks — the one boot path of the `kisum-core` binary and `kisum-platform`.
 #![forbid(unsafe_code)]
 
 mod admin;
 mod caller;
 mod clients;
 mod public;
+mod start;
 mod state;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use caller::admin_permissions;
+pub use start::{Start, StartError, start};
 pub use state::CoreState;
 
 #[derive(OpenApi)]

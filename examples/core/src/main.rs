@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use kisum_access::doc::WorldDoc;
-use kisum_core::CoreState;
-use kisum_entitlements::SystemClock;
-use kisum_server::Tokens;
-use kisum_token::{Jwks, Validation, Verifier};
+use kisum_token::Jwks;
 
 /// Core and the Admin API of the Kisum platform (API.md §3).
 #[derive(Debug, Parser)]
@@ -68,7 +65,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Every setting, secrets redacted.
     tracing::info!(settings = ?config, "kisum-core starting");
     let seed: WorldDoc = match &config.seed_world {
@@ -94,17 +91,13 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             format!("sqlite://{}", config.data.join("kisum.db").display())
         }
     };
-    let validation = Validation::new(&config.issuer, &config.audience);
     let store = kisum_store::connect(&db).await?;
-    let verifier = match &config.jwks {
+    let jwks = match &config.jwks {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Verifier::new(Jwks::parse(&text)?, validation.clone())?
+            Some(Jwks::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?)
         }
-        None => {
-            let now = kisum_entitlements::Timestamp::now().unix_seconds();
-            Verifier::new(kisum_server::keys::jwks_from_store(store.as_ref(), now).await?, validation.clone())?
-        }
+        None => None,
     };
     // A store that holds state is opened as it is: a seed world is only for an empty one.
     let holds_state = store.head().await? > 0 || store.latest_checkpoint().await?.is_some();
@@ -113,27 +106,16 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let engine = Arc::new(kisum_store::Engine::open(store, (!holds_state).then_some(&seed)).await?);
     let follower = engine.follow(Duration::from_millis(config.poll_ms));
-    let state = Arc::new(CoreState {
-        engine,
-        tokens: Tokens::new(verifier, Arc::new(SystemClock)),
+    let start = kisum_core::Start {
+        issuer: config.issuer.clone(),
+        audience: config.audience.clone(),
         platform_company: config.platform_company.parse()?,
-    });
-    // Revoked sessions and disabled users are refused here too: from Auth's table (read now, so that a
-    // store that cannot be read stops the start), then from the log as the engine installs it.
-    let now = kisum_entitlements::Timestamp::now().unix_seconds();
-    state.tokens.revoked().load(state.engine.store().as_ref(), now).await?;
-    let revocations = kisum_server::revoked::follow(state.engine.clone(), state.tokens.revoked().clone());
-    // Keys follow the log too (`rotate_keys`), unless given as a file.
-    let keys = match config.jwks {
-        Some(_) => None,
-        None => {
-            let state = state.clone();
-            Some(kisum_server::keys::follow_keys(state.engine.clone(), validation, move |v| state.tokens.replace(v)))
-        }
+        jwks,
     };
+    let (app, tasks) = kisum_core::start(engine.clone(), start).await?;
     let listener = kisum_server::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(store = %kisum_store::redact(&db), seq = state.engine.seq(), "Core ready");
+    tracing::info!(store = %kisum_store::redact(&db), seq = engine.seq(), "Core ready");
     println!(
         "Core on {scheme}://{addr}  (OpenAPI: {scheme}://{addr}/openapi.json; store {})",
         kisum_store::redact(&db)
@@ -141,11 +123,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    kisum_server::serve_with(listener, kisum_core::app(state), limits, tls, shutdown).await?;
+    kisum_server::serve_with(listener, app, limits, tls, shutdown).await?;
     follower.abort();
-    revocations.abort();
-    if let Some(keys) = keys {
-        keys.abort();
-    }
+    tasks.iter().for_each(tokio::task::JoinHandle::abort);
     Ok(())
 }

@@ -390,36 +390,25 @@ async fn start_auth(
     Ok((state, tasks))
 }
 
-/// Core on the opened store, verifying with the keys Auth keeps there (followed as they rotate).
+/// Core on the opened store, verifying with the keys Auth keeps there (followed as they rotate); `follow`
+/// when its engine is its own (not shared with Auth in this process).
 async fn start_core(
     opened: &Opened,
     issuer: &str,
     poll_ms: u64,
     follow: bool,
 ) -> Result<(axum::Router, Vec<tokio::task::JoinHandle<()>>), Error> {
-    let store = opened.engine.store().clone();
-    let validation = kisum_token::Validation::new(issuer, "kisum");
-    let now = kisum_entitlements::Timestamp::now().unix_seconds();
-    let jwks = kisum_server::keys::jwks_from_store(store.as_ref(), now).await?;
-    let verifier = kisum_token::Verifier::new(jwks, validation.clone())?;
-    let state = Arc::new(kisum_core::CoreState {
-        engine: opened.engine.clone(),
-        tokens: kisum_server::Tokens::new(verifier, Arc::new(SystemClock)),
+    let start = kisum_core::Start {
+        issuer: issuer.to_owned(),
+        audience: "kisum".into(),
         platform_company: "kisum".parse()?,
-    });
-    let mut tasks = Vec::new();
+        jwks: None,
+    };
+    let (app, mut tasks) = kisum_core::start(opened.engine.clone(), start).await?;
     if follow {
         tasks.push(opened.engine.follow(Duration::from_millis(poll_ms)));
     }
-    // Revoked sessions and disabled users: refused by Core too, from the table and then from the log as
-    // the engine installs it; keys follow the log (`rotate_keys`) the same way.
-    state.tokens.revoked().load(store.as_ref(), now).await?;
-    tasks.push(kisum_server::revoked::follow(opened.engine.clone(), state.tokens.revoked().clone()));
-    let keys_state = state.clone();
-    tasks.push(kisum_server::keys::follow_keys(opened.engine.clone(), validation, move |v| {
-        keys_state.tokens.replace(v)
-    }));
-    Ok((kisum_core::app(state), tasks))
+    Ok((app, tasks))
 }
 
 /// The SDK of a module, and its router, once the catalog names every permission of its route table.
