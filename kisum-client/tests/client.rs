@@ -55,7 +55,7 @@ impl Platform {
                 let state =
                     AuthState::open(opened.engine.clone(), opened.kek, settings, Arc::new(SystemClock)).await.unwrap();
                 opened.engine.follow(Duration::from_millis(50));
-                kisum_auth::background(state.clone(), Duration::from_millis(50));
+                kisum_auth::background(state.clone());
                 tokio::spawn(axum::serve(auth_listener, kisum_auth::app(state.clone())).into_future());
                 // Core on the same store, verifying with the keys Auth stored.
                 let store = kisum_store::connect(&url).await.unwrap();

@@ -125,8 +125,8 @@ impl Engine {
     }
 
     /// Every change this engine installs from now on, in order: one subscription to the log that
-    /// in-process followers share instead of each reading the log (Core's revocations and signing keys
-    /// follow it; Auth's feed streams still read the log, to resume from any cursor). A follower that
+    /// in-process followers share instead of each reading the log (Core's revocations and signing keys,
+    /// and Auth's, follow it; Auth's feed streams still read the log, to resume from any cursor). A follower that
     /// falls more than 4,096 changes behind gets `Lagged` and catches up on what it derives, as after
     /// [`Installed::Reloaded`].
     pub fn subscribe(&self) -> broadcast::Receiver<Installed> {

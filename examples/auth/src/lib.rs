@@ -36,7 +36,8 @@ use axum::response::{IntoResponse, Response};
 use kisum_access::Change;
 use kisum_server::openapi::BearerScheme;
 use kisum_server::{ApiError, ApiResult};
-use kisum_store::StoreError;
+use kisum_store::{Installed, StoreError};
+use tokio::sync::broadcast::error::RecvError;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -179,47 +180,62 @@ async fn ready(State(state): State<Arc<AuthState>>) -> Response {
     kisum_server::health::ready(state.engine.ready().await)
 }
 
-/// Keeps a replica in step: follows the log for what Auth's own state must learn (sessions revoked,
-/// users disabled, keys changed — the directory itself follows through [`kisum_store::Engine::follow`]),
-/// and every minute brings the key schedule up to date and forgets what has expired. Reads the log at
-/// least every `poll` (notifications wake it sooner).
-pub fn background(state: Arc<AuthState>, poll: Duration) -> tokio::task::JoinHandle<()> {
+/// Keeps a replica in step: learns what Auth's own state must (sessions revoked, users disabled, keys
+/// changed) from every change its engine installs — the engine's one subscription to the log; the
+/// directory itself follows the log through [`kisum_store::Engine::follow`], which the caller runs on a
+/// replica — and every minute brings the key schedule up to date and forgets what has expired. What was
+/// installed between opening the state and this call, or skipped after a reload or a lag, is read from
+/// the log itself (or, past its retention, from Auth's tables).
+pub fn background(state: Arc<AuthState>) -> tokio::task::JoinHandle<()> {
+    let mut changes = state.engine.subscribe();
     tokio::spawn(async move {
-        let store = state.engine.store().clone();
-        let mut wake = store.commits();
-        let mut after = state.watch_from();
+        let mut last = replay_from_log(&state, state.watch_from()).await;
         let mut maintenance = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
-                woke = wake.changed() => {
-                    if woke.is_err() {
-                        tokio::time::sleep(poll).await;
-                    }
-                }
-                () = tokio::time::sleep(poll) => {}
                 _ = maintenance.tick() => maintain(&state).await,
-            }
-            match store.changes_after(after, 1000).await {
-                Ok(entries) => {
-                    for entry in entries {
+                change = changes.recv() => match change {
+                    Ok(Installed::Change(entry)) => {
                         observe(&state, &entry).await;
-                        after = entry.seq();
+                        last = entry.seq();
                     }
-                }
-                Err(StoreError::ResyncRequired { from, .. }) => {
-                    // What was missed is in Auth's tables: read it again from there.
-                    if let Err(e) = state.reload_keys().await {
-                        tracing::error!(error = %e, "reloading signing keys failed");
+                    Ok(Installed::Reloaded { .. }) | Err(RecvError::Lagged(_)) => {
+                        last = replay_from_log(&state, last).await;
                     }
-                    if let Err(e) = state.load_revoked().await {
-                        tracing::error!(error = %e, "reloading revoked sessions failed");
-                    }
-                    after = from;
-                }
-                Err(e) => tracing::warn!(error = %e, "reading the change log failed; retrying"),
+                    Err(RecvError::Closed) => return,
+                },
             }
         }
     })
+}
+
+/// Observes every change of the log after `after` (observing one twice is harmless); the sequence it got
+/// to. Past the log's retention, what was missed is read again from Auth's tables.
+async fn replay_from_log(state: &AuthState, mut after: u64) -> u64 {
+    loop {
+        match state.engine.store().changes_after(after, 1000).await {
+            Ok(entries) if entries.is_empty() => return after,
+            Ok(entries) => {
+                for entry in entries {
+                    observe(state, &entry).await;
+                    after = entry.seq();
+                }
+            }
+            Err(StoreError::ResyncRequired { from, .. }) => {
+                if let Err(e) = state.reload_keys().await {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                }
+                if let Err(e) = state.load_revoked().await {
+                    tracing::error!(error = %e, "reloading revoked sessions failed");
+                }
+                after = from;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, after, "reading the change log failed; the subscription goes on");
+                return after;
+            }
+        }
+    }
 }
 
 async fn observe(state: &AuthState, entry: &kisum_store::LogEntry) {

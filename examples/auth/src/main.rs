@@ -101,7 +101,7 @@ async fn run(config: Config) -> Result<(), StartError> {
     settings.audience = config.audience.clone();
     let follower = opened.engine.follow(Duration::from_millis(config.poll_ms));
     let state = AuthState::open(opened.engine.clone(), opened.kek, settings, Arc::new(SystemClock)).await?;
-    let background = kisum_auth::background(state.clone(), Duration::from_millis(config.poll_ms));
+    let background = kisum_auth::background(state.clone());
     for line in &opened.notes {
         println!("{line}");
     }

@@ -1071,7 +1071,7 @@ async fn two_replicas_on_one_store(backend: Backend) {
     let h = harness(backend).await;
     let (app_b, state_b) = replica(&h.url, h.clock.clone()).await;
     let follow_b = state_b.engine.follow(Duration::from_millis(100));
-    let bg_b = kisum_auth::background(state_b.clone(), Duration::from_millis(100));
+    let bg_b = kisum_auth::background(state_b.clone());
     // A session on A, its token used on B (the same keys).
     let maya = h.user("maya", "encore").await;
     let leo = h.user("leo", "encore").await;

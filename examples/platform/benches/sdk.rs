@@ -123,7 +123,7 @@ async fn run() {
     let settings = Settings::new(&auth_url, "kisum".parse().unwrap());
     let kek = kisum_token::Kek::from_text(opened.kek.to_hex().as_str()).unwrap();
     let state = AuthState::open(opened.engine.clone(), kek, settings, Arc::new(SystemClock)).await.unwrap();
-    kisum_auth::background(state.clone(), Duration::from_millis(100));
+    kisum_auth::background(state.clone());
     tokio::spawn(axum::serve(listener, kisum_auth::app(state.clone())).into_future());
     let store = opened.engine.store().clone();
     let now = kisum_entitlements::Timestamp::now().unix_seconds();

@@ -386,7 +386,7 @@ async fn start_auth(
     let kek = kisum_token::Kek::from_text(opened.kek.to_hex().as_str())?;
     let state = AuthState::open(opened.engine.clone(), kek, settings, Arc::new(SystemClock)).await?;
     let poll = Duration::from_millis(poll_ms);
-    let tasks = vec![opened.engine.follow(poll), kisum_auth::background(state.clone(), poll)];
+    let tasks = vec![opened.engine.follow(poll), kisum_auth::background(state.clone())];
     Ok((state, tasks))
 }
 
