@@ -537,36 +537,18 @@ macro_rules! auth_queries {
                 SideWrite::PutSigningKey(key) => return put_signing_key(conn, key).await,
                 SideWrite::PutServiceClient(client) => return put_service_client(conn, client).await,
                 SideWrite::AddServiceClient(client) => return add_service_client(conn, client).await,
-                SideWrite::RotateServiceClientSecret { client_id, expected, secret_hash } => {
-                    let done = sqlx::query(
-                        "UPDATE service_client SET secret_hash = $3 \
-                         WHERE client_id = $1 AND secret_hash = $2 AND company IS NULL",
-                    )
-                    .bind(client_id.clone())
-                    .bind(expected.clone())
-                    .bind(secret_hash.clone())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::Database(format!("service client `{client_id}` changed meanwhile")));
-                    }
-                    return Ok(());
-                }
-                SideWrite::RemovePlatformClient { client_id, expected } => {
-                    let done = sqlx::query(
-                        "DELETE FROM service_client WHERE client_id = $1 AND secret_hash = $2 AND company IS NULL",
-                    )
-                    .bind(client_id.clone())
-                    .bind(expected.clone())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::Database(format!("service client `{client_id}` changed meanwhile")));
-                    }
-                    return Ok(());
-                }
+                SideWrite::RotateServiceClientSecret { client_id, expected, secret_hash } => sqlx::query(
+                    "UPDATE service_client SET secret_hash = $3 \
+                     WHERE client_id = $1 AND secret_hash = $2 AND company IS NULL",
+                )
+                .bind(client_id.clone())
+                .bind(expected.clone())
+                .bind(secret_hash.clone()),
+                SideWrite::RemovePlatformClient { client_id, expected } => sqlx::query(
+                    "DELETE FROM service_client WHERE client_id = $1 AND secret_hash = $2 AND company IS NULL",
+                )
+                .bind(client_id.clone())
+                .bind(expected.clone()),
                 SideWrite::RevokeSession { sid, at } => {
                     sqlx::query("UPDATE auth_session SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
                         .bind(sid.clone())
@@ -592,7 +574,15 @@ macro_rules! auth_queries {
                     sqlx::query("DELETE FROM service_client WHERE company = $1 AND agent IS NOT NULL").bind(company.clone())
                 }
             };
-            query.execute(&mut *conn).await.map_err(StoreError::db)?;
+            let done = query.execute(&mut *conn).await.map_err(StoreError::db)?;
+            // A write guarded by the client's secret as it was judged changes exactly that client, or the
+            // whole transaction fails.
+            if let SideWrite::RotateServiceClientSecret { client_id, .. } | SideWrite::RemovePlatformClient { client_id, .. } =
+                write
+                && done.rows_affected() == 0
+            {
+                return Err(StoreError::Database(format!("service client `{client_id}` changed meanwhile")));
+            }
             Ok(())
         }
 

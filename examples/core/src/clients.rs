@@ -37,7 +37,7 @@ type Problem = kisum_server::openapi::ProblemSchema;
 const PLATFORM_ADMIN: &str = "platform-admin";
 
 /// Scopes of Auth's and Core's service routes, which name no catalog permission.
-pub(crate) const SERVICE_SCOPES: &[&str] = &["auth:access:read", "auth:support:record", "core:entitlements:read"];
+pub(crate) const SERVICE_SCOPES: &[&str] = &["auth:access:read", "auth:support:record", caller::ENTITLEMENTS_READ];
 
 /// `POST /admin/v1/clients`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -859,6 +859,10 @@ async fn service_clients_with_least_privilege(backend: Backend) {
     let module = ["auth:access:read", "auth:support:record"];
     // Who may call.
     h.call(Method::GET, path, None, None).await.expect(StatusCode::UNAUTHORIZED);
+    // 401 before the body is read, however wrong it is.
+    let garbage = Some(json!({"nonsense": true}));
+    h.call(Method::POST, path, None, garbage.clone()).await.expect(StatusCode::UNAUTHORIZED);
+    h.call(Method::DELETE, &format!("{path}/Not%20an%20id"), None, None).await.expect(StatusCode::UNAUTHORIZED);
     let maya = h.call(Method::GET, path, Some(&h.user("maya", "encore")), None).await;
     maya.expect(StatusCode::FORBIDDEN);
     assert_eq!(maya.body["required"], "admin:client:manage");

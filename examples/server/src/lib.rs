@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod db_url;
 mod error;
 pub mod fresh;
 pub mod health;
@@ -36,11 +37,12 @@ pub mod strict;
 mod tls;
 mod tokens;
 
+pub use db_url::DbUrl;
 pub use error::{ApiError, ApiResult};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use kisum_client::Secret;
 pub use serve::{LimitArgs, Limits, bind, finish, init_tracing, serve, serve_with};
-pub use tls::{DbUrl, Tls, TlsArgs, install_crypto};
+pub use tls::{Tls, TlsArgs, install_crypto};
 pub use tokens::{Bearer, ServerState, Tokens, bearer};
 
 /// Cuts client input to 64 characters, for messages that quote it.

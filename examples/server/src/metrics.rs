@@ -133,8 +133,9 @@ impl ServiceMetrics {
             Method::CONNECT,
             Method::TRACE,
         ];
-        let other = Method::from_bytes(b"OTHER").unwrap_or(Method::GET);
-        let method = if standard.contains(method) { method } else { &other };
+        static OTHER: std::sync::LazyLock<Method> =
+            std::sync::LazyLock::new(|| Method::from_bytes(b"OTHER").unwrap_or(Method::GET));
+        let method = if standard.contains(method) { method } else { &OTHER };
         let read = self.routes.read().unwrap_or_else(PoisonError::into_inner);
         if let Some((counter, latency)) = read.get(route).and_then(|r| r.find(method, status)) {
             counter.increment(1);

@@ -109,32 +109,12 @@ impl TlsArgs {
     }
 }
 
-/// A store URL (`--db`): printed with its password redacted, as every setting is printed at start.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DbUrl(pub String);
-
-impl std::fmt::Debug for DbUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", kisum_store::redact(&self.0))
-    }
-}
-
-impl std::str::FromStr for DbUrl {
-    type Err = std::convert::Infallible;
-
-    fn from_str(text: &str) -> Result<DbUrl, Self::Err> {
-        Ok(DbUrl(text.to_owned()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn settings_name_what_is_wrong_and_print_no_secret() {
-        let url = DbUrl("postgres://kisum:s3cret@db/kisum".into());
-        assert_eq!(format!("{url:?}"), r#""postgres://kisum:[redacted]@db/kisum""#);
+    fn settings_name_what_is_wrong() {
         let missing = TlsArgs { tls_cert: Some("cert.pem".into()), ..TlsArgs::default() };
         assert_eq!(missing.tls().err().as_deref(), Some("--tls-cert needs --tls-key (KISUM_TLS_KEY)"));
         let absent = TlsArgs {
