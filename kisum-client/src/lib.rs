@@ -9,6 +9,8 @@ mod guard;
 pub mod keys;
 mod problem;
 mod secret;
+#[cfg(feature = "server")]
+pub mod server;
 mod service;
 pub mod source;
 pub mod sse;
@@ -16,6 +18,13 @@ pub mod trace;
 
 /// How long any request of the SDK to Auth or Core may take (the feed's stream aside).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The access model (ids, documents, decisions, the catalog), for a module server that imports only the SDK.
+pub use kisum_access as access;
+/// Plans, entitlements and clocks.
+pub use kisum_entitlements as entitlements;
+/// The error codes and problem bodies of DESIGN.md §6.
+pub use kisum_errors as errors;
 
 pub use feed::{Revocations, follow, load_revocations};
 pub use guard::{Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService};

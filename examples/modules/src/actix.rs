@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
-use kisum_access::CompanyId;
+use kisum_client::access::CompanyId;
+use kisum_client::errors::{ErrorCode, Problem};
 use kisum_client::{Kisum, Refusal};
-use kisum_errors::{ErrorCode, Problem};
 
 use crate::touring::{NewTour, PLAN, READ, Touring, Tours};
 
@@ -62,14 +62,14 @@ async fn plan(req: HttpRequest, touring: web::Data<Touring>, body: web::Bytes) -
         .is_some_and(|v| v.starts_with("application/json"));
     let parsed: Result<NewTour, String> = if !json {
         Err("the body must be JSON (`Content-Type: application/json`)".into())
-    } else if body.len() > kisum_server::MAX_BODY_BYTES {
+    } else if body.len() > kisum_client::server::MAX_BODY_BYTES {
         return Ok(problem(&Problem::new(ErrorCode::PayloadTooLarge, "the body is larger than 64 KiB")));
     } else {
         serde_json::from_slice(&body).map_err(|e| e.to_string())
     };
     let new = match parsed {
         Ok(n) => n,
-        Err(e) => return Ok(problem(kisum_server::ApiError::invalid("", e).problem())),
+        Err(e) => return Ok(problem(kisum_client::server::ApiError::invalid("", e).problem())),
     };
     match touring.plan(&company, &new) {
         Ok(tour) => Ok(HttpResponse::Created().json(tour)),

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use kisum_access::CompanyId;
+use kisum_client::access::CompanyId;
+use kisum_client::entitlements::Clock;
+use kisum_client::server::{ApiError, ApiJson, ApiResult};
 use kisum_client::{Access, Kisum};
-use kisum_entitlements::Clock;
-use kisum_server::{ApiError, ApiJson, ApiResult};
 use serde::{Deserialize, Serialize};
 
 use crate::mcp;
-use crate::openapi::Route;
+use kisum_client::server::routes::Route;
 
 pub(crate) const ASK: &str = "ai:copilot:ask";
 const MONTHLY_REQUESTS: &str = "ai.monthly_requests";

@@ -8,13 +8,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kisum_access::{CompanyId, ResourceRef, Timestamp};
+use kisum_client::access::{CompanyId, ResourceRef, Timestamp};
+use kisum_client::server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use kisum_client::{Access, Kisum};
-use kisum_server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use serde::{Deserialize, Serialize};
 
-use crate::openapi::Route;
 use crate::records::{Ids, Records};
+use kisum_client::server::routes::Route;
 
 const PROFILE_READ: &str = "artist:profile:read";
 const BOOKING_READ: &str = "artist:booking:read";

@@ -9,13 +9,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kisum_access::{CompanyId, DenyReason};
+use kisum_client::access::{CompanyId, DenyReason};
+use kisum_client::server::{ApiError, ApiJson, ApiPath, ApiResult};
 use kisum_client::{Access, Kisum, Refusal};
-use kisum_server::{ApiError, ApiJson, ApiPath, ApiResult};
 use serde::{Deserialize, Serialize};
 
-use crate::openapi::Route;
 use crate::records::Records;
+use kisum_client::server::routes::Route;
 
 const READ: &str = "finance:invoice:read";
 const CREATE: &str = "finance:invoice:create";

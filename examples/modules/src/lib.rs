@@ -7,7 +7,6 @@ mod ai;
 mod artist;
 mod finance;
 mod mcp;
-mod openapi;
 mod promoters;
 mod records;
 mod touring;
@@ -17,13 +16,13 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use kisum_access::{AccessCatalog, CompanyId};
+use kisum_client::access::{AccessCatalog, CompanyId};
+use kisum_client::entitlements::{Clock, SystemClock};
+use kisum_client::errors::ErrorCode;
+use kisum_client::server::ApiError;
 use kisum_client::{Access, Kisum, Owners, Refusal};
-use kisum_entitlements::{Clock, SystemClock};
-use kisum_errors::ErrorCode;
-use kisum_server::ApiError;
 
-use crate::openapi::Route;
+use kisum_client::server::routes::Route;
 
 /// One of the six module servers of API.md §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,7 +100,7 @@ impl Module {
     /// The module's router: its routes behind `kisum.layer()` and a `kisum.require(…)` guard each (the owner of
     /// a record named in the path found in the module's data), `GET /health/live`, `GET /health/ready`
     /// (ready when the SDK's catalog names every permission of the route table) and `GET /openapi.json`,
-    /// finished by [`kisum_server::finish`] (request ids, problem+json fallbacks, the 64 KiB body limit).
+    /// finished by [`kisum_client::server::finish`] (request ids, problem+json fallbacks, the 64 KiB body limit).
     /// Every company of `companies` gets one record of each kind the module owns, with id `{company}-1`.
     /// `clock` dates what the module records (signatures) and picks the month the copilot counts in.
     pub fn router_with_clock(self, kisum: Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>) -> Router {
@@ -114,15 +113,22 @@ impl Module {
             Module::Ai => ai::routes(&kisum, companies, clock),
         };
         let guarded = routes.layer(kisum.layer());
-        let document = Arc::new(openapi::document(self, self.routes()));
+        let document = Arc::new(kisum_client::server::routes::document(
+            self.name(),
+            env!("CARGO_PKG_VERSION"),
+            &format!("http://127.0.0.1:{}", self.default_port()),
+            self.routes(),
+        ));
         let open = Router::new()
-            .route("/health/live", get(|| async { kisum_server::health::live() }))
+            .route("/health/live", get(|| async { kisum_client::server::health::live() }))
             .route(
                 "/health/ready",
-                get(move || async move { kisum_server::health::ready(self.check_catalog(&kisum.source().catalog())) }),
+                get(move || async move {
+                    kisum_client::server::health::ready(self.check_catalog(&kisum.source().catalog()))
+                }),
             )
             .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }));
-        kisum_server::finish(self.name(), open.merge(guarded))
+        kisum_client::server::finish(self.name(), open.merge(guarded))
     }
 
     fn routes(self) -> &'static [Route] {

@@ -13,9 +13,9 @@ use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use kisum_client::errors::ErrorCode;
+use kisum_client::server::{ApiError, MAX_BODY_BYTES};
 use kisum_client::{Caller, Kisum, Refusal};
-use kisum_errors::ErrorCode;
-use kisum_server::{ApiError, MAX_BODY_BYTES};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -123,7 +123,7 @@ impl RpcError {
         let code = if error.code() == ErrorCode::ValidationFailed { INVALID_PARAMS } else { REFUSED };
         let mut problem = error.problem().clone();
         if problem.request_id.is_none() {
-            problem.request_id = kisum_server::request_id::current();
+            problem.request_id = kisum_client::server::request_id::current();
         }
         RpcError { code, message: problem.detail.clone(), data: serde_json::to_value(problem).ok() }
     }

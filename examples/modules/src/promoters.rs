@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use kisum_access::{CompanyId, Timestamp};
+use kisum_client::access::{CompanyId, Timestamp};
+use kisum_client::server::{ApiError, ApiJson, ApiPath, ApiResult};
 use kisum_client::{Access, Kisum};
-use kisum_server::{ApiError, ApiJson, ApiPath, ApiResult};
 use serde::{Deserialize, Serialize};
 
-use crate::openapi::Route;
 use crate::records::Records;
+use kisum_client::server::routes::Route;
 
 const READ: &str = "promoters:event:read";
 const CREATE: &str = "promoters:event:create";

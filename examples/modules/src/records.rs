@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
-use kisum_access::CompanyId;
+use kisum_client::access::CompanyId;
 
 /// The records of one kind.
 #[derive(Debug)]

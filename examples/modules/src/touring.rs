@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kisum_access::CompanyId;
+use kisum_client::access::CompanyId;
+use kisum_client::server::{ApiError, ApiJson, ApiResult};
 use kisum_client::{Access, Kisum};
-use kisum_server::{ApiError, ApiJson, ApiResult};
 use serde::{Deserialize, Serialize};
 
-use crate::openapi::Route;
 use crate::records::Records;
+use kisum_client::server::routes::Route;
 
 pub(crate) const READ: &str = "touring:tour:read";
 pub(crate) const PLAN: &str = "touring:tour:plan";

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kisum_access::{CompanyId, Timestamp};
+use kisum_client::access::{CompanyId, Timestamp};
+use kisum_client::entitlements::Clock;
+use kisum_client::server::{ApiError, ApiPath, ApiResult};
 use kisum_client::{Access, Kisum};
-use kisum_entitlements::Clock;
-use kisum_server::{ApiError, ApiPath, ApiResult};
 use serde::Serialize;
 
-use crate::openapi::Route;
 use crate::records::Records;
+use kisum_client::server::routes::Route;
 
 const READ: &str = "venue:venue:read";
 const SIGN: &str = "venue:contract:sign";

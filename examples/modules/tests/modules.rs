@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
-use kisum_access::doc::WorldDoc;
-use kisum_access::{AccessCatalog, CompanyId, Directory, World};
+use kisum_client::access::doc::WorldDoc;
+use kisum_client::access::{AccessCatalog, CompanyId, Directory, World};
+use kisum_client::entitlements::{ManualClock, Timestamp};
 use kisum_client::{Keys, Kisum, LocalSource, Revocations};
-use kisum_entitlements::{ManualClock, Timestamp};
 use kisum_modules::Module;
 use kisum_tests::demo_world;
 use kisum_tests::http::{Answer, Call};
@@ -84,7 +84,7 @@ impl Harness {
     }
 
     fn clock_now(&self) -> Timestamp {
-        use kisum_entitlements::Clock;
+        use kisum_client::entitlements::Clock;
         self.clock.now()
     }
 

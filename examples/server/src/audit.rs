@@ -6,7 +6,7 @@ use kisum_store::Store;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiResult};
+use crate::{ApiError, ApiResult};
 
 /// A page of the audit log.
 #[derive(Debug, Serialize, ToSchema)]

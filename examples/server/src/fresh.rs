@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use kisum_errors::ErrorCode;
 use tokio::sync::watch;
 
-use crate::error::{ApiError, ApiResult};
+use crate::{ApiError, ApiResult};
 
 /// The request header.
 pub const AT_LEAST: &str = "kisum-at-least";

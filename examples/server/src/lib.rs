@@ -1,4 +1,7 @@
-//! The plumbing every Kisum reference server shares, so that each server is only its routes:
+//! The plumbing every Kisum reference server shares, so that each server is only its routes. What a module
+//! server needs too ([`ApiError`], the extractors, request ids, [`finish`], [`health`], [`metrics`],
+//! [`openapi`]) lives in [`kisum_client::server`] and is re-exported here; the rest is for Auth, Core and
+//! the console:
 //!
 //! - [`ApiError`]: every error is an RFC 9457 problem+json body with the code, status and request id of
 //!   DESIGN.md §6, built from any [`KisumError`](kisum_errors::KisumError);
@@ -19,33 +22,22 @@
 
 pub mod audit;
 mod db_url;
-mod error;
 pub mod fresh;
-pub mod health;
-mod json;
 pub mod keys;
-pub mod layer;
-pub mod metrics;
-pub mod openapi;
 pub mod password;
 pub mod random;
-pub mod request_id;
 pub mod revoked;
 mod serve;
 pub mod staff;
-pub mod strict;
 mod tls;
 mod tokens;
 
 pub use db_url::DbUrl;
-pub use error::{ApiError, ApiResult};
-pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use kisum_client::Secret;
-pub use serve::{LimitArgs, Limits, bind, finish, init_tracing, serve, serve_with};
+pub use kisum_client::server::{
+    ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, MAX_BODY_BYTES, clip, finish, health, layer, metrics, openapi,
+    request_id, strict,
+};
+pub use serve::{LimitArgs, Limits, bind, init_tracing, serve, serve_with};
 pub use tls::{Tls, TlsArgs, install_crypto};
 pub use tokens::{Bearer, ServerState, Tokens, bearer};
-
-/// Cuts client input to 64 characters, for messages that quote it.
-pub fn clip(text: &str) -> String {
-    text.chars().take(64).collect()
-}

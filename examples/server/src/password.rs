@@ -15,7 +15,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use kisum_errors::ErrorCode;
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::ApiError;
 
 /// The shortest password accepted.
 pub const MIN_LEN: usize = 8;

@@ -2,7 +2,7 @@
 
 use kisum_errors::ErrorCode;
 
-use crate::error::ApiError;
+use crate::ApiError;
 
 fn hex(n: usize) -> Option<String> {
     use std::fmt::Write;

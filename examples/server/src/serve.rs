@@ -5,28 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-
-use crate::error::{no_method, no_route};
-use crate::json::MAX_BODY_BYTES;
-
-/// Finishes the router of `service` (`auth`, `core`, `finance`…, the `service` label of its metrics):
-/// `GET /metrics` ([`crate::metrics::scrape`]), problem+json fallbacks for unknown routes (404) and
-/// methods (405), the 64 KiB body limit, and outermost [`ServeLayer`](crate::layer::ServeLayer): request
-/// ids and the W3C trace, the request's span and its one log line (so every response carries an id, and
-/// every log line of the request its fields), every error body as problem+json, and the request's
-/// metrics. The router must not have a `/metrics` route of its own (axum refuses a second one).
-pub fn finish(service: &'static str, router: Router) -> Router {
-    crate::metrics::handle();
-    router
-        .route("/metrics", axum::routing::get(crate::metrics::scrape))
-        .fallback(no_route)
-        .method_not_allowed_fallback(no_method)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(crate::layer::ServeLayer::new(service))
-}
 
 /// Serves `router` on `addr` over plain HTTP with the default [`Limits`] until `shutdown` completes,
 /// then lets requests in flight finish.
@@ -325,7 +305,7 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of this binary");
-        let app = finish(
+        let app = crate::finish(
             "test",
             Router::new()
                 .route(

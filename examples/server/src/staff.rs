@@ -6,8 +6,8 @@ use kisum_access::{Access, Actor, CompanyId, Directory, Principal};
 use kisum_errors::ErrorCode;
 use kisum_token::{Accept, Caller, Expect};
 
-use crate::error::{ApiError, ApiResult};
 use crate::tokens::Tokens;
+use crate::{ApiError, ApiResult};
 
 /// The actor of a platform call that needs `permission`: [`Actor::Service`] for a service whose token's
 /// scopes match it, [`Actor::Staff`] for a user of `platform_company` whose access there allows it (an

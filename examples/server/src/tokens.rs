@@ -10,7 +10,7 @@ use kisum_token::{Caller, Expect, TokenError, VerifiedClaims, Verifier};
 
 use crate::revoked::Revoked;
 
-use crate::error::ApiError;
+use crate::ApiError;
 
 /// The token from `Authorization: Bearer …`; `401 UNAUTHENTICATED` with the `Bearer` challenge when
 /// there is none.

@@ -1,10 +1,10 @@
 //! The two tower layers every server wears, written as tower services (an axum `from_fn` middleware
 //! costs a clone and two boxed futures per request each; these cost one of each for all they do):
 //!
-//! - [`ServeLayer`] ([`finish`](crate::finish)): the request id and the W3C trace (API.md §1), the
+//! - [`ServeLayer`] ([`finish`](super::finish)): the request id and the W3C trace (API.md §1), the
 //!   request's span and its one `served` log line, every error body as problem+json, and the request's
 //!   metrics;
-//! - [`BoundedLayer`] ([`serve_with`](crate::serve_with)): load shedding past the requests allowed in
+//! - [`BoundedLayer`] (`kisum_server::serve_with`): load shedding past the requests allowed in
 //!   progress, and the time bound of each request.
 
 use std::convert::Infallible;
@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::error::as_problem;
-use crate::metrics::ServiceMetrics;
-use crate::request_id::{self, X_REQUEST_ID};
+use super::error::as_problem;
+use super::metrics::ServiceMetrics;
+use super::request_id::{self, X_REQUEST_ID};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
@@ -84,7 +84,7 @@ where
         }
         .instrument(span.clone());
         Box::pin(async move {
-            let mut response = kisum_client::trace::scope(trace, request_id::scope(id, served)).await;
+            let mut response = crate::trace::scope(trace, request_id::scope(id, served)).await;
             let latency = started.elapsed();
             log_response(&response, latency, &span);
             let route = route.as_ref().map_or("(no route)", MatchedPath::as_str);
@@ -131,7 +131,7 @@ pub struct Bounded<S> {
 fn busy(reason: &'static str, detail: &str) -> Response {
     // Outside every router's own layer: counted here, so that overload shows in the metrics.
     metrics::counter!("kisum_http_shed_total", "reason" => reason).increment(1);
-    crate::ApiError::new(kisum_errors::ErrorCode::UpstreamUnavailable, detail)
+    super::ApiError::new(kisum_errors::ErrorCode::UpstreamUnavailable, detail)
         .with_header(axum::http::header::RETRY_AFTER, "1")
         .into_response()
 }
@@ -176,7 +176,7 @@ fn request_span(
     method: &axum::http::Method,
     route: &str,
     id: &str,
-    trace: &kisum_client::trace::TraceParent,
+    trace: &crate::trace::TraceParent,
 ) -> tracing::Span {
     let method = method.as_str();
     if route.starts_with("/health/") || route == "/metrics" {

@@ -1,6 +1,6 @@
 //! Prometheus metrics: the process's recorder, `GET /metrics` on every server, and the request metrics
-//! [`finish`](crate::finish) records. Other crates record through the `metrics` facade (`kisum-client`'s
-//! decisions and feed, `kisum-store`'s commits, [`crate::password`]'s queues); the names are listed in
+//! [`finish`](super::finish) records. Other crates record through the `metrics` facade (`kisum-client`'s
+//! decisions and feed, `kisum-store`'s commits, the reference servers' password queues); the names are listed in
 //! `docs/operations.md`.
 
 use std::collections::HashMap;
@@ -78,7 +78,7 @@ fn describe() {
     responses(
         (status = 200, description = "Every metric of the process (Prometheus text format 0.0.4; names in \
                                       docs/operations.md)", content_type = "text/plain", body = String),
-        (status = 404, description = "Metrics go to another recorder", body = crate::openapi::ProblemSchema,
+        (status = 404, description = "Metrics go to another recorder", body = super::openapi::ProblemSchema,
          content_type = "application/problem+json")))]
 pub async fn scrape() -> Response {
     match handle() {
@@ -86,7 +86,7 @@ pub async fn scrape() -> Response {
             handle.run_upkeep();
             ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
         }
-        None => crate::ApiError::new(kisum_errors::ErrorCode::NotFound, "metrics are not served by this process")
+        None => super::ApiError::new(kisum_errors::ErrorCode::NotFound, "metrics are not served by this process")
             .into_response(),
     }
 }

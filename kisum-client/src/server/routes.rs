@@ -1,13 +1,24 @@
-//! Each module's OpenAPI 3.1 document, generated from its route table: the same table that names the
-//! permissions the module checks at start-up, so the document cannot drift from what is enforced.
+//! A module's route table and the OpenAPI 3.1 document generated from it: the same table that names the
+//! permissions the module checks (and the catalog must hold at start-up), so the document cannot drift
+//! from what is enforced. Each operation carries `x-kisum-permission`, `x-kisum-resource`, `x-kisum-also`
+//! and `x-kisum-service-tokens`; every refusal is the problem+json schema.
+//!
+//! ```
+//! use kisum_client::server::routes::{Route, document};
+//!
+//! const ROUTES: &[Route] = &[
+//!     Route { summary: "The caller's invoices", ..Route::new("get", "/v1/invoices", "finance:invoice:read") },
+//!     Route { status: 201, body: &[("amount", "integer")], ..Route::new("post", "/v1/invoices", "finance:invoice:create") },
+//! ];
+//! let doc = document("finance", "1.0.0", "http://127.0.0.1:7410", ROUTES);
+//! assert_eq!(doc["paths"]["/v1/invoices"]["post"]["x-kisum-permission"], "finance:invoice:create");
+//! ```
 
 use serde_json::{Map, Value, json};
 
-use crate::Module;
-
 /// One route of a module's table.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Route {
+pub struct Route {
     /// `get`, `post`, `delete`.
     pub method: &'static str,
     /// The axum path (`/v1/invoices/{id}`).
@@ -30,7 +41,7 @@ pub(crate) struct Route {
 
 impl Route {
     /// A route needing `permission`, answering 200, taking no body.
-    pub(crate) const fn new(method: &'static str, path: &'static str, permission: &'static str) -> Route {
+    pub const fn new(method: &'static str, path: &'static str, permission: &'static str) -> Route {
         Route {
             method,
             path,
@@ -45,13 +56,14 @@ impl Route {
     }
 }
 
-/// The OpenAPI document of `module` with its route table `routes`.
-pub(crate) fn document(module: Module, routes: &[Route]) -> Value {
+/// The OpenAPI document of the module `name` (its tag and title), at `version`, served at `server`, with
+/// its route table `routes` and the health routes of [`finish`](super::finish)'s servers.
+pub fn document(name: &str, version: &str, server: &str, routes: &[Route]) -> Value {
     let mut paths = Map::new();
     for route in routes {
         let entry = paths.entry(route.path).or_insert_with(|| Value::Object(Map::new()));
         if let Some(methods) = entry.as_object_mut() {
-            methods.insert(route.method.to_owned(), operation(module, route));
+            methods.insert(route.method.to_owned(), operation(name, route));
         }
     }
     for (path, summary) in [
@@ -75,14 +87,14 @@ pub(crate) fn document(module: Module, routes: &[Route]) -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
-            "title": format!("Kisum {} module", module.name()),
-            "version": env!("CARGO_PKG_VERSION"),
+            "title": format!("Kisum {name} module"),
+            "version": version,
             "description": "A reference module server (API.md §4). Every route is guarded by kisum-client: \
                 the bearer token is verified locally and the permission named in `x-kisum-permission` is \
                 decided (on `{company}/{kind}/{id}` where `x-kisum-resource` names a kind) before any data \
                 is touched. Errors are RFC 9457 problem+json bodies.",
         },
-        "servers": [{ "url": format!("http://127.0.0.1:{}", module.default_port()) }],
+        "servers": [{ "url": server }],
         "paths": paths,
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
@@ -99,12 +111,12 @@ pub(crate) fn document(module: Module, routes: &[Route]) -> Value {
     })
 }
 
-fn operation(module: Module, route: &Route) -> Value {
+fn operation(name: &str, route: &Route) -> Value {
     let mut op = Map::new();
     let id = format!("{}_{}", route.method, route.path.trim_start_matches("/v1/").replace(['/', '{', '}'], "_"));
     op.insert("operationId".into(), json!(id.trim_end_matches('_')));
     op.insert("summary".into(), json!(route.summary));
-    op.insert("tags".into(), json!([module.name()]));
+    op.insert("tags".into(), json!([name]));
     if let Some(permission) = route.permission {
         op.insert("x-kisum-permission".into(), json!(permission));
     }

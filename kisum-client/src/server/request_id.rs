@@ -1,12 +1,12 @@
 //! `x-request-id` on every response (API.md §1): a valid incoming id is echoed, any other is replaced by
 //! a fresh one; the id is also in every problem body built while the request is served. The request's
 //! W3C `traceparent` is taken (or a trace started) here too: the request carries this server's span in
-//! its header, and is served in [`kisum_client::trace::scope`], so that calls to Auth and Core made
+//! its header, and is served in [`crate::trace::scope`], so that calls to Auth and Core made
 //! meanwhile carry the trace on.
 
+use crate::trace::TraceParent;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use kisum_client::trace::TraceParent;
 
 /// The header.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,7 +35,7 @@ pub(crate) fn take(req: &mut Request) -> (String, Option<HeaderValue>) {
         [one] if is_valid(one.as_bytes()) => one.to_str().map(str::to_owned).ok(),
         _ => None,
     }
-    .unwrap_or_else(crate::random::request_id);
+    .unwrap_or_else(crate::trace::random_id);
     let value = HeaderValue::from_str(&id).ok();
     if let Some(value) = &value {
         req.headers_mut().insert(X_REQUEST_ID, value.clone());
@@ -51,14 +51,14 @@ pub(crate) async fn scope<F: std::future::Future>(id: String, work: F) -> F::Out
 /// This server's span of the request's trace: a child of a valid incoming `traceparent` (exactly one),
 /// else the start of a trace; written into the request's header, where the request span reads its id.
 pub(crate) fn traced(req: &mut Request) -> TraceParent {
-    let incoming = req.headers().get_all(kisum_client::trace::TRACEPARENT).iter().collect::<Vec<_>>();
+    let incoming = req.headers().get_all(crate::trace::TRACEPARENT).iter().collect::<Vec<_>>();
     let parent = match incoming.as_slice() {
         [one] => one.to_str().ok().and_then(TraceParent::parse),
         _ => None,
     };
     let span = parent.map_or_else(TraceParent::start, |p| p.child());
     if let Ok(value) = HeaderValue::from_str(&span.to_string()) {
-        req.headers_mut().insert(kisum_client::trace::TRACEPARENT, value);
+        req.headers_mut().insert(crate::trace::TRACEPARENT, value);
     }
     span
 }

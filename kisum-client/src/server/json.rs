@@ -8,7 +8,7 @@ use axum::http::header;
 use kisum_errors::ErrorCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// The largest request body a server reads: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -58,7 +58,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> 
 
 /// Parses a JSON body, naming the place where it stops making sense. Every request body of the API is a
 /// JSON object, and so is every object nested in it: serde would also read a struct from an array of its
-/// fields, which no client means ([`crate::strict`]).
+/// fields, which no client means ([`super::strict`]).
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::invalid("", "the body must be a JSON object"));
@@ -68,7 +68,7 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::invalid("", format!("{e} ({path})"))
     })?;
     // A struct is read only from an object, at every depth (serde would take an array of its fields).
-    crate::strict::from_value(value).map_err(|e| ApiError::invalid(&e.path, e.message))
+    super::strict::from_value(value).map_err(|e| ApiError::invalid(&e.path, e.message))
 }
 
 /// Query parameters of type `T` (whose serde form should deny unknown fields): a query that does not fit

@@ -4,7 +4,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kisum_errors::{ErrorCode, FieldError, KisumError, Problem};
 
-use crate::request_id;
+use super::request_id;
 
 /// A handler's result.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -168,7 +168,7 @@ pub(crate) async fn as_problem(response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
     let detail = match std::str::from_utf8(&text).map(str::trim) {
-        Ok(t) if !t.is_empty() => crate::clip(t),
+        Ok(t) if !t.is_empty() => super::clip(t),
         _ => status.canonical_reason().unwrap_or("the request failed").to_lowercase(),
     };
     let mut problem = Problem::new(code, detail);
