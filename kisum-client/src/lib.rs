@@ -3,6 +3,8 @@
 
 #[cfg(feature = "actix")]
 pub mod actix;
+#[cfg(feature = "cli")]
+mod args;
 pub mod clients;
 pub mod feed;
 mod guard;
@@ -26,6 +28,8 @@ pub use kisum_entitlements as entitlements;
 /// The error codes and problem bodies of DESIGN.md §6.
 pub use kisum_errors as errors;
 
+#[cfg(feature = "cli")]
+pub use args::RemoteArgs;
 pub use feed::{Revocations, follow, load_revocations};
 pub use guard::{Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService};
 pub use keys::Keys;

@@ -41,9 +41,12 @@ impl Platform {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             let started = runtime.block_on(async move {
                 let boot = Boot {
-                    db: Some(url.clone()),
-                    seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/world.json").into()),
-                    seed_password: Some(PASSWORD.into()),
+                    store: kisum_server::StoreConfig {
+                        db: Some(kisum_server::DbUrl(url.clone())),
+                        seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/world.json").into()),
+                        seed_password: Some(PASSWORD.into()),
+                        ..Default::default()
+                    },
                     kek: Some(KEK.into()),
                     admin_secret: Some(ADMIN_SECRET.into()),
                     ..Boot::default()

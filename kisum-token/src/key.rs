@@ -197,7 +197,9 @@ struct KeyFile {
     ciphertext: String,
 }
 
-/// A key-encryption key: 32 bytes supplied by the operator, used to store signing keys encrypted.
+/// A key-encryption key: 32 bytes supplied by the operator, used to store signing keys encrypted. A clone
+/// is zeroed on drop too.
+#[derive(Clone)]
 pub struct Kek(Zeroizing<[u8; 32]>);
 
 impl fmt::Debug for Kek {

@@ -371,8 +371,11 @@ async fn core_follows_key_rotations_through_the_log() {
     use std::sync::{Arc, Mutex};
     let db = kisum_tests::TestDb::new(kisum_tests::Backend::Sqlite).await;
     let boot = kisum_auth::boot::Boot {
-        db: Some(db.url.clone()),
-        seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/world.json").into()),
+        store: kisum_server::StoreConfig {
+            db: Some(kisum_server::DbUrl(db.url.clone())),
+            seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/world.json").into()),
+            ..Default::default()
+        },
         kek: Some("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f".into()),
         admin_secret: Some(ADMIN_SECRET.into()),
         ..kisum_auth::boot::Boot::default()

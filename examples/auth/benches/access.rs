@@ -24,7 +24,7 @@ fn access(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let now = Timestamp::parse("2026-03-15T12:00:00Z").unwrap();
     let boot = Boot {
-        data: dir.to_path_buf(),
+        store: kisum_server::StoreConfig { data: dir.to_path_buf(), ..Default::default() },
         kek: Some(KEK.into()),
         admin_secret: Some("bench-admin-secret-0123456789abcdef".into()),
         ..Boot::default()

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kisum_access::UserId;
 use kisum_access::doc::WorldDoc;
-use kisum_access::{Actor, Change, UserId};
-use kisum_server::Secret;
-use kisum_store::{Engine, SideWrite};
+use kisum_server::{Secret, StoreConfig};
+use kisum_store::Engine;
 use kisum_token::Kek;
 
 use crate::StartError;
@@ -18,27 +18,35 @@ pub const MIN_ADMIN_SECRET: usize = 32;
 use crate::clients;
 
 /// The demo world: what an empty store is seeded with when no world is given.
-pub const DEMO_WORLD: &str = include_str!("../../demo/world.json");
+pub const DEMO_WORLD: &str = kisum_server::DEMO_WORLD;
 /// The demo users' password.
-pub const DEMO_PASSWORD: &str = "kisum-demo";
+pub const DEMO_PASSWORD: &str = kisum_server::DEMO_PASSWORD;
 
-/// How to start. Its secrets (the seed password, the KEK, the admin secret) print as `[redacted]`; print
-/// `db` through `kisum_store::redact`.
-#[derive(Debug, Clone, Default)]
+/// How Auth's store is started: the store's flags, and what Auth keeps beside it. Printed with every
+/// secret (the KEK, the admin secret, the store's and the seed's passwords) redacted.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Boot {
-    /// The store URL (`--db`); default: `kisum.db` in `data`.
-    pub db: Option<String>,
-    /// The embedded store's folder (`--data`).
-    pub data: PathBuf,
-    /// The world to seed an empty store with (`--seed-world`); default: the demo world.
-    pub seed_world: Option<PathBuf>,
-    /// The seeded users' password (`--seed-password`); default with the demo world: [`DEMO_PASSWORD`].
-    pub seed_password: Option<Secret>,
-    /// A file holding the key-encryption key (`--kek-file`).
+    /// The store: where, what an empty one is seeded with, how often the log is read.
+    #[command(flatten)]
+    pub store: StoreConfig,
+    /// A file holding the key-encryption key (64 hex digits or base64 of 32 bytes). `KISUM_KEK` gives it
+    /// directly. Without either, the embedded store's `kek` file beside the database is used, created
+    /// (mode 0600) on first start; a PostgreSQL store requires one.
+    #[arg(long, global = true, env = "KISUM_KEK_FILE")]
     pub kek_file: Option<PathBuf>,
-    /// The key-encryption key itself (`KISUM_KEK`).
+    /// The key-encryption key itself: set `KISUM_KEK` in the environment (a command line is visible to
+    /// every user of the machine).
+    #[arg(long, global = true, env = "KISUM_KEK", hide = true, hide_env_values = true)]
     pub kek: Option<Secret>,
-    /// The administration client's secret (`KISUM_ADMIN_CLIENT_SECRET`).
+    /// The secret of the `platform-admin` client (scopes `*`), at least 32 characters: set
+    /// `KISUM_ADMIN_CLIENT_SECRET` in the environment. Without it one is generated and shown once.
+    #[arg(
+        long = "admin-client-secret",
+        global = true,
+        env = "KISUM_ADMIN_CLIENT_SECRET",
+        hide = true,
+        hide_env_values = true
+    )]
     pub admin_secret: Option<Secret>,
 }
 
@@ -56,87 +64,30 @@ pub struct Opened {
 }
 
 impl Boot {
-    /// The store URL this boot opens.
-    pub fn db_url(&self) -> Result<String, StartError> {
-        match &self.db {
-            Some(url) => Ok(url.clone()),
-            None => {
-                std::fs::create_dir_all(&self.data).map_err(|e| format!("{}: {e}", self.data.display()))?;
-                Ok(format!("sqlite://{}", self.data.join("kisum.db").display()))
-            }
-        }
-    }
-
-    /// The world an empty store is seeded with: `--seed-world`; else, on the embedded store, the demo
-    /// world; else (`--db` names a store of its own) the demo world's catalog and nothing else — no
-    /// company, no user, no published password: the platform starts empty but for `platform-admin`.
+    /// The world an empty store is seeded with ([`StoreConfig::seed`]).
     pub fn seed(&self) -> Result<WorldDoc, StartError> {
-        match &self.seed_world {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                Ok(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
-            }
-            None if self.db.is_none() => Ok(serde_json::from_str(DEMO_WORLD)?),
-            None => {
-                let demo: WorldDoc = serde_json::from_str(DEMO_WORLD)?;
-                Ok(WorldDoc { catalog: demo.catalog, ..WorldDoc::default() })
-            }
-        }
+        self.store.seed()
     }
 
-    /// Opens the store, and readies what Auth needs beside it. An empty store is created and seeded
-    /// ([`Boot::seed`]); a store that holds state is opened as it is, never seeded, and needs no seed
-    /// world: a `--seed-world` given then is ignored with a warning.
+    /// Opens the store ([`StoreConfig::open`]: an empty one is created and seeded, its users given their
+    /// password; one that holds state opened as it is), and readies what Auth needs beside it: the
+    /// key-encryption key and the `platform-admin` client.
     pub async fn open(&self) -> Result<Opened, StartError> {
         self.check_admin_secret()?;
-        let db = self.db_url()?;
-        let store = kisum_store::connect(&db).await?;
-        let fresh = store.latest_checkpoint().await?.is_none() && store.head().await? == 0;
+        let opened = self.store.open().await?;
         let mut notes = Vec::new();
-        let seed = if fresh {
-            Some(self.seed()?)
-        } else {
-            if let Some(path) = &self.seed_world {
-                tracing::warn!(seed_world = %path.display(), "the store holds state: --seed-world is ignored");
-                notes.push(format!("The store holds state: --seed-world {} was ignored", path.display()));
-            }
-            None
-        };
-        let engine = Arc::new(Engine::open(store.clone(), seed.as_ref()).await?);
-        let kek = self.kek(&mut notes)?;
-        if let Some(seed) = &seed {
-            self.seed_passwords(&engine, seed).await?;
+        if opened.seeded.is_none()
+            && let Some(path) = &self.store.seed_world
+        {
+            notes.push(format!("The store holds state: --seed-world {} was ignored", path.display()));
         }
-        if self.seed_world.is_none() {
+        let engine = opened.engine;
+        let kek = self.kek(&mut notes)?;
+        if self.store.seed_world.is_none() {
             self.demo_note(&engine, &mut notes).await?;
         }
         self.admin_client(&engine, &mut notes).await?;
-        Ok(Opened { engine, kek, db: kisum_store::redact(&db), notes })
-    }
-
-    /// Gives every seeded user its password (`--seed-password`; with the demo world, [`DEMO_PASSWORD`]),
-    /// unless one already has one (another process seeding the same store at the same time).
-    async fn seed_passwords(&self, engine: &Engine, seed: &WorldDoc) -> Result<(), StartError> {
-        let password = match (&self.seed_password, &self.seed_world) {
-            (Some(p), _) => p.expose().to_owned(),
-            (None, None) if self.db.is_none() => DEMO_PASSWORD.to_owned(),
-            _ => return Ok(()),
-        };
-        let directory = engine.directory();
-        let users: Vec<UserId> =
-            seed.users.iter().filter_map(|u| UserId::parse(&u.id).ok()).filter(|u| directory.has_user(u)).collect();
-        for u in &users {
-            if engine.store().credential(u).await?.is_some() {
-                return Ok(());
-            }
-        }
-        let hash = kisum_server::password::hash(password).await?;
-        for user in users {
-            let side = [SideWrite::SetPassword { user: user.clone(), hash: hash.clone() }];
-            let change = Change::SetPassword { user, end_sessions: false };
-            engine.write_with(&Actor::Platform, kisum_entitlements::Timestamp::now(), change, &side).await?;
-        }
-        Ok(())
+        Ok(Opened { engine, kek, db: opened.db, notes })
     }
 
     /// Tells the demo users and their password when the demo world is in this store and its password
@@ -173,10 +124,10 @@ impl Boot {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             return Ok(Kek::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))?);
         }
-        if self.db.as_deref().is_some_and(|u| !u.starts_with("sqlite:")) {
+        if self.store.db.as_ref().is_some_and(|u| !u.0.starts_with("sqlite:")) {
             return Err("a PostgreSQL store needs a key-encryption key: set KISUM_KEK or --kek-file".into());
         }
-        let path = self.data.join("kek");
+        let path = self.store.data.join("kek");
         if path.exists() {
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             return Ok(Kek::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))?);

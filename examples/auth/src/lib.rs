@@ -23,6 +23,7 @@ mod keys;
 pub mod oauth;
 mod reads;
 mod sessions;
+mod start;
 mod state;
 mod writes;
 
@@ -48,6 +49,7 @@ pub use feed::HEARTBEAT;
 pub use keys::{Keys, Rotation};
 pub use kisum_access::{FeedEvent, RevocationList, RevokedSession};
 pub use oauth::TokenAnswer;
+pub use start::{Config, Started, start};
 pub use state::{AuthState, Settings};
 pub use writes::SUPPORT_RECORD;
 

@@ -40,9 +40,12 @@ struct H {
 
 async fn replica(url: &str, clock: Arc<ManualClock>) -> (Router, Arc<AuthState>) {
     let boot = Boot {
-        db: Some(url.to_owned()),
-        seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/world.json").into()),
-        seed_password: Some(PASSWORD.into()),
+        store: kisum_server::StoreConfig {
+            db: Some(kisum_server::DbUrl(url.to_owned())),
+            seed_world: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/world.json").into()),
+            seed_password: Some(PASSWORD.into()),
+            ..Default::default()
+        },
         kek: Some(KEK.into()),
         admin_secret: Some(ADMIN_SECRET.into()),
         ..Boot::default()
@@ -1219,8 +1222,12 @@ impl Drop for Folder {
 #[tokio::test]
 async fn a_short_admin_secret_is_refused_by_name() {
     let folder = Folder::new("short-secret");
-    let boot =
-        Boot { data: folder.0.clone(), kek: Some(KEK.into()), admin_secret: Some("s3cr3t".into()), ..Boot::default() };
+    let boot = Boot {
+        store: kisum_server::StoreConfig { data: folder.0.clone(), ..Default::default() },
+        kek: Some(KEK.into()),
+        admin_secret: Some("s3cr3t".into()),
+        ..Boot::default()
+    };
     let Err(error) = boot.open().await else { panic!("a 6-character secret was accepted") };
     let error = error.to_string();
     assert!(error.starts_with("KISUM_ADMIN_CLIENT_SECRET:"), "{error}");
@@ -1245,9 +1252,12 @@ async fn restarts_open_the_store_as_it_is() {
     doc["agents"] = json!([]);
     std::fs::write(&world, doc.to_string()).unwrap();
     let boot = |seed: Option<std::path::PathBuf>| Boot {
-        data: custom.0.clone(),
-        seed_world: seed,
-        seed_password: Some(PASSWORD.into()),
+        store: kisum_server::StoreConfig {
+            data: custom.0.clone(),
+            seed_world: seed,
+            seed_password: Some(PASSWORD.into()),
+            ..Default::default()
+        },
         kek: Some(KEK.into()),
         admin_secret: Some(ADMIN_SECRET.into()),
         ..Boot::default()
@@ -1275,7 +1285,7 @@ async fn restarts_open_the_store_as_it_is() {
     // The embedded default with the demo world: the credentials are told at every start while they work.
     let embedded = Folder::new("demo");
     let boot = Boot {
-        data: embedded.0.clone(),
+        store: kisum_server::StoreConfig { data: embedded.0.clone(), ..Default::default() },
         kek: Some(KEK.into()),
         admin_secret: Some(ADMIN_SECRET.into()),
         ..Boot::default()
@@ -1299,7 +1309,10 @@ async fn restarts_open_the_store_as_it_is() {
     // A store of its own (`--db`) without a seed world starts with the catalog and nothing else.
     let own = Folder::new("own");
     let boot = Boot {
-        db: Some(format!("sqlite://{}", own.0.join("k.db").display())),
+        store: kisum_server::StoreConfig {
+            db: Some(kisum_server::DbUrl(format!("sqlite://{}", own.0.join("k.db").display()))),
+            ..Default::default()
+        },
         kek: Some(KEK.into()),
         admin_secret: Some(ADMIN_SECRET.into()),
         ..Boot::default()

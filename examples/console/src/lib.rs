@@ -68,6 +68,55 @@ pub struct Config {
     pub secure_cookies: bool,
 }
 
+/// The console's flags (`kisum-platform console`): how it reaches Auth, Core and the modules. Printed with
+/// the client secret redacted.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Auth's and Core's URLs and the console's service client (it follows the change feed with it).
+    #[command(flatten)]
+    pub remote: kisum_client::RemoteArgs,
+    /// A module's base URL as `NAME=URL` (repeatable); default: the module's port on 127.0.0.1.
+    #[arg(long = "module-url", value_parser = module_url)]
+    pub module_urls: Vec<(String, String)>,
+    /// Mark cookies `Secure` and `__Host-` prefixed (when the console is served over TLS).
+    #[arg(long, env = "KISUM_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+impl Args {
+    /// The console's configuration: modules not named by `--module-url` on their default ports of
+    /// `base` (`http://127.0.0.1`) plus `port_offset`; `ca_bundle` trusted beside the system's roots.
+    /// Refused without a client secret, naming the setting.
+    pub fn config(&self, base: &str, port_offset: u16, ca_bundle: Option<Vec<u8>>) -> Result<Config, String> {
+        let remote = self.remote.config(ca_bundle.clone())?;
+        let mut modules = Config::default_modules(base, port_offset);
+        for (name, url) in &self.module_urls {
+            if let Some(entry) = modules.iter_mut().find(|(m, _)| m == name) {
+                entry.1.clone_from(url);
+            }
+        }
+        Ok(Config {
+            auth: remote.auth_url,
+            core: remote.core_url,
+            modules,
+            client_id: remote.client_id,
+            client_secret: remote.client_secret,
+            ca_bundle,
+            secure_cookies: self.secure_cookies,
+        })
+    }
+}
+
+/// Reads `--module-url NAME=URL`.
+fn module_url(text: &str) -> Result<(String, String), String> {
+    let (name, url) = text.split_once('=').ok_or("expected NAME=URL, such as finance=http://127.0.0.1:7410")?;
+    if !view::MODULES.iter().any(|(m, _)| *m == name) {
+        let names: Vec<&str> = view::MODULES.iter().map(|(m, _)| *m).collect();
+        return Err(format!("`{name}` is not a module ({})", names.join(", ")));
+    }
+    Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
+}
+
 impl Config {
     /// The six modules on the default ports of `base` (`http://127.0.0.1`), as the reference deployment
     /// starts them: finance 7410 … ai 7415, plus `offset`.
@@ -113,6 +162,14 @@ impl Console {
             self.live.clone(),
         ))
     }
+}
+
+/// The console for `config`: its router ([`app`]) and its follower of Auth's change feed (abort it to
+/// stop). The one start of the console, standalone or in the one command.
+pub fn start(config: Config) -> Result<(Router, tokio::task::JoinHandle<()>), kisum_client::Refusal> {
+    let console = Console::new(config)?;
+    let feed = console.follow();
+    Ok((app(console), feed))
 }
 
 /// The console's router (with the shared fallbacks, limits and request ids of `kisum-server`).

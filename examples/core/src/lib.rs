@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use caller::admin_permissions;
-pub use start::{Start, StartError, start};
+pub use start::{Config, Start, StartError, start};
 pub use state::CoreState;
 
 #[derive(OpenApi)]

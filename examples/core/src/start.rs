@@ -11,6 +11,46 @@ use kisum_token::{Jwks, Validation, Verifier};
 
 use crate::CoreState;
 
+/// Core's flags (the store's are [`kisum_server::StoreConfig`]'s): which tokens it accepts and who runs the
+/// platform. Shared by `kisum-core` and `kisum-platform core`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// The issuer (`iss`) tokens must name. Default: Auth's URL (`http://127.0.0.1:7400`, or `https://`
+    /// under `--tls-cert`).
+    #[arg(long, env = "KISUM_ISSUER")]
+    pub issuer: Option<String>,
+    /// The audience (`aud`) tokens must name.
+    #[arg(long, env = "KISUM_AUDIENCE", default_value = "kisum")]
+    pub audience: String,
+    /// The company whose members with `admin:…` permissions are platform staff.
+    #[arg(long, env = "KISUM_PLATFORM_COMPANY", default_value = "kisum")]
+    pub platform_company: CompanyId,
+    /// A JSON Web Key Set file to verify tokens with. Default: the keys Auth publishes in the same store,
+    /// followed as they rotate.
+    #[arg(long, env = "KISUM_JWKS")]
+    pub jwks: Option<std::path::PathBuf>,
+}
+
+impl Config {
+    /// What Core starts with when Auth is at `auth_url` (the issuer unless `--issuer` names one); reads
+    /// `--jwks`, the error naming the setting and the file.
+    pub fn start(&self, auth_url: &str) -> Result<Start, StartError> {
+        let jwks = match &self.jwks {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("--jwks {}: {e}", path.display()))?;
+                Some(Jwks::parse(&text).map_err(|e| format!("--jwks {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        Ok(Start {
+            issuer: self.issuer.clone().unwrap_or_else(|| auth_url.to_owned()),
+            audience: self.audience.clone(),
+            platform_company: self.platform_company.clone(),
+            jwks,
+        })
+    }
+}
+
 /// What Core needs beside its engine.
 #[derive(Debug, Clone)]
 pub struct Start {

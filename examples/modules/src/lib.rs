@@ -92,6 +92,25 @@ impl Module {
         }
     }
 
+    /// The module on the SDK, connected with `config` ([`Kisum::connect`]: keys, revocations, the catalog,
+    /// the change feed), once the catalog names every permission of the route table: its router
+    /// ([`Module::router`]) and the SDK's feed follower (abort it to stop). The one start of the module
+    /// servers, standalone or in the one command.
+    pub async fn start(
+        self,
+        config: kisum_client::RemoteConfig,
+        companies: &[CompanyId],
+    ) -> Result<(Router, tokio::task::JoinHandle<()>), String> {
+        let (kisum, feed) = Kisum::connect(config, Arc::new(SystemClock))
+            .await
+            .map_err(|e| format!("the {} module cannot reach Auth and Core: {e}", self.name()))?;
+        if let Err(e) = self.check_catalog(&kisum.source().catalog()) {
+            feed.abort();
+            return Err(format!("the {} module cannot start: {e}", self.name()));
+        }
+        Ok((self.router(kisum, companies), feed))
+    }
+
     /// The module's router on the wall clock: see [`Module::router_with_clock`].
     pub fn router(self, kisum: Kisum, companies: &[CompanyId]) -> Router {
         self.router_with_clock(kisum, companies, Arc::new(SystemClock))

@@ -114,8 +114,12 @@ async fn run() {
     let dir = std::env::temp_dir().join(format!("kisum-sdk-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let boot =
-        Boot { data: dir.to_path_buf(), kek: Some(KEK.into()), admin_secret: Some(SECRET.into()), ..Boot::default() };
+    let boot = Boot {
+        store: kisum_server::StoreConfig { data: dir.to_path_buf(), ..Default::default() },
+        kek: Some(KEK.into()),
+        admin_secret: Some(SECRET.into()),
+        ..Boot::default()
+    };
     let opened = boot.open().await.unwrap();
     // Auth and Core on loopback, sharing one engine (as the one-command deployment does).
     let listener = kisum_server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();

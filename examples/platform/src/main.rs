@@ -5,16 +5,13 @@
 //! `--db sqlite://FILE` or `--db postgres://…`, so that several replicas can share one PostgreSQL.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use kisum_auth::AuthState;
 use kisum_auth::boot::{Boot, Opened};
-use kisum_auth::{AuthState, Settings};
-use kisum_client::{Kisum, RemoteConfig};
-use kisum_entitlements::SystemClock;
+use kisum_client::{RemoteArgs, RemoteConfig};
 use kisum_modules::Module;
 use tokio::sync::watch;
 
@@ -27,53 +24,25 @@ struct Cli {
     #[command(subcommand)]
     service: Option<Service>,
     #[command(flatten)]
-    store: StoreArgs,
+    boot: Boot,
+    /// Auth's and Core's claims in the one command (each service alone takes them too).
+    #[command(flatten)]
+    claims: kisum_auth::Config,
+    /// Added to every default port (7400, 7401, 7402, 7410–7415): to run a second deployment beside one.
+    #[arg(long, global = true, env = "KISUM_PORT_OFFSET", default_value_t = 0)]
+    port_offset: u16,
     #[command(flatten)]
     limits: kisum_server::LimitArgs,
     #[command(flatten)]
     tls: kisum_server::TlsArgs,
 }
 
-/// Where the state lives and what an empty store is seeded with.
-#[derive(Debug, Clone, Args)]
-struct StoreArgs {
-    /// The embedded store's folder (holds `kisum.db` and its key-encryption key `kek`).
-    #[arg(long, global = true, env = "KISUM_DATA", default_value = "./kisum-data")]
-    data: PathBuf,
-    /// The store: `sqlite://FILE` or `postgres://…`; default `kisum.db` in `--data`.
-    #[arg(long, global = true, env = "KISUM_DB")]
-    db: Option<kisum_server::DbUrl>,
-    /// A world file (scenarios/README.md format) for an empty store; default: the demo world.
-    #[arg(long, global = true, env = "KISUM_SEED_WORLD")]
-    seed_world: Option<PathBuf>,
-    /// The password of every seeded user (empty store only); default with the demo world: `kisum-demo`.
-    #[arg(long, global = true, env = "KISUM_SEED_PASSWORD", hide_env_values = true)]
-    seed_password: Option<kisum_client::Secret>,
-    /// A file holding the key-encryption key (`KISUM_KEK` gives it directly).
-    #[arg(long, global = true, env = "KISUM_KEK_FILE")]
-    kek_file: Option<PathBuf>,
-    /// The key-encryption key itself: set `KISUM_KEK` in the environment (a command line is visible to
-    /// every user of the machine).
-    #[arg(long, global = true, env = "KISUM_KEK", hide = true, hide_env_values = true)]
-    kek: Option<kisum_client::Secret>,
-    /// The secret of the `platform-admin` client (scopes `*`), at least 32 characters: set
-    /// `KISUM_ADMIN_CLIENT_SECRET` in the environment. Without it one is generated and shown once.
-    #[arg(long, global = true, env = "KISUM_ADMIN_CLIENT_SECRET", hide = true, hide_env_values = true)]
-    admin_client_secret: Option<kisum_client::Secret>,
-    /// How often replicas read the change log, in milliseconds (notifications wake them sooner).
-    #[arg(long, global = true, env = "KISUM_POLL_MS", default_value_t = 250)]
-    poll_ms: u64,
-    /// Added to every default port (7400, 7401, 7402, 7410–7415): to run a second deployment beside one.
-    #[arg(long, global = true, env = "KISUM_PORT_OFFSET", default_value_t = 0)]
-    port_offset: u16,
-}
-
 #[derive(Debug, Subcommand)]
 enum Service {
     /// Auth alone (default 127.0.0.1:7400).
-    Auth(Listen),
+    Auth(AuthArgs),
     /// Core and the Admin API alone (default 127.0.0.1:7401).
-    Core(Listen),
+    Core(CoreArgs),
     /// The console, the reference web frontend, alone (default 127.0.0.1:7402).
     Console(ConsoleArgs),
     /// The finance module alone (default 127.0.0.1:7410).
@@ -90,57 +59,45 @@ enum Service {
     Ai(ModuleArgs),
 }
 
+/// Where a service listens: any address (one off loopback without `--tls-cert` is served with a
+/// warning); default its port on 127.0.0.1.
 #[derive(Debug, Clone, Args)]
 struct Listen {
-    /// Where to listen (any address; one off loopback without `--tls-cert` is served with a warning).
+    /// Where to listen.
     #[arg(long, env = "KISUM_LISTEN")]
     listen: Option<SocketAddr>,
-    /// The issuer Auth's tokens name; default Auth's URL (`http://127.0.0.1:7400`).
-    #[arg(long, env = "KISUM_ISSUER")]
-    issuer: Option<String>,
 }
 
-/// How a service that is not Auth or Core reaches them: its address, theirs, and its service client.
 #[derive(Debug, Clone, Args)]
-struct Reach {
-    /// Where to listen (any address; one off loopback without `--tls-cert` is served with a warning).
-    #[arg(long, env = "KISUM_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// Auth's base URL.
-    #[arg(long, env = "KISUM_AUTH_URL", default_value = "http://127.0.0.1:7400")]
-    auth_url: String,
-    /// Core's base URL.
-    #[arg(long, env = "KISUM_CORE_URL", default_value = "http://127.0.0.1:7401")]
-    core_url: String,
-    /// The service's client (needs scope `auth:access:read`).
-    #[arg(long, env = "KISUM_CLIENT_ID", default_value = "platform-admin")]
-    client_id: String,
-    /// Its secret; default `KISUM_ADMIN_CLIENT_SECRET`.
-    #[arg(long, env = "KISUM_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: Option<kisum_client::Secret>,
+struct AuthArgs {
+    #[command(flatten)]
+    listen: Listen,
+    #[command(flatten)]
+    auth: kisum_auth::Config,
 }
 
-impl Reach {
-    /// The client secret, from `--client-secret`, else `admin` (`KISUM_ADMIN_CLIENT_SECRET`); `what` names
-    /// the service.
-    fn secret(&self, what: &str, admin: Option<&kisum_client::Secret>) -> Result<kisum_client::Secret, Error> {
-        match self.client_secret.clone().or_else(|| admin.cloned()) {
-            Some(s) => Ok(s),
-            None => Err(format!("{what} needs its client secret: --client-secret or KISUM_ADMIN_CLIENT_SECRET").into()),
-        }
-    }
+#[derive(Debug, Clone, Args)]
+struct CoreArgs {
+    #[command(flatten)]
+    listen: Listen,
+    #[command(flatten)]
+    core: kisum_core::Config,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ConsoleArgs {
+    #[command(flatten)]
+    listen: Listen,
+    #[command(flatten)]
+    console: kisum_console::Args,
 }
 
 #[derive(Debug, Clone, Args)]
 struct ModuleArgs {
     #[command(flatten)]
-    reach: Reach,
-    /// The issuer tokens name; default the Auth URL.
-    #[arg(long, env = "KISUM_ISSUER")]
-    issuer: Option<String>,
-    /// How long a cached snapshot may serve while Auth is unreachable, in seconds (at most 300).
-    #[arg(long, env = "KISUM_STALE_SECONDS", default_value_t = 300)]
-    stale_seconds: u64,
+    listen: Listen,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// Start even when the client holds scopes beyond what a module needs (`*`, `admin:…`, such as
     /// `platform-admin`'s). Without it such a client is refused: register one with `auth:access:read`
     /// and `auth:support:record` (`POST /admin/v1/clients`).
@@ -153,24 +110,14 @@ struct ModuleArgs {
     actix: bool,
 }
 
-#[derive(Debug, Clone, Args)]
-struct ConsoleArgs {
-    #[command(flatten)]
-    reach: Reach,
-    /// Each module's base URL as `NAME=URL` (repeatable); default the module's port on 127.0.0.1.
-    #[arg(long = "module-url", value_parser = module_url)]
-    module_urls: Vec<(String, String)>,
-    /// Mark cookies `Secure` and `__Host-` prefixed (when the console is served over TLS).
-    #[arg(long, env = "KISUM_SECURE_COOKIES")]
-    secure_cookies: bool,
-}
-
-fn module_url(text: &str) -> Result<(String, String), String> {
-    let (name, url) = text.split_once('=').ok_or("expected NAME=URL, such as finance=http://127.0.0.1:7410")?;
-    if !Module::ALL.iter().any(|m| m.name() == name) {
-        return Err(format!("`{name}` is not a module (finance, artist, venue, promoters, touring, ai)"));
+/// `remote` with the client secret `KISUM_ADMIN_CLIENT_SECRET` when it names none (a module or console
+/// started beside a `platform-admin` of the operator's choosing).
+fn with_admin_secret(remote: &RemoteArgs, admin: Option<&kisum_client::Secret>) -> RemoteArgs {
+    let mut remote = remote.clone();
+    if remote.client_secret.is_none() {
+        remote.client_secret = admin.cloned();
     }
-    Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
+    remote
 }
 
 #[tokio::main]
@@ -184,18 +131,6 @@ async fn main() -> ExitCode {
             eprintln!("kisum-platform: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-fn boot(store: &StoreArgs) -> Boot {
-    Boot {
-        db: store.db.clone().map(|d| d.0),
-        data: store.data.clone(),
-        seed_world: store.seed_world.clone(),
-        seed_password: store.seed_password.clone(),
-        kek_file: store.kek_file.clone(),
-        kek: store.kek.clone(),
-        admin_secret: store.admin_client_secret.clone(),
     }
 }
 
@@ -233,7 +168,7 @@ impl Net {
             limits: cli.limits.limits()?,
             tls: cli.tls.tls()?,
             ca_bundle: cli.tls.ca_bundle()?,
-            port_offset: cli.store.port_offset,
+            port_offset: cli.port_offset,
         })
     }
 
@@ -279,11 +214,16 @@ impl Net {
         }
     }
 
-    /// The SDK's configuration for a module reaching Auth and Core.
+    /// The SDK's configuration for a service of the one command reaching Auth and Core.
     fn remote(&self, auth: &str, core: &str, client_id: &str, secret: &kisum_client::Secret) -> RemoteConfig {
         let mut config = RemoteConfig::new(auth, core, client_id, secret.expose());
         config.ca_bundle = self.ca_bundle.clone();
         config
+    }
+
+    /// The base of the modules' default URLs (`http://127.0.0.1`).
+    fn base(&self) -> String {
+        format!("{}://127.0.0.1", self.scheme())
     }
 }
 
@@ -292,73 +232,49 @@ async fn run(cli: Cli) -> Result<(), Error> {
     tracing::info!(settings = ?cli, "kisum-platform starting");
     let net = Net::from(&cli)?;
     let stop = shutdown_signal();
+    let admin = cli.boot.admin_secret.as_ref();
     match cli.service {
-        None => all(&cli.store, &net, stop).await,
-        Some(Service::Auth(l)) => {
-            let opened = boot(&cli.store).open().await?;
-            let (listener, url) = net.listen(l.listen, 7400).await?;
-            let (state, tasks) =
-                start_auth(&opened, l.issuer.unwrap_or_else(|| url.clone()), cli.store.poll_ms).await?;
+        None => all(&cli.boot, &cli.claims, &net, stop).await,
+        Some(Service::Auth(a)) => {
+            let opened = cli.boot.open().await?;
+            let (listener, url) = net.listen(a.listen.listen, 7400).await?;
+            let auth = kisum_auth::start(&opened, a.auth.settings(&url), Some(cli.boot.store.poll())).await?;
             notes(&opened);
             println!("Auth       {url}   (store {})", opened.db);
-            close_on(&stop, state.clone(), Vec::new());
-            let served = net.serve(listener, kisum_auth::app(state), stop).await;
-            tasks.into_iter().for_each(|t| t.abort());
+            close_on(&stop, auth.state.clone(), Vec::new());
+            let served = net.serve(listener, auth.router, stop).await;
+            auth.tasks.iter().for_each(tokio::task::JoinHandle::abort);
             served
         }
-        Some(Service::Core(l)) => {
-            let opened = boot(&cli.store).open().await?;
-            let (listener, url) = net.listen(l.listen, 7401).await?;
-            let issuer = match l.issuer {
-                Some(issuer) => issuer,
-                None => net.local(7400)?,
-            };
-            let (app, tasks) = start_core(&opened, &issuer, cli.store.poll_ms, true).await?;
+        Some(Service::Core(c)) => {
+            let start = c.core.start(&net.local(7400)?)?;
+            let opened = cli.boot.store.open().await?;
+            let (listener, url) = net.listen(c.listen.listen, 7401).await?;
+            let (app, mut tasks) = kisum_core::start(opened.engine.clone(), start).await?;
+            tasks.push(opened.engine.follow(cli.boot.store.poll()));
             println!("Core       {url}   (store {})", opened.db);
             let served = net.serve(listener, app, stop).await;
-            tasks.into_iter().for_each(|t| t.abort());
+            tasks.iter().for_each(tokio::task::JoinHandle::abort);
             served
         }
-        Some(Service::Console(c)) => console(c, cli.store.admin_client_secret.as_ref(), &net, stop).await,
-        Some(Service::Finance(m)) => module(Module::Finance, m, &cli.store, &net, stop).await,
-        Some(Service::Artist(m)) => module(Module::Artist, m, &cli.store, &net, stop).await,
-        Some(Service::Venue(m)) => module(Module::Venue, m, &cli.store, &net, stop).await,
-        Some(Service::Promoters(m)) => module(Module::Promoters, m, &cli.store, &net, stop).await,
-        Some(Service::Touring(m)) => module(Module::Touring, m, &cli.store, &net, stop).await,
-        Some(Service::Ai(m)) => module(Module::Ai, m, &cli.store, &net, stop).await,
-    }
-}
-
-/// The console alone, reaching the other services by URL.
-async fn console(
-    c: ConsoleArgs,
-    admin: Option<&kisum_client::Secret>,
-    net: &Net,
-    stop: watch::Receiver<bool>,
-) -> Result<(), Error> {
-    let secret = c.reach.secret("the console", admin)?;
-    let mut modules = kisum_console::Config::default_modules(&format!("{}://127.0.0.1", net.scheme()), net.port_offset);
-    for (name, url) in c.module_urls {
-        if let Some(entry) = modules.iter_mut().find(|(m, _)| *m == name) {
-            entry.1 = url;
+        Some(Service::Console(c)) => {
+            let mut args = c.console.clone();
+            args.remote = with_admin_secret(&args.remote, admin);
+            let config = args.config(&net.base(), net.port_offset, net.ca_bundle.clone())?;
+            let (app, feed) = kisum_console::start(config)?;
+            let (listener, url) = net.listen(c.listen.listen, 7402).await?;
+            println!("Console    {url}");
+            let served = net.serve(listener, app, stop).await;
+            feed.abort();
+            served
         }
+        Some(Service::Finance(m)) => module(Module::Finance, m, &cli.boot, &net, stop).await,
+        Some(Service::Artist(m)) => module(Module::Artist, m, &cli.boot, &net, stop).await,
+        Some(Service::Venue(m)) => module(Module::Venue, m, &cli.boot, &net, stop).await,
+        Some(Service::Promoters(m)) => module(Module::Promoters, m, &cli.boot, &net, stop).await,
+        Some(Service::Touring(m)) => module(Module::Touring, m, &cli.boot, &net, stop).await,
+        Some(Service::Ai(m)) => module(Module::Ai, m, &cli.boot, &net, stop).await,
     }
-    let config = kisum_console::Config {
-        auth: c.reach.auth_url.trim_end_matches('/').to_owned(),
-        core: c.reach.core_url.trim_end_matches('/').to_owned(),
-        modules,
-        client_id: c.reach.client_id,
-        client_secret: secret,
-        ca_bundle: net.ca_bundle.clone(),
-        secure_cookies: c.secure_cookies,
-    };
-    let console = kisum_console::Console::new(config)?;
-    let feed = console.follow();
-    let (listener, url) = net.listen(c.reach.listen, 7402).await?;
-    println!("Console    {url}");
-    let served = net.serve(listener, kisum_console::app(console), stop).await;
-    feed.abort();
-    served
 }
 
 /// When `stop` fires: abort `feeds` (the modules' change-feed followers) and close Auth's streams.
@@ -377,82 +293,30 @@ fn notes(opened: &Opened) {
     }
 }
 
-async fn start_auth(
-    opened: &Opened,
-    issuer: String,
-    poll_ms: u64,
-) -> Result<(Arc<AuthState>, Vec<tokio::task::JoinHandle<()>>), Error> {
-    let settings = Settings::new(issuer, "kisum".parse()?);
-    let kek = kisum_token::Kek::from_text(opened.kek.to_hex().as_str())?;
-    let state = AuthState::open(opened.engine.clone(), kek, settings, Arc::new(SystemClock)).await?;
-    let poll = Duration::from_millis(poll_ms);
-    let tasks = vec![opened.engine.follow(poll), kisum_auth::background(state.clone())];
-    Ok((state, tasks))
-}
-
-/// Core on the opened store, verifying with the keys Auth keeps there (followed as they rotate); `follow`
-/// when its engine is its own (not shared with Auth in this process).
-async fn start_core(
-    opened: &Opened,
-    issuer: &str,
-    poll_ms: u64,
-    follow: bool,
-) -> Result<(axum::Router, Vec<tokio::task::JoinHandle<()>>), Error> {
-    let start = kisum_core::Start {
-        issuer: issuer.to_owned(),
-        audience: "kisum".into(),
-        platform_company: "kisum".parse()?,
-        jwks: None,
-    };
-    let (app, mut tasks) = kisum_core::start(opened.engine.clone(), start).await?;
-    if follow {
-        tasks.push(opened.engine.follow(Duration::from_millis(poll_ms)));
-    }
-    Ok((app, tasks))
-}
-
-/// The SDK of a module, and its router, once the catalog names every permission of its route table.
-async fn module_app(
-    module: Module,
-    config: RemoteConfig,
-    companies: &[kisum_access::CompanyId],
-) -> Result<(axum::Router, tokio::task::JoinHandle<()>), Error> {
-    let (kisum, feed) = Kisum::connect(config, Arc::new(SystemClock)).await?;
-    if let Err(e) = module.check_catalog(&kisum.source().catalog()) {
-        feed.abort();
-        return Err(format!("the {} module cannot start: {e}", module.name()).into());
-    }
-    Ok((module.router(kisum, companies), feed))
-}
-
-fn seed_companies(store: &StoreArgs) -> Result<Vec<kisum_access::CompanyId>, Error> {
-    let world = boot(store).seed()?;
+/// The companies of the seed world: a module standalone gives each one record of each kind.
+fn seed_companies(boot: &Boot) -> Result<Vec<kisum_access::CompanyId>, Error> {
+    let world = boot.seed()?;
     Ok(world.companies.iter().filter_map(|c| c.id.parse().ok()).collect())
 }
 
 async fn module(
     module: Module,
     m: ModuleArgs,
-    store: &StoreArgs,
+    boot: &Boot,
     net: &Net,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let secret = m.reach.secret("a module", store.admin_client_secret.as_ref())?;
-    let mut config = net.remote(&m.reach.auth_url, &m.reach.core_url, &m.reach.client_id, &secret);
-    if let Some(issuer) = m.issuer {
-        config.issuer = issuer;
-    }
-    config.max_age = Duration::from_secs(m.stale_seconds.clamp(1, 300));
+    let config = with_admin_secret(&m.remote, boot.admin_secret.as_ref()).config(net.ca_bundle.clone())?;
     if !m.allow_admin_client {
         least_privilege(&config, net).await?;
     }
-    let companies = seed_companies(store)?;
+    let companies = seed_companies(boot)?;
     #[cfg(feature = "actix")]
     if m.actix {
-        return actix_touring(module, config, &companies, m.reach.listen, net, stop).await;
+        return actix_touring(module, config, &companies, m.listen.listen, net, stop).await;
     }
-    let (app, feed) = module_app(module, config, &companies).await?;
-    let (listener, url) = net.listen(m.reach.listen, module.default_port()).await?;
+    let (app, feed) = module.start(config, &companies).await?;
+    let (listener, url) = net.listen(m.listen.listen, module.default_port()).await?;
     println!("{:<10} {url}", module.name());
     let served = net.serve(listener, app, stop).await;
     feed.abort();
@@ -500,7 +364,7 @@ async fn actix_touring(
     if net.tls.is_some() {
         return Err("--actix serves plain HTTP only: leave out --tls-cert, or serve touring on axum".into());
     }
-    let (kisum, feed) = Kisum::connect(config, Arc::new(SystemClock)).await?;
+    let (kisum, feed) = kisum_client::Kisum::connect(config, Arc::new(kisum_entitlements::SystemClock)).await?;
     module.check_catalog(&kisum.source().catalog())?;
     let addr = match listen_on {
         Some(addr) => addr,
@@ -557,16 +421,25 @@ fn own_clients() -> Vec<(String, Vec<String>)> {
 }
 
 /// Everything in one process on the default ports.
-async fn all(store: &StoreArgs, net: &Net, stop: watch::Receiver<bool>) -> Result<(), Error> {
-    let opened = boot(store).open().await?;
+async fn all(boot: &Boot, claims: &kisum_auth::Config, net: &Net, stop: watch::Receiver<bool>) -> Result<(), Error> {
+    let opened = boot.open().await?;
     let (auth_listener, auth_url) = net.listen(None, 7400).await?;
     let (core_listener, core_url) = net.listen(None, 7401).await?;
-    let (auth, mut tasks) = start_auth(&opened, auth_url.clone(), store.poll_ms).await?;
+    let settings = claims.settings(&auth_url);
+    let core_start = kisum_core::Start {
+        issuer: settings.issuer.clone(),
+        audience: settings.audience.clone(),
+        platform_company: settings.platform_company.clone(),
+        jwks: None,
+    };
+    let (issuer, audience) = (settings.issuer.clone(), settings.audience.clone());
+    let started = kisum_auth::start(&opened, settings, Some(boot.store.poll())).await?;
+    let (auth, mut tasks) = (started.state, started.tasks);
     // Core shares the engine with Auth (one process, one writer): it needs no follower of its own.
-    let (core, core_tasks) = start_core(&opened, &auth_url, store.poll_ms, false).await?;
+    let (core, core_tasks) = kisum_core::start(opened.engine.clone(), core_start).await?;
     tasks.extend(core_tasks);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(net.serve(auth_listener, kisum_auth::app(auth.clone()), stop.clone()));
+    servers.spawn(net.serve(auth_listener, started.router, stop.clone()));
     servers.spawn(net.serve(core_listener, core, stop.clone()));
     // The modules and the console reach Auth and Core over loopback like any would, each with a service
     // client of its own holding only what it needs, whose secret is made afresh at every start.
@@ -596,8 +469,10 @@ async fn all(store: &StoreArgs, net: &Net, stop: watch::Receiver<bool>) -> Resul
     ];
     for module in Module::ALL {
         let id = module_client(module);
-        let config = net.remote(&auth_url, &core_url, &id, &secret_of(&id)?);
-        let (app, feed) = module_app(module, config, &companies).await?;
+        let mut config = net.remote(&auth_url, &core_url, &id, &secret_of(&id)?);
+        config.issuer.clone_from(&issuer);
+        config.audience.clone_from(&audience);
+        let (app, feed) = module.start(config, &companies).await?;
         feeds.push(feed);
         let (listener, url) = net.listen(None, module.default_port()).await?;
         lines.push(format!("{:<10} {url}", module.name()));
@@ -605,18 +480,18 @@ async fn all(store: &StoreArgs, net: &Net, stop: watch::Receiver<bool>) -> Resul
     }
     // The console reaches everything over loopback with the users' tokens, and follows the feed with
     // the modules' client.
-    let console = kisum_console::Console::new(kisum_console::Config {
+    let (console, feed) = kisum_console::start(kisum_console::Config {
         auth: auth_url.clone(),
         core: core_url.clone(),
-        modules: kisum_console::Config::default_modules(&format!("{}://127.0.0.1", net.scheme()), net.port_offset),
+        modules: kisum_console::Config::default_modules(&net.base(), net.port_offset),
         client_id: CONSOLE_CLIENT.into(),
         client_secret: secret_of(CONSOLE_CLIENT)?,
         ca_bundle: net.ca_bundle.clone(),
         // Over TLS the cookies are `Secure` and `__Host-` prefixed.
         secure_cookies: net.tls.is_some(),
     })?;
-    feeds.push(console.follow());
-    servers.spawn(net.serve(console_listener, kisum_console::app(console), stop.clone()));
+    feeds.push(feed);
+    servers.spawn(net.serve(console_listener, console, stop.clone()));
     // On Ctrl-C the modules stop following the feed and Auth ends its streams, so that every server's
     // graceful shutdown can finish (an open event stream would hold it forever).
     close_on(&stop, auth, feeds);

@@ -29,6 +29,7 @@ pub mod random;
 pub mod revoked;
 mod serve;
 pub mod staff;
+mod store;
 mod tls;
 mod tokens;
 
@@ -39,5 +40,6 @@ pub use kisum_client::server::{
     request_id, strict,
 };
 pub use serve::{LimitArgs, Limits, bind, init_tracing, serve, serve_with};
+pub use store::{DEMO_PASSWORD, DEMO_WORLD, OpenError, OpenedStore, StoreConfig};
 pub use tls::{Tls, TlsArgs, install_crypto};
 pub use tokens::{Bearer, ServerState, Tokens, bearer};
