@@ -30,7 +30,7 @@ pub use kisum_errors as errors;
 
 #[cfg(feature = "cli")]
 pub use args::RemoteArgs;
-pub use feed::{Revocations, follow, load_revocations};
+pub use feed::{FeedReader, FeedSink, Revocations, follow, follow_with, load_revocations};
 pub use guard::{Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService};
 pub use keys::Keys;
 pub use problem::Refusal;

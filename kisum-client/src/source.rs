@@ -358,14 +358,9 @@ impl RemoteSource {
         &self.config.auth_url
     }
 
-    /// The HTTP client.
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    /// The service token source (for the feed).
-    pub(crate) fn service_token(&self) -> &crate::service::ServiceToken {
-        &self.token
+    /// How this source reads Auth's change feed (its client, Auth's URL, its service token).
+    pub fn feed(&self) -> crate::feed::FeedReader<'_> {
+        crate::feed::FeedReader { http: &self.http, auth_url: &self.config.auth_url, token: &self.token }
     }
 
     async fn fetch(

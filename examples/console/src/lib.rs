@@ -154,13 +154,7 @@ impl Console {
     /// aborted, reconnecting with backoff.
     pub fn follow(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let c = &self.config;
-        tokio::spawn(live::follow(
-            self.http.clone(),
-            c.auth.clone(),
-            c.client_id.clone(),
-            c.client_secret.clone(),
-            self.live.clone(),
-        ))
+        live::follow(self.http.clone(), c.auth.clone(), &c.client_id, &c.client_secret, self.live.clone())
     }
 }
 

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::StreamExt;
 use kisum_client::feed::FeedEvent;
-use kisum_client::sse::Decoder;
-use serde_json::Value;
+use kisum_client::{FeedReader, FeedSink, ServiceToken};
 use tokio::sync::broadcast;
 
 use crate::session::Session;
@@ -95,102 +94,51 @@ impl Live {
     }
 }
 
-/// The longest silence on the feed before the connection is taken for dead (Auth sends a heartbeat at
-/// least every 15 s).
-const SILENCE: Duration = Duration::from_secs(45);
-
-/// Follows Auth's feed for as long as the console runs, reconnecting with backoff: from now on at first
-/// (pages read current state when they render), then after the last event seen. After a reconnect every
-/// open page refreshes once, in case something was missed meanwhile.
-pub(crate) async fn follow(
+/// The console's follower of Auth's change feed, read by the SDK ([`kisum_client::follow_with`]: SSE
+/// resumed from the last event seen, polling while the stream is down, backoff with jitter): each event
+/// tells the open pages it concerns; a resync (the start, or events lost) refreshes every open page and
+/// follows on from the sequence Auth's revocation list is current at.
+struct Pages {
     http: reqwest::Client,
-    auth: String,
-    client_id: String,
-    client_secret: kisum_client::Secret,
+    auth_url: String,
+    token: ServiceToken,
     live: Arc<Live>,
-) {
-    let mut after: Option<u64> = None;
-    let mut delay = Duration::from_millis(200);
-    let mut lost = false;
-    loop {
-        if lost {
-            live.publish(Change { seq: 0, company: None, principals: None });
+}
+
+#[async_trait]
+impl FeedSink for Pages {
+    fn name(&self) -> &'static str {
+        "console"
+    }
+
+    fn reader(&self) -> FeedReader<'_> {
+        FeedReader { http: &self.http, auth_url: &self.auth_url, token: &self.token }
+    }
+
+    async fn apply(&self, event: &FeedEvent) {
+        if event.kind == FeedEvent::KEYS {
+            return;
         }
-        lost = true;
-        match follow_once(&http, &auth, &client_id, client_secret.expose(), &live, &mut after).await {
-            Ok(()) => delay = Duration::from_millis(200),
-            Err(e) => {
-                tracing::warn!(error = %e, "the console lost Auth's change feed; live updates resume when it is back");
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-        tokio::time::sleep(delay).await;
+        let principals = (!event.company_wide).then(|| event.principals.clone());
+        self.live.publish(Change { seq: event.seq, company: event.company.clone(), principals });
+    }
+
+    async fn resync(&self) -> Result<u64, String> {
+        let seq = self.reader().revocations().await?.seq;
+        self.live.publish(Change { seq, company: None, principals: None });
+        Ok(seq)
     }
 }
 
-async fn follow_once(
-    http: &reqwest::Client,
-    auth: &str,
+/// Follows Auth's feed with the console's client (scope `auth:access:read`) for as long as the console
+/// runs (abort the task to stop).
+pub(crate) fn follow(
+    http: reqwest::Client,
+    auth_url: String,
     client_id: &str,
-    client_secret: &str,
-    live: &Live,
-    after: &mut Option<u64>,
-) -> Result<(), String> {
-    let form = [("grant_type", "client_credentials"), ("scope", "auth:access:read")];
-    let token = http
-        .post(format!("{auth}/oauth/token"))
-        .basic_auth(client_id, Some(client_secret))
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = token.status();
-    let token: Value = token.json().await.map_err(|e| e.to_string())?;
-    let Some(token) = token.get("access_token").and_then(Value::as_str).map(str::to_owned) else {
-        return Err(format!("client credentials refused ({status})"));
-    };
-    let url = match after {
-        Some(seq) => format!("{auth}/v1/changes?after={seq}"),
-        None => format!("{auth}/v1/changes"),
-    };
-    let response = http
-        .get(url)
-        .bearer_auth(&token)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if response.status().as_u16() == 410 {
-        // Older than the log keeps: every page refreshes, then follow from where Auth says.
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        *after = body.get("resume_after").and_then(Value::as_u64).or(*after);
-        live.publish(Change { seq: after.unwrap_or(0), company: None, principals: None });
-        return Ok(());
-    }
-    if !response.status().is_success() {
-        return Err(format!("the change feed answered {}", response.status()));
-    }
-    let mut decoder = Decoder::new();
-    let mut body = response.bytes_stream();
-    let mut events = Vec::new();
-    loop {
-        let next = tokio::time::timeout(SILENCE, body.next()).await;
-        let chunk = match next {
-            Err(_) => return Err(format!("the change feed was silent for {} s", SILENCE.as_secs())),
-            Ok(None) => return Ok(()),
-            Ok(Some(chunk)) => chunk.map_err(|e| e.to_string())?,
-        };
-        decoder.push(&chunk, &mut events).map_err(|_| "the change feed sent a line that is not UTF-8".to_owned())?;
-        for event in events.drain(..) {
-            let Ok(event) = serde_json::from_str::<FeedEvent>(&event.data) else { continue };
-            let seq = event.seq;
-            *after = Some(after.map_or(seq, |a| a.max(seq)));
-            if event.kind == FeedEvent::KEYS {
-                continue;
-            }
-            let principals = (!event.company_wide).then_some(event.principals);
-            let company = event.company;
-            live.publish(Change { seq, company, principals });
-        }
-    }
+    client_secret: &kisum_client::Secret,
+    live: Arc<Live>,
+) -> tokio::task::JoinHandle<()> {
+    let token = ServiceToken::new(http.clone(), &auth_url, client_id, client_secret.expose(), "auth:access:read");
+    kisum_client::follow_with(Arc::new(Pages { http, auth_url, token, live }), None)
 }
