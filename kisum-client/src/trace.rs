@@ -5,8 +5,9 @@
 //! The servers' request layer (`kisum-server`) takes a valid incoming `traceparent` (or starts a trace),
 //! names its own span in the request's header and serves the request in [`scope`]; [`KisumLayer`]
 //! does the same for a module that is not built on it. Every call the SDK makes to Auth or Core while
-//! serving a request carries `traceparent` with the request's trace id and a span id of its own. Ids are
-//! random (not secrets: they only correlate logs).
+//! serving a request carries `traceparent` with the request's trace id and the serving span's id as its
+//! parent. Ids are random (not secrets: they only correlate logs). With `kisum-server`'s feature `otel`,
+//! each server's span of a request is exported over OTLP with exactly these ids.
 //!
 //! [`KisumLayer`]: crate::KisumLayer
 
@@ -63,6 +64,21 @@ impl TraceParent {
     pub fn trace_id(&self) -> String {
         format!("{:032x}", self.trace_id)
     }
+
+    /// The trace id as a number (for exporters).
+    pub fn trace_id_bits(&self) -> u128 {
+        self.trace_id
+    }
+
+    /// The span id.
+    pub fn span_id(&self) -> u64 {
+        self.span_id
+    }
+
+    /// Whether the trace is sampled (flag `01`): the caller asks that its spans be recorded.
+    pub fn sampled(&self) -> bool {
+        self.flags & 0x01 == 0x01
+    }
 }
 
 impl std::fmt::Display for TraceParent {
@@ -112,11 +128,12 @@ pub async fn scope<F: std::future::Future>(span: TraceParent, work: F) -> F::Out
     CURRENT.scope(span, work).await
 }
 
-/// The `traceparent` for a call made now: a child of the current span, or nothing outside a request.
+/// The `traceparent` for a call made now: the current span as the callee's parent (the span a server
+/// exports for the request, so that a trace's tree has no gap), or nothing outside a request.
 pub(crate) fn outgoing() -> Option<String> {
     current().map(|span| {
         let mut text = String::with_capacity(55);
-        let _ = write!(text, "{}", span.child());
+        let _ = write!(text, "{span}");
         text
     })
 }

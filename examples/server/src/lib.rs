@@ -24,6 +24,8 @@ pub mod audit;
 mod db_url;
 pub mod fresh;
 pub mod keys;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod password;
 pub mod random;
 pub mod revoked;

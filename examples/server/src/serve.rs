@@ -24,11 +24,19 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Built with feature `otel`, and with
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, also exports every request's span ([`crate::otel`]; call it inside
+/// the runtime).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    #[cfg(feature = "otel")]
+    match crate::otel::OtelConfig::from_env().map(crate::otel::start) {
+        Some(Ok(_)) => tracing::info!("exporting request spans over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)"),
+        Some(Err(e)) => tracing::error!(error = %e, "request spans are NOT exported"),
+        None => {}
+    }
 }
 
 /// The bounds every server keeps on its clients (API.md §1: slow clients are cut off, connections and

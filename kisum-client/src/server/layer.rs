@@ -25,6 +25,43 @@ use super::request_id::{self, X_REQUEST_ID};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
+/// One request served, as a trace exporter sees it: this server's span of the request's trace.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedSpan<'a> {
+    /// The service (`auth`, `core`, `finance`…).
+    pub service: &'static str,
+    /// The method.
+    pub method: &'a str,
+    /// The route's pattern (`/v1/invoices/{id}`), never the raw path; `(no route)` when none matched.
+    pub route: &'a str,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The status answered.
+    pub status: u16,
+    /// This server's span (its trace id, span id and flags).
+    pub span: crate::trace::TraceParent,
+    /// The caller's span, when the request carried a valid `traceparent`.
+    pub parent: Option<crate::trace::TraceParent>,
+    /// When the request arrived.
+    pub start: std::time::SystemTime,
+    /// When its response was ready.
+    pub end: std::time::SystemTime,
+}
+
+/// Receives every request served by a [`ServeLayer`] of the process, once its response is ready: the
+/// hook of a trace exporter (`kisum-server`'s feature `otel` exports them over OTLP). Must not block.
+pub trait SpanSink: Send + Sync + 'static {
+    /// A request was served.
+    fn served(&self, span: &ServedSpan<'_>);
+}
+
+static SPAN_SINK: std::sync::OnceLock<Box<dyn SpanSink>> = std::sync::OnceLock::new();
+
+/// Sets the process's [`SpanSink`], once; `false` when one was set already.
+pub fn set_span_sink(sink: Box<dyn SpanSink>) -> bool {
+    SPAN_SINK.set(sink).is_ok()
+}
+
 /// Request ids, the trace, problem bodies and metrics for the routes of `service`.
 #[derive(Clone)]
 pub struct ServeLayer {
@@ -68,12 +105,13 @@ where
 
     fn call(&mut self, mut request: Request) -> BoxFuture {
         let (id, header) = request_id::take(&mut request);
-        let trace = request_id::traced(&mut request);
+        let (trace, parent) = request_id::traced(&mut request);
         let route = request.extensions().get::<MatchedPath>().cloned();
         let method = request.method().clone();
         let route_text = route.as_ref().map_or("(no route)", MatchedPath::as_str);
         let span = request_span(&method, route_text, &id, &trace);
         let metrics = self.metrics.clone();
+        let arrived = SPAN_SINK.get().map(|_| std::time::SystemTime::now());
         // The clone that was polled ready serves this request; the fresh one waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -84,11 +122,29 @@ where
         }
         .instrument(span.clone());
         Box::pin(async move {
+            let sink = SPAN_SINK.get().zip(arrived).map(|(sink, start)| (sink, start, id.clone()));
             let mut response = crate::trace::scope(trace, request_id::scope(id, served)).await;
             let latency = started.elapsed();
             log_response(&response, latency, &span);
             let route = route.as_ref().map_or("(no route)", MatchedPath::as_str);
-            metrics.count(&method, route, response.status().as_u16(), latency.as_secs_f64());
+            let status = response.status().as_u16();
+            metrics.count(&method, route, status, latency.as_secs_f64());
+            if let Some((sink, start, request_id)) = sink {
+                let end = std::time::SystemTime::now();
+                let method = method.as_str();
+                let served = ServedSpan {
+                    service: metrics.service(),
+                    method,
+                    route,
+                    request_id: &request_id,
+                    status,
+                    span: trace,
+                    parent,
+                    start,
+                    end,
+                };
+                sink.served(&served);
+            }
             if let Some(header) = header {
                 response.headers_mut().insert(X_REQUEST_ID, header);
             }

@@ -115,6 +115,11 @@ impl RouteMetrics {
 }
 
 impl ServiceMetrics {
+    /// The service these metrics are of.
+    pub(crate) fn service(&self) -> &'static str {
+        self.service
+    }
+
     pub(crate) fn new(service: &'static str) -> Arc<ServiceMetrics> {
         Arc::new(ServiceMetrics { service, routes: RwLock::new(HashMap::new()) })
     }

@@ -50,7 +50,8 @@ pub(crate) async fn scope<F: std::future::Future>(id: String, work: F) -> F::Out
 
 /// This server's span of the request's trace: a child of a valid incoming `traceparent` (exactly one),
 /// else the start of a trace; written into the request's header, where the request span reads its id.
-pub(crate) fn traced(req: &mut Request) -> TraceParent {
+/// Returned with the incoming parent, if any.
+pub(crate) fn traced(req: &mut Request) -> (TraceParent, Option<TraceParent>) {
     let incoming = req.headers().get_all(crate::trace::TRACEPARENT).iter().collect::<Vec<_>>();
     let parent = match incoming.as_slice() {
         [one] => one.to_str().ok().and_then(TraceParent::parse),
@@ -60,7 +61,7 @@ pub(crate) fn traced(req: &mut Request) -> TraceParent {
     if let Ok(value) = HeaderValue::from_str(&span.to_string()) {
         req.headers_mut().insert(crate::trace::TRACEPARENT, value);
     }
-    span
+    (span, parent)
 }
 
 #[cfg(test)]
