@@ -20,9 +20,9 @@ use tower::ServiceExt;
 
 fn main() {
     if std::env::var("KISUM_BENCH_LOGS").as_deref() != Ok("off") {
-        let subscriber =
-            tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
+        // The servers' own format (`kisum_server::log_subscriber`), as on a server whose log is not a terminal.
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        tracing::subscriber::set_global_default(kisum_server::log_subscriber(filter, std::io::sink, false)).unwrap();
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(run());

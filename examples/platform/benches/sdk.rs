@@ -100,9 +100,9 @@ fn main() {
     // that the terminal's speed is not measured).
     // `KISUM_BENCH_LOGS=off` leaves tracing without a subscriber (to tell its cost from the rest).
     if std::env::var("KISUM_BENCH_LOGS").as_deref() != Ok("off") {
-        let subscriber =
-            tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
+        // The servers' own format (`kisum_server::log_subscriber`), as on a server whose log is not a terminal.
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        tracing::subscriber::set_global_default(kisum_server::log_subscriber(filter, std::io::sink, false)).unwrap();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(run());
@@ -170,6 +170,19 @@ async fn run() {
         }),
     ))
     .await;
+    // The steps between the two, to tell where the cost is: the bare route on the deployed server
+    // (`serve_with`: bounds, header timeouts, graceful shutdown), then also inside `finish`'s layers.
+    let bare_route = |answer: Value| {
+        axum::Router::new().route(
+            "/v1/invoices",
+            get(move || {
+                let body = answer.clone();
+                async move { Json(body) }
+            }),
+        )
+    };
+    let served = serve_as_deployed(bare_route(answer.clone()), None).await;
+    let finished = serve_as_deployed(kisum_server::finish("bench", bare_route(answer.clone())), None).await;
 
     println!(
         "== GET /v1/invoices, 32 connections, {seconds} s each in 5 alternating rounds, load generator in process"
@@ -178,8 +191,11 @@ async fn run() {
     // on both alike.
     let round = (seconds / 5).max(1);
     let (mut bare_runs, mut sdk_runs) = (Vec::new(), Vec::new());
+    let (mut served_runs, mut finished_runs) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         bare_runs.push(load(&format!("{bare}/v1/invoices"), None, 32, round).await);
+        served_runs.push(load(&format!("{served}/v1/invoices"), None, 32, round).await);
+        finished_runs.push(load(&format!("{finished}/v1/invoices"), None, 32, round).await);
         sdk_runs.push(load(&with_sdk, Some(&maya), 32, round).await);
     }
     let summary = |runs: &[(f64, Duration, Duration)]| {
@@ -193,6 +209,16 @@ async fn run() {
     let (bare_rps, p50, p99) = summary(&bare_runs);
     println!(
         "bare axum route          {bare_rps:>9.0} req/s   p50 {p50:>9.2?}   p99 {p99:>9.2?}   (medians of the rounds)"
+    );
+    let (served_rps, p50, p99) = summary(&served_runs);
+    println!(
+        "  the same, on serve_with  {served_rps:>9.0} req/s   p50 {p50:>9.2?}   p99 {p99:>9.2?}   ({:.2}×)",
+        served_rps / bare_rps
+    );
+    let (finished_rps, p50, p99) = summary(&finished_runs);
+    println!(
+        "  and inside finish        {finished_rps:>9.0} req/s   p50 {p50:>9.2?}   p99 {p99:>9.2?}   ({:.2}×)",
+        finished_rps / bare_rps
     );
     let (sdk_rps, p50, p99) = summary(&sdk_runs);
     println!(

@@ -41,7 +41,7 @@ pub use kisum_client::server::{
     ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, MAX_BODY_BYTES, clip, finish, health, layer, metrics, openapi,
     request_id, strict,
 };
-pub use serve::{LimitArgs, Limits, bind, init_tracing, serve, serve_with};
+pub use serve::{LimitArgs, Limits, bind, init_tracing, log_subscriber, serve, serve_with};
 pub use store::{DEMO_PASSWORD, DEMO_WORLD, OpenError, OpenedStore, StoreConfig};
 pub use tls::{Tls, TlsArgs, install_crypto};
 pub use tokens::{Bearer, ServerState, Tokens, bearer};

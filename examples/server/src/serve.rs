@@ -24,13 +24,34 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Built with feature `otel`, and with
+/// The servers' log format: one line per event, with the fields of the spans it is in (a request's
+/// request id, trace id, principal and company), into `writer`, filtered by `filter`; colours only when
+/// `ansi` (a terminal: escape codes in a log file or a collector help nobody, and cost a little on every
+/// line). What [`init_tracing`] installs, and what the benchmarks measure.
+pub fn log_subscriber<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi).finish()
+}
+
+/// Logs to stderr ([`log_subscriber`], colours on a terminal only), filtered by `RUST_LOG` (default
+/// `info`). Built with feature `otel`, and with
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` set, also exports every request's span ([`crate::otel`]; call it inside
 /// the runtime).
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing::subscriber::set_global_default(log_subscriber(
+        filter,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    ));
     #[cfg(feature = "otel")]
     match crate::otel::OtelConfig::from_env().map(crate::otel::start) {
         Some(Ok(_)) => tracing::info!("exporting request spans over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)"),
