@@ -48,9 +48,9 @@ pub struct Started {
     pub tasks: Vec<JoinHandle<()>>,
 }
 
-/// Auth on an opened store, with `settings`: its router, and its background tasks ([`background`]
-/// (crate::background), and the engine following the log every `follow` when the engine is Auth's own —
-/// `None` when another service of the process already follows it).
+/// Auth on an opened store, with `settings`: its router, and its background tasks
+/// ([`background`](crate::background), and the engine following the log every `follow` when the engine is
+/// Auth's own — `None` when another service of the process already follows it).
 pub async fn start(opened: &Opened, settings: Settings, follow: Option<Duration>) -> Result<Started, StartError> {
     let state = AuthState::open(opened.engine.clone(), opened.kek.clone(), settings, Arc::new(SystemClock)).await?;
     let mut tasks = vec![crate::background(state.clone())];

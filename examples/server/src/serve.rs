@@ -41,7 +41,7 @@ where
 
 /// Logs to stderr ([`log_subscriber`], colours on a terminal only), filtered by `RUST_LOG` (default
 /// `info`). Built with feature `otel`, and with
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, also exports every request's span ([`crate::otel`]; call it inside
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, also exports every request's span (module `otel`; call it inside
 /// the runtime).
 pub fn init_tracing() {
     use std::io::IsTerminal;
