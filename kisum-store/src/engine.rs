@@ -126,9 +126,9 @@ impl Engine {
 
     /// Every change this engine installs from now on, in order: one subscription to the log that
     /// in-process followers share instead of each reading the log (Core's revocations and signing keys,
-    /// and Auth's, follow it; Auth's feed streams still read the log, to resume from any cursor). A follower that
-    /// falls more than 4,096 changes behind gets `Lagged` and catches up on what it derives, as after
-    /// [`Installed::Reloaded`].
+    /// and Auth's, follow it; so do Auth's feed streams once caught up — behind, they read the log, to
+    /// resume from any cursor). A follower that falls more than 4,096 changes behind gets `Lagged` and
+    /// catches up on what it derives, as after [`Installed::Reloaded`].
     pub fn subscribe(&self) -> broadcast::Receiver<Installed> {
         self.changes.subscribe()
     }

@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use kisum_access::{Change, FeedEvent, RevocationList, RevokedSession, Timestamp};
 use kisum_errors::ErrorCode;
 use kisum_server::{ApiError, ApiQuery, ApiResult};
-use kisum_store::{LogEntry, StoreError};
+use kisum_store::{Installed, LogEntry, StoreError};
 use serde::Deserialize;
+use tokio::sync::broadcast;
 use utoipa::IntoParams;
 
 use crate::caller::{self, ACCESS_READ};
@@ -27,8 +28,9 @@ const PAGE: u32 = 500;
 const JSON_LIMIT: u32 = 1000;
 /// Heartbeat comments at least this often.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
-/// How often an idle stream reads the log when no notification woke it.
-const POLL: Duration = Duration::from_millis(500);
+/// How often a caught-up stream reads the log anyway (it is woken by the engine's subscription, which
+/// carries every change the engine installs; this only bounds what a missed notice could cost).
+const POLL: Duration = Duration::from_secs(5);
 
 /// The feed event of a committed change.
 pub fn event(entry: &LogEntry) -> FeedEvent {
@@ -147,9 +149,18 @@ pub(crate) async fn changes(
         return Ok(axum::Json(events).into_response());
     }
     // The first page is read before answering, so a cursor past retention is a 410, not a closed stream.
+    // Subscribed before the first read: whatever the engine installs from now on reaches the stream, so
+    // nothing falls between the log's pages and the subscription.
+    let changes = state.engine.subscribe();
     let first = store.changes_after(after, PAGE).await.map_err(read_error)?;
-    let stream =
-        Stream { state: state.clone(), after, pending: first.into(), wake: store.commits(), closing: state.closing() };
+    let stream = Stream {
+        state: state.clone(),
+        after,
+        pending: first.into(),
+        caught_up: false,
+        changes,
+        closing: state.closing(),
+    };
     let events = futures_util::stream::unfold(stream, |mut s| async move {
         let entry = s.next().await?;
         let e = event(&entry);
@@ -199,12 +210,18 @@ pub(crate) async fn revocations(
     Ok(axum::Json(RevocationList { seq, sessions }))
 }
 
-/// A subscriber's position in the log.
+/// A subscriber's position in the log. Behind, it reads the log a page at a time (from any cursor the log
+/// still holds); caught up, it takes each change from the engine's one subscription to the log
+/// ([`kisum_store::Engine::subscribe`]) as the engine installs it — written through this process or
+/// replayed from another — with no query per stream and change. A gap, a lag or a reload sends it back
+/// to the log.
 struct Stream {
     state: Arc<AuthState>,
     after: u64,
     pending: VecDeque<LogEntry>,
-    wake: tokio::sync::watch::Receiver<u64>,
+    /// Whether the last read of the log found nothing after `after`.
+    caught_up: bool,
+    changes: broadcast::Receiver<Installed>,
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -220,19 +237,27 @@ impl Stream {
                 self.after = entry.seq();
                 return Some(entry);
             }
+            if self.caught_up {
+                tokio::select! {
+                    installed = self.changes.recv() => match installed {
+                        Ok(Installed::Change(entry)) if entry.seq() <= self.after => {}
+                        Ok(Installed::Change(entry)) if entry.seq() == self.after + 1 => {
+                            self.after = entry.seq();
+                            return Some(LogEntry::clone(&entry));
+                        }
+                        // A gap (the engine installed past a change this stream has not seen), a reload
+                        // from a checkpoint, or a lag past the subscription's buffer: read the log.
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.caught_up = false,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    () = tokio::time::sleep(POLL) => self.caught_up = false,
+                    _ = self.closing.changed() => return None,
+                }
+                continue;
+            }
             match self.state.engine.store().changes_after(self.after, PAGE).await {
                 Ok(entries) if !entries.is_empty() => self.pending = entries.into(),
-                Ok(_) => {
-                    tokio::select! {
-                        woke = self.wake.changed() => {
-                            if woke.is_err() {
-                                tokio::time::sleep(POLL).await;
-                            }
-                        }
-                        () = tokio::time::sleep(POLL) => {}
-                        _ = self.closing.changed() => return None,
-                    }
-                }
+                Ok(_) => self.caught_up = true,
                 Err(e) => {
                     tracing::warn!(error = %e, after = self.after, "change feed stream ends");
                     return None;

@@ -1419,3 +1419,61 @@ async fn postgresql_going_away_under_auth() {
     let here = h.state.engine.directory().check(&leo, &encore, read, None, now());
     assert_eq!(decided, here);
 }
+
+/// A feed stream that has caught up takes each change from the engine's subscription as it is installed;
+/// one that fell further behind than the subscription buffers (4,096 changes) goes back to the log. Either
+/// way every change arrives once, in order, with nothing skipped.
+#[tokio::test]
+async fn feed_streams_follow_the_engine_and_fall_back_to_the_log() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let h = harness(Backend::Sqlite).await;
+    let token = h.service("auth:access:read").await;
+    let start = h.state.engine.seq();
+    let request = axum::http::Request::get("/v1/changes")
+        .header("authorization", format!("Bearer {token}"))
+        .header("last-event-id", start.to_string())
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut text = String::new();
+    // The sequence numbers of the events read until `last` arrives (heartbeats skipped).
+    let mut read_until = async |last: u64| -> Vec<u64> {
+        let mut seqs = Vec::new();
+        loop {
+            while let Some(end) = text.find("\n\n") {
+                let event: String = text.drain(..end + 2).collect();
+                if let Some(id) = event.lines().find_map(|l| l.strip_prefix("id:")) {
+                    seqs.push(id.trim().parse::<u64>().unwrap());
+                }
+            }
+            if seqs.last() == Some(&last) {
+                return seqs;
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(30), body.frame()).await.unwrap().unwrap().unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    };
+    let add = |i: u64| kisum_access::Change::AddUser { user: format!("feed-user-{i}").parse().unwrap() };
+    // Caught up: three changes, as they are installed.
+    for i in 0..3 {
+        h.state.engine.write(&kisum_access::Actor::Platform, h.clock_now(), add(i)).await.unwrap();
+    }
+    assert_eq!(read_until(start + 3).await, vec![start + 1, start + 2, start + 3]);
+    // Not read while 4,200 more are written: the subscription lags, and the stream reads the log.
+    let lagging = 4_200;
+    for i in 3..3 + lagging {
+        h.state.engine.write(&kisum_access::Actor::Platform, h.clock_now(), add(i)).await.unwrap();
+    }
+    let last = start + 3 + lagging;
+    let seqs = read_until(last).await;
+    assert_eq!(seqs, (start + 4..=last).collect::<Vec<_>>(), "every change once, in order");
+    // Caught up again: the next change comes from the subscription.
+    h.state.engine.write(&kisum_access::Actor::Platform, h.clock_now(), add(9_999)).await.unwrap();
+    assert_eq!(read_until(last + 1).await, vec![last + 1]);
+}
