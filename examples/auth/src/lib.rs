@@ -243,7 +243,7 @@ async fn replay_from_log(state: &AuthState, mut after: u64) -> u64 {
 async fn observe(state: &AuthState, entry: &kisum_store::LogEntry) {
     match &entry.change {
         Change::RevokeSession { .. } | Change::DisableUser { .. } | Change::SetPassword { .. } => {
-            state.revoked().observe(entry)
+            kisum_server::revoked::observe(state.revoked(), entry)
         }
         Change::RotateKeys { .. } => {
             if let Err(e) = state.reload_keys().await {
@@ -261,7 +261,7 @@ async fn maintain(state: &AuthState) {
     } else if let Err(e) = state.reload_keys().await {
         tracing::error!(error = %e, "reloading signing keys failed");
     }
-    state.revoked().forget_before(now.unix_seconds());
+    state.revoked().forget_before(now);
     // Sessions that ended more than a day ago, and old sign-in failures, go.
     if let Err(e) = state.engine.store().purge_auth(now.unix_seconds().saturating_sub(24 * 3600)).await {
         tracing::warn!(error = %e, "purging ended sessions failed");

@@ -360,7 +360,8 @@ async fn exchange(state: &AuthState, headers: &HeaderMap, params: &HashMap<Strin
     let Caller::User { subject, company, sid, .. } = claims.caller() else {
         return Err(invalid_grant("the subject token is not a user's"));
     };
-    if state.revoked().refuses(sid, subject, claims.claims().iat, state.now().unix_seconds()) {
+    let iat = kisum_entitlements::Timestamp::from_unix(claims.claims().iat);
+    if state.revoked().refuses(sid, subject.as_str(), iat, state.now()) {
         return Err(invalid_grant("the subject token's session was revoked"));
     }
     if company.as_str() != agent_company {

@@ -176,7 +176,7 @@ pub(crate) async fn end_session(state: &AuthState, session: &kisum_store::Sessio
         until: kisum_entitlements::Timestamp::from_unix(until),
     };
     state.write(&Actor::User(user), change, &[SideWrite::RevokeSession { sid: session.sid.clone(), at: now }]).await?;
-    state.revoked().session(&session.sid, until);
+    state.revoked().session(&session.sid, kisum_entitlements::Timestamp::from_unix(until));
     tracing::info!(sid = %session.sid, "session revoked");
     Ok(())
 }

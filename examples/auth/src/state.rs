@@ -155,7 +155,7 @@ impl AuthState {
 
     /// Reads the sessions revoked recently enough that their tokens may still be presented.
     pub(crate) async fn load_revoked(&self) -> Result<(), kisum_store::StoreError> {
-        self.revoked().load(self.engine.store().as_ref(), self.now().unix_seconds()).await
+        kisum_server::revoked::load(self.revoked(), self.engine.store().as_ref(), self.now()).await
     }
 
     /// Reloads the signing keys from the store and swaps the verifier.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use kisum_access::CompanyId;
-use kisum_entitlements::SystemClock;
+use kisum_entitlements::{SystemClock, Timestamp};
 use kisum_store::Engine;
 use kisum_token::{Jwks, Validation, Verifier};
 
@@ -89,7 +89,7 @@ pub async fn start(
         tokens: kisum_server::Tokens::new(verifier, Arc::new(SystemClock)),
         platform_company: start.platform_company,
     });
-    state.tokens.revoked().load(engine.store().as_ref(), now).await?;
+    kisum_server::revoked::load(state.tokens.revoked(), engine.store().as_ref(), Timestamp::from_unix(now)).await?;
     let mut tasks = vec![kisum_server::revoked::follow(engine.clone(), state.tokens.revoked().clone())];
     if follow_keys {
         let keys_state = state.clone();

@@ -45,17 +45,15 @@ pub struct OtelConfig {
 
 impl OtelConfig {
     /// The configuration the environment gives: `Some` when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and not empty); the collector's certificate may be
-    /// signed by the CA of `KISUM_CA_BUNDLE`.
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and not empty); the collector's certificate must chain
+    /// to the system's roots.
     pub fn from_env() -> Option<OtelConfig> {
         let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
         if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             return None;
         }
         let delay = std::env::var("OTEL_BSP_SCHEDULE_DELAY").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(5000);
-        // The deployment's private CA, when it has one, signs the collector's certificate too.
-        let ca_bundle = std::env::var_os("KISUM_CA_BUNDLE").and_then(|path| std::fs::read(path).ok());
-        Some(OtelConfig { endpoint: None, delay: Duration::from_millis(delay.max(1)), ca_bundle })
+        Some(OtelConfig { endpoint: None, delay: Duration::from_millis(delay.max(1)), ca_bundle: None })
     }
 }
 

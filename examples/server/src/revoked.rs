@@ -3,10 +3,10 @@
 //! has expired. Auth and Core keep one
 //! each, inside their [`Tokens`](crate::Tokens), so every route refuses them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use kisum_access::{Change, UserId};
+use kisum_access::Change;
+use kisum_entitlements::Timestamp;
 use kisum_store::{Engine, Installed, LogEntry, Store, StoreError};
 use kisum_token::{MAX_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS};
 use tokio::sync::broadcast::error::RecvError;
@@ -15,75 +15,37 @@ use tokio::sync::broadcast::error::RecvError;
 /// plus the largest leeway.
 pub const REFUSE_FOR: i64 = MAX_LIFETIME_SECONDS + MAX_LEEWAY_SECONDS as i64;
 
-/// Revoked sessions and users, each until an instant (Unix seconds).
-#[derive(Debug, Default)]
-pub struct Revoked {
-    sessions: RwLock<HashMap<String, i64>>,
-    /// By user: tokens issued at or before the first instant are refused until the second.
-    users: RwLock<HashMap<UserId, (i64, i64)>>,
+/// Revoked sessions and users, each until an instant: the SDK's set ([`kisum_client::Revocations`]), which
+/// modules fill from the feed and the servers from the log — one refusal rule for both.
+pub type Revoked = kisum_client::Revocations;
+
+/// Learns from one committed change: a revoked session; a user disabled (every token) or whose password
+/// changed with its sessions ended (tokens issued until then). Token times are whole seconds, so a token
+/// issued in the very second of the change is refused too.
+pub fn observe(revoked: &Revoked, entry: &LogEntry) {
+    match &entry.change {
+        Change::RevokeSession { session, until, .. } => revoked.session(session, *until),
+        Change::DisableUser { user } => revoked.user(user.as_str(), None, refuse_until(entry.record.at)),
+        Change::SetPassword { user, end_sessions: true } => {
+            revoked.user(user.as_str(), Some(entry.record.at), refuse_until(entry.record.at));
+        }
+        _ => {}
+    }
 }
 
-impl Revoked {
-    /// Records that session `sid` is revoked; its tokens are refused until `until`.
-    pub fn session(&self, sid: &str, until: i64) {
-        if let Ok(mut map) = self.sessions.write() {
-            map.insert(sid.to_owned(), until);
-        }
-    }
+/// How long after `at` a token issued before it can still be presented.
+fn refuse_until(at: Timestamp) -> Timestamp {
+    Timestamp::from_unix(at.unix_seconds().saturating_add(REFUSE_FOR))
+}
 
-    /// Records that every session of `user` ended at `through` (its password changed; `i64::MAX`: it was
-    /// disabled): its tokens issued at or before `through` are refused until `until`. Token times are
-    /// whole seconds, so a token issued in the very second of the change is refused too.
-    pub fn user(&self, user: &UserId, through: i64, until: i64) {
-        if let Ok(mut map) = self.users.write() {
-            let entry = map.entry(user.clone()).or_insert((through, until));
-            *entry = (entry.0.max(through), entry.1.max(until));
-        }
+/// Reads the sessions revoked recently enough (at `now`) that their tokens may still be presented.
+pub async fn load(revoked: &Revoked, store: &dyn Store, now: Timestamp) -> Result<(), StoreError> {
+    let now = now.unix_seconds();
+    for s in store.revoked_sessions(now.saturating_sub(REFUSE_FOR)).await? {
+        let until = s.revoked_at.unwrap_or(now).saturating_add(REFUSE_FOR);
+        revoked.session(&s.sid, Timestamp::from_unix(until));
     }
-
-    /// Whether a token of `sid`, issued to `user` at `iat`, is refused at `now`. A poisoned lock refuses.
-    pub fn refuses(&self, sid: &str, user: &UserId, iat: i64, now: i64) -> bool {
-        let session = self.sessions.read().map(|m| m.get(sid).is_some_and(|&until| now < until)).unwrap_or(true);
-        let user = self
-            .users
-            .read()
-            .map(|m| m.get(user).is_some_and(|&(through, until)| iat <= through && now < until))
-            .unwrap_or(true);
-        session || user
-    }
-
-    /// Forgets what no token can outlive any more.
-    pub fn forget_before(&self, now: i64) {
-        if let Ok(mut map) = self.sessions.write() {
-            map.retain(|_, until| now < *until);
-        }
-        if let Ok(mut map) = self.users.write() {
-            map.retain(|_, (_, until)| now < *until);
-        }
-    }
-
-    /// Learns from one committed change.
-    pub fn observe(&self, entry: &LogEntry) {
-        match &entry.change {
-            Change::RevokeSession { session, until, .. } => self.session(session, until.unix_seconds()),
-            Change::DisableUser { user } => {
-                self.user(user, i64::MAX, entry.record.at.unix_seconds().saturating_add(REFUSE_FOR));
-            }
-            Change::SetPassword { user, end_sessions: true } => {
-                let at = entry.record.at.unix_seconds();
-                self.user(user, at, at.saturating_add(REFUSE_FOR));
-            }
-            _ => {}
-        }
-    }
-
-    /// Reads the sessions revoked recently enough (at `now`) that their tokens may still be presented.
-    pub async fn load(&self, store: &dyn Store, now: i64) -> Result<(), StoreError> {
-        for s in store.revoked_sessions(now.saturating_sub(REFUSE_FOR)).await? {
-            self.session(&s.sid, s.revoked_at.unwrap_or(now).saturating_add(REFUSE_FOR));
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Keeps `revoked` in step with what `engine` installs, through its subscription to the log: Auth's
@@ -101,7 +63,7 @@ pub fn follow(engine: Arc<Engine>, revoked: Arc<Revoked>) -> tokio::task::JoinHa
         loop {
             match changes.recv().await {
                 Ok(Installed::Change(entry)) => {
-                    revoked.observe(&entry);
+                    observe(&revoked, &entry);
                     last = entry.seq();
                 }
                 Ok(Installed::Reloaded { .. }) | Err(RecvError::Lagged(_)) => {
@@ -114,8 +76,7 @@ pub fn follow(engine: Arc<Engine>, revoked: Arc<Revoked>) -> tokio::task::JoinHa
 }
 
 async fn load_table(engine: &Engine, revoked: &Revoked) {
-    let now = kisum_entitlements::Timestamp::now().unix_seconds();
-    if let Err(e) = revoked.load(engine.store().as_ref(), now).await {
+    if let Err(e) = load(revoked, engine.store().as_ref(), Timestamp::now()).await {
         tracing::error!(error = %e, "loading revoked sessions failed");
     }
 }
@@ -128,7 +89,7 @@ async fn replay_skipped(engine: &Engine, revoked: &Revoked, mut last: u64) -> u6
             Ok(entries) if entries.is_empty() => return last,
             Ok(entries) => {
                 for entry in &entries {
-                    revoked.observe(entry);
+                    observe(revoked, entry);
                     last = entry.seq();
                 }
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, header};
-use kisum_entitlements::Clock;
+use kisum_entitlements::{Clock, Timestamp};
 use kisum_token::{Caller, Expect, TokenError, VerifiedClaims, Verifier};
 
 use crate::revoked::Revoked;
@@ -73,7 +73,7 @@ impl Tokens {
         let now = self.clock.now();
         let claims = self.verifier.load().verify(token, expect, now).map_err(refused)?;
         if let Caller::User { subject, sid, .. } = claims.caller()
-            && self.revoked.refuses(sid, subject, claims.claims().iat, now.unix_seconds())
+            && self.revoked.refuses(sid, subject.as_str(), Timestamp::from_unix(claims.claims().iat), now)
         {
             return Err(refused(TokenError::Invalid("the session was revoked")));
         }
