@@ -29,7 +29,7 @@ pub use kisum_entitlements as entitlements;
 pub use kisum_errors as errors;
 
 #[cfg(feature = "cli")]
-pub use args::RemoteArgs;
+pub use args::{RemoteArgs, VerifyArgs};
 pub use feed::{FeedReader, FeedSink, Revocations, follow, follow_with, load_revocations};
 pub use guard::{Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService};
 pub use keys::Keys;

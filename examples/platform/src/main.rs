@@ -98,6 +98,8 @@ struct ModuleArgs {
     listen: Listen,
     #[command(flatten)]
     remote: RemoteArgs,
+    #[command(flatten)]
+    verify: kisum_client::VerifyArgs,
     /// Start even when the client holds scopes beyond what a module needs (`*`, `admin:…`, such as
     /// `platform-admin`'s). Without it such a client is refused: register one with `auth:access:read`
     /// and `auth:support:record` (`POST /admin/v1/clients`).
@@ -306,7 +308,8 @@ async fn module(
     net: &Net,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let config = with_admin_secret(&m.remote, boot.admin_secret.as_ref()).config(net.ca_bundle.clone())?;
+    let mut config = with_admin_secret(&m.remote, boot.admin_secret.as_ref()).config(net.ca_bundle.clone())?;
+    m.verify.apply(&mut config);
     if !m.allow_admin_client {
         least_privilege(&config, net).await?;
     }
