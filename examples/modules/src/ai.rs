@@ -15,19 +15,41 @@ use kisum_client::server::{ApiError, ApiJson, ApiResult};
 use kisum_client::{Access, Kisum};
 use serde::{Deserialize, Serialize};
 
-use crate::mcp;
+use crate::{mcp, simulation};
 use kisum_client::server::routes::Route;
 
 pub(crate) const ASK: &str = "ai:copilot:ask";
+const SIMULATE: &str = "ai:simulation:run";
 const MONTHLY_REQUESTS: &str = "ai.monthly_requests";
 
-pub(crate) const PERMISSIONS: &[&str] = &[ASK, mcp::LIST_INVOICES, mcp::LIST_EVENTS, mcp::LIST_TOURS];
+pub(crate) const PERMISSIONS: &[&str] = &[ASK, SIMULATE, mcp::LIST_INVOICES, mcp::LIST_EVENTS, mcp::LIST_TOURS];
 
 pub(crate) const ROUTES: &[Route] = &[
     Route {
         summary: "Asks the copilot; each call counts against `ai.monthly_requests` for the month",
         body: &[("question", "string")],
         ..Route::new("post", "/v1/copilot/ask", ASK)
+    },
+    Route {
+        summary: "Simulates an event's ticket sales and P&L (seeded Monte Carlo: capacity, price tiers, \
+            sell-through and its spread, the sales curve, costs, FX) as percentiles with an explanation; the \
+            same inputs and seed give the same figures; counts against `ai.monthly_requests`",
+        body: &[
+            ("capacity", "integer"),
+            ("tiers", "array"),
+            ("currency", "string"),
+            ("fixed_costs", "integer"),
+            ("sell_through", "object"),
+            ("days_on_sale", "integer"),
+        ],
+        optional: &[
+            ("variable_cost", "integer"),
+            ("curve", "string"),
+            ("fx", "object"),
+            ("runs", "integer"),
+            ("seed", "integer"),
+        ],
+        ..Route::new("post", "/v1/copilot/simulations", SIMULATE)
     },
     Route {
         summary: "Model Context Protocol (JSON-RPC 2.0, streamable HTTP, JSON answers) for user tokens: \
@@ -79,6 +101,7 @@ pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId], clock: Arc<dyn Cloc
     // No route names a record of this module.
     Router::new()
         .route("/v1/copilot/ask", post(ask).route_layer(kisum.require(ASK)))
+        .route("/v1/copilot/simulations", post(simulate).route_layer(kisum.require(SIMULATE)))
         // Any valid token reaches the endpoint; it serves user tokens and decides each tool itself.
         .route("/mcp", post(mcp::endpoint))
         .with_state(state)
@@ -86,6 +109,39 @@ pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId], clock: Arc<dyn Cloc
 
 async fn ask(State(ai): State<Arc<Ai>>, access: Access, ApiJson(body): ApiJson<Question>) -> ApiResult<Json<Answer>> {
     ai.ask(&access, &body.question).map(Json)
+}
+
+/// A simulation's answer: the figures, what they mean, and the month's count.
+#[derive(Debug, Serialize)]
+struct Simulated {
+    simulation: simulation::Outcome,
+    explanation: String,
+    /// Requests counted this month, this one included.
+    used: u64,
+    /// The month's limit: a number or `"unlimited"`.
+    limit: serde_json::Value,
+}
+
+/// `POST /v1/copilot/simulations`: validated first (a refused input counts nothing), then counted
+/// against the month, then run off the async workers (100,000 runs take a few milliseconds).
+async fn simulate(
+    State(ai): State<Arc<Ai>>,
+    access: Access,
+    ApiJson(inputs): ApiJson<simulation::Inputs>,
+) -> ApiResult<Json<Simulated>> {
+    let company = crate::company(&access)?;
+    inputs.validate()?;
+    let limit = crate::capacity(&access, MONTHLY_REQUESTS);
+    let used = ai.count(&company, limit)?;
+    let (outcome, explanation) = tokio::task::spawn_blocking(move || {
+        let outcome = simulation::simulate(&inputs);
+        let explanation = simulation::explain(&inputs, &outcome);
+        (outcome, explanation)
+    })
+    .await
+    .map_err(|e| ApiError::new(kisum_client::errors::ErrorCode::Internal, format!("the simulation failed: {e}")))?;
+    tracing::info!(company = %company, used, runs = outcome.runs, "simulation run");
+    Ok(Json(Simulated { simulation: outcome, explanation, used, limit: crate::limit_json(limit) }))
 }
 
 impl Ai {

@@ -9,6 +9,7 @@ mod finance;
 mod mcp;
 mod promoters;
 mod records;
+mod simulation;
 mod touring;
 mod venue;
 
@@ -236,6 +237,23 @@ fn name_field(path: &str, value: &str) -> Result<String, ApiError> {
 /// The [`Owners`] of a module holding records of one or more kinds.
 fn owners(find: impl Fn(&str, &str) -> Option<CompanyId> + Send + Sync + 'static) -> Owners {
     Owners(Arc::new(find))
+}
+
+/// Entry points for the benchmarks (`benches/simulation.rs`): the simulation without HTTP. Not an API.
+#[doc(hidden)]
+pub mod benching {
+    /// Runs the simulation `inputs` (the JSON body of `POST /v1/copilot/simulations`); its median profit.
+    pub fn simulate(inputs: &serde_json::Value) -> Result<i64, String> {
+        let inputs: crate::simulation::Inputs = serde_json::from_value(inputs.clone()).map_err(|e| e.to_string())?;
+        inputs.validate().map_err(|e| e.to_string())?;
+        Ok(crate::simulation::simulate(&inputs).profit.p50)
+    }
+
+    /// `n` standard normals from the simulation's generator, summed: the cost of its randomness alone.
+    pub fn normals(seed: u64, n: u32) -> f64 {
+        let mut rng = crate::simulation::Rng::new(seed);
+        (0..n).map(|_| rng.normal()).sum()
+    }
 }
 
 /// Entry points for the fuzz targets (`fuzz/`) and their corpus replay: the parsers of untrusted input

@@ -163,7 +163,8 @@ fn the_module_table() {
     );
     let ai: BTreeSet<&str> = Module::Ai.permissions().iter().copied().collect();
     let expected: BTreeSet<&str> =
-        ["ai:copilot:ask", "finance:invoice:read", "promoters:event:read", "touring:tour:read"].into();
+        ["ai:copilot:ask", "ai:simulation:run", "finance:invoice:read", "promoters:event:read", "touring:tour:read"]
+            .into();
     assert_eq!(ai, expected);
 }
 
@@ -752,6 +753,105 @@ async fn the_copilot_stops_at_the_monthly_limit_and_starts_again_next_month() {
     let april = post(&app, "/v1/copilot/ask", &h.user("maya", "encore"), ask).await;
     april.expect(StatusCode::OK);
     assert_eq!(april.body["used"], 1);
+}
+
+/// A simulation request: 2,000 seats in two tiers, 75% ± 15 points expected to sell late in a 60-day
+/// sale, 60,000.00 of fixed costs, and the P&L in dollars too.
+fn simulation_of(seed: u64) -> Value {
+    json!({
+        "capacity": 2000,
+        "tiers": [{"name": "GA", "price": 4500, "share": 0.8}, {"name": "VIP", "price": 12000, "share": 0.2}],
+        "currency": "EUR",
+        "fixed_costs": 6_000_000,
+        "variable_cost": 500,
+        "sell_through": {"mean": 0.75, "spread": 0.15},
+        "curve": "late",
+        "days_on_sale": 60,
+        "fx": {"currency": "USD", "rate": 1.08, "volatility": 0.05},
+        "runs": 10000,
+        "seed": seed
+    })
+}
+
+/// Issue 20: the copilot's simulation flow is reproducible from its inputs and seed, reports what the
+/// model says, explains it, counts against `ai.monthly_requests` (a refused input counts nothing), and
+/// needs `ai:simulation:run`.
+#[tokio::test]
+async fn simulations_are_reproducible_explained_counted_and_guarded() {
+    let h = harness_on(&small_ai_world(3));
+    let app = h.app(Module::Ai);
+    let maya = h.user("maya", "encore");
+    let first = post(&app, "/v1/copilot/simulations", &maya, simulation_of(42)).await;
+    first.expect(StatusCode::OK);
+    assert_eq!(first.body["used"], 1);
+    let sim = &first.body["simulation"];
+    let (p5, p50, p95) = (
+        sim["tickets"]["p5"].as_i64().unwrap(),
+        sim["tickets"]["p50"].as_i64().unwrap(),
+        sim["tickets"]["p95"].as_i64().unwrap(),
+    );
+    assert!(p5 <= p50 && p50 <= p95 && p95 <= 2000, "{sim:#}");
+    assert!((1400..=1600).contains(&p50), "75% of 2,000 seats expected: {sim:#}");
+    assert!(sim["profit"]["p5"].as_i64() < sim["profit"]["p50"].as_i64(), "{sim:#}");
+    // An average price of 6,000 less 500 a ticket covers 6,000,000 at 1,091 tickets.
+    assert_eq!(sim["break_even_tickets"], 1091);
+    let loss = sim["loss_probability"].as_f64().unwrap();
+    assert!(loss > 0.0 && loss < 0.5, "{loss}");
+    let curve = sim["sales_curve"].as_array().unwrap();
+    assert_eq!((curve[0]["day"].as_i64(), curve[0]["p50"].as_i64()), (Some(0), Some(0)));
+    assert_eq!((curve[10]["day"].as_i64(), curve[10]["p50"].as_i64()), (Some(60), Some(p50)));
+    assert!(curve[5]["p50"].as_i64().unwrap() < p50 / 2, "a late curve is below the diagonal: {curve:?}");
+    assert_eq!(sim["fx"]["currency"], "USD");
+    let explanation = first.body["explanation"].as_str().unwrap();
+    assert!(explanation.contains("seed 42") && explanation.contains("breaks even at 1091 tickets"), "{explanation}");
+    // Refused inputs, named by their place, count nothing.
+    let mut crowded = simulation_of(42);
+    crowded["tiers"][0]["share"] = json!(0.9);
+    let refused = post(&app, "/v1/copilot/simulations", &maya, crowded).await;
+    refused.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    assert_eq!(refused.body["errors"][0]["path"], "/tiers");
+    let mut too_many = simulation_of(42);
+    too_many["runs"] = json!(100_001);
+    let refused = post(&app, "/v1/copilot/simulations", &maya, too_many).await;
+    assert_eq!(refused.body["errors"][0]["path"], "/runs");
+    let mut unknown = simulation_of(42);
+    unknown["budget"] = json!(1);
+    post(&app, "/v1/copilot/simulations", &maya, unknown)
+        .await
+        .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    // The same inputs and seed: the same figures; another seed: other runs.
+    let again = post(&app, "/v1/copilot/simulations", &maya, simulation_of(42)).await;
+    assert_eq!(again.body["used"], 2, "refused inputs were not counted");
+    assert_eq!(again.body["simulation"], first.body["simulation"]);
+    let other = post(&app, "/v1/copilot/simulations", &maya, simulation_of(43)).await;
+    assert_eq!(other.body["used"], 3);
+    assert_ne!(other.body["simulation"]["profit"], first.body["simulation"]["profit"]);
+    // The month's requests are spent, the copilot's questions and simulations alike.
+    expect_refused(
+        &post(&app, "/v1/copilot/simulations", &maya, simulation_of(42)).await,
+        "LIMIT_EXCEEDED",
+        "ai.monthly_requests",
+    );
+    expect_refused(
+        &post(&app, "/v1/copilot/ask", &maya, json!({"question": "q"})).await,
+        "LIMIT_EXCEEDED",
+        "ai.monthly_requests",
+    );
+    // A sure sell-out has no spread: every figure is the arithmetic of the inputs.
+    let mut certain = simulation_of(1);
+    certain["sell_through"] = json!({"mean": 1.0, "spread": 0.0});
+    let sure = post(&app, "/v1/copilot/simulations", &h.user("sam", "bluenote"), certain).await;
+    sure.expect(StatusCode::OK);
+    assert_eq!(sure.body["simulation"]["tickets"], json!({"p5": 2000, "p50": 2000, "p95": 2000, "mean": 2000}));
+    // 1,600 × 45.00 + 400 × 120.00 − 60,000.00 − 2,000 × 5.00.
+    assert_eq!(sure.body["simulation"]["profit"]["p50"], 7_200_000 + 4_800_000 - 6_000_000 - 1_000_000);
+    assert_eq!(sure.body["simulation"]["loss_probability"], 0.0);
+    // A booker may not run simulations.
+    expect_refused(
+        &post(&app, "/v1/copilot/simulations", &h.user("leo", "encore"), simulation_of(42)).await,
+        "FORBIDDEN",
+        "ai:simulation:run",
+    );
 }
 
 #[tokio::test]

@@ -33,8 +33,10 @@ pub struct Route {
     pub also: &'static [&'static str],
     /// Whether service tokens whose scopes match are accepted (dual auth).
     pub services: bool,
-    /// The body's fields, all required, with their JSON types; empty for no body.
+    /// The body's required fields, with their JSON types; empty for no body.
     pub body: &'static [(&'static str, &'static str)],
+    /// The body's optional fields, with their JSON types.
+    pub optional: &'static [(&'static str, &'static str)],
     /// The status of success.
     pub status: u16,
 }
@@ -51,6 +53,7 @@ impl Route {
             also: &[],
             services: false,
             body: &[],
+            optional: &[],
             status: 200,
         }
     }
@@ -137,8 +140,12 @@ fn operation(name: &str, route: &Route) -> Value {
         op.insert("parameters".into(), json!(parameters));
     }
     if !route.body.is_empty() {
-        let properties: Map<String, Value> =
-            route.body.iter().map(|(name, ty)| ((*name).to_owned(), json!({ "type": ty }))).collect();
+        let properties: Map<String, Value> = route
+            .body
+            .iter()
+            .chain(route.optional)
+            .map(|(name, ty)| ((*name).to_owned(), json!({ "type": ty })))
+            .collect();
         let required: Vec<&str> = route.body.iter().map(|(name, _)| *name).collect();
         op.insert(
             "requestBody".into(),
