@@ -3,8 +3,8 @@
 //! copilot and read-only tools over a small canned copy of the other modules' seed data (this module does
 //! not read them).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::routing::post;
@@ -15,6 +15,7 @@ use kisum_client::server::{ApiError, ApiJson, ApiResult};
 use kisum_client::{Access, Kisum};
 use serde::{Deserialize, Serialize};
 
+use crate::usage::{ModuleDb, Usage};
 use crate::{mcp, simulation};
 use kisum_client::server::routes::Route;
 
@@ -66,8 +67,8 @@ const MAX_QUESTION_CHARS: usize = 4000;
 
 /// The ai module's state.
 pub(crate) struct Ai {
-    /// Requests counted per company in its current month (`YYYY-MM`): older months are dropped.
-    usage: Mutex<HashMap<CompanyId, (String, u64)>>,
+    /// Requests counted per company and month (`YYYY-MM`).
+    usage: Usage,
     clock: Arc<dyn Clock>,
     /// The companies with canned data for the MCP tools.
     seeded: BTreeSet<CompanyId>,
@@ -91,13 +92,12 @@ pub(crate) struct Answer {
     limit: serde_json::Value,
 }
 
-pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>) -> Router {
-    let state = Arc::new(Ai {
-        usage: Mutex::new(HashMap::new()),
-        clock,
-        seeded: companies.iter().cloned().collect(),
-        kisum: kisum.clone(),
-    });
+pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>, db: Option<ModuleDb>) -> Router {
+    let usage = match db {
+        Some(db) => Usage::Stored(db),
+        None => Usage::Memory(Mutex::default()),
+    };
+    let state = Arc::new(Ai { usage, clock, seeded: companies.iter().cloned().collect(), kisum: kisum.clone() });
     // No route names a record of this module.
     Router::new()
         .route("/v1/copilot/ask", post(ask).route_layer(kisum.require(ASK)))
@@ -108,7 +108,7 @@ pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId], clock: Arc<dyn Cloc
 }
 
 async fn ask(State(ai): State<Arc<Ai>>, access: Access, ApiJson(body): ApiJson<Question>) -> ApiResult<Json<Answer>> {
-    ai.ask(&access, &body.question).map(Json)
+    ai.ask(&access, &body.question).await.map(Json)
 }
 
 /// A simulation's answer: the figures, what they mean, and the month's count.
@@ -132,7 +132,7 @@ async fn simulate(
     let company = crate::company(&access)?;
     inputs.validate()?;
     let limit = crate::capacity(&access, MONTHLY_REQUESTS);
-    let used = ai.count(&company, limit)?;
+    let used = ai.count(&company, limit).await?;
     let (outcome, explanation) = tokio::task::spawn_blocking(move || {
         let outcome = simulation::simulate(&inputs);
         let explanation = simulation::explain(&inputs, &outcome);
@@ -147,7 +147,7 @@ async fn simulate(
 impl Ai {
     /// Answers `question` for `access` (allowed `ai:copilot:ask`), counting it against the company's
     /// month; past the limit nothing is counted and the answer is `403 LIMIT_EXCEEDED`.
-    pub(crate) fn ask(&self, access: &Access, question: &str) -> Result<Answer, ApiError> {
+    pub(crate) async fn ask(&self, access: &Access, question: &str) -> Result<Answer, ApiError> {
         let company = crate::company(access)?;
         let question = question.trim();
         if question.is_empty() {
@@ -157,7 +157,7 @@ impl Ai {
             return Err(ApiError::invalid("/question", format!("must be at most {MAX_QUESTION_CHARS} characters")));
         }
         let limit = crate::capacity(access, MONTHLY_REQUESTS);
-        let used = self.count(&company, limit)?;
+        let used = self.count(&company, limit).await?;
         tracing::info!(company = %company, used, "copilot asked");
         Ok(Answer {
             answer: format!(
@@ -169,25 +169,17 @@ impl Ai {
         })
     }
 
-    /// Counts one request of `company` in the current month, unless that would pass `limit` (`None`:
-    /// unlimited). Returns the month's count with it.
-    fn count(&self, company: &CompanyId, limit: Option<u64>) -> Result<u64, ApiError> {
+    /// Counts one request of `company` in the current month (UTC, by the clock), unless that would pass
+    /// `limit` (`None`: unlimited). Returns the month's count with it.
+    async fn count(&self, company: &CompanyId, limit: Option<u64>) -> Result<u64, ApiError> {
         let month = month(&self.clock.now().to_string());
-        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = usage.entry(company.clone()).or_insert_with(|| (month.clone(), 0));
-        if entry.0 != month {
-            *entry = (month, 0);
-        }
-        if let Some(limit) = limit
-            && entry.1 >= limit
-        {
-            return Err(crate::limit_exceeded(
+        match self.usage.count(company, &month, limit).await? {
+            Some(used) => Ok(used),
+            None => Err(crate::limit_exceeded(
                 MONTHLY_REQUESTS,
-                format!("the company has used its {limit} copilot requests of {}", entry.0),
-            ));
+                format!("the company has used its {} copilot requests of {month}", limit.unwrap_or(0)),
+            )),
         }
-        entry.1 += 1;
-        Ok(entry.1)
     }
 
     /// The canned records of `company` for the MCP tool `tool` (none for a company not seeded).

@@ -11,6 +11,7 @@ mod promoters;
 mod records;
 mod simulation;
 mod touring;
+mod usage;
 mod venue;
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use kisum_client::server::ApiError;
 use kisum_client::{Access, Kisum, Owners, Refusal};
 
 use kisum_client::server::routes::Route;
+
+pub use usage::ModuleDb;
 
 /// One of the six module servers of API.md §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,11 +99,13 @@ impl Module {
     /// The module on the SDK, connected with `config` ([`Kisum::connect`]: keys, revocations, the catalog,
     /// the change feed), once the catalog names every permission of the route table: its router
     /// ([`Module::router`]) and the SDK's feed follower (abort it to stop). The one start of the module
-    /// servers, standalone or in the one command.
+    /// servers, standalone or in the one command. With `db`, what the module keeps (the ai module's usage
+    /// counter) lives there: it survives a restart and replicas share it.
     pub async fn start(
         self,
         config: kisum_client::RemoteConfig,
         companies: &[CompanyId],
+        db: Option<ModuleDb>,
     ) -> Result<(Router, tokio::task::JoinHandle<()>), String> {
         let (kisum, feed) = Kisum::connect(config, Arc::new(SystemClock))
             .await
@@ -109,7 +114,7 @@ impl Module {
             feed.abort();
             return Err(format!("the {} module cannot start: {e}", self.name()));
         }
-        Ok((self.router(kisum, companies), feed))
+        Ok((self.router_with(kisum, companies, Arc::new(SystemClock), db), feed))
     }
 
     /// The module's router on the wall clock: see [`Module::router_with_clock`].
@@ -123,14 +128,27 @@ impl Module {
     /// finished by [`kisum_client::server::finish`] (request ids, problem+json fallbacks, the 64 KiB body limit).
     /// Every company of `companies` gets one record of each kind the module owns, with id `{company}-1`.
     /// `clock` dates what the module records (signatures) and picks the month the copilot counts in.
+    /// What the module keeps lives in memory: see [`Module::router_with`].
     pub fn router_with_clock(self, kisum: Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>) -> Router {
+        self.router_with(kisum, companies, clock, None)
+    }
+
+    /// [`Module::router_with_clock`], keeping the ai module's usage counter in `db` when given (durable,
+    /// shared by replicas, exact under concurrency).
+    pub fn router_with(
+        self,
+        kisum: Kisum,
+        companies: &[CompanyId],
+        clock: Arc<dyn Clock>,
+        db: Option<ModuleDb>,
+    ) -> Router {
         let routes = match self {
             Module::Finance => finance::routes(&kisum, companies),
             Module::Artist => artist::routes(&kisum, companies),
             Module::Venue => venue::routes(&kisum, companies, clock),
             Module::Promoters => promoters::routes(&kisum, companies),
             Module::Touring => touring::routes(&kisum, companies),
-            Module::Ai => ai::routes(&kisum, companies, clock),
+            Module::Ai => ai::routes(&kisum, companies, clock, db),
         };
         let guarded = routes.layer(kisum.layer());
         let document = Arc::new(kisum_client::server::routes::document(

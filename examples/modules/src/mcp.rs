@@ -308,7 +308,7 @@ async fn call(
             let Some(question) = params.arguments.get("question").and_then(Value::as_str) else {
                 return Ok(Err(RpcError::new(INVALID_PARAMS, "`copilot_ask` needs the string argument `question`")));
             };
-            match ai.ask(&access, question) {
+            match ai.ask(&access, question).await {
                 Ok(answer) => serde_json::to_value(answer).unwrap_or(Value::Null),
                 Err(error) => return Ok(Err(RpcError::from_api(&error))),
             }

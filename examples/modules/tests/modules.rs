@@ -1068,3 +1068,69 @@ async fn a_guard_outside_the_layer_verifies_the_token_itself() {
         .await
         .expect(StatusCode::NOT_FOUND);
 }
+
+kisum_tests::on_both_backends!(the_copilots_count_survives_a_restart, the_quota_is_exact_across_replicas);
+
+impl Harness {
+    /// The module with what it keeps in `db`.
+    fn app_on(&self, module: Module, db: kisum_modules::ModuleDb) -> Router {
+        module.router_with(self.kisum.clone(), &self.companies, self.clock.clone(), Some(db))
+    }
+}
+
+/// Issue 20: the ai module's usage counter, kept in the database, survives a restart of the module.
+async fn the_copilots_count_survives_a_restart(backend: kisum_tests::Backend) {
+    let db = kisum_tests::TestDb::new(backend).await;
+    let h = harness_on(&small_ai_world(3));
+    let maya = h.user("maya", "encore");
+    let ask = json!({"question": "q"});
+    let first = h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap());
+    assert_eq!(post(&first, "/v1/copilot/ask", &maya, ask.clone()).await.body["used"], 1);
+    assert_eq!(post(&first, "/v1/copilot/ask", &maya, ask.clone()).await.body["used"], 2);
+    drop(first);
+    // A new process on the same database: the month's count goes on from where it was.
+    let restarted = h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap());
+    assert_eq!(post(&restarted, "/v1/copilot/ask", &maya, ask.clone()).await.body["used"], 3);
+    expect_refused(
+        &post(&restarted, "/v1/copilot/ask", &maya, ask.clone()).await,
+        "LIMIT_EXCEEDED",
+        "ai.monthly_requests",
+    );
+    // Each company and each month counts on its own.
+    assert_eq!(post(&restarted, "/v1/copilot/ask", &h.user("sam", "bluenote"), ask.clone()).await.body["used"], 1);
+    h.clock.set(Timestamp::parse("2026-04-01T00:00:00Z").unwrap());
+    assert_eq!(post(&restarted, "/v1/copilot/ask", &h.user("maya", "encore"), ask).await.body["used"], 1);
+}
+
+/// Issue 20: two replicas of the ai module on one database, 24 concurrent questions across both against
+/// a limit of 5: exactly 5 are answered (counted 1 to 5, once each) and 19 refused — the count is one
+/// conditional update, never a read and then a write.
+async fn the_quota_is_exact_across_replicas(backend: kisum_tests::Backend) {
+    let db = kisum_tests::TestDb::new(backend).await;
+    let h = harness_on(&small_ai_world(5));
+    let maya = h.user("maya", "encore");
+    let replicas = [
+        h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()),
+        h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()),
+    ];
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (app, maya) = (replicas[i % 2].clone(), maya.clone());
+            tokio::spawn(async move { post(&app, "/v1/copilot/ask", &maya, json!({"question": "q"})).await })
+        })
+        .collect();
+    let mut used = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let answer = task.await.unwrap();
+        if answer.status == StatusCode::OK {
+            used.push(answer.body["used"].as_u64().unwrap());
+        } else {
+            expect_refused(&answer, "LIMIT_EXCEEDED", "ai.monthly_requests");
+            refused += 1;
+        }
+    }
+    used.sort_unstable();
+    assert_eq!(used, [1, 2, 3, 4, 5], "exactly the limit, each count once");
+    assert_eq!(refused, 19);
+}

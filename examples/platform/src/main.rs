@@ -318,7 +318,8 @@ async fn module(
     if m.actix {
         return actix_touring(module, config, &companies, m.listen.listen, net, stop).await;
     }
-    let (app, feed) = module.start(config, &companies).await?;
+    let db = kisum_modules::ModuleDb::connect(&boot.store.db_url()?).await?;
+    let (app, feed) = module.start(config, &companies, Some(db)).await?;
     let (listener, url) = net.listen(m.listen.listen, module.default_port()).await?;
     println!("{:<10} {url}", module.name());
     let served = net.serve(listener, app, stop).await;
@@ -463,6 +464,9 @@ async fn all(boot: &Boot, claims: &kisum_auth::Config, net: &Net, stop: watch::R
     }
     let secret_of = |id: &str| secrets.get(id).cloned().ok_or_else(|| format!("no client `{id}` was made"));
     let companies = opened.engine.directory().company_ids();
+    // What the modules keep (the ai module's usage) lives in the same database as the store, in tables of
+    // their own, through one pool they share.
+    let module_db = kisum_modules::ModuleDb::connect(&boot.store.db_url()?).await?;
     let mut feeds = Vec::new();
     let (console_listener, console_url) = net.listen(None, 7402).await?;
     let mut lines = vec![
@@ -475,7 +479,7 @@ async fn all(boot: &Boot, claims: &kisum_auth::Config, net: &Net, stop: watch::R
         let mut config = net.remote(&auth_url, &core_url, &id, &secret_of(&id)?);
         config.issuer.clone_from(&issuer);
         config.audience.clone_from(&audience);
-        let (app, feed) = module.start(config, &companies).await?;
+        let (app, feed) = module.start(config, &companies, Some(module_db.clone())).await?;
         feeds.push(feed);
         let (listener, url) = net.listen(None, module.default_port()).await?;
         lines.push(format!("{:<10} {url}", module.name()));

@@ -1,0 +1,148 @@
+//! Where the ai module counts `ai.monthly_requests`: in memory (a module on its own, the tests), or in a
+//! database (SQLite or PostgreSQL, [`ModuleDb`]) where the count survives a restart and replicas share
+//! it. Counting is one conditional upsert — the row of (company, month) gains one only while it is
+//! under the limit — never a read and then a write, so concurrent replicas never count past the limit.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use kisum_client::access::CompanyId;
+use kisum_client::errors::ErrorCode;
+use kisum_client::server::ApiError;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{PgPool, SqlitePool};
+
+/// The modules' own tables in a database they may share with the platform's store (each name starts with
+/// `kisum_module_`, so nothing clashes with the store's).
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kisum_module_ai_usage (
+    company TEXT NOT NULL,
+    month TEXT NOT NULL,
+    used BIGINT NOT NULL,
+    PRIMARY KEY (company, month)
+)";
+
+/// A database the modules keep their state in: SQLite (`sqlite://FILE`) or PostgreSQL (`postgres://…`).
+/// Its tables are created when it is connected.
+#[derive(Debug, Clone)]
+pub struct ModuleDb(Pool);
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl ModuleDb {
+    /// Connects to `url` and creates the modules' tables where missing; the error names the store
+    /// (password redacted).
+    pub async fn connect(url: &str) -> Result<ModuleDb, String> {
+        let redacted = redact(url);
+        let failed = |e: sqlx::Error| format!("the modules' database {redacted}: {e}");
+        let pool = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(std::time::Duration::from_secs(30));
+            Pool::Sqlite(SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(failed)?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Pool::Postgres(PgPoolOptions::new().max_connections(8).connect(url).await.map_err(failed)?)
+        } else {
+            return Err(format!("the modules' database {redacted}: expected sqlite://FILE or postgres://…"));
+        };
+        match &pool {
+            Pool::Sqlite(p) => sqlx::query(SCHEMA).execute(p).await.map(drop).map_err(failed)?,
+            Pool::Postgres(p) => sqlx::query(SCHEMA).execute(p).await.map(drop).map_err(failed)?,
+        }
+        Ok(ModuleDb(pool))
+    }
+}
+
+/// `url` with the password of its user, if any, replaced.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = url.get(scheme + 3..at).unwrap_or("");
+            match credentials.split_once(':') {
+                Some((user, _)) => {
+                    format!("{}{user}:[redacted]{}", url.get(..scheme + 3).unwrap_or(""), url.get(at..).unwrap_or(""))
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The counter of requests per company and month.
+#[derive(Debug)]
+pub(crate) enum Usage {
+    /// In this process only: a restart starts from zero.
+    Memory(Mutex<HashMap<(CompanyId, String), u64>>),
+    /// In the modules' database.
+    Stored(ModuleDb),
+}
+
+impl Usage {
+    /// Counts one request of `company` in `month` unless the month's count has reached `limit` (`None`:
+    /// unlimited): the count with this one, or `None` at the limit (nothing counted).
+    pub(crate) async fn count(
+        &self,
+        company: &CompanyId,
+        month: &str,
+        limit: Option<u64>,
+    ) -> Result<Option<u64>, ApiError> {
+        if limit == Some(0) {
+            return Ok(None);
+        }
+        match self {
+            Usage::Memory(counts) => {
+                let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                // Months past are of no use: the map holds the current one only.
+                counts.retain(|(_, m), _| m == month);
+                let used = counts.entry((company.clone(), month.to_owned())).or_insert(0);
+                if limit.is_some_and(|limit| *used >= limit) {
+                    return Ok(None);
+                }
+                *used += 1;
+                Ok(Some(*used))
+            }
+            Usage::Stored(db) => {
+                let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+                let counted: Option<i64> = match &db.0 {
+                    Pool::Sqlite(pool) => sqlx::query_scalar(
+                        "INSERT INTO kisum_module_ai_usage (company, month, used) VALUES (?1, ?2, 1)
+                         ON CONFLICT (company, month) DO UPDATE SET used = used + 1 WHERE used < ?3
+                         RETURNING used",
+                    )
+                    .bind(company.as_str())
+                    .bind(month)
+                    .bind(limit)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(unavailable)?,
+                    Pool::Postgres(pool) => sqlx::query_scalar(
+                        "INSERT INTO kisum_module_ai_usage (company, month, used) VALUES ($1, $2, 1)
+                         ON CONFLICT (company, month) DO UPDATE SET used = kisum_module_ai_usage.used + 1
+                         WHERE kisum_module_ai_usage.used < $3
+                         RETURNING used",
+                    )
+                    .bind(company.as_str())
+                    .bind(month)
+                    .bind(limit)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(unavailable)?,
+                };
+                Ok(counted.map(|n| u64::try_from(n).unwrap_or(0)))
+            }
+        }
+    }
+}
+
+/// The database could not count: the request is refused (a copilot call is never free by accident).
+fn unavailable(e: sqlx::Error) -> ApiError {
+    tracing::error!(error = %e, "the usage counter failed");
+    ApiError::new(ErrorCode::UpstreamUnavailable, "the usage counter is unavailable; retry")
+}
