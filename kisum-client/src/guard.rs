@@ -515,14 +515,47 @@ where
     }
 }
 
-/// Which company owns a module's record: `owner(kind, id)`, `None` when there is no such record. Put
-/// them on the guards ([`Require::owned_by`]) so that guards with [`Require::on`] check the record's own company
-/// (another tenant's record is then `CROSS_TENANT`, answered `404`).
+/// Which company owns a module's record. Put them on the guards ([`Require::owned_by`]) so that guards
+/// with [`Require::on`] check the record's own company (another tenant's record is then `CROSS_TENANT`,
+/// answered `404`). Records in memory: [`Owners::new`] with a closure; records in a database:
+/// [`Owners::from_lookup`] with an [`OwnerLookup`], awaited by the guard.
 #[derive(Clone)]
-pub struct Owners(pub Arc<OwnerOf>);
+pub struct Owners(Arc<dyn OwnerLookup>);
 
-/// `owner(kind, id)`: the company that owns a record, `None` when there is no such record.
-pub type OwnerOf = dyn Fn(&str, &str) -> Option<CompanyId> + Send + Sync;
+/// Finds the company that owns a record, wherever the records are (a database query, a cache).
+#[async_trait::async_trait]
+pub trait OwnerLookup: Send + Sync + 'static {
+    /// The company owning record `id` of `kind`: `Ok(None)` when there is no such record (the request is
+    /// answered `404`); `Err` when it cannot be known now (a database down: the refusal is answered, and
+    /// nothing is ever allowed on a guess).
+    async fn owner(&self, kind: &str, id: &str) -> Result<Option<CompanyId>, Refusal>;
+}
+
+/// An owner lookup by a function of `(kind, id)` (records in memory).
+struct ByFunction<F>(F);
+
+#[async_trait::async_trait]
+impl<F> OwnerLookup for ByFunction<F>
+where
+    F: Fn(&str, &str) -> Option<CompanyId> + Send + Sync + 'static,
+{
+    async fn owner(&self, kind: &str, id: &str) -> Result<Option<CompanyId>, Refusal> {
+        Ok((self.0)(kind, id))
+    }
+}
+
+impl Owners {
+    /// Owners found by `find(kind, id)`: the company that owns a record, `None` when there is no such
+    /// record.
+    pub fn new(find: impl Fn(&str, &str) -> Option<CompanyId> + Send + Sync + 'static) -> Owners {
+        Owners(Arc::new(ByFunction(find)))
+    }
+
+    /// Owners found by `lookup`, awaited (a database).
+    pub fn from_lookup(lookup: impl OwnerLookup) -> Owners {
+        Owners(Arc::new(lookup))
+    }
+}
 
 impl std::fmt::Debug for Owners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -657,7 +690,9 @@ async fn guard(parts: &mut Parts, require: &Require) -> Result<Access, Refusal> 
                     Refusal::new(ErrorCode::Internal, format!("the route has no `{param}` parameter"))
                 })?;
             let owner = match &require.owners {
-                Some(owners) => (owners.0)(kind, &id).ok_or_else(|| Refusal::new(ErrorCode::NotFound, "not found"))?,
+                Some(owners) => {
+                    owners.0.owner(kind, &id).await?.ok_or_else(|| Refusal::new(ErrorCode::NotFound, "not found"))?
+                }
                 None => company.clone(),
             };
             Some(

@@ -31,7 +31,9 @@ pub use kisum_errors as errors;
 #[cfg(feature = "cli")]
 pub use args::{RemoteArgs, VerifyArgs};
 pub use feed::{FeedReader, FeedSink, Revocations, follow, follow_with, load_revocations};
-pub use guard::{Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerOf, Owners, Require, RequireService};
+pub use guard::{
+    Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerLookup, Owners, Require, RequireService,
+};
 pub use keys::Keys;
 pub use problem::Refusal;
 pub use secret::{Secret, http_client};

@@ -254,7 +254,7 @@ fn name_field(path: &str, value: &str) -> Result<String, ApiError> {
 
 /// The [`Owners`] of a module holding records of one or more kinds.
 fn owners(find: impl Fn(&str, &str) -> Option<CompanyId> + Send + Sync + 'static) -> Owners {
-    Owners(Arc::new(find))
+    Owners::new(find)
 }
 
 /// Entry points for the benchmarks (`benches/simulation.rs`): the simulation without HTTP. Not an API.

@@ -1046,9 +1046,9 @@ async fn grants_scoped_to_a_record_are_checked_on_that_record() {
 #[tokio::test]
 async fn a_guard_outside_the_layer_verifies_the_token_itself() {
     let h = harness();
-    let owners = kisum_client::Owners(Arc::new(|kind: &str, id: &str| {
+    let owners = kisum_client::Owners::new(|kind: &str, id: &str| {
         (kind == "invoice").then(|| id.split('-').next().and_then(|c| c.parse().ok())).flatten()
-    }));
+    });
     let app = Router::new().route(
         "/v1/invoices/{id}",
         axum::routing::get(|access: kisum_client::Access| async move {
@@ -1067,6 +1067,57 @@ async fn a_guard_outside_the_layer_verifies_the_token_itself() {
         .send(&app)
         .await
         .expect(StatusCode::NOT_FOUND);
+}
+
+/// Records in a database: the guard awaits an [`OwnerLookup`](kisum_client::OwnerLookup). A record found
+/// is decided on its own company (another tenant's is `404`, a missing one `404`); a lookup that fails
+/// (the database is down) is answered with its refusal — `503`, never an allow.
+#[tokio::test]
+async fn guards_await_owner_lookups_and_fail_closed() {
+    struct Table {
+        down: std::sync::atomic::AtomicBool,
+    }
+    #[async_trait::async_trait]
+    impl kisum_client::OwnerLookup for Table {
+        async fn owner(&self, kind: &str, id: &str) -> Result<Option<CompanyId>, kisum_client::Refusal> {
+            tokio::task::yield_now().await;
+            if self.down.load(Ordering::SeqCst) {
+                return Err(kisum_client::Refusal::new(
+                    kisum_client::errors::ErrorCode::UpstreamUnavailable,
+                    "the records' database is unreachable",
+                ));
+            }
+            Ok(match (kind, id) {
+                ("invoice", "inv-a") => Some("encore".parse().unwrap()),
+                ("invoice", "inv-b") => Some("bluenote".parse().unwrap()),
+                _ => None,
+            })
+        }
+    }
+    let h = harness();
+    let table = Arc::new(Table { down: std::sync::atomic::AtomicBool::new(false) });
+    struct Shared(Arc<Table>);
+    #[async_trait::async_trait]
+    impl kisum_client::OwnerLookup for Shared {
+        async fn owner(&self, kind: &str, id: &str) -> Result<Option<CompanyId>, kisum_client::Refusal> {
+            self.0.owner(kind, id).await
+        }
+    }
+    let owners = kisum_client::Owners::from_lookup(Shared(table.clone()));
+    let app = Router::new()
+        .route(
+            "/v1/invoices/{id}",
+            axum::routing::get(|| async { "the invoice" })
+                .route_layer(h.kisum.require("finance:invoice:read").on("invoice", "id").owned_by(owners)),
+        )
+        .layer(h.kisum.layer());
+    let maya = h.user("maya", "encore");
+    let get = |id: &str| Call::new(Method::GET, format!("/v1/invoices/{id}")).bearer(Some(&maya)).send(&app);
+    get("inv-a").await.expect(StatusCode::OK);
+    get("inv-b").await.expect_code(StatusCode::NOT_FOUND, "NOT_FOUND");
+    get("inv-c").await.expect_code(StatusCode::NOT_FOUND, "NOT_FOUND");
+    table.down.store(true, Ordering::SeqCst);
+    get("inv-a").await.expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
 }
 
 kisum_tests::on_both_backends!(the_copilots_count_survives_a_restart, the_quota_is_exact_across_replicas);
