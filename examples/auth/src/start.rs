@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use kisum_access::CompanyId;
 use kisum_entitlements::SystemClock;
 use tokio::task::JoinHandle;
 
@@ -14,24 +13,16 @@ use crate::{AuthState, Settings, StartError};
 /// What Auth's tokens say and who runs the platform (the store's flags are [`Boot`](crate::boot::Boot)'s).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// The issuer (`iss`) of Auth's tokens. Default: Auth's own URL (`http(s)://` and the address it
-    /// listens on).
-    #[arg(long, env = "KISUM_ISSUER")]
-    pub issuer: Option<String>,
-    /// The audience (`aud`) of Auth's tokens.
-    #[arg(long, env = "KISUM_AUDIENCE", default_value = "kisum")]
-    pub audience: String,
-    /// The company whose members with `admin:…` permissions are platform staff.
-    #[arg(long, env = "KISUM_PLATFORM_COMPANY", default_value = "kisum")]
-    pub platform_company: CompanyId,
+    /// The claims, shared with Core.
+    #[command(flatten)]
+    pub claims: kisum_server::ClaimsArgs,
 }
 
 impl Config {
     /// Auth's settings when it is served at `url` (the issuer unless `--issuer` names one).
     pub fn settings(&self, url: &str) -> Settings {
-        let mut settings =
-            Settings::new(self.issuer.clone().unwrap_or_else(|| url.to_owned()), self.platform_company.clone());
-        settings.audience = self.audience.clone();
+        let mut settings = Settings::new(self.claims.issuer_or(url), self.claims.platform_company.clone());
+        settings.audience = self.claims.audience.clone();
         settings
     }
 }

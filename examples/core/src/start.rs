@@ -15,16 +15,9 @@ use crate::CoreState;
 /// platform. Shared by `kisum-core` and `kisum-platform core`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// The issuer (`iss`) tokens must name. Default: Auth's URL (`http://127.0.0.1:7400`, or `https://`
-    /// under `--tls-cert`).
-    #[arg(long, env = "KISUM_ISSUER")]
-    pub issuer: Option<String>,
-    /// The audience (`aud`) tokens must name.
-    #[arg(long, env = "KISUM_AUDIENCE", default_value = "kisum")]
-    pub audience: String,
-    /// The company whose members with `admin:…` permissions are platform staff.
-    #[arg(long, env = "KISUM_PLATFORM_COMPANY", default_value = "kisum")]
-    pub platform_company: CompanyId,
+    /// The claims tokens must name, shared with Auth.
+    #[command(flatten)]
+    pub claims: kisum_server::ClaimsArgs,
     /// A JSON Web Key Set file to verify tokens with. Default: the keys Auth publishes in the same store,
     /// followed as they rotate.
     #[arg(long, env = "KISUM_JWKS")]
@@ -43,9 +36,9 @@ impl Config {
             None => None,
         };
         Ok(Start {
-            issuer: self.issuer.clone().unwrap_or_else(|| auth_url.to_owned()),
-            audience: self.audience.clone(),
-            platform_company: self.platform_company.clone(),
+            issuer: self.claims.issuer_or(auth_url),
+            audience: self.claims.audience.clone(),
+            platform_company: self.claims.platform_company.clone(),
             jwks,
         })
     }

@@ -22,6 +22,13 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kisum_module_ai_usage (
     PRIMARY KEY (company, month)
 )";
 
+/// Counts one request of company `$1` in month `$2` while the count is under `$3`: the new count, or no
+/// row at the limit. One statement for both databases (SQLite reads `$N` as the N-th parameter too).
+const COUNT: &str = "INSERT INTO kisum_module_ai_usage (company, month, used) VALUES ($1, $2, 1)
+    ON CONFLICT (company, month) DO UPDATE SET used = kisum_module_ai_usage.used + 1
+    WHERE kisum_module_ai_usage.used < $3
+    RETURNING used";
+
 /// A database the modules keep their state in: SQLite (`sqlite://FILE`) or PostgreSQL (`postgres://…`).
 /// Its tables are created when it is connected.
 #[derive(Debug, Clone)]
@@ -34,11 +41,10 @@ enum Pool {
 }
 
 impl ModuleDb {
-    /// Connects to `url` and creates the modules' tables where missing; the error names the store
-    /// (password redacted).
+    /// Connects to `url` (the store's `--db`) and creates the modules' tables where missing. The error
+    /// names the setting, never the URL (it may hold a password).
     pub async fn connect(url: &str) -> Result<ModuleDb, String> {
-        let redacted = redact(url);
-        let failed = |e: sqlx::Error| format!("the modules' database {redacted}: {e}");
+        let failed = |e: sqlx::Error| format!("the modules' database (--db): {e}");
         let pool = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let options = SqliteConnectOptions::new()
                 .filename(path)
@@ -49,7 +55,7 @@ impl ModuleDb {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Pool::Postgres(PgPoolOptions::new().max_connections(8).connect(url).await.map_err(failed)?)
         } else {
-            return Err(format!("the modules' database {redacted}: expected sqlite://FILE or postgres://…"));
+            return Err("the modules' database (--db): expected sqlite://FILE or postgres://…".to_owned());
         };
         match &pool {
             Pool::Sqlite(p) => sqlx::query(SCHEMA).execute(p).await.map(drop).map_err(failed)?,
@@ -59,27 +65,11 @@ impl ModuleDb {
     }
 }
 
-/// `url` with the password of its user, if any, replaced.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = url.get(scheme + 3..at).unwrap_or("");
-            match credentials.split_once(':') {
-                Some((user, _)) => {
-                    format!("{}{user}:[redacted]{}", url.get(..scheme + 3).unwrap_or(""), url.get(at..).unwrap_or(""))
-                }
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// The counter of requests per company and month.
 #[derive(Debug)]
 pub(crate) enum Usage {
-    /// In this process only: a restart starts from zero.
-    Memory(Mutex<HashMap<(CompanyId, String), u64>>),
+    /// In this process only: a restart starts from zero. Per company, its current month and count.
+    Memory(Mutex<HashMap<CompanyId, (String, u64)>>),
     /// In the modules' database.
     Stored(ModuleDb),
 }
@@ -99,42 +89,38 @@ impl Usage {
         match self {
             Usage::Memory(counts) => {
                 let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
-                // Months past are of no use: the map holds the current one only.
-                counts.retain(|(_, m), _| m == month);
-                let used = counts.entry((company.clone(), month.to_owned())).or_insert(0);
-                if limit.is_some_and(|limit| *used >= limit) {
+                let entry = counts.entry(company.clone()).or_insert_with(|| (month.to_owned(), 0));
+                // A new month starts from zero.
+                if entry.0 != month {
+                    *entry = (month.to_owned(), 0);
+                }
+                if limit.is_some_and(|limit| entry.1 >= limit) {
                     return Ok(None);
                 }
-                *used += 1;
-                Ok(Some(*used))
+                entry.1 += 1;
+                Ok(Some(entry.1))
             }
             Usage::Stored(db) => {
                 let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
                 let counted: Option<i64> = match &db.0 {
-                    Pool::Sqlite(pool) => sqlx::query_scalar(
-                        "INSERT INTO kisum_module_ai_usage (company, month, used) VALUES (?1, ?2, 1)
-                         ON CONFLICT (company, month) DO UPDATE SET used = used + 1 WHERE used < ?3
-                         RETURNING used",
-                    )
-                    .bind(company.as_str())
-                    .bind(month)
-                    .bind(limit)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(unavailable)?,
-                    Pool::Postgres(pool) => sqlx::query_scalar(
-                        "INSERT INTO kisum_module_ai_usage (company, month, used) VALUES ($1, $2, 1)
-                         ON CONFLICT (company, month) DO UPDATE SET used = kisum_module_ai_usage.used + 1
-                         WHERE kisum_module_ai_usage.used < $3
-                         RETURNING used",
-                    )
-                    .bind(company.as_str())
-                    .bind(month)
-                    .bind(limit)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(unavailable)?,
-                };
+                    Pool::Sqlite(pool) => {
+                        sqlx::query_scalar(COUNT)
+                            .bind(company.as_str())
+                            .bind(month)
+                            .bind(limit)
+                            .fetch_optional(pool)
+                            .await
+                    }
+                    Pool::Postgres(pool) => {
+                        sqlx::query_scalar(COUNT)
+                            .bind(company.as_str())
+                            .bind(month)
+                            .bind(limit)
+                            .fetch_optional(pool)
+                            .await
+                    }
+                }
+                .map_err(unavailable)?;
                 Ok(counted.map(|n| u64::try_from(n).unwrap_or(0)))
             }
         }

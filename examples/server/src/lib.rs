@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod claims;
 mod db_url;
 pub mod fresh;
 pub mod keys;
@@ -35,6 +36,7 @@ mod store;
 mod tls;
 mod tokens;
 
+pub use claims::ClaimsArgs;
 pub use db_url::DbUrl;
 pub use kisum_client::Secret;
 pub use kisum_client::server::{
