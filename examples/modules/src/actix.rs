@@ -9,15 +9,22 @@ use kisum_client::access::CompanyId;
 use kisum_client::errors::{ErrorCode, Problem};
 use kisum_client::{Kisum, Refusal};
 
-use crate::touring::{NewTour, PLAN, READ, Touring, Tours};
+use crate::ModuleDb;
+use crate::records::PageQuery;
+use crate::touring::{NewTour, PLAN, READ, Touring};
 
 /// Configures an actix-web app with the touring routes (`GET`/`POST /v1/tours`), every one behind the
 /// adapter's [`authenticate`](kisum_client::actix::authenticate) middleware and guard, and problem+json
-/// answers for unknown routes. Use it as `App::new().configure(touring(kisum, &companies))`.
-pub fn touring(kisum: Kisum, companies: &[CompanyId]) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    let state = web::Data::from(Arc::new(Touring::seeded(companies)));
+/// answers for unknown routes, the tours in `db` when given (as [`Module::router_with`](crate::Module::router_with)
+/// keeps them). Use it as `App::new().configure(touring(kisum, &companies, None).await?)`.
+pub async fn touring(
+    kisum: Kisum,
+    companies: &[CompanyId],
+    db: Option<&ModuleDb>,
+) -> Result<impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static, String> {
+    let state = web::Data::from(Arc::new(Touring::open(db, companies).await?));
     let kisum = web::Data::new(kisum);
-    move |cfg: &mut web::ServiceConfig| {
+    Ok(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(kisum.clone()).app_data(state.clone()).service(
             web::scope("/v1")
                 .wrap(from_fn(kisum_client::actix::authenticate))
@@ -25,7 +32,7 @@ pub fn touring(kisum: Kisum, companies: &[CompanyId]) -> impl Fn(&mut web::Servi
                 .default_service(web::to(not_found)),
         );
         cfg.default_service(web::to(not_found));
-    }
+    })
 }
 
 fn problem(problem: &Problem) -> HttpResponse {
@@ -46,7 +53,17 @@ async fn list(req: HttpRequest, touring: web::Data<Touring>) -> Result<HttpRespo
         .company()
         .cloned()
         .ok_or_else(|| Refusal::new(ErrorCode::Forbidden, "this route serves user tokens, which name a company"))?;
-    Ok(HttpResponse::Ok().json(Tours { tours: touring.tours.of(&company) }))
+    let window = match web::Query::<PageQuery>::from_query(req.query_string()) {
+        Ok(query) => query.window(),
+        Err(e) => Err(kisum_client::server::ApiError::invalid("?", e.to_string())),
+    };
+    match window {
+        Ok(window) => match touring.list(&company, window).await {
+            Ok(tours) => Ok(HttpResponse::Ok().json(tours)),
+            Err(e) => Ok(problem(e.problem())),
+        },
+        Err(e) => Ok(problem(e.problem())),
+    }
 }
 
 async fn plan(req: HttpRequest, touring: web::Data<Touring>, body: web::Bytes) -> Result<HttpResponse, Refusal> {
@@ -71,7 +88,7 @@ async fn plan(req: HttpRequest, touring: web::Data<Touring>, body: web::Bytes) -
         Ok(n) => n,
         Err(e) => return Ok(problem(kisum_client::server::ApiError::invalid("", e).problem())),
     };
-    match touring.plan(&company, &new) {
+    match touring.plan(&company, new).await {
         Ok(tour) => Ok(HttpResponse::Created().json(tour)),
         Err(e) => Ok(problem(e.problem())),
     }

@@ -92,19 +92,25 @@ pub(crate) struct Answer {
     limit: serde_json::Value,
 }
 
-pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>, db: Option<ModuleDb>) -> Router {
+pub(crate) async fn routes(
+    kisum: &Kisum,
+    companies: &[CompanyId],
+    clock: Arc<dyn Clock>,
+    db: Option<&ModuleDb>,
+) -> Result<Router, String> {
     let usage = match db {
-        Some(db) => Usage::Stored(db),
+        Some(db) => Usage::Stored(db.clone()),
         None => Usage::Memory(Mutex::default()),
     };
     let state = Arc::new(Ai { usage, clock, seeded: companies.iter().cloned().collect(), kisum: kisum.clone() });
     // No route names a record of this module.
-    Router::new()
+    let router = Router::new()
         .route("/v1/copilot/ask", post(ask).route_layer(kisum.require(ASK)))
         .route("/v1/copilot/simulations", post(simulate).route_layer(kisum.require(SIMULATE)))
         // Any valid token reaches the endpoint; it serves user tokens and decides each tool itself.
         .route("/mcp", post(mcp::endpoint))
-        .with_state(state)
+        .with_state(state);
+    Ok(router)
 }
 
 async fn ask(State(ai): State<Arc<Ai>>, access: Access, ApiJson(body): ApiJson<Question>) -> ApiResult<Json<Answer>> {

@@ -2,7 +2,7 @@
 //! artist's company, or a service whose scopes match (a service has no company and may read any artist);
 //! its bookings need `artist:booking:read` as well.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +13,8 @@ use kisum_client::server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use kisum_client::{Access, Kisum};
 use serde::{Deserialize, Serialize};
 
-use crate::records::{Ids, Records};
+use crate::records::{MAX_PAGE, Record, Repo, Window};
+use crate::usage::ModuleDb;
 use kisum_client::server::routes::Route;
 
 const PROFILE_READ: &str = "artist:profile:read";
@@ -39,20 +40,28 @@ pub(crate) const ROUTES: &[Route] = &[
     },
 ];
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Artist {
     id: String,
     company: CompanyId,
     name: String,
-    bookings: Vec<Booking>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl Record for Artist {}
+
+/// A booking: a record of its own, whose parent is its artist.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Booking {
     id: String,
     artist: String,
     /// `YYYY-MM-DD`.
     date: String,
+}
+
+impl Record for Booking {
+    fn parent(&self) -> Option<&str> {
+        Some(&self.artist)
+    }
 }
 
 /// An artist as answered: its bookings only when asked for (and allowed).
@@ -63,6 +72,9 @@ struct ArtistView {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     bookings: Option<Vec<Booking>>,
+    /// More bookings than one answer holds (the first 200 are listed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    bookings_truncated: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,26 +90,31 @@ struct NewBooking {
 }
 
 struct Artists {
-    artists: Records<Artist>,
-    booking_ids: Mutex<Ids>,
+    artists: Repo<Artist>,
+    bookings: Repo<Booking>,
 }
 
-pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId]) -> Router {
-    let mut booking_ids = Ids::default();
-    let artists = Records::seeded(companies, |company, id| Artist {
-        id: id.clone(),
+pub(crate) async fn routes(kisum: &Kisum, companies: &[CompanyId], db: Option<&ModuleDb>) -> Result<Router, String> {
+    let artists = crate::records::open(db, "artist.artist", companies, |company, id| Artist {
+        id,
         company: company.clone(),
         name: format!("The {company} house band"),
-        bookings: vec![Booking { id: booking_ids.next(company), artist: id, date: "2026-06-01".to_owned() }],
-    });
-    let state = Arc::new(Artists { artists, booking_ids: Mutex::new(booking_ids) });
-    let lookup = state.clone();
-    let owners = crate::owners(move |kind, id| if kind == "artist" { lookup.artists.owner(id) } else { None });
+    })
+    .await?;
+    let bookings = crate::records::open(db, "artist.booking", companies, |company, id| Booking {
+        id,
+        artist: format!("{company}-1"),
+        date: "2026-06-01".to_owned(),
+    })
+    .await?;
+    let owners = crate::owners("artist", artists.clone());
+    let state = Arc::new(Artists { artists, bookings });
     let guard = |permission| kisum.require(permission).owned_by(owners.clone());
-    Router::new()
+    let router = Router::new()
         .route("/v1/artists/{id}", get(one).route_layer(guard(PROFILE_READ).on("artist", "id").services()))
         .route("/v1/artists/{id}/bookings", post(book).route_layer(guard(BOOKING_CREATE).on("artist", "id")))
-        .with_state(state)
+        .with_state(state);
+    Ok(router)
 }
 
 async fn one(
@@ -112,16 +129,22 @@ async fn one(
         Some(_) => return Err(ApiError::invalid("?include", "the only thing to include is `bookings`")),
     };
     // A user's guard already refused another company's artist; a service (no company) reads any.
-    let (owner, artist) = artists.artists.get(access.company(), &id).ok_or_else(|| ApiError::not_found("not found"))?;
-    let bookings = if with_bookings {
-        let resource =
-            ResourceRef::parse(&format!("{owner}/artist/{id}")).map_err(|_| ApiError::not_found("not found"))?;
-        access.require(BOOKING_READ, Some(&resource)).map_err(|r| crate::refused(&r))?;
-        Some(artist.bookings)
-    } else {
-        None
+    let not_found = || ApiError::not_found("not found");
+    let owner = match access.company() {
+        Some(company) => company.clone(),
+        None => artists.artists.owner(&id).await?.ok_or_else(not_found)?,
     };
-    Ok(Json(ArtistView { id: artist.id, company: artist.company, name: artist.name, bookings }))
+    let artist = artists.artists.get(&owner, &id).await?.ok_or_else(not_found)?;
+    let (bookings, bookings_truncated) = if with_bookings {
+        let resource = ResourceRef::parse(&format!("{owner}/artist/{id}")).map_err(|_| not_found())?;
+        access.require(BOOKING_READ, Some(&resource)).map_err(|r| crate::refused(&r))?;
+        let window = Window::FIRST.with_limit(MAX_PAGE);
+        let page = artists.bookings.page(&owner, Some(&id), window).await?;
+        (Some(page.items), page.next.is_some())
+    } else {
+        (None, false)
+    };
+    Ok(Json(ArtistView { id: artist.id, company: artist.company, name: artist.name, bookings, bookings_truncated }))
 }
 
 async fn book(
@@ -132,15 +155,10 @@ async fn book(
 ) -> ApiResult<(StatusCode, Json<Booking>)> {
     let company = crate::company(&access)?;
     let date = date(&body.date)?;
-    let booking = artists
-        .artists
-        .update(Some(&company), &id, |artist| {
-            let id = artists.booking_ids.lock().unwrap_or_else(PoisonError::into_inner).next(&company);
-            let booking = Booking { id, artist: artist.id.clone(), date };
-            artist.bookings.push(booking.clone());
-            booking
-        })
-        .ok_or_else(|| ApiError::not_found("not found"))?;
+    // The guard found the artist in the caller's company; it is read again here, in the company.
+    let artist = artists.artists.get(&company, &id).await?.ok_or_else(|| ApiError::not_found("not found"))?;
+    let make = move |id| Booking { id, artist: artist.id, date };
+    let booking = artists.bookings.create(&company, None, Box::new(make)).await?;
     tracing::info!(company = %company, artist = %booking.artist, booking = %booking.id, "artist booked");
     Ok((StatusCode::CREATED, Json(booking)))
 }

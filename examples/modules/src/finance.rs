@@ -10,11 +10,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kisum_client::access::{CompanyId, DenyReason};
-use kisum_client::server::{ApiError, ApiJson, ApiPath, ApiResult};
+use kisum_client::server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use kisum_client::{Access, Kisum, Refusal};
 use serde::{Deserialize, Serialize};
 
-use crate::records::Records;
+use crate::records::{Check, PageQuery, Record, Repo};
+use crate::usage::ModuleDb;
 use kisum_client::server::routes::Route;
 
 const READ: &str = "finance:invoice:read";
@@ -24,7 +25,11 @@ const APPROVE: &str = "finance:invoice:approve";
 pub(crate) const PERMISSIONS: &[&str] = &[READ, CREATE, APPROVE];
 
 pub(crate) const ROUTES: &[Route] = &[
-    Route { summary: "The caller's company's invoices", ..Route::new("get", "/v1/invoices", READ) },
+    Route {
+        summary: "The caller's company's invoices, oldest first, a page at a time",
+        query: crate::PAGE_QUERY,
+        ..Route::new("get", "/v1/invoices", READ)
+    },
     Route {
         summary: "Creates an invoice (a non-base currency needs `finance.multi_currency` and room in `finance.currencies`)",
         body: &[("currency", "string"), ("amount", "integer")],
@@ -44,7 +49,7 @@ const BASE_CURRENCY: &str = "EUR";
 const MULTI_CURRENCY: &str = "finance.multi_currency";
 const CURRENCIES: &str = "finance.currencies";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Invoice {
     id: String,
     company: CompanyId,
@@ -57,7 +62,9 @@ struct Invoice {
     approved_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+impl Record for Invoice {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Status {
     Draft,
@@ -74,36 +81,45 @@ struct NewInvoice {
 #[derive(Debug, Serialize)]
 struct Invoices {
     invoices: Vec<Invoice>,
+    /// The cursor of the next page (`?after=`), absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
 struct Finance {
-    invoices: Records<Invoice>,
+    invoices: Repo<Invoice>,
 }
 
-pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId]) -> Router {
-    let invoices = Records::seeded(companies, |company, id| Invoice {
+pub(crate) async fn routes(kisum: &Kisum, companies: &[CompanyId], db: Option<&ModuleDb>) -> Result<Router, String> {
+    let invoices = crate::records::open(db, "finance.invoice", companies, |company, id| Invoice {
         id,
         company: company.clone(),
         currency: BASE_CURRENCY.to_owned(),
         amount: 125_000,
         status: Status::Draft,
         approved_by: None,
-    });
+    })
+    .await?;
+    let owners = crate::owners("invoice", invoices.clone());
     let state = Arc::new(Finance { invoices });
-    let lookup = state.clone();
-    let owners = crate::owners(move |kind, id| if kind == "invoice" { lookup.invoices.owner(id) } else { None });
     let guard = |permission| kisum.require(permission).owned_by(owners.clone());
-    Router::new()
+    let router = Router::new()
         .route("/v1/invoices", get(list).route_layer(guard(READ)))
         .route("/v1/invoices", post(create).route_layer(guard(CREATE)))
         .route("/v1/invoices/{id}", get(one).route_layer(guard(READ).on("invoice", "id")))
         .route("/v1/invoices/{id}/approve", post(approve).route_layer(guard(APPROVE).on("invoice", "id")))
-        .with_state(state)
+        .with_state(state);
+    Ok(router)
 }
 
-async fn list(State(finance): State<Arc<Finance>>, access: Access) -> ApiResult<Json<Invoices>> {
+async fn list(
+    State(finance): State<Arc<Finance>>,
+    access: Access,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Invoices>> {
     let company = crate::company(&access)?;
-    Ok(Json(Invoices { invoices: finance.invoices.of(&company) }))
+    let page = finance.invoices.page(&company, None, page.window()?).await?;
+    Ok(Json(Invoices { invoices: page.items, next: page.next }))
 }
 
 async fn one(
@@ -112,7 +128,7 @@ async fn one(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Invoice>> {
     let company = crate::company(&access)?;
-    let (_, invoice) = finance.invoices.get(Some(&company), &id).ok_or_else(|| ApiError::not_found("not found"))?;
+    let invoice = finance.invoices.get(&company, &id).await?.ok_or_else(|| ApiError::not_found("not found"))?;
     Ok(Json(invoice))
 }
 
@@ -132,32 +148,28 @@ async fn create(
         return Err(crate::refused(&refusal));
     }
     let capacity = crate::capacity(&access, CURRENCIES);
-    let check = |mine: &[&Invoice]| {
-        if currency == BASE_CURRENCY {
-            return Ok(());
-        }
-        let mut in_use: BTreeSet<&str> =
-            mine.iter().map(|i| i.currency.as_str()).filter(|c| *c != BASE_CURRENCY).collect();
-        in_use.insert(&currency);
-        match capacity {
-            Some(limit) if in_use.len() as u64 > limit => Err(crate::limit_exceeded(
-                CURRENCIES,
-                format!(
-                    "`{currency}` would make {} currencies besides {BASE_CURRENCY}; the plan allows {limit}",
-                    in_use.len()
-                ),
-            )),
-            _ => Ok(()),
-        }
-    };
-    let invoice = finance.invoices.create(&company, check, |id| Invoice {
-        id,
-        company: company.clone(),
-        currency: currency.clone(),
-        amount,
-        status: Status::Draft,
-        approved_by: None,
-    })?;
+    // Only a non-base currency is checked against the others in use.
+    let check: Option<Check<Invoice>> = (currency != BASE_CURRENCY).then(|| {
+        let asked = currency.clone();
+        Box::new(move |mine: &[Invoice]| {
+            let mut in_use: BTreeSet<&str> =
+                mine.iter().map(|i| i.currency.as_str()).filter(|c| *c != BASE_CURRENCY).collect();
+            in_use.insert(&asked);
+            match capacity {
+                Some(limit) if in_use.len() as u64 > limit => Err(crate::limit_exceeded(
+                    CURRENCIES,
+                    format!(
+                        "`{asked}` would make {} currencies besides {BASE_CURRENCY}; the plan allows {limit}",
+                        in_use.len()
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        }) as Check<Invoice>
+    });
+    let owner = company.clone();
+    let make = move |id| Invoice { id, company: owner, currency, amount, status: Status::Draft, approved_by: None };
+    let invoice = finance.invoices.create(&company, check, Box::new(make)).await?;
     tracing::info!(company = %company, invoice = %invoice.id, currency = %invoice.currency, "invoice created");
     Ok((StatusCode::CREATED, Json(invoice)))
 }
@@ -169,15 +181,17 @@ async fn approve(
 ) -> ApiResult<Json<Invoice>> {
     let company = crate::company(&access)?;
     let approver = access.caller().principal().map(ToString::to_string);
+    let approve = move |invoice: &mut Invoice| {
+        if invoice.status == Status::Draft {
+            invoice.status = Status::Approved;
+            invoice.approved_by = approver;
+        }
+        Ok(())
+    };
     let invoice = finance
         .invoices
-        .update(Some(&company), &id, |invoice| {
-            if invoice.status == Status::Draft {
-                invoice.status = Status::Approved;
-                invoice.approved_by = approver;
-            }
-            invoice.clone()
-        })
+        .update(&company, &id, Box::new(approve))
+        .await?
         .ok_or_else(|| ApiError::not_found("not found"))?;
     Ok(Json(invoice))
 }

@@ -22,7 +22,7 @@ use kisum_client::access::{AccessCatalog, CompanyId};
 use kisum_client::entitlements::{Clock, SystemClock};
 use kisum_client::errors::ErrorCode;
 use kisum_client::server::ApiError;
-use kisum_client::{Access, Kisum, Owners, Refusal};
+use kisum_client::{Access, Kisum, OwnerLookup, Owners, Refusal};
 
 use kisum_client::server::routes::Route;
 
@@ -98,9 +98,9 @@ impl Module {
 
     /// The module on the SDK, connected with `config` ([`Kisum::connect`]: keys, revocations, the catalog,
     /// the change feed), once the catalog names every permission of the route table: its router
-    /// ([`Module::router`]) and the SDK's feed follower (abort it to stop). The one start of the module
-    /// servers, standalone or in the one command. With `db`, what the module keeps (the ai module's usage
-    /// counter) lives there: it survives a restart and replicas share it.
+    /// ([`Module::router_with`]) and the SDK's feed follower (abort it to stop). The one start of the module
+    /// servers, standalone or in the one command. With `db`, the module's records and the ai module's usage
+    /// counter and conversations live there: they survive a restart and replicas share them.
     pub async fn start(
         self,
         config: kisum_client::RemoteConfig,
@@ -114,41 +114,43 @@ impl Module {
             feed.abort();
             return Err(format!("the {} module cannot start: {e}", self.name()));
         }
-        Ok((self.router_with(kisum, companies, Arc::new(SystemClock), db), feed))
+        match self.router_with(kisum, companies, Arc::new(SystemClock), db.as_ref()).await {
+            Ok(router) => Ok((router, feed)),
+            Err(e) => {
+                feed.abort();
+                Err(e)
+            }
+        }
     }
 
-    /// The module's router on the wall clock: see [`Module::router_with_clock`].
-    pub fn router(self, kisum: Kisum, companies: &[CompanyId]) -> Router {
-        self.router_with_clock(kisum, companies, Arc::new(SystemClock))
+    /// The module's router on the wall clock, its records in memory: see [`Module::router_with`].
+    pub async fn router(self, kisum: Kisum, companies: &[CompanyId]) -> Result<Router, String> {
+        self.router_with(kisum, companies, Arc::new(SystemClock), None).await
     }
 
     /// The module's router: its routes behind `kisum.layer()` and a `kisum.require(…)` guard each (the owner of
-    /// a record named in the path found in the module's data), `GET /health/live`, `GET /health/ready`
+    /// a record named in the path found in the module's records), `GET /health/live`, `GET /health/ready`
     /// (ready when the SDK's catalog names every permission of the route table) and `GET /openapi.json`,
     /// finished by [`kisum_client::server::finish`] (request ids, problem+json fallbacks, the 64 KiB body limit).
-    /// Every company of `companies` gets one record of each kind the module owns, with id `{company}-1`.
-    /// `clock` dates what the module records (signatures) and picks the month the copilot counts in.
-    /// What the module keeps lives in memory: see [`Module::router_with`].
-    pub fn router_with_clock(self, kisum: Kisum, companies: &[CompanyId], clock: Arc<dyn Clock>) -> Router {
-        self.router_with(kisum, companies, clock, None)
-    }
-
-    /// [`Module::router_with_clock`], keeping the ai module's usage counter in `db` when given (durable,
-    /// shared by replicas, exact under concurrency).
-    pub fn router_with(
+    /// Every company of `companies` that never had a record of a kind the module owns gets one, with id
+    /// `{company}-1`. `clock` dates what the module records (signatures, messages) and picks the month
+    /// the copilot counts in. With `db`, the module's records, the ai module's usage counter and its
+    /// conversations live there ([`ModuleDb`]: durable, shared by replicas, exact under concurrency);
+    /// without, in this process's memory. The error says what could not be opened or seeded.
+    pub async fn router_with(
         self,
         kisum: Kisum,
         companies: &[CompanyId],
         clock: Arc<dyn Clock>,
-        db: Option<ModuleDb>,
-    ) -> Router {
+        db: Option<&ModuleDb>,
+    ) -> Result<Router, String> {
         let routes = match self {
-            Module::Finance => finance::routes(&kisum, companies),
-            Module::Artist => artist::routes(&kisum, companies),
-            Module::Venue => venue::routes(&kisum, companies, clock),
-            Module::Promoters => promoters::routes(&kisum, companies),
-            Module::Touring => touring::routes(&kisum, companies),
-            Module::Ai => ai::routes(&kisum, companies, clock, db),
+            Module::Finance => finance::routes(&kisum, companies, db).await?,
+            Module::Artist => artist::routes(&kisum, companies, db).await?,
+            Module::Venue => venue::routes(&kisum, companies, clock, db).await?,
+            Module::Promoters => promoters::routes(&kisum, companies, db).await?,
+            Module::Touring => touring::routes(&kisum, companies, db).await?,
+            Module::Ai => ai::routes(&kisum, companies, clock, db).await?,
         };
         let guarded = routes.layer(kisum.layer());
         let document = Arc::new(kisum_client::server::routes::document(
@@ -166,7 +168,7 @@ impl Module {
                 }),
             )
             .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }));
-        kisum_client::server::finish(self.name(), open.merge(guarded))
+        Ok(kisum_client::server::finish(self.name(), open.merge(guarded)))
     }
 
     fn routes(self) -> &'static [Route] {
@@ -252,10 +254,35 @@ fn name_field(path: &str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
-/// The [`Owners`] of a module holding records of one or more kinds.
-fn owners(find: impl Fn(&str, &str) -> Option<CompanyId> + Send + Sync + 'static) -> Owners {
-    Owners::new(find)
+/// The guards' [`Owners`] of a module's records of `kind` (`invoice`): looked up in its repository, so a
+/// record in the database is found wherever it was made (another replica); a database that fails refuses.
+fn owners<T: records::Record>(kind: &'static str, records: records::Repo<T>) -> Owners {
+    Owners::from_lookup(RecordOwners { kind, records })
 }
+
+struct RecordOwners<T> {
+    kind: &'static str,
+    records: records::Repo<T>,
+}
+
+#[async_trait::async_trait]
+impl<T: records::Record> OwnerLookup for RecordOwners<T> {
+    async fn owner(&self, kind: &str, id: &str) -> Result<Option<CompanyId>, Refusal> {
+        if kind != self.kind {
+            return Ok(None);
+        }
+        self.records.owner(id).await.map_err(|e| {
+            let problem = e.problem();
+            Refusal::new(problem.code, problem.detail.clone())
+        })
+    }
+}
+
+/// `?after=&limit=` of every list route.
+const PAGE_QUERY: &[(&str, &str, &str)] = &[
+    ("after", "string", "the `next` cursor of the previous page"),
+    ("limit", "integer", "records per page, 1 to 200 (default 50)"),
+];
 
 /// Entry points for the benchmarks (`benches/simulation.rs`): the simulation without HTTP. Not an API.
 #[doc(hidden)]

@@ -7,11 +7,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kisum_client::access::CompanyId;
-use kisum_client::server::{ApiError, ApiJson, ApiResult};
+use kisum_client::server::{ApiError, ApiJson, ApiQuery, ApiResult};
 use kisum_client::{Access, Kisum};
 use serde::{Deserialize, Serialize};
 
-use crate::records::Records;
+use crate::records::{PageQuery, Record, Repo, Window};
+use crate::usage::ModuleDb;
 use kisum_client::server::routes::Route;
 
 pub(crate) const READ: &str = "touring:tour:read";
@@ -20,7 +21,11 @@ pub(crate) const PLAN: &str = "touring:tour:plan";
 pub(crate) const PERMISSIONS: &[&str] = &[READ, PLAN];
 
 pub(crate) const ROUTES: &[Route] = &[
-    Route { summary: "The caller's company's tours", ..Route::new("get", "/v1/tours", READ) },
+    Route {
+        summary: "The caller's company's tours, oldest first, a page at a time",
+        query: crate::PAGE_QUERY,
+        ..Route::new("get", "/v1/tours", READ)
+    },
     Route {
         summary: "Plans a tour",
         body: &[("name", "string")],
@@ -29,12 +34,14 @@ pub(crate) const ROUTES: &[Route] = &[
     },
 ];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Tour {
     id: String,
     company: CompanyId,
     name: String,
 }
+
+impl Record for Tour {}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,48 +52,62 @@ pub(crate) struct NewTour {
 #[derive(Debug, Serialize)]
 pub(crate) struct Tours {
     pub(crate) tours: Vec<Tour>,
+    /// The cursor of the next page (`?after=`), absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) next: Option<String>,
 }
 
 /// The touring module's data and rules, shared by its axum and actix-web servers.
 pub(crate) struct Touring {
-    pub(crate) tours: Records<Tour>,
+    tours: Repo<Tour>,
 }
 
 impl Touring {
-    /// One tour per company, `{company}-1`.
-    pub(crate) fn seeded(companies: &[CompanyId]) -> Touring {
-        let tours = Records::seeded(companies, |company, id| Tour {
+    /// The tours, in `db` when given: one per company, `{company}-1`, unless it had one already.
+    pub(crate) async fn open(db: Option<&ModuleDb>, companies: &[CompanyId]) -> Result<Touring, String> {
+        let tours = crate::records::open(db, "touring.tour", companies, |company, id| Tour {
             id,
             company: company.clone(),
             name: format!("{company} spring tour"),
-        });
-        Touring { tours }
+        })
+        .await?;
+        Ok(Touring { tours })
+    }
+
+    /// A page of `company`'s tours.
+    pub(crate) async fn list(&self, company: &CompanyId, window: Window) -> Result<Tours, ApiError> {
+        let page = self.tours.page(company, None, window).await?;
+        Ok(Tours { tours: page.items, next: page.next })
     }
 
     /// Plans a tour of `company` (the caller's, once its guard allowed `touring:tour:plan`).
-    pub(crate) fn plan(&self, company: &CompanyId, body: &NewTour) -> Result<Tour, ApiError> {
+    pub(crate) async fn plan(&self, company: &CompanyId, body: NewTour) -> Result<Tour, ApiError> {
         let name = crate::name_field("/name", &body.name)?;
-        let tour =
-            self.tours.create(company, |_| Ok::<_, ApiError>(()), |id| Tour { id, company: company.clone(), name })?;
+        let owner = company.clone();
+        let tour = self.tours.create(company, None, Box::new(move |id| Tour { id, company: owner, name })).await?;
         tracing::info!(company = %company, tour = %tour.id, "tour planned");
         Ok(tour)
     }
 }
 
-pub(crate) fn routes(kisum: &Kisum, companies: &[CompanyId]) -> Router {
-    let state = Arc::new(Touring::seeded(companies));
-    let lookup = state.clone();
-    let owners = crate::owners(move |kind, id| if kind == "tour" { lookup.tours.owner(id) } else { None });
+pub(crate) async fn routes(kisum: &Kisum, companies: &[CompanyId], db: Option<&ModuleDb>) -> Result<Router, String> {
+    let touring = Touring::open(db, companies).await?;
+    let owners = crate::owners("tour", touring.tours.clone());
     let guard = |permission| kisum.require(permission).owned_by(owners.clone());
-    Router::new()
+    let router = Router::new()
         .route("/v1/tours", get(list).route_layer(guard(READ)))
         .route("/v1/tours", post(plan).route_layer(guard(PLAN)))
-        .with_state(state)
+        .with_state(Arc::new(touring));
+    Ok(router)
 }
 
-async fn list(State(touring): State<Arc<Touring>>, access: Access) -> ApiResult<Json<Tours>> {
+async fn list(
+    State(touring): State<Arc<Touring>>,
+    access: Access,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Tours>> {
     let company = crate::company(&access)?;
-    Ok(Json(Tours { tours: touring.tours.of(&company) }))
+    Ok(Json(touring.list(&company, page.window()?).await?))
 }
 
 async fn plan(
@@ -95,5 +116,5 @@ async fn plan(
     ApiJson(body): ApiJson<NewTour>,
 ) -> ApiResult<(StatusCode, Json<Tour>)> {
     let company = crate::company(&access)?;
-    Ok((StatusCode::CREATED, Json(touring.plan(&company, &body)?)))
+    Ok((StatusCode::CREATED, Json(touring.plan(&company, body).await?)))
 }

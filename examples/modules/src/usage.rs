@@ -14,13 +14,33 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
 /// The modules' own tables in a database they may share with the platform's store (each name starts with
-/// `kisum_module_`, so nothing clashes with the store's).
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kisum_module_ai_usage (
-    company TEXT NOT NULL,
-    month TEXT NOT NULL,
-    used BIGINT NOT NULL,
-    PRIMARY KEY (company, month)
-)";
+/// `kisum_module_`, so nothing clashes with the store's): the ai module's usage counter; every module's
+/// records ([`crate::records`]: a JSON document per record, keyed by kind and id, numbered per company
+/// for pages); and the last number given per kind and company, whose row every create takes first.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS kisum_module_ai_usage (
+        company TEXT NOT NULL,
+        month TEXT NOT NULL,
+        used BIGINT NOT NULL,
+        PRIMARY KEY (company, month)
+    )",
+    "CREATE TABLE IF NOT EXISTS kisum_module_records (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        company TEXT NOT NULL,
+        parent TEXT,
+        n BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+    )",
+    "CREATE INDEX IF NOT EXISTS kisum_module_records_by_company ON kisum_module_records (kind, company, n)",
+    "CREATE TABLE IF NOT EXISTS kisum_module_ids (
+        kind TEXT NOT NULL,
+        company TEXT NOT NULL,
+        last BIGINT NOT NULL,
+        PRIMARY KEY (kind, company)
+    )",
+];
 
 /// Counts one request of company `$1` in month `$2` while the count is under `$3`: the new count, or no
 /// row at the limit. One statement for both databases (SQLite reads `$N` as the N-th parameter too).
@@ -32,10 +52,10 @@ const COUNT: &str = "INSERT INTO kisum_module_ai_usage (company, month, used) VA
 /// A database the modules keep their state in: SQLite (`sqlite://FILE`) or PostgreSQL (`postgres://…`).
 /// Its tables are created when it is connected.
 #[derive(Debug, Clone)]
-pub struct ModuleDb(Pool);
+pub struct ModuleDb(pub(crate) Pool);
 
 #[derive(Debug, Clone)]
-enum Pool {
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -57,9 +77,11 @@ impl ModuleDb {
         } else {
             return Err("the modules' database (--db): expected sqlite://FILE or postgres://…".to_owned());
         };
-        match &pool {
-            Pool::Sqlite(p) => sqlx::query(SCHEMA).execute(p).await.map(drop).map_err(failed)?,
-            Pool::Postgres(p) => sqlx::query(SCHEMA).execute(p).await.map(drop).map_err(failed)?,
+        for statement in SCHEMA {
+            match &pool {
+                Pool::Sqlite(p) => sqlx::query(*statement).execute(p).await.map(drop).map_err(failed)?,
+                Pool::Postgres(p) => sqlx::query(*statement).execute(p).await.map(drop).map_err(failed)?,
+            }
         }
         Ok(ModuleDb(pool))
     }

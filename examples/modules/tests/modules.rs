@@ -60,8 +60,8 @@ fn world_with(edit: impl FnOnce(&mut Value)) -> WorldDoc {
 }
 
 impl Harness {
-    fn app(&self, module: Module) -> Router {
-        module.router_with_clock(self.kisum.clone(), &self.companies, self.clock.clone())
+    async fn app(&self, module: Module) -> Router {
+        module.router_with(self.kisum.clone(), &self.companies, self.clock.clone(), None).await.unwrap()
     }
 
     fn claims(&self, sub: &str) -> Claims {
@@ -199,7 +199,7 @@ fn check_catalog_names_the_missing_permission() {
 async fn health_and_openapi_follow_the_route_tables() {
     let h = harness();
     for module in Module::ALL {
-        let app = h.app(module);
+        let app = h.app(module).await;
         let live = Call::new(Method::GET, "/health/live").send(&app).await;
         live.expect(StatusCode::OK);
         assert!(live.headers.contains_key("x-request-id"));
@@ -224,7 +224,7 @@ async fn health_and_openapi_follow_the_route_tables() {
         let permissions: BTreeSet<String> = module.permissions().iter().map(|p| (*p).to_owned()).collect();
         assert_eq!(named, permissions, "{module}: the document and the route table differ");
     }
-    let finance = Call::new(Method::GET, "/openapi.json").send(&h.app(Module::Finance)).await;
+    let finance = Call::new(Method::GET, "/openapi.json").send(&h.app(Module::Finance).await).await;
     let create = &finance.body["paths"]["/v1/invoices"]["post"];
     assert_eq!(create["x-kisum-permission"], "finance:invoice:create");
     assert!(create["responses"]["201"].is_object());
@@ -241,16 +241,16 @@ async fn not_ready_when_the_catalog_lacks_a_permission() {
         w["catalog"]["permissions"].as_array_mut().unwrap().retain(|p| p["key"] != "touring:tour:plan");
     });
     let h = harness_on(&doc);
-    let ready = Call::new(Method::GET, "/health/ready").send(&h.app(Module::Touring)).await;
+    let ready = Call::new(Method::GET, "/health/ready").send(&h.app(Module::Touring).await).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(ready.body["status"].as_str().unwrap().contains("touring:tour:plan"), "{:#}", ready.body);
-    Call::new(Method::GET, "/health/ready").send(&h.app(Module::Finance)).await.expect(StatusCode::OK);
+    Call::new(Method::GET, "/health/ready").send(&h.app(Module::Finance).await).await.expect(StatusCode::OK);
 }
 
 #[tokio::test]
 async fn tokens_are_required_and_verified() {
     let h = harness();
-    let app = h.app(Module::Finance);
+    let app = h.app(Module::Finance).await;
     let none = Call::new(Method::GET, "/v1/invoices").send(&app).await;
     none.expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
     assert_eq!(none.headers["www-authenticate"], "Bearer");
@@ -281,7 +281,7 @@ async fn tokens_are_required_and_verified() {
 async fn log_lines_name_the_verified_caller() {
     let logs = kisum_tests::logs::Logs::global();
     let h = harness();
-    let app = h.app(Module::Finance);
+    let app = h.app(Module::Finance).await;
     let maya = h.user("maya", "encore");
     let call = Call::new(Method::GET, "/v1/invoices").bearer(Some(&maya)).header("x-request-id", "find-me-7");
     call.send(&app).await.expect(StatusCode::OK);
@@ -295,7 +295,7 @@ async fn log_lines_name_the_verified_caller() {
 #[tokio::test]
 async fn finance_reads_within_the_callers_company() {
     let h = harness();
-    let app = h.app(Module::Finance);
+    let app = h.app(Module::Finance).await;
     let maya = h.user("maya", "encore");
     let list = get(&app, "/v1/invoices", &maya).await;
     list.expect(StatusCode::OK);
@@ -329,7 +329,7 @@ async fn finance_reads_within_the_callers_company() {
 #[tokio::test]
 async fn finance_creates_and_approves() {
     let h = harness();
-    let app = h.app(Module::Finance);
+    let app = h.app(Module::Finance).await;
     let maya = h.user("maya", "encore");
     let created = post(&app, "/v1/invoices", &maya, json!({"currency": "EUR", "amount": 4200})).await;
     created.expect(StatusCode::CREATED);
@@ -389,7 +389,7 @@ async fn finance_creates_and_approves() {
 async fn finance_currencies_are_bounded_by_the_limit() {
     // encore: the finance add-on gives `finance.multi_currency` and `finance.currencies` = 5.
     let h = harness();
-    let app = h.app(Module::Finance);
+    let app = h.app(Module::Finance).await;
     let maya = h.user("maya", "encore");
     for currency in ["USD", "GBP", "CHF", "JPY", "SEK", "USD"] {
         post(&app, "/v1/invoices", &maya, json!({"currency": currency, "amount": 100}))
@@ -415,7 +415,7 @@ async fn finance_multi_currency_needs_the_feature() {
         }));
     });
     let h = harness_on(&doc);
-    let app = h.app(Module::Finance);
+    let app = h.app(Module::Finance).await;
     let maya = h.user("maya", "encore");
     let usd = post(&app, "/v1/invoices", &maya, json!({"currency": "USD", "amount": 100})).await;
     expect_refused(&usd, "NOT_ENTITLED", "finance.multi_currency");
@@ -426,7 +426,7 @@ async fn finance_multi_currency_needs_the_feature() {
 #[tokio::test]
 async fn artist_bookings_need_their_own_permission() {
     let h = harness();
-    let app = h.app(Module::Artist);
+    let app = h.app(Module::Artist).await;
     // leo is a booker (`artist:*`).
     let leo = h.user("leo", "encore");
     let full = get(&app, "/v1/artists/encore-1?include=bookings", &leo).await;
@@ -476,7 +476,7 @@ async fn artist_bookings_need_their_own_permission() {
 #[tokio::test]
 async fn artist_reads_accept_service_tokens_whose_scopes_match() {
     let h = harness();
-    let app = h.app(Module::Artist);
+    let app = h.app(Module::Artist).await;
     // A service has no company: it may read any company's artist.
     let reader = h.service("catalog-sync", "artist:profile:read");
     let bluenote = get(&app, "/v1/artists/bluenote-1", &reader).await;
@@ -509,7 +509,7 @@ async fn artist_reads_accept_service_tokens_whose_scopes_match() {
 #[tokio::test]
 async fn venue_contracts_are_signed_once() {
     let h = harness();
-    let app = h.app(Module::Venue);
+    let app = h.app(Module::Venue).await;
     let maya = h.user("maya", "encore");
     let list = get(&app, "/v1/venues", &maya).await;
     list.expect(StatusCode::OK);
@@ -547,7 +547,7 @@ async fn venue_contracts_are_signed_once() {
 #[tokio::test]
 async fn promoters_events() {
     let h = harness();
-    let app = h.app(Module::Promoters);
+    let app = h.app(Module::Promoters).await;
     let maya = h.user("maya", "encore");
     let created =
         post(&app, "/v1/events", &maya, json!({"name": "Summer gala", "starts_at": "2026-07-04T20:00:00+02:00"})).await;
@@ -588,14 +588,14 @@ async fn promoters_events() {
 #[tokio::test]
 async fn touring_tours() {
     let h = harness();
-    touring_tours_on(&h, Target::Axum(h.app(Module::Touring))).await;
+    touring_tours_on(&h, Target::Axum(h.app(Module::Touring).await)).await;
 }
 
 /// The same tests, on the touring module served by actix-web through kisum-client's actix adapter.
 #[tokio::test]
 async fn touring_tours_on_actix_web() {
     let h = harness();
-    let base = actix_touring(&h);
+    let base = actix_touring(&h).await;
     touring_tours_on(&h, Target::Http(base)).await;
 }
 
@@ -615,8 +615,8 @@ impl Target {
 }
 
 /// Starts the actix-web touring module on a free loopback port (its own thread and actix system).
-fn actix_touring(h: &Harness) -> String {
-    let configure = kisum_modules::actix::touring(h.kisum.clone(), &h.companies);
+async fn actix_touring(h: &Harness) -> String {
+    let configure = kisum_modules::actix::touring(h.kisum.clone(), &h.companies, None).await.unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -672,7 +672,7 @@ async fn touring_tours_on(h: &Harness, app: Target) {
 #[tokio::test]
 async fn the_copilot_counts_every_question() {
     let h = harness();
-    let app = h.app(Module::Ai);
+    let app = h.app(Module::Ai).await;
     let maya = h.user("maya", "encore");
     let first = post(&app, "/v1/copilot/ask", &maya, json!({"question": "Which venue is free in May?"})).await;
     first.expect(StatusCode::OK);
@@ -728,7 +728,7 @@ fn call_tool(id: u64, name: &str, arguments: Value) -> Value {
 #[tokio::test]
 async fn the_copilot_stops_at_the_monthly_limit_and_starts_again_next_month() {
     let h = harness_on(&small_ai_world(2));
-    let app = h.app(Module::Ai);
+    let app = h.app(Module::Ai).await;
     let maya = h.user("maya", "encore");
     let ask = json!({"question": "q"});
     assert_eq!(post(&app, "/v1/copilot/ask", &maya, ask.clone()).await.body["used"], 1);
@@ -779,7 +779,7 @@ fn simulation_of(seed: u64) -> Value {
 #[tokio::test]
 async fn simulations_are_reproducible_explained_counted_and_guarded() {
     let h = harness_on(&small_ai_world(3));
-    let app = h.app(Module::Ai);
+    let app = h.app(Module::Ai).await;
     let maya = h.user("maya", "encore");
     let first = post(&app, "/v1/copilot/simulations", &maya, simulation_of(42)).await;
     first.expect(StatusCode::OK);
@@ -857,7 +857,7 @@ async fn simulations_are_reproducible_explained_counted_and_guarded() {
 #[tokio::test]
 async fn mcp_lists_and_calls_only_what_the_caller_may() {
     let h = harness();
-    let app = h.app(Module::Ai);
+    let app = h.app(Module::Ai).await;
     let maya = h.user("maya", "encore");
     let init = mcp(
         &app,
@@ -999,14 +999,14 @@ async fn grants_scoped_to_a_record_are_checked_on_that_record() {
     let maya = h.user("maya", "encore");
     let copilot = h.agent("copilot", "maya", "encore");
 
-    let finance = h.app(Module::Finance);
+    let finance = h.app(Module::Finance).await;
     post(&finance, "/v1/invoices", &maya, json!({"currency": "EUR", "amount": 1})).await.expect(StatusCode::CREATED);
     get(&finance, "/v1/invoices/encore-1", &copilot).await.expect(StatusCode::OK);
     expect_refused(&get(&finance, "/v1/invoices/encore-2", &copilot).await, "FORBIDDEN", "finance:invoice:read");
     // A list names no record: a grant scoped to one does not open it.
     expect_refused(&get(&finance, "/v1/invoices", &copilot).await, "FORBIDDEN", "finance:invoice:read");
 
-    let promoters = h.app(Module::Promoters);
+    let promoters = h.app(Module::Promoters).await;
     post(&promoters, "/v1/events", &maya, json!({"name": "x", "starts_at": "2026-07-04T20:00:00Z"}))
         .await
         .expect(StatusCode::CREATED);
@@ -1018,7 +1018,7 @@ async fn grants_scoped_to_a_record_are_checked_on_that_record() {
         .await
         .expect(StatusCode::NO_CONTENT);
 
-    let artist = h.app(Module::Artist);
+    let artist = h.app(Module::Artist).await;
     get(&artist, "/v1/artists/encore-1", &copilot).await.expect(StatusCode::OK);
     expect_refused(
         &get(&artist, "/v1/artists/encore-1?include=bookings", &copilot).await,
@@ -1026,14 +1026,14 @@ async fn grants_scoped_to_a_record_are_checked_on_that_record() {
         "artist:booking:read",
     );
 
-    let venue = h.app(Module::Venue);
+    let venue = h.app(Module::Venue).await;
     let signed = post(&venue, "/v1/venues/encore-1/contracts/encore-1/sign", &copilot, json!({})).await;
     signed.expect(StatusCode::OK);
     assert_eq!(signed.body["signed_by"], "agent:copilot");
     expect_refused(&get(&venue, "/v1/venues", &copilot).await, "FORBIDDEN", "venue:venue:read");
 
     // Over MCP the agent may ask (`ai:*`), but not list invoices (its grant names one record).
-    let ai = h.app(Module::Ai);
+    let ai = h.app(Module::Ai).await;
     let tools = mcp(&ai, &copilot, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
     let names: Vec<&str> =
         tools.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
@@ -1120,12 +1120,18 @@ async fn guards_await_owner_lookups_and_fail_closed() {
     get("inv-a").await.expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
 }
 
-kisum_tests::on_both_backends!(the_copilots_count_survives_a_restart, the_quota_is_exact_across_replicas);
+kisum_tests::on_both_backends!(
+    the_copilots_count_survives_a_restart,
+    the_quota_is_exact_across_replicas,
+    module_records_survive_a_restart,
+    module_lists_come_in_pages,
+    currency_limits_hold_across_replicas
+);
 
 impl Harness {
     /// The module with what it keeps in `db`.
-    fn app_on(&self, module: Module, db: kisum_modules::ModuleDb) -> Router {
-        module.router_with(self.kisum.clone(), &self.companies, self.clock.clone(), Some(db))
+    async fn app_on(&self, module: Module, db: kisum_modules::ModuleDb) -> Router {
+        module.router_with(self.kisum.clone(), &self.companies, self.clock.clone(), Some(&db)).await.unwrap()
     }
 }
 
@@ -1135,12 +1141,12 @@ async fn the_copilots_count_survives_a_restart(backend: kisum_tests::Backend) {
     let h = harness_on(&small_ai_world(3));
     let maya = h.user("maya", "encore");
     let ask = json!({"question": "q"});
-    let first = h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap());
+    let first = h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()).await;
     assert_eq!(post(&first, "/v1/copilot/ask", &maya, ask.clone()).await.body["used"], 1);
     assert_eq!(post(&first, "/v1/copilot/ask", &maya, ask.clone()).await.body["used"], 2);
     drop(first);
     // A new process on the same database: the month's count goes on from where it was.
-    let restarted = h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap());
+    let restarted = h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()).await;
     assert_eq!(post(&restarted, "/v1/copilot/ask", &maya, ask.clone()).await.body["used"], 3);
     expect_refused(
         &post(&restarted, "/v1/copilot/ask", &maya, ask.clone()).await,
@@ -1161,8 +1167,8 @@ async fn the_quota_is_exact_across_replicas(backend: kisum_tests::Backend) {
     let h = harness_on(&small_ai_world(5));
     let maya = h.user("maya", "encore");
     let replicas = [
-        h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()),
-        h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()),
+        h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()).await,
+        h.app_on(Module::Ai, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()).await,
     ];
     let tasks: Vec<_> = (0..24)
         .map(|i| {
@@ -1184,4 +1190,135 @@ async fn the_quota_is_exact_across_replicas(backend: kisum_tests::Backend) {
     used.sort_unstable();
     assert_eq!(used, [1, 2, 3, 4, 5], "exactly the limit, each count once");
     assert_eq!(refused, 19);
+}
+
+/// The modules of `Module::ALL` but ai, on `db` (a process of each).
+async fn record_modules_on(h: &Harness, url: &str) -> Vec<Router> {
+    let db = kisum_modules::ModuleDb::connect(url).await.unwrap();
+    let mut apps = Vec::new();
+    for module in [Module::Finance, Module::Artist, Module::Venue, Module::Promoters, Module::Touring] {
+        apps.push(h.app_on(module, db.clone()).await);
+    }
+    apps
+}
+
+/// Issue 20: every module's records live in the database: what users created, changed and deleted is
+/// still so after a restart, the seed is not made again, and each company sees its own.
+async fn module_records_survive_a_restart(backend: kisum_tests::Backend) {
+    let db = kisum_tests::TestDb::new(backend).await;
+    let h = harness();
+    let maya = h.user("maya", "encore");
+    let apps = record_modules_on(&h, &db.url).await;
+    let [finance, artist, venue, promoters, touring] = &apps[..] else { unreachable!() };
+    let invoice = post(finance, "/v1/invoices", &maya, json!({"currency": "USD", "amount": 900})).await;
+    assert_eq!(invoice.body["id"], "encore-2");
+    post(finance, "/v1/invoices/encore-2/approve", &maya, json!({})).await.expect(StatusCode::OK);
+    let booking = post(artist, "/v1/artists/encore-1/bookings", &maya, json!({"date": "2026-09-12"})).await;
+    booking.expect(StatusCode::CREATED);
+    assert_eq!(booking.body["id"], "encore-2");
+    post(venue, "/v1/venues/encore-1/contracts/encore-1/sign", &maya, json!({})).await.expect(StatusCode::OK);
+    let event =
+        post(promoters, "/v1/events", &maya, json!({"name": "Gala", "starts_at": "2026-07-04T20:00:00Z"})).await;
+    assert_eq!(event.body["id"], "encore-2");
+    Call::new(Method::DELETE, "/v1/events/encore-1")
+        .bearer(Some(&maya))
+        .send(promoters)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    post(touring, "/v1/tours", &maya, json!({"name": "Autumn"})).await.expect(StatusCode::CREATED);
+    drop(apps);
+
+    // A new process of every module on the same database.
+    let apps = record_modules_on(&h, &db.url).await;
+    let [finance, artist, venue, promoters, touring] = &apps[..] else { unreachable!() };
+    let invoices = get(finance, "/v1/invoices", &maya).await;
+    assert_eq!(ids(&invoices.body["invoices"]), ["encore-1", "encore-2"]);
+    assert_eq!(invoices.body["invoices"][1]["status"], "approved");
+    assert_eq!(invoices.body["invoices"][1]["approved_by"], "user:maya");
+    assert_eq!(invoices.body["invoices"][1]["currency"], "USD");
+    let band = get(artist, "/v1/artists/encore-1?include=bookings", &maya).await;
+    assert_eq!(ids(&band.body["bookings"]), ["encore-1", "encore-2"]);
+    assert_eq!(band.body["bookings"][1]["date"], "2026-09-12");
+    let venues = get(venue, "/v1/venues", &maya).await;
+    assert_eq!(venues.body["venues"][0]["contracts"][0]["status"], "signed");
+    assert_eq!(venues.body["venues"][0]["capacity"], 1800);
+    // The deleted seed event is not made again; numbering goes on past what was given.
+    assert_eq!(ids(&get(promoters, "/v1/events", &maya).await.body["events"]), ["encore-2"]);
+    let next = post(promoters, "/v1/events", &maya, json!({"name": "Late", "starts_at": "2026-08-01T20:00:00Z"})).await;
+    assert_eq!(next.body["id"], "encore-3");
+    assert_eq!(ids(&get(touring, "/v1/tours", &maya).await.body["tours"]), ["encore-1", "encore-2"]);
+    // Every query is the caller's company's: bluenote sees its own seed, and none of encore's.
+    let sam = h.user("sam", "bluenote");
+    assert_eq!(ids(&get(venue, "/v1/venues", &sam).await.body["venues"]), ["bluenote-1"]);
+    expect_hidden(&post(venue, "/v1/venues/encore-1/contracts/encore-1/sign", &sam, json!({})).await);
+    assert_eq!(ids(&get(touring, "/v1/tours", &sam).await.body["tours"]), ["bluenote-1"]);
+}
+
+/// Issue 20: list routes answer a page at a time, oldest first, with a cursor to the next; a cursor or
+/// limit the module did not give is `422`.
+async fn module_lists_come_in_pages(backend: kisum_tests::Backend) {
+    let db = kisum_tests::TestDb::new(backend).await;
+    let h = harness();
+    let maya = h.user("maya", "encore");
+    let touring = h.app_on(Module::Touring, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()).await;
+    for n in 2..=5 {
+        post(&touring, "/v1/tours", &maya, json!({"name": format!("Tour {n}")})).await.expect(StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/tours?limit=2".to_owned();
+    loop {
+        let page = get(&touring, &path, &maya).await;
+        page.expect(StatusCode::OK);
+        assert!(page.body["tours"].as_array().unwrap().len() <= 2);
+        seen.extend(ids(&page.body["tours"]).into_iter().map(str::to_owned));
+        match page.body["next"].as_str() {
+            Some(cursor) => path = format!("/v1/tours?limit=2&after={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["encore-1", "encore-2", "encore-3", "encore-4", "encore-5"]);
+    // The default page holds them all; no `next` on the last page.
+    let all = get(&touring, "/v1/tours", &maya).await;
+    assert_eq!(all.body["tours"].as_array().unwrap().len(), 5);
+    assert!(all.body.get("next").is_none());
+    for bad in ["/v1/tours?limit=0", "/v1/tours?limit=201", "/v1/tours?after=abc", "/v1/tours?page=2"] {
+        get(&touring, bad, &maya).await.expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    }
+}
+
+/// Issue 20: two finance replicas on one database, the same company creating invoices in 8 currencies
+/// at once against `finance.currencies` = 5: exactly 5 distinct non-base currencies end up in use — each
+/// create checks and inserts under the company's lock, never on a stale read.
+async fn currency_limits_hold_across_replicas(backend: kisum_tests::Backend) {
+    let db = kisum_tests::TestDb::new(backend).await;
+    let h = harness();
+    let maya = h.user("maya", "encore");
+    let replicas = [
+        h.app_on(Module::Finance, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()).await,
+        h.app_on(Module::Finance, kisum_modules::ModuleDb::connect(&db.url).await.unwrap()).await,
+    ];
+    let currencies = ["USD", "GBP", "CHF", "JPY", "SEK", "NOK", "DKK", "PLN"];
+    let tasks: Vec<_> = currencies
+        .iter()
+        .enumerate()
+        .map(|(i, currency)| {
+            let (app, maya) = (replicas[i % 2].clone(), maya.clone());
+            let body = json!({"currency": currency, "amount": 100});
+            tokio::spawn(async move { post(&app, "/v1/invoices", &maya, body).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        let answer = task.await.unwrap();
+        if answer.status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            expect_refused(&answer, "LIMIT_EXCEEDED", "finance.currencies");
+        }
+    }
+    assert_eq!(created, 5);
+    let list = get(&replicas[0], "/v1/invoices", &maya).await;
+    let in_use: std::collections::BTreeSet<&str> =
+        list.body["invoices"].as_array().unwrap().iter().filter_map(|i| i["currency"].as_str()).collect();
+    assert_eq!(in_use.len(), 6, "EUR and five others: {in_use:?}");
 }

@@ -48,7 +48,7 @@ async fn run() {
     let source = Arc::new(LocalSource::new(Arc::new(Directory::new(World::from_doc(&doc).unwrap())), clock.clone()));
     let kisum = Kisum::new(keys, source, Arc::new(Revocations::default()), clock);
     let companies: Vec<_> = doc.companies.iter().map(|c| c.id.parse().unwrap()).collect();
-    let module = Module::Finance.router(kisum, &companies);
+    let module = Module::Finance.router(kisum, &companies).await.unwrap();
     let now = kisum_entitlements::Timestamp::now().unix_seconds();
     let claims = Claims {
         iss: "http://127.0.0.1:7400".into(),

@@ -146,7 +146,7 @@ async fn run() {
     let config = RemoteConfig::new(&auth_url, &core_url, "platform-admin", SECRET);
     let (kisum, _feed) = Kisum::connect(config, Arc::new(SystemClock)).await.unwrap();
     let companies = opened.engine.directory().company_ids();
-    let finance = serve_as_deployed(Module::Finance.router(kisum.clone(), &companies), None).await;
+    let finance = serve_as_deployed(Module::Finance.router(kisum.clone(), &companies).await.unwrap(), None).await;
 
     let auth = AuthClient::new(reqwest::Client::new(), &auth_url);
     let login = |user: &'static str| {
@@ -237,8 +237,8 @@ async fn run() {
     std::fs::create_dir_all(&dir_certs).unwrap();
     let certs = kisum_tests::certs::TestCerts::generate(&dir_certs);
     let tls = kisum_server::Tls::from_files(&certs.cert, &certs.key).unwrap();
-    let https = serve_as_deployed(Module::Finance.router(kisum.clone(), &companies), Some(tls)).await;
-    let plain = serve_as_deployed(Module::Finance.router(kisum.clone(), &companies), None).await;
+    let https = serve_as_deployed(Module::Finance.router(kisum.clone(), &companies).await.unwrap(), Some(tls)).await;
+    let plain = serve_as_deployed(Module::Finance.router(kisum.clone(), &companies).await.unwrap(), None).await;
     let ca = std::fs::read(&certs.ca).unwrap();
     let client = |pool: usize| {
         let roots = reqwest::Certificate::from_pem_bundle(&ca).unwrap();

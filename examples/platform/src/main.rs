@@ -314,11 +314,12 @@ async fn module(
         least_privilege(&config, net).await?;
     }
     let companies = seed_companies(boot)?;
+    // The module's records live in the store's database, in tables of their own.
+    let db = kisum_modules::ModuleDb::connect(&boot.store.db_url()?).await?;
     #[cfg(feature = "actix")]
     if m.actix {
-        return actix_touring(module, config, &companies, m.listen.listen, net, stop).await;
+        return actix_touring(module, config, &companies, &db, m.listen.listen, net, stop).await;
     }
-    let db = kisum_modules::ModuleDb::connect(&boot.store.db_url()?).await?;
     let (app, feed) = module.start(config, &companies, Some(db)).await?;
     let (listener, url) = net.listen(m.listen.listen, module.default_port()).await?;
     println!("{:<10} {url}", module.name());
@@ -358,6 +359,7 @@ async fn actix_touring(
     module: Module,
     config: RemoteConfig,
     companies: &[kisum_access::CompanyId],
+    db: &kisum_modules::ModuleDb,
     listen_on: Option<SocketAddr>,
     net: &Net,
     mut stop: watch::Receiver<bool>,
@@ -374,7 +376,7 @@ async fn actix_touring(
         Some(addr) => addr,
         None => SocketAddr::from(([127, 0, 0, 1], net.port(module.default_port())?)),
     };
-    let configure = kisum_modules::actix::touring(kisum, companies);
+    let configure = kisum_modules::actix::touring(kisum, companies, Some(db)).await?;
     // actix-web runs on its own (single-threaded) system, in a thread of its own.
     let (tx, rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::spawn(move || -> std::io::Result<()> {
@@ -464,8 +466,8 @@ async fn all(boot: &Boot, claims: &kisum_auth::Config, net: &Net, stop: watch::R
     }
     let secret_of = |id: &str| secrets.get(id).cloned().ok_or_else(|| format!("no client `{id}` was made"));
     let companies = opened.engine.directory().company_ids();
-    // What the modules keep (the ai module's usage) lives in the same database as the store, in tables of
-    // their own, through one pool they share.
+    // What the modules keep (their records, the ai module's usage and conversations) lives in the same
+    // database as the store, in tables of their own, through one pool they share.
     let module_db = kisum_modules::ModuleDb::connect(&boot.store.db_url()?).await?;
     let mut feeds = Vec::new();
     let (console_listener, console_url) = net.listen(None, 7402).await?;

@@ -37,6 +37,8 @@ pub struct Route {
     pub body: &'static [(&'static str, &'static str)],
     /// The body's optional fields, with their JSON types.
     pub optional: &'static [(&'static str, &'static str)],
+    /// The query parameters, all optional: name, JSON type, what it means.
+    pub query: &'static [(&'static str, &'static str, &'static str)],
     /// The status of success.
     pub status: u16,
 }
@@ -54,6 +56,7 @@ impl Route {
             services: false,
             body: &[],
             optional: &[],
+            query: &[],
             status: 200,
         }
     }
@@ -135,6 +138,9 @@ fn operation(name: &str, route: &Route) -> Value {
         .split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .chain(route.query.iter().map(|(name, ty, description)| {
+            json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": ty } })
+        }))
         .collect();
     if !parameters.is_empty() {
         op.insert("parameters".into(), json!(parameters));
