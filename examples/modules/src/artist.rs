@@ -13,7 +13,7 @@ use kisum_client::server::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use kisum_client::{Access, Kisum};
 use serde::{Deserialize, Serialize};
 
-use crate::records::{MAX_PAGE, Record, Repo, Window};
+use crate::records::{MAX_PAGE, PageQuery, Record, Repo, Window};
 use crate::usage::ModuleDb;
 use kisum_client::server::routes::Route;
 
@@ -24,6 +24,11 @@ const BOOKING_CREATE: &str = "artist:booking:create";
 pub(crate) const PERMISSIONS: &[&str] = &[PROFILE_READ, BOOKING_READ, BOOKING_CREATE];
 
 pub(crate) const ROUTES: &[Route] = &[
+    Route {
+        summary: "The caller's company's artists, oldest first, a page at a time",
+        query: crate::PAGE_QUERY,
+        ..Route::new("get", "/v1/artists", PROFILE_READ)
+    },
     Route {
         summary: "One artist; `?include=bookings` adds its bookings and needs `artist:booking:read` too (dual auth)",
         resource: Some("artist"),
@@ -111,10 +116,29 @@ pub(crate) async fn routes(kisum: &Kisum, companies: &[CompanyId], db: Option<&M
     let state = Arc::new(Artists { artists, bookings });
     let guard = |permission| kisum.require(permission).owned_by(owners.clone());
     let router = Router::new()
+        .route("/v1/artists", get(list).route_layer(guard(PROFILE_READ)))
         .route("/v1/artists/{id}", get(one).route_layer(guard(PROFILE_READ).on("artist", "id").services()))
         .route("/v1/artists/{id}/bookings", post(book).route_layer(guard(BOOKING_CREATE).on("artist", "id")))
         .with_state(state);
     Ok(router)
+}
+
+#[derive(Debug, Serialize)]
+struct ArtistList {
+    artists: Vec<Artist>,
+    /// The cursor of the next page (`?after=`), absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+async fn list(
+    State(artists): State<Arc<Artists>>,
+    access: Access,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ArtistList>> {
+    let company = crate::company(&access)?;
+    let page = artists.artists.page(&company, None, page.window()?).await?;
+    Ok(Json(ArtistList { artists: page.items, next: page.next }))
 }
 
 async fn one(

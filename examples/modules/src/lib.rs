@@ -5,6 +5,7 @@
 pub mod actix;
 mod ai;
 mod artist;
+mod copilot;
 mod finance;
 mod mcp;
 mod promoters;
@@ -26,10 +27,21 @@ use kisum_client::{Access, Kisum, OwnerLookup, Owners, Refusal};
 
 use kisum_client::server::routes::Route;
 
+pub use copilot::{CopilotConfig, PlannerConfig};
 pub use usage::ModuleDb;
 
+/// What a module server keeps and reaches beyond the SDK.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where the module keeps its records (and the ai module its usage counter and conversations):
+    /// durable, shared by replicas. `None`: in this process's memory.
+    pub db: Option<ModuleDb>,
+    /// The ai module's copilot: its planner and where its tools find the other modules.
+    pub copilot: CopilotConfig,
+}
+
 /// One of the six module servers of API.md §4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Module {
     /// Invoices: `finance:invoice:*`, multi-currency and the currency limit.
     Finance,
@@ -99,13 +111,12 @@ impl Module {
     /// The module on the SDK, connected with `config` ([`Kisum::connect`]: keys, revocations, the catalog,
     /// the change feed), once the catalog names every permission of the route table: its router
     /// ([`Module::router_with`]) and the SDK's feed follower (abort it to stop). The one start of the module
-    /// servers, standalone or in the one command. With `db`, the module's records and the ai module's usage
-    /// counter and conversations live there: they survive a restart and replicas share them.
+    /// servers, standalone or in the one command, set up by `options`.
     pub async fn start(
         self,
         config: kisum_client::RemoteConfig,
         companies: &[CompanyId],
-        db: Option<ModuleDb>,
+        options: &Options,
     ) -> Result<(Router, tokio::task::JoinHandle<()>), String> {
         let (kisum, feed) = Kisum::connect(config, Arc::new(SystemClock))
             .await
@@ -114,7 +125,7 @@ impl Module {
             feed.abort();
             return Err(format!("the {} module cannot start: {e}", self.name()));
         }
-        match self.router_with(kisum, companies, Arc::new(SystemClock), db.as_ref()).await {
+        match self.router_with(kisum, companies, Arc::new(SystemClock), options).await {
             Ok(router) => Ok((router, feed)),
             Err(e) => {
                 feed.abort();
@@ -125,7 +136,7 @@ impl Module {
 
     /// The module's router on the wall clock, its records in memory: see [`Module::router_with`].
     pub async fn router(self, kisum: Kisum, companies: &[CompanyId]) -> Result<Router, String> {
-        self.router_with(kisum, companies, Arc::new(SystemClock), None).await
+        self.router_with(kisum, companies, Arc::new(SystemClock), &Options::default()).await
     }
 
     /// The module's router: its routes behind `kisum.layer()` and a `kisum.require(…)` guard each (the owner of
@@ -134,23 +145,24 @@ impl Module {
     /// finished by [`kisum_client::server::finish`] (request ids, problem+json fallbacks, the 64 KiB body limit).
     /// Every company of `companies` that never had a record of a kind the module owns gets one, with id
     /// `{company}-1`. `clock` dates what the module records (signatures, messages) and picks the month
-    /// the copilot counts in. With `db`, the module's records, the ai module's usage counter and its
-    /// conversations live there ([`ModuleDb`]: durable, shared by replicas, exact under concurrency);
-    /// without, in this process's memory. The error says what could not be opened or seeded.
+    /// the copilot counts in. With [`Options::db`], the module's records, the ai module's usage counter
+    /// and its conversations live there ([`ModuleDb`]: durable, shared by replicas, exact under
+    /// concurrency); without, in this process's memory. The error says what could not be opened or seeded.
     pub async fn router_with(
         self,
         kisum: Kisum,
         companies: &[CompanyId],
         clock: Arc<dyn Clock>,
-        db: Option<&ModuleDb>,
+        options: &Options,
     ) -> Result<Router, String> {
+        let db = options.db.as_ref();
         let routes = match self {
             Module::Finance => finance::routes(&kisum, companies, db).await?,
             Module::Artist => artist::routes(&kisum, companies, db).await?,
             Module::Venue => venue::routes(&kisum, companies, clock, db).await?,
             Module::Promoters => promoters::routes(&kisum, companies, db).await?,
             Module::Touring => touring::routes(&kisum, companies, db).await?,
-            Module::Ai => ai::routes(&kisum, companies, clock, db).await?,
+            Module::Ai => ai::routes(&kisum, clock, db, &options.copilot).await?,
         };
         let guarded = routes.layer(kisum.layer());
         let document = Arc::new(kisum_client::server::routes::document(

@@ -20,10 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::ai::{ASK, Ai};
-
-pub(crate) const LIST_INVOICES: &str = "finance:invoice:read";
-pub(crate) const LIST_EVENTS: &str = "promoters:event:read";
-pub(crate) const LIST_TOURS: &str = "touring:tour:read";
+use crate::copilot::tools::{self, Outcome, TOOLS, ToolCall};
 
 /// The protocol revision spoken.
 const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -35,46 +32,26 @@ const INVALID_PARAMS: i64 = -32602;
 /// A refusal (a server error code of JSON-RPC's reserved range): the problem is in `data`.
 const REFUSED: i64 = -32001;
 
-/// A tool and the permission calling it needs.
-struct Tool {
-    name: &'static str,
-    description: &'static str,
-    permission: &'static str,
-    /// The one string argument it takes, if any.
-    argument: Option<(&'static str, &'static str)>,
-}
+const COPILOT_ASK: &str = "copilot_ask";
 
-const TOOLS: [Tool; 4] = [
-    Tool {
-        name: "copilot_ask",
-        description: "Asks the copilot a question (counts against the company's ai.monthly_requests)",
-        permission: ASK,
-        argument: Some(("question", "The question")),
-    },
-    Tool { name: "list_invoices", description: "The company's invoices", permission: LIST_INVOICES, argument: None },
-    Tool { name: "list_events", description: "The company's events", permission: LIST_EVENTS, argument: None },
-    Tool { name: "list_tours", description: "The company's tours", permission: LIST_TOURS, argument: None },
-];
-
-impl Tool {
-    fn describe(&self) -> Value {
-        let (properties, required) = match self.argument {
-            Some((name, description)) => {
-                (json!({ name: { "type": "string", "description": description } }), json!([name]))
-            }
-            None => (json!({}), json!([])),
-        };
+/// `copilot_ask`, then the copilot's own tools.
+fn tools() -> impl Iterator<Item = (&'static str, &'static str, Value)> {
+    let ask = (
+        COPILOT_ASK,
+        ASK,
         json!({
-            "name": self.name,
-            "description": self.description,
+            "name": COPILOT_ASK,
+            "description": "Asks the copilot a question; it looks things up with your access (counts against \
+                the company's ai.monthly_requests)",
             "inputSchema": {
                 "type": "object",
-                "properties": properties,
-                "required": required,
+                "properties": { "question": { "type": "string", "description": "The question" } },
+                "required": ["question"],
                 "additionalProperties": false
             }
-        })
-    }
+        }),
+    );
+    std::iter::once(ask).chain(TOOLS.iter().map(|t| (t.name, t.permission, tools::describe(t))))
 }
 
 /// A JSON-RPC id: a string or a number, or null where the request's could not be read.
@@ -201,7 +178,14 @@ pub(crate) async fn endpoint(
         Ok(Message::Accepted) => return StatusCode::ACCEPTED.into_response(),
         Err((id, error)) => return Json(Reply::error(id, error)).into_response(),
     };
-    match answer(&ai, kisum, &caller, &method, params).await {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(7..))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    match answer(&ai, kisum, &caller, &token, &method, params).await {
         Ok(Ok(result)) => Json(Reply::result(id, result)).into_response(),
         Ok(Err(error)) => Json(Reply::error(id, error)).into_response(),
         Err(failure) => failure.into_response(),
@@ -252,6 +236,7 @@ async fn answer(
     ai: &Ai,
     kisum: &Kisum,
     caller: &Caller,
+    token: &str,
     method: &str,
     params: Map<String, Value>,
 ) -> Result<Result<Value, RpcError>, ApiError> {
@@ -265,14 +250,14 @@ async fn answer(
         "ping" => Ok(Ok(json!({}))),
         "tools/list" => {
             let mut tools = Vec::new();
-            for tool in &TOOLS {
-                if allowed(kisum, caller, tool.permission).await?.is_ok() {
-                    tools.push(tool.describe());
+            for (_, permission, described) in self::tools() {
+                if allowed(kisum, caller, permission).await?.is_ok() {
+                    tools.push(described);
                 }
             }
             Ok(Ok(json!({ "tools": tools })))
         }
-        "tools/call" => call(ai, kisum, caller, params).await,
+        "tools/call" => call(ai, kisum, caller, token, params).await,
         other => Ok(Err(RpcError::new(METHOD_NOT_FOUND, format!("no method `{}`", truncated(other))))),
     }
 }
@@ -281,6 +266,7 @@ async fn call(
     ai: &Ai,
     kisum: &Kisum,
     caller: &Caller,
+    token: &str,
     params: Map<String, Value>,
 ) -> Result<Result<Value, RpcError>, ApiError> {
     let params: CallParams = match serde_json::from_value(Value::Object(params)) {
@@ -289,34 +275,42 @@ async fn call(
             return Ok(Err(RpcError::new(INVALID_PARAMS, format!("tools/call takes `name` and `arguments`: {e}"))));
         }
     };
-    let Some(tool) = TOOLS.iter().find(|t| t.name == params.name) else {
+    let Some((name, permission, _)) = tools().find(|(name, _, _)| *name == params.name) else {
         return Ok(Err(RpcError::new(INVALID_PARAMS, format!("no tool `{}`", truncated(&params.name)))));
     };
-    let access = match allowed(kisum, caller, tool.permission).await? {
+    let access = match allowed(kisum, caller, permission).await? {
         Ok(access) => access,
         Err(refusal) => return Ok(Err(RpcError::from_api(&crate::refused(&refusal)))),
     };
-    let expected = tool.argument.map(|(name, _)| name);
-    if let Some(extra) = params.arguments.keys().find(|k| Some(k.as_str()) != expected) {
-        return Ok(Err(RpcError::new(
-            INVALID_PARAMS,
-            format!("`{}` takes no argument `{}`", tool.name, truncated(extra)),
-        )));
-    }
-    let structured = match tool.name {
-        "copilot_ask" => {
-            let Some(question) = params.arguments.get("question").and_then(Value::as_str) else {
-                return Ok(Err(RpcError::new(INVALID_PARAMS, "`copilot_ask` needs the string argument `question`")));
-            };
-            match ai.ask(&access, question).await {
-                Ok(answer) => serde_json::to_value(answer).unwrap_or(Value::Null),
-                Err(error) => return Ok(Err(RpcError::from_api(&error))),
-            }
+    let structured = if name == COPILOT_ASK {
+        if let Some(extra) = params.arguments.keys().find(|k| *k != "question") {
+            return Ok(Err(RpcError::new(
+                INVALID_PARAMS,
+                format!("`{name}` takes no argument `{}`", truncated(extra)),
+            )));
         }
-        name => {
-            let company = crate::company(&access)?;
-            let key = name.trim_start_matches("list_");
-            json!({ key: ai.canned(name, &company) })
+        let Some(question) = params.arguments.get("question").and_then(Value::as_str) else {
+            return Ok(Err(RpcError::new(INVALID_PARAMS, "`copilot_ask` needs the string argument `question`")));
+        };
+        match ai.ask(&access, token, question).await {
+            Ok(answer) => serde_json::to_value(answer).unwrap_or(Value::Null),
+            Err(error) => return Ok(Err(RpcError::from_api(&error))),
+        }
+    } else {
+        let arguments = Value::Object(params.arguments);
+        if let Err(detail) = tools::check_arguments(name, &arguments) {
+            return Ok(Err(RpcError::new(INVALID_PARAMS, detail)));
+        }
+        let call = ToolCall { id: "mcp".into(), name: name.into(), arguments };
+        match ai.copilot.run(&access, token, &call).await {
+            Outcome::Ok { data } => data,
+            Outcome::Refused { problem } => {
+                let message = problem.get("detail").and_then(Value::as_str).unwrap_or("refused").to_owned();
+                return Ok(Err(RpcError { code: REFUSED, message, data: Some(problem) }));
+            }
+            Outcome::Failed { detail } => {
+                return Ok(Ok(json!({ "content": [{ "type": "text", "text": detail }], "isError": true })));
+            }
         }
     };
     Ok(Ok(json!({

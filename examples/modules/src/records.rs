@@ -1,7 +1,7 @@
 //! Where a module keeps its records: the [`Repository`] trait the handlers and guards use, and its two
-//! implementations — in this process's memory ([`memory`]), or in the modules' database ([`stored`]:
-//! SQLite or PostgreSQL, the store's database in the one command), where records survive a restart and
-//! replicas share them.
+//! implementations — in this process's memory, or in the modules' database (SQLite or PostgreSQL, the
+//! store's database in the one command), where records survive a restart and replicas share them
+//! ([`open`] picks).
 //!
 //! Every record is owned by one company, under an id `{company}-{n}` unique across companies (`n` counts
 //! from 1 per company and kind), and may name a parent record (a booking its artist). Every read and
@@ -127,38 +127,37 @@ pub(crate) async fn open<T: Record>(
     companies: &[CompanyId],
     seed: impl Fn(&CompanyId, String) -> T,
 ) -> Result<Repo<T>, String> {
-    match db {
-        None => Ok(memory(companies, seed)),
-        Some(db) => stored(db, kind, companies, seed).await,
-    }
+    let seeds = companies.iter().map(|c| (c.clone(), seed(c, format!("{c}-1")))).collect();
+    open_seeded(db, kind, seeds).await
 }
 
-/// The records of a kind in this process's memory: a restart loses them.
-pub(crate) fn memory<T: Record>(companies: &[CompanyId], seed: impl Fn(&CompanyId, String) -> T) -> Repo<T> {
-    let mut inner = Inner { by_id: HashMap::new(), next: HashMap::new() };
-    for company in companies {
-        let (n, id) = inner.fresh(company);
-        let value = seed(company, id.clone());
-        inner.by_id.insert(id, Entry { company: company.clone(), n, value });
-    }
-    Arc::new(Memory { inner: RwLock::new(inner) })
+/// Opens the records of `kind` that nobody seeds (users make them all).
+pub(crate) async fn open_unseeded<T: Record>(db: Option<&ModuleDb>, kind: &'static str) -> Result<Repo<T>, String> {
+    open_seeded(db, kind, Vec::new()).await
 }
 
-/// The records of `kind` in the modules' database, seeded as [`open`] says.
-pub(crate) async fn stored<T: Record>(
-    db: &ModuleDb,
+/// `seeds`: each company's first record, whose id is `{company}-1`.
+async fn open_seeded<T: Record>(
+    db: Option<&ModuleDb>,
     kind: &'static str,
-    companies: &[CompanyId],
-    seed: impl Fn(&CompanyId, String) -> T,
+    seeds: Vec<(CompanyId, T)>,
 ) -> Result<Repo<T>, String> {
+    let Some(db) = db else {
+        let mut inner = Inner { by_id: HashMap::new(), next: HashMap::new() };
+        for (company, value) in seeds {
+            let (n, id) = inner.fresh(&company);
+            inner.by_id.insert(id, Entry { company, n, value });
+        }
+        return Ok(Arc::new(Memory { inner: RwLock::new(inner) }));
+    };
     let failed = |e: ApiError| format!("the {kind} records cannot be seeded: {}", e.problem().detail);
-    for company in companies {
+    for (company, value) in seeds {
         let id = format!("{company}-1");
-        let body = encode(&seed(company, id.clone())).map_err(failed)?;
-        let parent = seed(company, id.clone()).parent().map(str::to_owned);
+        let body = encode(&value).map_err(failed)?;
+        let parent = value.parent().map(str::to_owned);
         match &db.0 {
-            Pool::Sqlite(pool) => sqlite::seed(pool, kind, company, &id, parent, &body).await,
-            Pool::Postgres(pool) => postgres::seed(pool, kind, company, &id, parent, &body).await,
+            Pool::Sqlite(pool) => sqlite::seed(pool, kind, &company, &id, parent, &body).await,
+            Pool::Postgres(pool) => postgres::seed(pool, kind, &company, &id, parent, &body).await,
         }
         .map_err(failed)?;
     }

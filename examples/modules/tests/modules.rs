@@ -15,7 +15,7 @@ use kisum_client::access::doc::WorldDoc;
 use kisum_client::access::{AccessCatalog, CompanyId, Directory, World};
 use kisum_client::entitlements::{ManualClock, Timestamp};
 use kisum_client::{Keys, Kisum, LocalSource, Revocations};
-use kisum_modules::Module;
+use kisum_modules::{Module, ModuleDb, Options, PlannerConfig};
 use kisum_tests::demo_world;
 use kisum_tests::http::{Answer, Call};
 use kisum_token::{Act, Algorithm, Audience, Claims, Jwks, PrivateKey, Validation, Verifier, sign};
@@ -29,6 +29,7 @@ fn now() -> Timestamp {
 
 struct Harness {
     key: PrivateKey,
+    directory: Arc<Directory>,
     kisum: Kisum,
     companies: Vec<CompanyId>,
     clock: Arc<ManualClock>,
@@ -47,9 +48,17 @@ fn harness_on(doc: &WorldDoc) -> Harness {
     let world = World::from_doc(doc).unwrap();
     let companies = doc.companies.iter().map(|c| c.id.parse().unwrap()).collect();
     let clock = Arc::new(ManualClock::new(now()));
-    let source = Arc::new(LocalSource::new(Arc::new(Directory::new(world)), clock.clone()));
+    let directory = Arc::new(Directory::new(world));
+    let source = Arc::new(LocalSource::new(directory.clone(), clock.clone()));
     let kisum = Kisum::new(keys, source, Arc::new(Revocations::default()), clock.clone());
-    Harness { key, kisum, companies, clock, jti: AtomicU64::new(0) }
+    Harness { key, directory, kisum, companies, clock, jti: AtomicU64::new(0) }
+}
+
+/// Options whose copilot reaches no module (no test reaches a port it did not open).
+fn unreached() -> Options {
+    let mut options = Options::default();
+    options.copilot.modules.clear();
+    options
 }
 
 /// The demo world changed by `edit` (on its JSON form).
@@ -60,8 +69,13 @@ fn world_with(edit: impl FnOnce(&mut Value)) -> WorldDoc {
 }
 
 impl Harness {
+    /// The module with its records in memory; the ai module's copilot reaches no other module.
     async fn app(&self, module: Module) -> Router {
-        module.router_with(self.kisum.clone(), &self.companies, self.clock.clone(), None).await.unwrap()
+        self.app_with(module, &unreached()).await
+    }
+
+    async fn app_with(&self, module: Module, options: &Options) -> Router {
+        module.router_with(self.kisum.clone(), &self.companies, self.clock.clone(), options).await.unwrap()
     }
 
     fn claims(&self, sub: &str) -> Claims {
@@ -162,9 +176,16 @@ fn the_module_table() {
         ["finance:invoice:read", "finance:invoice:create", "finance:invoice:approve"]
     );
     let ai: BTreeSet<&str> = Module::Ai.permissions().iter().copied().collect();
-    let expected: BTreeSet<&str> =
-        ["ai:copilot:ask", "ai:simulation:run", "finance:invoice:read", "promoters:event:read", "touring:tour:read"]
-            .into();
+    let expected: BTreeSet<&str> = [
+        "ai:copilot:ask",
+        "ai:simulation:run",
+        "venue:venue:read",
+        "artist:profile:read",
+        "finance:invoice:read",
+        "promoters:event:read",
+        "touring:tour:read",
+    ]
+    .into();
     assert_eq!(ai, expected);
 }
 
@@ -676,7 +697,8 @@ async fn the_copilot_counts_every_question() {
     let maya = h.user("maya", "encore");
     let first = post(&app, "/v1/copilot/ask", &maya, json!({"question": "Which venue is free in May?"})).await;
     first.expect(StatusCode::OK);
-    assert!(first.body["answer"].as_str().unwrap().contains("Which venue is free in May?"));
+    // The harness's copilot reaches no module: the lookup fails, and the answer says so.
+    assert!(first.body["answer"].as_str().unwrap().contains("I could not look up your venues"), "{:#}", first.body);
     assert_eq!(first.body["used"], 1);
     // encore's ai add-on (trialing until April) gives 1000 a month.
     assert_eq!(first.body["limit"], 1000);
@@ -857,7 +879,7 @@ async fn simulations_are_reproducible_explained_counted_and_guarded() {
 #[tokio::test]
 async fn mcp_lists_and_calls_only_what_the_caller_may() {
     let h = harness();
-    let app = h.app(Module::Ai).await;
+    let app = h.copilot(PlannerConfig::Rules, None).await;
     let maya = h.user("maya", "encore");
     let init = mcp(
         &app,
@@ -889,12 +911,15 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
     let all = mcp(&app, &maya, list.clone()).await;
     all.expect(StatusCode::OK);
     assert_eq!(all.body["id"], "l");
-    assert_eq!(tools(&all), ["copilot_ask", "list_invoices", "list_events", "list_tours"]);
+    assert_eq!(
+        tools(&all),
+        ["copilot_ask", "find_venues", "find_artists", "list_invoices", "list_events", "list_tours", "simulate_event"]
+    );
     assert_eq!(all.body["result"]["tools"][0]["inputSchema"]["required"], json!(["question"]));
     // leo: events (member), tours (booker), invoices (ines's delegation); no ai.
     assert_eq!(
         tools(&mcp(&app, &h.user("leo", "encore"), list.clone()).await),
-        ["list_invoices", "list_events", "list_tours"]
+        ["find_venues", "find_artists", "list_invoices", "list_events", "list_tours"]
     );
     // sam: bluenote is not entitled to ai: refused before any JSON-RPC is read, whatever the message.
     for message in [list.clone(), call_tool(4, "list_events", json!({})), json!("not even JSON-RPC")] {
@@ -1037,7 +1062,7 @@ async fn grants_scoped_to_a_record_are_checked_on_that_record() {
     let tools = mcp(&ai, &copilot, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
     let names: Vec<&str> =
         tools.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["copilot_ask"]);
+    assert_eq!(names, ["copilot_ask", "simulate_event"]);
 }
 
 /// A guard carries the SDK it decides with (issue 19): on a route that is not behind `Kisum::layer`, it
@@ -1125,13 +1150,14 @@ kisum_tests::on_both_backends!(
     the_quota_is_exact_across_replicas,
     module_records_survive_a_restart,
     module_lists_come_in_pages,
-    currency_limits_hold_across_replicas
+    currency_limits_hold_across_replicas,
+    conversations_survive_a_restart
 );
 
 impl Harness {
     /// The module with what it keeps in `db`.
     async fn app_on(&self, module: Module, db: kisum_modules::ModuleDb) -> Router {
-        module.router_with(self.kisum.clone(), &self.companies, self.clock.clone(), Some(&db)).await.unwrap()
+        self.app_with(module, &Options { db: Some(db), ..unreached() }).await
     }
 }
 
@@ -1321,4 +1347,295 @@ async fn currency_limits_hold_across_replicas(backend: kisum_tests::Backend) {
     let in_use: std::collections::BTreeSet<&str> =
         list.body["invoices"].as_array().unwrap().iter().filter_map(|i| i["currency"].as_str()).collect();
     assert_eq!(in_use.len(), 6, "EUR and five others: {in_use:?}");
+}
+
+/// Serves `app` on a free loopback port until the test ends: its base URL.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+impl Harness {
+    /// The ai module planning with `planner`, its copilot reaching the other five modules (in memory),
+    /// each served on a loopback port of its own; its usage and conversations in `db` when given.
+    async fn copilot(&self, planner: PlannerConfig, db: Option<ModuleDb>) -> Router {
+        let mut options = Options { db, ..Options::default() };
+        options.copilot.planner = planner;
+        options.copilot.modules.clear();
+        for module in [Module::Finance, Module::Artist, Module::Venue, Module::Promoters, Module::Touring] {
+            options.copilot.modules.insert(module, serve(self.app(module).await).await);
+        }
+        self.app_with(Module::Ai, &options).await
+    }
+
+    /// maya's membership in encore from now on denies `pattern` (a change of the directory, as Auth
+    /// would write it).
+    fn restrict_maya(&self, pattern: &str) {
+        use kisum_client::access::{Actor, Change};
+        let membership = serde_json::from_value(json!({
+            "user": "maya", "company": "encore", "status": "active", "roles": ["owner"], "restrictions": [pattern]
+        }))
+        .unwrap();
+        self.directory.apply(&Actor::Platform, self.clock_now(), Change::PutMembership(membership)).unwrap();
+    }
+}
+
+/// The tool calls of a turn's messages, with their outcomes: `(tool, outcome)`.
+fn tool_outcomes(messages: &Value) -> Vec<(String, String)> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| (m["tool"].as_str().unwrap().to_owned(), m["result"]["outcome"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Issue 20: a conversation with the copilot (rules planner): it looks things up through the modules'
+/// public APIs with the caller's token, so its venue answer changes when the caller loses
+/// `venue:venue:read` (the lookup is refused and the answer says why); simulations are reproducible;
+/// every turn is counted and kept, and a conversation is its owner's only.
+#[tokio::test]
+async fn the_copilot_converses_with_the_callers_access() {
+    let h = harness();
+    let app = h.copilot(PlannerConfig::Rules, None).await;
+    let maya = h.user("maya", "encore");
+    let session = post(&app, "/v1/copilot/sessions", &maya, json!({"title": "Planning"})).await;
+    session.expect(StatusCode::CREATED);
+    assert_eq!(session.body["title"], "Planning");
+    assert_eq!(session.body["owner"], "user:maya");
+    let id = session.body["id"].as_str().unwrap().to_owned();
+    let say = |question: &str| {
+        let (app, maya, path) = (app.clone(), maya.clone(), format!("/v1/copilot/sessions/{id}/messages"));
+        let body = json!({ "question": question });
+        async move { post(&app, &path, &maya, body).await }
+    };
+
+    let venues = say("Which venues are free on 2026-06-01 and 2026-06-02?").await;
+    venues.expect(StatusCode::CREATED);
+    let answer = venues.body["answer"].as_str().unwrap();
+    assert!(answer.contains("encore hall (encore-1): capacity 1800"), "{answer}");
+    assert!(answer.contains("not available on 2026-06-01"), "{answer}");
+    assert_eq!(tool_outcomes(&venues.body["messages"]), [("find_venues".to_owned(), "ok".to_owned())]);
+    assert_eq!(venues.body["used"], 1);
+
+    let artists = say("Who are our artists, with their bookings?").await;
+    let answer = artists.body["answer"].as_str().unwrap();
+    assert!(answer.contains("The encore house band (encore-1): booked on 2026-06-01"), "{answer}");
+    let books = say("How do our invoices, events and tours look?").await;
+    let answer = books.body["answer"].as_str().unwrap();
+    assert!(answer.contains("1 invoice(s), 1 of them draft; totals: EUR 1250.00"), "{answer}");
+    assert!(answer.contains("encore opening night"), "{answer}");
+    assert!(answer.contains("encore spring tour"), "{answer}");
+
+    // A simulation takes the capacity of the first venue; the same question gives the same figures.
+    let simulated = say("Simulate a show at 45 EUR").await;
+    let answer = simulated.body["answer"].as_str().unwrap().to_owned();
+    assert!(answer.contains("capacity of your venue encore hall (encore-1): 1800"), "{answer}");
+    assert_eq!(
+        tool_outcomes(&simulated.body["messages"]),
+        [("find_venues".to_owned(), "ok".to_owned()), ("simulate_event".to_owned(), "ok".to_owned())]
+    );
+    let again = say("Simulate a show at 45 EUR").await;
+    assert_eq!(again.body["answer"], answer.as_str());
+    let figures = |said: &Answer| said.body["messages"][4]["result"]["data"]["simulation"].clone();
+    assert_eq!(figures(&simulated), figures(&again));
+    assert!(figures(&simulated)["tickets"]["p50"].as_i64().unwrap() <= 1800);
+
+    // maya loses `venue:venue:read`: the venue module refuses the lookup, and the answer says so.
+    h.restrict_maya("venue:venue:read");
+    let refused = say("Which venues are free on 2026-06-02?").await;
+    refused.expect(StatusCode::CREATED);
+    let answer = refused.body["answer"].as_str().unwrap();
+    assert!(
+        answer.contains("I could not look up your venues: your access does not include `venue:venue:read`"),
+        "{answer}"
+    );
+    assert!(!answer.contains("encore hall"), "{answer}");
+    assert_eq!(tool_outcomes(&refused.body["messages"]), [("find_venues".to_owned(), "refused".to_owned())]);
+    assert_eq!(refused.body["used"], 6);
+
+    // The conversation is kept, in order, every turn whole; its owner's only.
+    let kept = get(&app, &format!("/v1/copilot/sessions/{id}"), &maya).await;
+    kept.expect(StatusCode::OK);
+    let messages = kept.body["messages"].as_array().unwrap();
+    let questions: Vec<&str> =
+        messages.iter().filter(|m| m["role"] == "user").map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(questions.len(), 6);
+    assert_eq!(messages.last().unwrap()["content"], refused.body["answer"]);
+    let mine = get(&app, "/v1/copilot/sessions", &maya).await;
+    assert_eq!(ids(&mine.body["sessions"]), [id.as_str()]);
+    assert_eq!(mine.body["sessions"][0]["messages"], messages.len());
+    // Another principal of the company (maya's agent) and maya in another company see nothing of it.
+    let hidden = |token: String| {
+        let (app, path) = (app.clone(), format!("/v1/copilot/sessions/{id}"));
+        async move { get(&app, &path, &token).await }
+    };
+    expect_hidden(&hidden(h.agent("copilot", "maya", "encore")).await);
+    expect_hidden(&hidden(h.user("maya", "bluenote")).await);
+    // Bad input is refused before anything is counted.
+    for body in [json!({"question": ""}), json!({"question": "x", "extra": 1}), json!({})] {
+        post(&app, &format!("/v1/copilot/sessions/{id}/messages"), &maya, body)
+            .await
+            .expect_code(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    }
+    expect_hidden(&post(&app, "/v1/copilot/sessions/encore-99/messages", &maya, json!({"question": "q"})).await);
+    let counted = post(&app, "/v1/copilot/ask", &maya, json!({"question": "Our tours?"})).await;
+    assert_eq!(counted.body["used"], 7);
+}
+
+/// Issue 20: a conversation kept in the database is still there, whole, after a restart, and goes on.
+async fn conversations_survive_a_restart(backend: kisum_tests::Backend) {
+    let db = kisum_tests::TestDb::new(backend).await;
+    let h = harness();
+    let maya = h.user("maya", "encore");
+    let first = h.copilot(PlannerConfig::Rules, Some(ModuleDb::connect(&db.url).await.unwrap())).await;
+    let id = post(&first, "/v1/copilot/sessions", &maya, json!({})).await.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/copilot/sessions/{id}/messages");
+    let said = post(&first, &path, &maya, json!({"question": "Our venues?"})).await;
+    said.expect(StatusCode::CREATED);
+    let before = get(&first, &format!("/v1/copilot/sessions/{id}"), &maya).await.body;
+    drop(first);
+
+    let restarted = h.copilot(PlannerConfig::Rules, Some(ModuleDb::connect(&db.url).await.unwrap())).await;
+    let after = get(&restarted, &format!("/v1/copilot/sessions/{id}"), &maya).await;
+    after.expect(StatusCode::OK);
+    assert_eq!(after.body, before);
+    assert_eq!(after.body["title"], "New conversation");
+    let next = post(&restarted, &path, &maya, json!({"question": "And our tours?"})).await;
+    assert_eq!(next.body["used"], 2, "the month's count went on too");
+    let messages = get(&restarted, &format!("/v1/copilot/sessions/{id}"), &maya).await.body["messages"].clone();
+    let questions: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(questions, ["Our venues?", "And our tours?"]);
+    assert_eq!(ids(&get(&restarted, "/v1/copilot/sessions", &maya).await.body["sessions"]), [id.as_str()]);
+}
+
+/// A request the stub saw: its `Authorization` header and body.
+type Seen = (Option<String>, Value);
+
+/// A chat-completions stub: answers each request with the next of `answers` (status, body), and keeps
+/// every request (its authorization header and body).
+#[derive(Clone, Default)]
+struct Provider {
+    answers: Arc<std::sync::Mutex<std::collections::VecDeque<(StatusCode, Value)>>>,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl Provider {
+    async fn serve(&self) -> String {
+        let provider = self.clone();
+        let app = Router::new().route(
+            "/v1/chat/completions",
+            axum::routing::post(move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let provider = provider.clone();
+                async move {
+                    let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+                    provider.seen.lock().unwrap().push((auth, body));
+                    let (status, answer) = provider.answers.lock().unwrap().pop_front().unwrap();
+                    (status, axum::Json(answer))
+                }
+            }),
+        );
+        format!("{}/v1", serve(app).await)
+    }
+
+    fn answer(&self, status: StatusCode, body: Value) {
+        self.answers.lock().unwrap().push_back((status, body));
+    }
+}
+
+/// Issue 20: the OpenAI-compatible planner against a local stub: the request's shape (model, system
+/// prompt, the conversation, the tools as functions, the key), a tool call run with the caller's access
+/// and its result sent back under its id, the provider's text as the answer; the caller's token never
+/// reaches the provider; a provider error is `503 UPSTREAM_UNAVAILABLE`.
+#[tokio::test]
+async fn the_openai_compatible_planner_calls_tools_through_the_provider() {
+    let h = harness();
+    let provider = Provider::default();
+    let planner = PlannerConfig::OpenAi {
+        base_url: provider.serve().await,
+        model: "kisum-test-model".into(),
+        api_key: Some(kisum_client::Secret::new("sk-test")),
+    };
+    let app = h.copilot(planner, None).await;
+    let maya = h.user("maya", "encore");
+    provider.answer(
+        StatusCode::OK,
+        json!({"choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_abc", "type": "function", "function": {"name": "find_venues", "arguments": "{\"date\":\"2026-06-02\"}"}}
+        ]}}]}),
+    );
+    provider.answer(
+        StatusCode::OK,
+        json!({"choices": [{"message": {"role": "assistant", "content": "encore hall is free on 2026-06-02."}}]}),
+    );
+    let asked = post(&app, "/v1/copilot/ask", &maya, json!({"question": "Is our hall free on 2026-06-02?"})).await;
+    asked.expect(StatusCode::OK);
+    assert_eq!(asked.body["answer"], "encore hall is free on 2026-06-02.");
+    assert_eq!(tool_outcomes(&asked.body["messages"]), [("find_venues".to_owned(), "ok".to_owned())]);
+
+    let seen = provider.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let (auth, first) = &seen[0];
+    assert_eq!(auth.as_deref(), Some("Bearer sk-test"));
+    assert_eq!(first["model"], "kisum-test-model");
+    assert_eq!(first["tool_choice"], "auto");
+    assert_eq!(first["messages"][0]["role"], "system");
+    assert_eq!(first["messages"][1], json!({"role": "user", "content": "Is our hall free on 2026-06-02?"}));
+    let functions: Vec<&str> =
+        first["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        functions,
+        ["find_venues", "find_artists", "list_invoices", "list_events", "list_tours", "simulate_event"]
+    );
+    assert_eq!(first["tools"][0]["type"], "function");
+    assert_eq!(first["tools"][0]["function"]["parameters"]["type"], "object");
+    let (_, second) = &seen[1];
+    let sent = second["messages"].as_array().unwrap();
+    assert_eq!(sent[2]["role"], "assistant");
+    assert_eq!(sent[2]["tool_calls"][0]["id"], "call_abc");
+    assert_eq!(sent[2]["tool_calls"][0]["function"]["name"], "find_venues");
+    assert_eq!(sent[3]["role"], "tool");
+    assert_eq!(sent[3]["tool_call_id"], "call_abc");
+    let result: Value = serde_json::from_str(sent[3]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(result["outcome"], "ok");
+    assert_eq!(result["data"]["venues"][0]["available_on"], json!({"date": "2026-06-02", "available": true}));
+    // The user's token went to the venue module only, never to the provider.
+    for (auth, body) in &seen {
+        assert!(!auth.as_deref().unwrap_or_default().contains(&maya));
+        assert!(!body.to_string().contains(&maya));
+    }
+
+    // A tool the caller may not use: refused by the module, and the provider is told so.
+    h.restrict_maya("venue:*");
+    provider.answer(
+        StatusCode::OK,
+        json!({"choices": [{"message": {"tool_calls": [
+            {"id": "call_2", "type": "function", "function": {"name": "find_venues", "arguments": "{}"}}
+        ]}}]}),
+    );
+    provider.answer(StatusCode::OK, json!({"choices": [{"message": {"content": "You may not see venues."}}]}));
+    let refused = post(&app, "/v1/copilot/ask", &maya, json!({"question": "Venues?"})).await;
+    assert_eq!(tool_outcomes(&refused.body["messages"]), [("find_venues".to_owned(), "refused".to_owned())]);
+    let told = provider.seen.lock().unwrap()[3].1["messages"].clone();
+    let told: Value = serde_json::from_str(told[3]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(told["problem"]["required"], "venue:venue:read");
+
+    // The provider fails: 503, retryable; a malformed answer too.
+    provider.answer(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": {"message": "overloaded"}}));
+    let failed = post(&app, "/v1/copilot/ask", &maya, json!({"question": "Tours?"})).await;
+    failed.expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
+    assert_eq!(failed.body["retryable"], true);
+    provider.answer(StatusCode::OK, json!({"choices": []}));
+    post(&app, "/v1/copilot/ask", &maya, json!({"question": "Tours?"}))
+        .await
+        .expect_code(StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE");
 }

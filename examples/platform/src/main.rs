@@ -35,6 +35,56 @@ struct Cli {
     limits: kisum_server::LimitArgs,
     #[command(flatten)]
     tls: kisum_server::TlsArgs,
+    #[command(flatten)]
+    copilot: CopilotArgs,
+}
+
+/// The ai module's copilot: where its lookups find the other modules, and who plans.
+#[derive(Debug, Clone, Args)]
+struct CopilotArgs {
+    /// A module's base URL for the copilot's lookups, as `NAME=URL` (repeatable); default: the module's
+    /// port on 127.0.0.1.
+    #[arg(long = "module-url", value_parser = module_url)]
+    module_urls: Vec<(Module, String)>,
+    /// Plan with an OpenAI-compatible chat-completions API at this base URL (up to `/chat/completions`,
+    /// such as `https://api.openai.com/v1`) instead of the embedded intent rules.
+    #[arg(long, env = "KISUM_COPILOT_PROVIDER_URL")]
+    copilot_provider_url: Option<String>,
+    /// The provider's model.
+    #[arg(long, env = "KISUM_COPILOT_MODEL", default_value = "gpt-4o-mini")]
+    copilot_model: String,
+    /// The provider's API key (sent as a bearer token; never logged).
+    #[arg(long, env = "KISUM_COPILOT_API_KEY")]
+    copilot_api_key: Option<kisum_client::Secret>,
+}
+
+impl CopilotArgs {
+    fn config(&self, net: &Net) -> Result<kisum_modules::CopilotConfig, Error> {
+        let mut modules = std::collections::BTreeMap::new();
+        for module in Module::ALL {
+            modules.insert(module, format!("{}:{}", net.base(), net.port(module.default_port())?));
+        }
+        modules.extend(self.module_urls.iter().cloned());
+        let planner = match &self.copilot_provider_url {
+            None => kisum_modules::PlannerConfig::Rules,
+            Some(url) => kisum_modules::PlannerConfig::OpenAi {
+                base_url: url.clone(),
+                model: self.copilot_model.clone(),
+                api_key: self.copilot_api_key.clone(),
+            },
+        };
+        let http = kisum_client::http_client(net.ca_bundle.as_deref())?;
+        Ok(kisum_modules::CopilotConfig { modules, http, planner })
+    }
+}
+
+fn module_url(text: &str) -> Result<(Module, String), String> {
+    let (name, url) = text.split_once('=').ok_or("expected NAME=URL, such as venue=http://127.0.0.1:7412")?;
+    let module = name.parse::<Module>().map_err(|e| e.to_string())?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    }
+    Ok((module, url.trim_end_matches('/').to_owned()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +160,9 @@ struct ModuleArgs {
     #[cfg(feature = "actix")]
     #[arg(long)]
     actix: bool,
+    /// The ai module's copilot.
+    #[command(flatten)]
+    copilot: CopilotArgs,
 }
 
 /// `remote` with the client secret `KISUM_ADMIN_CLIENT_SECRET` when it names none (a module or console
@@ -236,7 +289,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let stop = shutdown_signal();
     let admin = cli.boot.admin_secret.as_ref();
     match cli.service {
-        None => all(&cli.boot, &cli.claims, &net, stop).await,
+        None => all(&cli.boot, &cli.claims, &cli.copilot, &net, stop).await,
         Some(Service::Auth(a)) => {
             let opened = cli.boot.open().await?;
             let (listener, url) = net.listen(a.listen.listen, 7400).await?;
@@ -320,7 +373,8 @@ async fn module(
     if m.actix {
         return actix_touring(module, config, &companies, &db, m.listen.listen, net, stop).await;
     }
-    let (app, feed) = module.start(config, &companies, Some(db)).await?;
+    let options = kisum_modules::Options { db: Some(db), copilot: m.copilot.config(net)? };
+    let (app, feed) = module.start(config, &companies, &options).await?;
     let (listener, url) = net.listen(m.listen.listen, module.default_port()).await?;
     println!("{:<10} {url}", module.name());
     let served = net.serve(listener, app, stop).await;
@@ -427,7 +481,13 @@ fn own_clients() -> Vec<(String, Vec<String>)> {
 }
 
 /// Everything in one process on the default ports.
-async fn all(boot: &Boot, claims: &kisum_auth::Config, net: &Net, stop: watch::Receiver<bool>) -> Result<(), Error> {
+async fn all(
+    boot: &Boot,
+    claims: &kisum_auth::Config,
+    copilot: &CopilotArgs,
+    net: &Net,
+    stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
     let opened = boot.open().await?;
     let (auth_listener, auth_url) = net.listen(None, 7400).await?;
     let (core_listener, core_url) = net.listen(None, 7401).await?;
@@ -468,7 +528,10 @@ async fn all(boot: &Boot, claims: &kisum_auth::Config, net: &Net, stop: watch::R
     let companies = opened.engine.directory().company_ids();
     // What the modules keep (their records, the ai module's usage and conversations) lives in the same
     // database as the store, in tables of their own, through one pool they share.
-    let module_db = kisum_modules::ModuleDb::connect(&boot.store.db_url()?).await?;
+    let options = kisum_modules::Options {
+        db: Some(kisum_modules::ModuleDb::connect(&boot.store.db_url()?).await?),
+        copilot: copilot.config(net)?,
+    };
     let mut feeds = Vec::new();
     let (console_listener, console_url) = net.listen(None, 7402).await?;
     let mut lines = vec![
@@ -481,7 +544,7 @@ async fn all(boot: &Boot, claims: &kisum_auth::Config, net: &Net, stop: watch::R
         let mut config = net.remote(&auth_url, &core_url, &id, &secret_of(&id)?);
         config.issuer.clone_from(&issuer);
         config.audience.clone_from(&audience);
-        let (app, feed) = module.start(config, &companies, Some(module_db.clone())).await?;
+        let (app, feed) = module.start(config, &companies, &options).await?;
         feeds.push(feed);
         let (listener, url) = net.listen(None, module.default_port()).await?;
         lines.push(format!("{:<10} {url}", module.name()));
