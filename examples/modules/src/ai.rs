@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::copilot::planner::Message;
 use crate::copilot::{Copilot, CopilotConfig, MAX_MESSAGES, Session, SessionSummary};
+use crate::mcp::McpConfig;
 use crate::records::{PageQuery, Repo};
 use crate::usage::{ModuleDb, Usage};
 use crate::{mcp, simulation};
@@ -92,9 +93,11 @@ pub(crate) const ROUTES: &[Route] = &[
         ..Route::new("post", "/v1/copilot/simulations", SIMULATE)
     },
     Route {
-        summary: "Model Context Protocol (JSON-RPC 2.0, streamable HTTP, JSON answers) for user tokens: \
-            `tools/list` lists the tools the caller may call, `tools/call` checks the tool's permission \
-            (`x-kisum-also`); a refusal is JSON-RPC error -32001 with the problem in `data`",
+        summary: "Model Context Protocol on the official SDK (rmcp; streamable HTTP, stateless, JSON answers; \
+            protocol 2025-06-18 and later) for user tokens of companies entitled to `ai`: `tools/list` lists \
+            the tools the caller may call, `tools/call` checks the tool's permission (`x-kisum-also`); a \
+            refusal is JSON-RPC error -32001 with the problem in `data`. Host and Origin are checked; a `401` \
+            names the protected-resource metadata (RFC 9728)",
         permission: None,
         also: PERMISSIONS,
         ..Route::new("post", "/mcp", ASK)
@@ -162,6 +165,7 @@ pub(crate) async fn routes(
     clock: Arc<dyn Clock>,
     db: Option<&ModuleDb>,
     copilot: &CopilotConfig,
+    mcp_config: &McpConfig,
 ) -> Result<Router, String> {
     let usage = match db {
         Some(db) => Usage::Stored(db.clone()),
@@ -180,10 +184,12 @@ pub(crate) async fn routes(
         .route("/v1/copilot/sessions/{id}", get(one).route_layer(guard(ASK).on("session", "id")))
         .route("/v1/copilot/sessions/{id}/messages", post(say).route_layer(guard(ASK).on("session", "id")))
         .route("/v1/copilot/simulations", post(simulate).route_layer(guard(SIMULATE)))
-        // Any valid token reaches the endpoint; it serves user tokens and decides each tool itself.
-        .route("/mcp", post(mcp::endpoint))
-        .with_state(state);
-    Ok(router)
+        .with_state(state.clone());
+    // Any valid token of an entitled company reaches the SDK's service; it decides each tool itself.
+    let endpoint = Router::new()
+        .nest_service("/mcp", mcp::service(state.clone(), mcp_config))
+        .layer(axum::middleware::from_fn_with_state(state, mcp::entitled));
+    Ok(router.merge(endpoint))
 }
 
 async fn ask(

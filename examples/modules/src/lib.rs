@@ -28,6 +28,7 @@ use kisum_client::{Access, Kisum, OwnerLookup, Owners, Refusal};
 use kisum_client::server::routes::Route;
 
 pub use copilot::{CopilotConfig, PlannerConfig};
+pub use mcp::McpConfig;
 pub use usage::ModuleDb;
 
 /// What a module server keeps and reaches beyond the SDK.
@@ -38,6 +39,8 @@ pub struct Options {
     pub db: Option<ModuleDb>,
     /// The ai module's copilot: its planner and where its tools find the other modules.
     pub copilot: CopilotConfig,
+    /// The ai module's MCP endpoint: its public URL, Auth, and the `Host`/`Origin` allow-lists.
+    pub mcp: McpConfig,
 }
 
 /// One of the six module servers of API.md §4.
@@ -162,16 +165,32 @@ impl Module {
             Module::Venue => venue::routes(&kisum, companies, clock, db).await?,
             Module::Promoters => promoters::routes(&kisum, companies, db).await?,
             Module::Touring => touring::routes(&kisum, companies, db).await?,
-            Module::Ai => ai::routes(&kisum, clock, db, &options.copilot).await?,
+            Module::Ai => ai::routes(&kisum, clock, db, &options.copilot, &options.mcp).await?,
         };
-        let guarded = routes.layer(kisum.layer());
+        let mut guarded = routes.layer(kisum.layer());
+        let mut open = Router::new();
+        if self == Module::Ai {
+            // RFC 9728: where an MCP client learns which authorization server issues the endpoint's tokens,
+            // named by every `401` of the endpoint.
+            let resource = Arc::new(options.mcp.resource.clone());
+            guarded = guarded
+                .layer(axum::middleware::from_fn(move |request, next| mcp::challenge(resource.clone(), request, next)));
+            let metadata = Arc::new(mcp::metadata(&options.mcp));
+            let served = move || {
+                let metadata = metadata.clone();
+                async move { Json(metadata.as_ref().clone()) }
+            };
+            open = open
+                .route("/.well-known/oauth-protected-resource", get(served.clone()))
+                .route("/.well-known/oauth-protected-resource/mcp", get(served));
+        }
         let document = Arc::new(kisum_client::server::routes::document(
             self.name(),
             env!("CARGO_PKG_VERSION"),
             &format!("http://127.0.0.1:{}", self.default_port()),
             self.routes(),
         ));
-        let open = Router::new()
+        let open = open
             .route("/health/live", get(|| async { kisum_client::server::health::live() }))
             .route(
                 "/health/ready",

@@ -1,46 +1,272 @@
-//! `POST /mcp`: the Model Context Protocol (revision 2025-06-18) over streamable HTTP, as a small serde
-//! subset of JSON-RPC 2.0. Every request is answered with one JSON body (no SSE stream, no sessions);
-//! notifications and responses sent by the client get `202` without a body; JSON-RPC errors travel with
-//! HTTP 200. The endpoint serves user tokens (a service acts in a company as that company's agent) and
-//! decides each tool's permission itself: `tools/list` lists only the tools the caller may call, and
-//! `tools/call` of any other is the JSON-RPC error [`REFUSED`] with the problem (DESIGN.md §6) in `data`.
+//! `/mcp`: the Model Context Protocol on the official Rust SDK (`rmcp`), streamable HTTP, stateless
+//! (every request stands alone, so replicas need no shared session; clients of 2025-06-18 still
+//! `initialize` first and get their version back), answered with one JSON body. In front of the SDK's
+//! service, in this order:
+//!
+//! 1. `Kisum::layer` verifies the bearer token (`401` first, with `WWW-Authenticate` naming the
+//!    protected-resource metadata of RFC 9728, [`metadata`]);
+//! 2. [`entitled`] refuses service tokens and a company not entitled to module `ai` (`403 NOT_ENTITLED`,
+//!    `required` `ai`) before any JSON-RPC is read;
+//! 3. the SDK checks `Host` (DNS rebinding) and `Origin` against their allow-lists, and the body size.
+//!
+//! The tools are `copilot_ask` and the copilot's own ([`crate::copilot::tools`]): `tools/list` lists
+//! those the caller may call (an agent acting for a user: what that user delegated to it), and
+//! `tools/call` decides the tool's permission again; a refusal is JSON-RPC error [`REFUSED`] with the
+//! problem (DESIGN.md §6) in `data`. Errors the SDK answers in plain text become problem+json.
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kisum_client::errors::ErrorCode;
 use kisum_client::server::{ApiError, MAX_BODY_BYTES};
-use kisum_client::{Caller, Kisum, Refusal};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use kisum_client::{Access, Caller, Kisum, Refusal};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode as RpcCode, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
 
 use crate::ai::{ASK, Ai};
 use crate::copilot::tools::{self, Outcome, TOOLS, ToolCall};
 
-/// The protocol revision spoken.
-const PROTOCOL_VERSION: &str = "2025-06-18";
-
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
 /// A refusal (a server error code of JSON-RPC's reserved range): the problem is in `data`.
-const REFUSED: i64 = -32001;
+pub(crate) const REFUSED: i32 = -32001;
 
 const COPILOT_ASK: &str = "copilot_ask";
 
-/// `copilot_ask`, then the copilot's own tools.
-fn tools() -> impl Iterator<Item = (&'static str, &'static str, Value)> {
+/// The module a company must be entitled to for the endpoint.
+const AI_MODULE: &str = "ai";
+
+/// Where the MCP endpoint is reached, and who may reach it.
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    /// The endpoint's public URL (`https://ai.example.com/mcp`): the `resource` of its RFC 9728 metadata.
+    pub resource: String,
+    /// The authorization servers that issue its tokens (Auth's issuer URL).
+    pub authorization_servers: Vec<String>,
+    /// `Host` values accepted (a name, or `name:port`); anything else is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted (`https://app.example.com:443`); a request with any other `Origin` is
+    /// refused. Empty: every request that carries an `Origin` is refused (no browser calls the endpoint
+    /// directly; the console talks to the modules from its server).
+    pub allowed_origins: Vec<String>,
+}
+
+impl McpConfig {
+    /// The endpoint on loopback at the ai module's default port plus `offset`, tokens from the Auth at
+    /// `auth`; hosts `localhost`, `127.0.0.1`, `::1`.
+    pub fn local(offset: u16, auth: &str) -> McpConfig {
+        let port = crate::Module::Ai.default_port().saturating_add(offset);
+        McpConfig {
+            resource: format!("http://127.0.0.1:{port}/mcp"),
+            authorization_servers: vec![auth.to_owned()],
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for McpConfig {
+    fn default() -> McpConfig {
+        McpConfig::local(0, "http://127.0.0.1:7400")
+    }
+}
+
+/// The SDK's streamable HTTP service for `ai`, configured by `config`.
+pub(crate) fn service(ai: Arc<Ai>, config: &McpConfig) -> StreamableHttpService<KisumMcp, LocalSessionManager> {
+    let settings = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_allowed_hosts(config.allowed_hosts.clone())
+        .with_allowed_origins(config.allowed_origins.clone())
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(MAX_BODY_BYTES);
+    StreamableHttpService::new(move || Ok(KisumMcp { ai: ai.clone() }), Arc::default(), settings)
+}
+
+/// The RFC 9728 protected-resource metadata of the endpoint.
+pub(crate) fn metadata(config: &McpConfig) -> Value {
+    json!({
+        "resource": config.resource,
+        "authorization_servers": config.authorization_servers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Kisum ai module (Model Context Protocol)",
+        "resource_documentation": "https://kisum.example/docs/modules#mcp"
+    })
+}
+
+/// The metadata's URL for an endpoint at `resource` (RFC 9728 §3.1: the well-known path inserted
+/// before the resource's path).
+pub(crate) fn metadata_url(resource: &str) -> String {
+    match resource
+        .split_once("://")
+        .and_then(|(scheme, rest)| rest.split_once('/').map(|(host, path)| (scheme, host, path)))
+    {
+        Some((scheme, host, path)) => format!("{scheme}://{host}/.well-known/oauth-protected-resource/{path}"),
+        None => format!("{}/.well-known/oauth-protected-resource", resource.trim_end_matches('/')),
+    }
+}
+
+/// Before the SDK: a user token of a company entitled to module `ai` (API.md §4), else the refusal as
+/// problem+json; after it: its plain-text errors (a refused `Host` or `Origin`, a wrong `Accept`) as
+/// problem+json too.
+pub(crate) async fn entitled(State(ai): State<Arc<Ai>>, request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return ApiError::new(ErrorCode::Unauthenticated, "a bearer token is required").into_response();
+    };
+    if caller.company().is_none() {
+        return ApiError::new(ErrorCode::Forbidden, "the MCP endpoint serves user tokens").into_response();
+    }
+    let granted = match ai.kisum.access_of(&caller).await {
+        Ok(granted) => granted,
+        Err(refusal) => return crate::refused(&refusal).into_response(),
+    };
+    if let Some(reason) = granted.snapshot.denies_all() {
+        return crate::refused(&Refusal::of_deny(reason, ASK, None)).into_response();
+    }
+    if !granted.entitlements.modules.iter().any(|m| m == AI_MODULE) {
+        return ApiError::new(ErrorCode::NotEntitled, "the company is not entitled to module `ai`")
+            .with_required(AI_MODULE)
+            .into_response();
+    }
+    as_problem(next.run(request).await).await
+}
+
+/// A plain-text error of the SDK as problem+json (its JSON-RPC errors and results pass as they are).
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json") || v.contains("event-stream"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::ValidationFailed,
+    };
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().chars().take(300).collect::<String>();
+    let detail = if detail.is_empty() { status.to_string() } else { format!("MCP: {detail}") };
+    // The problem's `status` is the response's, as RFC 9457 wants (405 and 406 have no code of their own).
+    let mut problem = kisum_client::errors::Problem::new(code, detail);
+    problem.status = status.as_u16();
+    let mut problem = ApiError::from_problem(problem).into_response();
+    // Keep what the SDK said about methods (`Allow`).
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    *problem.status_mut() = status;
+    problem
+}
+
+/// A `401` from the layer in front of `/mcp` names where to find how to get a token (RFC 9728 §5.1).
+pub(crate) async fn challenge(resource: Arc<String>, request: Request, next: Next) -> Response {
+    let endpoint = request.uri().path() == "/mcp" || request.uri().path().starts_with("/mcp/");
+    let mut response = next.run(request).await;
+    if endpoint && response.status() == StatusCode::UNAUTHORIZED {
+        let given = response.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("Bearer");
+        let value =
+            format!("{given}, resource_metadata=\"{}\"", metadata_url(&resource)).replacen("Bearer, ", "Bearer ", 1);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+/// The MCP server of one request.
+#[derive(Clone)]
+pub(crate) struct KisumMcp {
+    ai: Arc<Ai>,
+}
+
+impl ServerHandler for KisumMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("kisum-ai", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Tools act in the company of your token, with your access; tools/list shows the ones you may call.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let (caller, _) = caller(&context)?;
+        let mut listed = Vec::new();
+        for (name, permission, described) in catalog() {
+            if allowed(&self.ai.kisum, &caller, permission).await?.is_ok() {
+                let schema = described.get("inputSchema").and_then(Value::as_object).cloned().unwrap_or_default();
+                let description = described.get("description").and_then(Value::as_str).unwrap_or_default().to_owned();
+                listed.push(Tool::new(name, description, Arc::new(schema)));
+            }
+        }
+        Ok(ListToolsResult::with_all_items(listed))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let (caller, token) = caller(&context)?;
+        let Some((name, permission, _)) = catalog().find(|(name, _, _)| *name == request.name) else {
+            return Err(ErrorData::invalid_params(format!("no tool `{}`", truncated(&request.name)), None));
+        };
+        let access = match allowed(&self.ai.kisum, &caller, permission).await? {
+            Ok(access) => access,
+            Err(refusal) => return Err(refused(&crate::refused(&refusal))),
+        };
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let result = if name == COPILOT_ASK {
+            let question = match arguments.as_object().map(|a| (a.get("question"), a.len())) {
+                Some((Some(Value::String(q)), 1)) => q.clone(),
+                _ => {
+                    return Err(ErrorData::invalid_params("`copilot_ask` takes one string argument, `question`", None));
+                }
+            };
+            let answer = self.ai.ask(&access, &token, &question).await.map_err(|e| refused(&e))?;
+            CallToolResult::structured(serde_json::to_value(answer).unwrap_or(Value::Null))
+        } else {
+            tools::check_arguments(name, &arguments).map_err(|detail| ErrorData::invalid_params(detail, None))?;
+            let call = ToolCall { id: "mcp".into(), name: name.into(), arguments };
+            match self.ai.copilot.run(&access, &token, &call).await {
+                Outcome::Ok { data } => CallToolResult::structured(data),
+                Outcome::Refused { problem } => {
+                    let message = problem.get("detail").and_then(Value::as_str).unwrap_or("refused").to_owned();
+                    return Err(ErrorData::new(RpcCode(REFUSED), message, Some(problem)));
+                }
+                Outcome::Failed { detail } => CallToolResult::error(vec![ContentBlock::text(detail)]),
+            }
+        };
+        Ok(result.into())
+    }
+}
+
+/// `copilot_ask`, then the copilot's own tools: name, permission, description (with `inputSchema`).
+fn catalog() -> impl Iterator<Item = (&'static str, &'static str, Value)> {
     let ask = (
         COPILOT_ASK,
         ASK,
         json!({
-            "name": COPILOT_ASK,
             "description": "Asks the copilot a question; it looks things up with your access (counts against \
                 the company's ai.monthly_requests)",
             "inputSchema": {
@@ -54,291 +280,59 @@ fn tools() -> impl Iterator<Item = (&'static str, &'static str, Value)> {
     std::iter::once(ask).chain(TOOLS.iter().map(|t| (t.name, t.permission, tools::describe(t))))
 }
 
-/// A JSON-RPC id: a string or a number, or null where the request's could not be read.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-enum Id {
-    Number(serde_json::Number),
-    Text(String),
-    Null,
-}
-
-/// A message the client sent.
-#[derive(Debug)]
-enum Message {
-    /// A request, to be answered.
-    Request { id: Id, method: String, params: Map<String, Value> },
-    /// A notification or a response: nothing to answer.
-    Accepted,
-}
-
-#[derive(Debug, Serialize)]
-struct Reply {
-    jsonrpc: &'static str,
-    id: Id,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<RpcError>,
-}
-
-#[derive(Debug, Serialize)]
-struct RpcError {
-    code: i64,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Value>,
-}
-
-impl RpcError {
-    fn new(code: i64, message: impl Into<String>) -> RpcError {
-        RpcError { code, message: message.into(), data: None }
-    }
-
-    /// A refusal or a rejected argument, with its problem in `data`.
-    fn from_api(error: &ApiError) -> RpcError {
-        let code = if error.code() == ErrorCode::ValidationFailed { INVALID_PARAMS } else { REFUSED };
-        let mut problem = error.problem().clone();
-        if problem.request_id.is_none() {
-            problem.request_id = kisum_client::server::request_id::current();
-        }
-        RpcError { code, message: problem.detail.clone(), data: serde_json::to_value(problem).ok() }
-    }
-}
-
-impl Reply {
-    fn result(id: Id, result: Value) -> Reply {
-        Reply { jsonrpc: "2.0", id, result: Some(result), error: None }
-    }
-
-    fn error(id: Id, error: RpcError) -> Reply {
-        Reply { jsonrpc: "2.0", id, result: None, error: Some(error) }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct CallParams {
-    name: String,
-    #[serde(default)]
-    arguments: Map<String, Value>,
-}
-
-/// The module a company must be entitled to for the endpoint.
-const AI_MODULE: &str = "ai";
-
-/// The endpoint.
-pub(crate) async fn endpoint(
-    State(ai): State<Arc<Ai>>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if caller.company().is_none() {
-        return ApiError::new(ErrorCode::Forbidden, "the MCP endpoint serves user tokens").into_response();
-    }
-    // The company must be entitled to the AI module before any JSON-RPC is read (API.md §4).
-    let kisum = &ai.kisum;
-    let granted = match kisum.access_of(&caller).await {
-        Ok(granted) => granted,
-        Err(refusal) => return crate::refused(&refusal).into_response(),
-    };
-    if let Some(reason) = granted.snapshot.denies_all() {
-        return crate::refused(&Refusal::of_deny(reason, ASK, None)).into_response();
-    }
-    if !granted.entitlements.modules.iter().any(|m| m == AI_MODULE) {
-        return ApiError::new(ErrorCode::NotEntitled, "the company is not entitled to module `ai`")
-            .with_required(AI_MODULE)
-            .into_response();
-    }
-    if let Some(version) = headers.get("mcp-protocol-version")
-        && version != PROTOCOL_VERSION
-    {
-        let reply = Reply::error(
-            Id::Null,
-            RpcError::new(
-                INVALID_REQUEST,
-                format!("unsupported MCP-Protocol-Version; this server speaks {PROTOCOL_VERSION}"),
-            ),
-        );
-        return (StatusCode::BAD_REQUEST, Json(reply)).into_response();
-    }
-    let bytes = match body {
-        Ok(bytes) => bytes,
-        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
-            return ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-            .into_response();
-        }
-        Err(other) => return ApiError::invalid("", other.body_text()).into_response(),
-    };
-    let (id, method, params) = match parse(&bytes) {
-        Ok(Message::Request { id, method, params }) => (id, method, params),
-        Ok(Message::Accepted) => return StatusCode::ACCEPTED.into_response(),
-        Err((id, error)) => return Json(Reply::error(id, error)).into_response(),
-    };
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
+/// The verified caller of the HTTP request behind `context`, and its bearer token.
+fn caller(context: &RequestContext<RoleServer>) -> Result<(Caller, String), ErrorData> {
+    let parts = context
+        .extensions
+        .get::<Parts>()
+        .ok_or_else(|| ErrorData::internal_error("the request's HTTP parts are missing", None))?;
+    let caller = parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ErrorData::internal_error("the request was not authenticated", None))?;
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.get(7..))
         .unwrap_or_default()
         .trim()
         .to_owned();
-    match answer(&ai, kisum, &caller, &token, &method, params).await {
-        Ok(Ok(result)) => Json(Reply::result(id, result)).into_response(),
-        Ok(Err(error)) => Json(Reply::error(id, error)).into_response(),
-        Err(failure) => failure.into_response(),
-    }
+    Ok((caller, token))
 }
 
-/// Whether `bytes` is one JSON-RPC message the endpoint acts on (for the fuzz targets).
-pub(crate) fn accepts(bytes: &[u8]) -> bool {
-    parse(bytes).is_ok()
-}
-
-/// Reads one JSON-RPC message; what cannot be read is the error to answer, with the id to answer it under.
-fn parse(bytes: &[u8]) -> Result<Message, (Id, RpcError)> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| (Id::Null, RpcError::new(PARSE_ERROR, format!("the body is not JSON: {e}"))))?;
-    let Value::Object(mut object) = value else {
-        return Err((
-            Id::Null,
-            RpcError::new(INVALID_REQUEST, "a message is one JSON object (MCP 2025-06-18 has no batches)"),
-        ));
-    };
-    let id = match object.remove("id") {
-        None => None,
-        Some(Value::Number(n)) => Some(Id::Number(n)),
-        Some(Value::String(s)) => Some(Id::Text(s)),
-        Some(_) => return Err((Id::Null, RpcError::new(INVALID_REQUEST, "`id` is a string or a number"))),
-    };
-    let invalid = |id: Option<Id>, message: &str| (id.unwrap_or(Id::Null), RpcError::new(INVALID_REQUEST, message));
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(invalid(id, "`jsonrpc` must be \"2.0\""));
-    }
-    match (object.remove("method"), id) {
-        (Some(Value::String(method)), Some(id)) => match object.remove("params") {
-            None | Some(Value::Null) => Ok(Message::Request { id, method, params: Map::new() }),
-            Some(Value::Object(params)) => Ok(Message::Request { id, method, params }),
-            Some(_) => Err((id, RpcError::new(INVALID_PARAMS, "`params` is an object"))),
-        },
-        (Some(Value::String(_)), None) => Ok(Message::Accepted),
-        (Some(_), id) => Err(invalid(id, "`method` is a string")),
-        (None, Some(_)) if object.contains_key("result") || object.contains_key("error") => Ok(Message::Accepted),
-        (None, id) => Err(invalid(id, "a request names a `method`")),
-    }
-}
-
-/// The result of `method`, or its JSON-RPC error; `Err` for a failure answered over HTTP (access could not
-/// be had: fail closed).
-async fn answer(
-    ai: &Ai,
-    kisum: &Kisum,
-    caller: &Caller,
-    token: &str,
-    method: &str,
-    params: Map<String, Value>,
-) -> Result<Result<Value, RpcError>, ApiError> {
-    match method {
-        "initialize" => Ok(Ok(json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": { "tools": {} },
-            "serverInfo": { "name": "kisum-ai", "title": "Kisum ai module", "version": env!("CARGO_PKG_VERSION") },
-            "instructions": "Tools act in the company of your token; tools/list shows the ones you may call."
-        }))),
-        "ping" => Ok(Ok(json!({}))),
-        "tools/list" => {
-            let mut tools = Vec::new();
-            for (_, permission, described) in self::tools() {
-                if allowed(kisum, caller, permission).await?.is_ok() {
-                    tools.push(described);
-                }
-            }
-            Ok(Ok(json!({ "tools": tools })))
-        }
-        "tools/call" => call(ai, kisum, caller, token, params).await,
-        other => Ok(Err(RpcError::new(METHOD_NOT_FOUND, format!("no method `{}`", truncated(other))))),
-    }
-}
-
-async fn call(
-    ai: &Ai,
-    kisum: &Kisum,
-    caller: &Caller,
-    token: &str,
-    params: Map<String, Value>,
-) -> Result<Result<Value, RpcError>, ApiError> {
-    let params: CallParams = match serde_json::from_value(Value::Object(params)) {
-        Ok(params) => params,
-        Err(e) => {
-            return Ok(Err(RpcError::new(INVALID_PARAMS, format!("tools/call takes `name` and `arguments`: {e}"))));
-        }
-    };
-    let Some((name, permission, _)) = tools().find(|(name, _, _)| *name == params.name) else {
-        return Ok(Err(RpcError::new(INVALID_PARAMS, format!("no tool `{}`", truncated(&params.name)))));
-    };
-    let access = match allowed(kisum, caller, permission).await? {
-        Ok(access) => access,
-        Err(refusal) => return Ok(Err(RpcError::from_api(&crate::refused(&refusal)))),
-    };
-    let structured = if name == COPILOT_ASK {
-        if let Some(extra) = params.arguments.keys().find(|k| *k != "question") {
-            return Ok(Err(RpcError::new(
-                INVALID_PARAMS,
-                format!("`{name}` takes no argument `{}`", truncated(extra)),
-            )));
-        }
-        let Some(question) = params.arguments.get("question").and_then(Value::as_str) else {
-            return Ok(Err(RpcError::new(INVALID_PARAMS, "`copilot_ask` needs the string argument `question`")));
-        };
-        match ai.ask(&access, token, question).await {
-            Ok(answer) => serde_json::to_value(answer).unwrap_or(Value::Null),
-            Err(error) => return Ok(Err(RpcError::from_api(&error))),
-        }
-    } else {
-        let arguments = Value::Object(params.arguments);
-        if let Err(detail) = tools::check_arguments(name, &arguments) {
-            return Ok(Err(RpcError::new(INVALID_PARAMS, detail)));
-        }
-        let call = ToolCall { id: "mcp".into(), name: name.into(), arguments };
-        match ai.copilot.run(&access, token, &call).await {
-            Outcome::Ok { data } => data,
-            Outcome::Refused { problem } => {
-                let message = problem.get("detail").and_then(Value::as_str).unwrap_or("refused").to_owned();
-                return Ok(Err(RpcError { code: REFUSED, message, data: Some(problem) }));
-            }
-            Outcome::Failed { detail } => {
-                return Ok(Ok(json!({ "content": [{ "type": "text", "text": detail }], "isError": true })));
-            }
-        }
-    };
-    Ok(Ok(json!({
-        "content": [{ "type": "text", "text": structured.to_string() }],
-        "structuredContent": structured,
-        "isError": false
-    })))
-}
-
-/// Whether `caller` may use `permission`: `Ok(Ok(access))`, or `Ok(Err(refusal))` for a denial (another
-/// company's, not entitled, inactive, not granted); `Err` when access could not be had at all.
+/// Whether `caller` may use `permission`: `Ok(Ok(access))`, or `Ok(Err(refusal))` for a denial;
+/// `Err` when access could not be had at all (fail closed).
 async fn allowed(
     kisum: &Kisum,
     caller: &Caller,
-    permission: &str,
-) -> Result<Result<kisum_client::Access, Refusal>, ApiError> {
+    permission: &'static str,
+) -> Result<Result<Access, Refusal>, ErrorData> {
     match kisum.decide(caller, permission, None, false).await {
         Ok(access) => Ok(Ok(access)),
-        Err(refusal) => match refusal.code() {
-            ErrorCode::Forbidden | ErrorCode::NotEntitled | ErrorCode::MembershipInactive | ErrorCode::NotFound => {
-                Ok(Err(refusal))
-            }
-            _ => Err(crate::refused(&refusal)),
-        },
+        Err(refusal) if refusal.problem().code == ErrorCode::UpstreamUnavailable => {
+            Err(refused(&crate::refused(&refusal)))
+        }
+        Err(refusal) => Ok(Err(refusal)),
     }
 }
 
-/// At most 64 characters of client input, for messages.
+/// An error answered as JSON-RPC error [`REFUSED`] with its problem in `data` (invalid input: -32602).
+fn refused(error: &ApiError) -> ErrorData {
+    let mut problem = error.problem().clone();
+    if problem.request_id.is_none() {
+        problem.request_id = kisum_client::server::request_id::current();
+    }
+    let code = if problem.code == ErrorCode::ValidationFailed { RpcCode::INVALID_PARAMS } else { RpcCode(REFUSED) };
+    ErrorData::new(code, problem.detail.clone(), serde_json::to_value(&problem).ok())
+}
+
 fn truncated(text: &str) -> String {
     text.chars().take(64).collect()
+}
+
+/// Whether `bytes` is a JSON-RPC message of a client as the SDK reads it (for the fuzz targets).
+pub(crate) fn accepts(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(bytes).is_ok()
 }

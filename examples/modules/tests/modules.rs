@@ -739,8 +739,17 @@ fn small_ai_world(limit: u64) -> WorldDoc {
     })
 }
 
+/// One MCP message as a 2025-06-18 client over streamable HTTP sends it, to the ai module's default
+/// address.
 async fn mcp(app: &Router, token: &str, message: Value) -> Answer {
-    Call::new(Method::POST, "/mcp").bearer(Some(token)).json(&message).send(app).await
+    Call::new(Method::POST, "/mcp")
+        .bearer(Some(token))
+        .header("host", "127.0.0.1:7415")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&message)
+        .send(app)
+        .await
 }
 
 fn call_tool(id: u64, name: &str, arguments: Value) -> Value {
@@ -876,6 +885,10 @@ async fn simulations_are_reproducible_explained_counted_and_guarded() {
     );
 }
 
+/// Issue 20: MCP on the official SDK. A 2025-06-18 client's `initialize` → `notifications/initialized`
+/// → `tools/list` → `tools/call`; `tools/list` shows only what the caller may call and `tools/call`
+/// decides it again (a refusal is -32001 with the problem); the company's `ai` entitlement and a user
+/// token come before any JSON-RPC; `Host` and `Origin` are checked; a `401` names the RFC 9728 metadata.
 #[tokio::test]
 async fn mcp_lists_and_calls_only_what_the_caller_may() {
     let h = harness();
@@ -893,16 +906,15 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
     assert_eq!(init.body["jsonrpc"], "2.0");
     assert_eq!(init.body["id"], 1);
     assert_eq!(init.body["result"]["protocolVersion"], "2025-06-18");
-    assert_eq!(init.body["result"]["capabilities"]["tools"], json!({}));
-    assert!(init.body["result"]["serverInfo"]["name"].is_string());
+    assert!(init.body["result"]["capabilities"]["tools"].is_object(), "{:#}", init.body);
+    assert_eq!(init.body["result"]["serverInfo"]["name"], "kisum-ai");
     let note = mcp(&app, &maya, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
     assert_eq!(note.status, StatusCode::ACCEPTED);
-    assert!(note.text.is_empty());
 
     let tools = |answer: &Answer| -> Vec<String> {
         answer.body["result"]["tools"]
             .as_array()
-            .unwrap()
+            .unwrap_or_else(|| panic!("{:#}", answer.body))
             .iter()
             .map(|t| t["name"].as_str().unwrap().to_owned())
             .collect()
@@ -916,7 +928,7 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
         ["copilot_ask", "find_venues", "find_artists", "list_invoices", "list_events", "list_tours", "simulate_event"]
     );
     assert_eq!(all.body["result"]["tools"][0]["inputSchema"]["required"], json!(["question"]));
-    // leo: events (member), tours (booker), invoices (ines's delegation); no ai.
+    // leo: venues and artists (booker), events, tours, invoices (ines's delegation); no ai.
     assert_eq!(
         tools(&mcp(&app, &h.user("leo", "encore"), list.clone()).await),
         ["find_venues", "find_artists", "list_invoices", "list_events", "list_tours"]
@@ -930,9 +942,10 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
     // kai's membership is suspended: refused as such.
     mcp(&app, &h.user("kai", "encore"), list.clone()).await.expect_code(StatusCode::FORBIDDEN, "MEMBERSHIP_INACTIVE");
 
+    // A tool reads the finance module with maya's access.
     let invoices = mcp(&app, &maya, call_tool(3, "list_invoices", json!({}))).await;
     invoices.expect(StatusCode::OK);
-    assert_eq!(invoices.body["result"]["isError"], false);
+    assert_eq!(invoices.body["result"]["isError"], false, "{:#}", invoices.body);
     assert_eq!(ids(&invoices.body["result"]["structuredContent"]["invoices"]), ["encore-1"]);
     let text: Value = serde_json::from_str(invoices.body["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(text, invoices.body["result"]["structuredContent"]);
@@ -945,8 +958,9 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
     assert_eq!(refused.body["error"]["data"]["required"], "ai:copilot:ask");
     assert!(refused.body["result"].is_null());
 
-    let maya_asks = mcp(&app, &maya, call_tool(7, "copilot_ask", json!({"question": "Tour dates?"}))).await;
+    let maya_asks = mcp(&app, &maya, call_tool(7, "copilot_ask", json!({"question": "Our tours?"}))).await;
     assert_eq!(maya_asks.body["result"]["structuredContent"]["used"], 1, "{:#}", maya_asks.body);
+    assert!(maya_asks.body["result"]["structuredContent"]["answer"].as_str().unwrap().contains("encore spring tour"));
     let rest = post(&app, "/v1/copilot/ask", &maya, json!({"question": "q"})).await;
     assert_eq!(rest.body["used"], 2);
 
@@ -954,42 +968,104 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
         (call_tool(8, "delete_everything", json!({})), -32602),
         (call_tool(9, "copilot_ask", json!({})), -32602),
         (call_tool(10, "list_tours", json!({"company": "bluenote"})), -32602),
-        (json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": {"arguments": {}}}), -32602),
         (json!({"jsonrpc": "2.0", "id": 12, "method": "resources/list"}), -32601),
-        (json!({"id": 13, "method": "tools/list"}), -32600),
-        (json!([{"jsonrpc": "2.0", "id": 14, "method": "tools/list"}]), -32600),
-        (json!({"jsonrpc": "2.0", "id": true, "method": "tools/list"}), -32600),
-        (json!({"jsonrpc": "2.0", "id": 15}), -32600),
     ] {
         let answer = mcp(&app, &maya, message.clone()).await;
         assert_eq!(answer.status, StatusCode::OK, "{message}");
         assert_eq!(answer.body["error"]["code"], code, "{message}: {:#}", answer.body);
     }
-    let garbage =
-        Call::new(Method::POST, "/mcp").bearer(Some(&maya)).raw("application/json", "{\"jsonrpc\":").send(&app).await;
-    assert_eq!(garbage.status, StatusCode::OK);
-    assert_eq!(garbage.body["error"]["code"], -32700);
-    assert!(garbage.body["id"].is_null());
-    let old = Call::new(Method::POST, "/mcp")
-        .bearer(Some(&maya))
-        .header("mcp-protocol-version", "1999-01-01")
-        .json(&list)
-        .send(&app)
-        .await;
-    assert_eq!(old.status, StatusCode::BAD_REQUEST);
+    // What is not a JSON-RPC message is refused by the SDK, as problem+json or a JSON-RPC error.
+    for garbage in ["{\"jsonrpc\":", "[1, 2]", "{\"id\": 13, \"method\": \"tools/list\"}"] {
+        let answer = Call::new(Method::POST, "/mcp")
+            .bearer(Some(&maya))
+            .header("host", "127.0.0.1:7415")
+            .header("accept", "application/json, text/event-stream")
+            .raw("application/json", garbage)
+            .send(&app)
+            .await;
+        assert!(answer.status.is_client_error() || answer.body["error"]["code"].is_i64(), "{garbage}: {answer:?}");
+        assert!(answer.body.is_object(), "{garbage}: {}", answer.text);
+    }
+
+    // Host and Origin: DNS rebinding and browsers are refused, as problem+json.
+    let from = |host: &str, origin: Option<&str>| {
+        let mut call = Call::new(Method::POST, "/mcp")
+            .bearer(Some(&maya))
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .json(&list);
+        if let Some(origin) = origin {
+            call = call.header("origin", origin);
+        }
+        call
+    };
+    let rebound = from("attacker.example", None).send(&app).await;
+    rebound.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    let browser = from("127.0.0.1:7415", Some("https://attacker.example")).send(&app).await;
+    browser.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
+    from("localhost:7415", None).send(&app).await.expect(StatusCode::OK);
 
     let huge = json!({"jsonrpc": "2.0", "id": 16, "method": "ping", "params": {"pad": "x".repeat(70 * 1024)}});
     mcp(&app, &maya, huge).await.expect_code(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
     let ping = mcp(&app, &maya, json!({"jsonrpc": "2.0", "id": 17, "method": "ping"})).await;
     assert_eq!(ping.body["result"], json!({}));
 
-    // The endpoint needs a user token; the tools decide the rest.
+    // The endpoint needs a user token, and says where to learn how to get one (RFC 9728).
     let none = Call::new(Method::POST, "/mcp").json(&list).send(&app).await;
     none.expect_code(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    assert_eq!(none.headers["www-authenticate"], "Bearer");
+    let metadata_url = "http://127.0.0.1:7415/.well-known/oauth-protected-resource/mcp";
+    assert_eq!(none.headers["www-authenticate"], format!("Bearer resource_metadata=\"{metadata_url}\""));
+    for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"] {
+        let metadata = Call::new(Method::GET, path).send(&app).await;
+        metadata.expect(StatusCode::OK);
+        assert_eq!(metadata.body["resource"], "http://127.0.0.1:7415/mcp");
+        assert_eq!(metadata.body["authorization_servers"], json!(["http://127.0.0.1:7400"]));
+        assert_eq!(metadata.body["bearer_methods_supported"], json!(["header"]));
+    }
+    // Other routes' 401 stay as they were.
+    let plain = Call::new(Method::POST, "/v1/copilot/ask").json(&json!({"question": "q"})).send(&app).await;
+    assert_eq!(plain.headers["www-authenticate"], "Bearer");
     mcp(&app, &h.service("robot", "*"), list).await.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
-    let get = Call::new(Method::GET, "/mcp").bearer(Some(&maya)).send(&app).await;
-    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    let get = Call::new(Method::GET, "/mcp").bearer(Some(&maya)).header("host", "127.0.0.1:7415").send(&app).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED, "{get:?}");
+}
+
+/// Issue 20: an agent's token over MCP sees the tools of what the user it acts for delegated to it —
+/// never what another user delegated to the same agent.
+#[tokio::test]
+async fn mcp_agents_see_their_delegators_tools() {
+    let doc = world_with(|w| {
+        w["delegations"].as_array_mut().unwrap().push(json!({
+            "id": "leo-tours-to-copilot", "company": "encore", "from": {"user": "leo"}, "to": {"agent": "copilot"},
+            "grants": ["touring:tour:read"], "not_before": "2026-03-01T00:00:00Z",
+            "expires_at": "2026-05-01T00:00:00Z", "redelegable": false
+        }));
+    });
+    let h = harness_on(&doc);
+    let app = h.copilot(PlannerConfig::Rules, None).await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let names = |answer: Answer| -> Vec<String> {
+        answer.body["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // For maya: `ai:*` (her grant on invoice inv-42 names one record, no list).
+    let for_maya = h.agent("copilot", "maya", "encore");
+    assert_eq!(names(mcp(&app, &for_maya, list.clone()).await), ["copilot_ask", "simulate_event"]);
+    // For leo: his tours only.
+    let for_leo = h.agent("copilot", "leo", "encore");
+    assert_eq!(names(mcp(&app, &for_leo, list).await), ["list_tours"]);
+    let tours = mcp(&app, &for_leo, call_tool(2, "list_tours", json!({}))).await;
+    assert_eq!(ids(&tours.body["result"]["structuredContent"]["tours"]), ["encore-1"]);
+    let refused = mcp(&app, &for_leo, call_tool(3, "copilot_ask", json!({"question": "q"}))).await;
+    assert_eq!(refused.body["error"]["data"]["required"], "ai:copilot:ask");
+    // maya's agent may not list tours for her: she did not delegate them.
+    let refused = mcp(&app, &for_maya, call_tool(4, "list_tours", json!({}))).await;
+    assert_eq!(refused.body["error"]["code"], -32001);
+    assert_eq!(refused.body["error"]["data"]["required"], "touring:tour:read");
 }
 
 /// The demo world where maya's agent `copilot` holds, besides `ai:*`, grants scoped to single records:

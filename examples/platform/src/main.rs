@@ -37,6 +37,8 @@ struct Cli {
     tls: kisum_server::TlsArgs,
     #[command(flatten)]
     copilot: CopilotArgs,
+    #[command(flatten)]
+    mcp: McpArgs,
 }
 
 /// The ai module's copilot: where its lookups find the other modules, and who plans.
@@ -75,6 +77,42 @@ impl CopilotArgs {
         };
         let http = kisum_client::http_client(net.ca_bundle.as_deref())?;
         Ok(kisum_modules::CopilotConfig { modules, http, planner })
+    }
+}
+
+/// The ai module's MCP endpoint: where clients reach it, and which `Host`s and `Origin`s it accepts.
+#[derive(Debug, Clone, Args)]
+struct McpArgs {
+    /// The URL clients reach the ai module at, when not the one it listens on (behind a proxy): the
+    /// MCP endpoint's protected-resource metadata names `<URL>/mcp`.
+    #[arg(long, env = "KISUM_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// A `Host` the MCP endpoint accepts besides loopback (`ai.example.com` or `ai.example.com:443`;
+    /// repeatable). Others are refused: DNS rebinding.
+    #[arg(long = "mcp-allowed-host", env = "KISUM_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// A browser origin the MCP endpoint accepts (`https://app.example.com:443`; repeatable). Without
+    /// one, requests that carry an `Origin` are refused.
+    #[arg(long = "mcp-allowed-origin", env = "KISUM_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+}
+
+impl McpArgs {
+    /// The endpoint of an ai module listening at `url`, its tokens issued by `issuer`.
+    fn config(&self, url: &str, issuer: &str) -> kisum_modules::McpConfig {
+        let public = self.public_url.as_deref().unwrap_or(url).trim_end_matches('/');
+        let mut allowed_hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        // The host it is reached at, when that is not loopback.
+        if let Some(host) = public.split_once("://").map(|(_, rest)| rest.split('/').next().unwrap_or(rest)) {
+            allowed_hosts.push(host.to_owned());
+        }
+        allowed_hosts.extend(self.allowed_hosts.iter().cloned());
+        kisum_modules::McpConfig {
+            resource: format!("{public}/mcp"),
+            authorization_servers: vec![issuer.to_owned()],
+            allowed_hosts,
+            allowed_origins: self.allowed_origins.clone(),
+        }
     }
 }
 
@@ -163,6 +201,9 @@ struct ModuleArgs {
     /// The ai module's copilot.
     #[command(flatten)]
     copilot: CopilotArgs,
+    /// The ai module's MCP endpoint.
+    #[command(flatten)]
+    mcp: McpArgs,
 }
 
 /// `remote` with the client secret `KISUM_ADMIN_CLIENT_SECRET` when it names none (a module or console
@@ -289,7 +330,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let stop = shutdown_signal();
     let admin = cli.boot.admin_secret.as_ref();
     match cli.service {
-        None => all(&cli.boot, &cli.claims, &cli.copilot, &net, stop).await,
+        None => all(&cli.boot, &cli.claims, &cli.copilot, &cli.mcp, &net, stop).await,
         Some(Service::Auth(a)) => {
             let opened = cli.boot.open().await?;
             let (listener, url) = net.listen(a.listen.listen, 7400).await?;
@@ -373,9 +414,10 @@ async fn module(
     if m.actix {
         return actix_touring(module, config, &companies, &db, m.listen.listen, net, stop).await;
     }
-    let options = kisum_modules::Options { db: Some(db), copilot: m.copilot.config(net)? };
-    let (app, feed) = module.start(config, &companies, &options).await?;
     let (listener, url) = net.listen(m.listen.listen, module.default_port()).await?;
+    let mcp = m.mcp.config(&url, &config.issuer);
+    let options = kisum_modules::Options { db: Some(db), copilot: m.copilot.config(net)?, mcp };
+    let (app, feed) = module.start(config, &companies, &options).await?;
     println!("{:<10} {url}", module.name());
     let served = net.serve(listener, app, stop).await;
     feed.abort();
@@ -485,6 +527,7 @@ async fn all(
     boot: &Boot,
     claims: &kisum_auth::Config,
     copilot: &CopilotArgs,
+    mcp: &McpArgs,
     net: &Net,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
@@ -528,9 +571,10 @@ async fn all(
     let companies = opened.engine.directory().company_ids();
     // What the modules keep (their records, the ai module's usage and conversations) lives in the same
     // database as the store, in tables of their own, through one pool they share.
-    let options = kisum_modules::Options {
+    let mut options = kisum_modules::Options {
         db: Some(kisum_modules::ModuleDb::connect(&boot.store.db_url()?).await?),
         copilot: copilot.config(net)?,
+        mcp: kisum_modules::McpConfig::default(),
     };
     let mut feeds = Vec::new();
     let (console_listener, console_url) = net.listen(None, 7402).await?;
@@ -544,9 +588,10 @@ async fn all(
         let mut config = net.remote(&auth_url, &core_url, &id, &secret_of(&id)?);
         config.issuer.clone_from(&issuer);
         config.audience.clone_from(&audience);
+        let (listener, url) = net.listen(None, module.default_port()).await?;
+        options.mcp = mcp.config(&url, &config.issuer);
         let (app, feed) = module.start(config, &companies, &options).await?;
         feeds.push(feed);
-        let (listener, url) = net.listen(None, module.default_port()).await?;
         lines.push(format!("{:<10} {url}", module.name()));
         servers.spawn(net.serve(listener, app, stop.clone()));
     }
