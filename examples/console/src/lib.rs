@@ -23,13 +23,15 @@
 //! | --- | --- |
 //! | `/login`, `/logout`, `/company` | sign in, sign out, switch company |
 //! | `/` | the company home: modules from the manifest, with why one is unavailable |
-//! | `/m/{module}` | a module's records and actions (finance, artist, venue, promoters, touring, ai) |
+//! | `/m/{module}` | a module's records and actions (finance, artist, venue, promoters, touring; for ai, the user's conversations with the copilot) |
+//! | `/m/ai/sessions/{id}` | one conversation: questions, what each tool looked up with the user's access and whether it was allowed, answers; the next question |
 //! | `/access/members`, `/access/roles`, `/access/agents`, `/access/delegations` | access management through Auth's writes; each refusal shows its rule |
 //! | `/explorer` | why or why not, who can, who could grant, a member's effective access, at an instant |
 //! | `/staff`, `/staff/companies/{c}`, `/staff/audit` | platform staff: companies, subscriptions, overrides, support sessions, audit |
 //! | `/events` | the page's live updates (server-sent events) |
 #![forbid(unsafe_code)]
 
+mod copilot;
 mod explorer;
 mod live;
 mod manage;
@@ -178,6 +180,8 @@ pub fn app(console: Arc<Console>) -> Router {
         .route("/assets/live.js", get(js))
         .route("/m/{module}", get(modules::page))
         .route("/m/{module}/do/{action}", post(modules::act))
+        .route("/m/ai/sessions/{id}", get(copilot::page))
+        .route("/m/ai/sessions/{id}/ask", post(copilot::ask))
         .route("/access/{section}", get(manage::page))
         .route("/access/{section}/do/{action}", post(manage::act))
         .route("/explorer", get(explorer::page))

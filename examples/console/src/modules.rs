@@ -146,19 +146,20 @@ const SPECS: [Spec; 6] = [
             fields: &[("name", "Name", "text", "")],
         }),
     },
+    // Your conversations with the copilot: each opens at `/m/ai/sessions/{id}` ([`crate::copilot`]).
     Spec {
         module: "ai",
         title: "Copilot",
-        read: None,
-        rows: "",
-        columns: &[],
+        read: Some(("ai:copilot:ask", "/v1/copilot/sessions")),
+        rows: "sessions",
+        columns: &["id", "title", "messages", "last_question"],
         row_actions: &[],
         create: Some(Create {
-            key: "ask",
-            label: "Ask",
+            key: "start",
+            label: "Start a conversation",
             permission: "ai:copilot:ask",
             resource: None,
-            fields: &[("question", "Question", "text", "")],
+            fields: &[("title", "Title", "text", "")],
         }),
     },
 ];
@@ -334,7 +335,13 @@ fn table(csrf: &str, spec: &Spec, rows: &[Value], decisions: &[Vec<Decision>], c
                 tbody {
                     @for (row, ds) in rows.iter().zip(decisions) {
                         tr data-id=(view::cell(view::at(row, "id"))) {
-                            @for c in spec.columns { td { (view::cell(view::at(row, c))) } }
+                            @for c in spec.columns {
+                                @let text = view::cell(view::at(row, c));
+                                @match (spec.module, *c, view::path_id(&text)) {
+                                    ("ai", "id", Some(id)) => td { a href={ "/m/ai/sessions/" (id) } { (id) } },
+                                    _ => td { (text) },
+                                }
+                            }
                             @if !spec.row_actions.is_empty() {
                                 td {
                                     @for (a, d) in spec.row_actions.iter().zip(ds) {
@@ -382,7 +389,7 @@ fn request(
         }
         ("promoters", "delete") => (Method::DELETE, format!("/v1/events/{}", seg("id")?), Value::Null),
         ("touring", "plan") => (Method::POST, "/v1/tours".into(), json!({"name": field("name")})),
-        ("ai", "ask") => (Method::POST, "/v1/copilot/ask".into(), json!({"question": field("question")})),
+        ("ai", "start") => (Method::POST, "/v1/copilot/sessions".into(), json!({"title": field("title")})),
         _ => return None,
     })
 }
@@ -404,10 +411,15 @@ pub(crate) async fn act(
         return crate::pages::not_found("No such action");
     };
     let result = ctx.write(&console, method, format!("{base}{path}"), &body).await;
+    // A conversation started opens at once.
+    if module == "ai"
+        && let Ok(started) = &result
+        && let Some(id) = started.get("id").and_then(Value::as_str).and_then(view::path_id)
+    {
+        return back(&format!("/m/ai/sessions/{id}"));
+    }
     outcome(&ctx.session, result, |v| {
-        if module == "ai" {
-            Flash::Done(format!("Copilot: {}", view::cell(view::at(v, "answer"))))
-        } else if v.is_null() {
+        if v.is_null() {
             Flash::Done(format!("{action}: done."))
         } else {
             Flash::Done(format!("{action}: done ({}).", view::cell(view::at(v, "id"))))

@@ -41,6 +41,8 @@ impl Drop for Proc {
 
 struct Env {
     console: String,
+    auth: String,
+    core: String,
     driver: String,
     data: PathBuf,
     _platform: Proc,
@@ -87,17 +89,21 @@ fn start() -> Env {
         .expect("start kisum-platform");
     let stdout = platform.stdout.take().unwrap();
     let platform = Proc(platform);
-    let mut console = None;
+    let (mut console, mut auth, mut core) = (None, None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("Console") {
-            console = rest.split_whitespace().next().map(str::to_owned);
-        }
+        let url = |service: &str| {
+            line.trim().strip_prefix(service).and_then(|r| r.split_whitespace().next()).map(str::to_owned)
+        };
+        console = console.or_else(|| url("Console"));
+        auth = auth.or_else(|| url("Auth"));
+        core = core.or_else(|| url("Core"));
         if line.starts_with("Ctrl-C") {
             break;
         }
     }
     let console = console.expect("the deployment printed the console's URL");
+    let (auth, core) = (auth.expect("Auth's URL"), core.expect("Core's URL"));
     let port = free_port();
     let driver = Proc(
         Command::new("/usr/bin/chromedriver")
@@ -113,7 +119,7 @@ fn start() -> Env {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    Env { console, driver: driver_url, data, _platform: platform, _driver: driver }
+    Env { console, auth, core, driver: driver_url, data, _platform: platform, _driver: driver }
 }
 
 /// A new browser (its own profile: a second browser is a second, separate context).
@@ -521,6 +527,56 @@ async fn headers_cookies_and_escaping(env: &Env) {
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
 }
 
+/// Issue 20: the owner holds a conversation with the copilot in the console: it looks up her venues with
+/// her access and runs a simulation, every turn kept and listed.
+async fn owner_converses_with_the_copilot(env: &Env) {
+    // By the wall clock encore's AI trial has ended: platform staff make it a plan (the Admin API).
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{}/oauth/token", env.auth))
+        .basic_auth("platform-admin", Some(ADMIN_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let activated = http
+        .patch(format!("{}/admin/v1/companies/encore/subscriptions/enc-ai", env.core))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"status": "active"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(activated.status().is_success(), "{}", activated.text().await.unwrap());
+
+    let c = browser(env).await;
+    sign_in(env, &c, "maya").await;
+    open(env, &c, "/m/ai").await;
+    css(&c, "#ai-title").await.send_keys("Autumn planning").await.unwrap();
+    css(&c, "button[data-action='Start a conversation']").await.click().await.unwrap();
+    text_with(&c, "main h1", "Autumn planning").await;
+    css(&c, "h2#conversation-h[data-session]").await;
+    css(&c, "#question").await.send_keys("Which venues are free on 2026-09-12?").await.unwrap();
+    css(&c, "button[data-action=Ask]").await.click().await.unwrap();
+    let answer = text_with(&c, "ol.conversation li.answer", "encore hall").await;
+    assert!(answer.contains("available on 2026-09-12"), "{answer}");
+    assert!(present(&c, "li.tool[data-tool=find_venues][data-outcome=ok]").await);
+    css(&c, "#question").await.send_keys("Simulate a show at 45 EUR").await.unwrap();
+    css(&c, "button[data-action=Ask]").await.click().await.unwrap();
+    text_with(&c, "ol.conversation", "Across 10000 runs").await;
+    assert!(present(&c, "li.tool[data-tool=simulate_event][data-outcome=ok]").await);
+    shot(&c, "6-owner-converses-with-the-copilot").await;
+    // The conversation is listed on the copilot's page, and opens again whole.
+    open(env, &c, "/m/ai").await;
+    let row = text_with(&c, "table", "Autumn planning").await;
+    assert!(row.contains("Simulate a show at 45 EUR"), "{row}");
+    css(&c, "table a[href^='/m/ai/sessions/']").await.click().await.unwrap();
+    text_with(&c, "ol.conversation", "Which venues are free on 2026-09-12?").await;
+    c.close().await.unwrap();
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     // One deployment, one driver: the journeys run one after another.
@@ -534,6 +590,8 @@ fn main() {
         ("journey_5_staff_override_reaches_the_member", |e| Box::pin(staff_override_reaches_the_member(e))),
         ("owner_manages_an_agent", |e| Box::pin(owner_manages_an_agent(e))),
         ("headers_cookies_and_escaping", |e| Box::pin(headers_cookies_and_escaping(e))),
+        // Last: it turns encore's AI trial into a plan.
+        ("owner_converses_with_the_copilot", |e| Box::pin(owner_converses_with_the_copilot(e))),
     ];
     let selected = journeys.iter().any(|(name, _)| args.filter.as_deref().is_none_or(|f| name.contains(f)));
     let env = if selected && !args.list { Some(Arc::new(start())) } else { None };
