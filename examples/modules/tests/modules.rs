@@ -1005,6 +1005,32 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
     browser.expect_code(StatusCode::FORBIDDEN, "FORBIDDEN");
     from("localhost:7415", None).send(&app).await.expect(StatusCode::OK);
 
+    // A current client (2026-07-28): no handshake, the version and client in every request.
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let current = |method: &str, name: Option<&str>, params: Value| {
+        let mut call = Call::new(Method::POST, "/mcp")
+            .bearer(Some(&maya))
+            .header("host", "127.0.0.1:7415")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if let Some(name) = name {
+            call = call.header("mcp-name", name);
+        }
+        call.json(&json!({"jsonrpc": "2.0", "id": 20, "method": method, "params": params}))
+    };
+    let listed = current("tools/list", None, json!({"_meta": meta})).send(&app).await;
+    listed.expect(StatusCode::OK);
+    assert_eq!(tools(&listed).len(), 7, "{:#}", listed.body);
+    let called = current("tools/call", Some("list_tours"), json!({"name": "list_tours", "arguments": {}, "_meta": meta}))
+        .send(&app)
+        .await;
+    assert_eq!(ids(&called.body["result"]["structuredContent"]["tours"]), ["encore-1"], "{:#}", called.body);
+
     let huge = json!({"jsonrpc": "2.0", "id": 16, "method": "ping", "params": {"pad": "x".repeat(70 * 1024)}});
     mcp(&app, &maya, huge).await.expect_code(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
     let ping = mcp(&app, &maya, json!({"jsonrpc": "2.0", "id": 17, "method": "ping"})).await;
