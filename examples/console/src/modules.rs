@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -189,6 +189,7 @@ pub(crate) async fn page(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path(module): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let ctx = match Ctx::of(&console, &headers).await {
         Ok(c) => c,
@@ -202,6 +203,9 @@ pub(crate) async fn page(
     // The records, when the module is available and the user may list them.
     let mut listed: Option<Result<Vec<Value>, Problem>> = None;
     let mut header_extra = None;
+    // Lists come a page at a time: `?after=` is the module's cursor of the next page.
+    let after = query.get("after").and_then(|a| view::path_id(a)).map(str::to_owned);
+    let mut next_page = None;
     if state == ModuleState::Available
         && let Some((read, path)) = spec.read
         && ctx.manifest.allows(read)
@@ -212,8 +216,16 @@ pub(crate) async fn page(
         } else {
             ""
         };
-        let reply = Call::get(format!("{base}{}{include}", fill(path, c))).bearer(&ctx.token).send(&console.http).await;
+        let cursor = match &after {
+            Some(a) => format!("{}after={a}", if include.is_empty() { '?' } else { '&' }),
+            None => String::new(),
+        };
+        let reply =
+            Call::get(format!("{base}{}{include}{cursor}", fill(path, c))).bearer(&ctx.token).send(&console.http).await;
         let body = reply.and_then(|r| r.ok());
+        if let Ok(b) = &body {
+            next_page = b.get("next").and_then(Value::as_str).and_then(view::path_id).map(str::to_owned);
+        }
         if spec.module == "artist"
             && let Ok(b) = &body
         {
@@ -288,6 +300,12 @@ pub(crate) async fn page(
             Some(Err(p)) => { (view::refusal(p)) }
             Some(Ok(rows)) => {
                 (table(csrf, spec, rows, &row_decisions, c))
+                p.pages {
+                    @if after.is_some() { a data-page="first" href={ "/m/" (spec.module) } { "← First page" } " " }
+                    @if let Some(next) = &next_page {
+                        a data-page="next" href={ "/m/" (spec.module) "?after=" (next) } { "Next page →" }
+                    }
+                }
             }
         }
     };

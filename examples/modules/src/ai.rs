@@ -17,7 +17,7 @@ use kisum_client::{Access, Kisum};
 use serde::{Deserialize, Serialize};
 
 use crate::copilot::planner::Message;
-use crate::copilot::{Copilot, CopilotConfig, MAX_MESSAGES, Session, SessionSummary};
+use crate::copilot::{Copilot, CopilotConfig, MAX_MESSAGES, MAX_TURN, Session, SessionSummary};
 use crate::mcp::McpConfig;
 use crate::records::{PageQuery, Repo};
 use crate::usage::{ModuleDb, Usage};
@@ -94,7 +94,7 @@ pub(crate) const ROUTES: &[Route] = &[
     },
     Route {
         summary: "Model Context Protocol on the official SDK (rmcp; streamable HTTP, stateless, JSON answers; \
-            protocol 2025-06-18 and later) for user tokens of companies entitled to `ai`: `tools/list` lists \
+            protocols 2025-03-26 to 2026-07-28; without `MCP-Protocol-Version`, 2025-03-26) for user tokens of companies entitled to `ai`: `tools/list` lists \
             the tools the caller may call, `tools/call` checks the tool's permission (`x-kisum-also`); a \
             refusal is JSON-RPC error -32001 with the problem in `data`. Host and Origin are checked; a `401` \
             names the protected-resource metadata (RFC 9728)",
@@ -250,7 +250,8 @@ async fn say(
     let question = question(&body.question)?;
     let token = bearer(&headers)?;
     let session = ai.session_of(&access, &id).await?;
-    if session.messages.len() >= MAX_MESSAGES {
+    // Refused before anything is counted when a whole turn might not fit.
+    if session.messages.len() + MAX_TURN > MAX_MESSAGES {
         return Err(crate::copilot::full());
     }
     let limit = crate::capacity(&access, MONTHLY_REQUESTS);
@@ -362,6 +363,12 @@ impl Ai {
             Some(session) if session.owner == owner => Ok(session),
             _ => Err(ApiError::not_found("not found")),
         }
+    }
+
+    /// Counts one request of the caller's company against its `ai.monthly_requests` (an MCP tool call).
+    pub(crate) async fn count_for(&self, access: &Access) -> Result<u64, ApiError> {
+        let company = crate::company(access)?;
+        self.count(&company, crate::capacity(access, MONTHLY_REQUESTS)).await
     }
 
     /// Counts one request of `company` in the current month (UTC, by the clock), unless that would pass

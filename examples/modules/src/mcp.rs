@@ -12,7 +12,12 @@
 //! The tools are `copilot_ask` and the copilot's own ([`crate::copilot::tools`]): `tools/list` lists
 //! those the caller may call (an agent acting for a user: what that user delegated to it), and
 //! `tools/call` decides the tool's permission again; a refusal is JSON-RPC error [`REFUSED`] with the
-//! problem (DESIGN.md §6) in `data`. Errors the SDK answers in plain text become problem+json.
+//! problem (DESIGN.md §6) in `data`. Every `tools/call` that runs counts once against
+//! `ai.monthly_requests`. Errors the SDK answers in plain text become problem+json.
+//!
+//! Tokens: the endpoint takes the platform's own access tokens (audience `kisum`, which every module
+//! shares), and the lookup tools send the caller's token on to the platform's modules — never elsewhere.
+//! A deployment whose MCP clients get tokens for the endpoint alone would exchange them instead (RFC 8693).
 
 use std::sync::Arc;
 
@@ -247,6 +252,8 @@ impl ServerHandler for KisumMcp {
             CallToolResult::structured(serde_json::to_value(answer).unwrap_or(Value::Null))
         } else {
             tools::check_arguments(name, &arguments).map_err(|detail| ErrorData::invalid_params(detail, None))?;
+            // Every call of a copilot tool counts against the month, as a question does.
+            self.ai.count_for(&access).await.map_err(|e| refused(&e))?;
             let call = ToolCall { id: "mcp".into(), name: name.into(), arguments };
             match self.ai.copilot.run(&access, &token, &call).await {
                 Outcome::Ok { data } => CallToolResult::structured(data),

@@ -5,7 +5,8 @@
 //!
 //! Every record is owned by one company, under an id `{company}-{n}` unique across companies (`n` counts
 //! from 1 per company and kind), and may name a parent record (a booking its artist). Every read and
-//! write names the company it is for, so no query can reach another company's records; lists come in
+//! write names the company it is for, so none can reach another company's records (only [`Repository::owner`]
+//! looks a record up by id alone, to say which company owns it); lists come in
 //! pages, oldest first, resumed from an opaque cursor. Nothing here knows about access: the guards decide
 //! before a handler calls a repository.
 

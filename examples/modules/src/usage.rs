@@ -42,6 +42,9 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// The advisory lock the modules' schema is created under on PostgreSQL (`kisummod` in ASCII).
+const SCHEMA_LOCK: i64 = 0x6b69_7375_6d6d_6f64;
+
 /// Counts one request of company `$1` in month `$2` while the count is under `$3`: the new count, or no
 /// row at the limit. One statement for both databases (SQLite reads `$N` as the N-th parameter too).
 const COUNT: &str = "INSERT INTO kisum_module_ai_usage (company, month, used) VALUES ($1, $2, 1)
@@ -77,10 +80,27 @@ impl ModuleDb {
         } else {
             return Err("the modules' database (--db): expected sqlite://FILE or postgres://…".to_owned());
         };
-        for statement in SCHEMA {
-            match &pool {
-                Pool::Sqlite(p) => sqlx::query(*statement).execute(p).await.map(drop).map_err(failed)?,
-                Pool::Postgres(p) => sqlx::query(*statement).execute(p).await.map(drop).map_err(failed)?,
+        // In one transaction; on PostgreSQL under a lock, so that modules starting together do not race
+        // on the catalog (concurrent `CREATE … IF NOT EXISTS` can fail there).
+        match &pool {
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin().await.map_err(failed)?;
+                for statement in SCHEMA {
+                    sqlx::query(*statement).execute(&mut *tx).await.map_err(failed)?;
+                }
+                tx.commit().await.map_err(failed)?;
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(failed)?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(SCHEMA_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+                for statement in SCHEMA {
+                    sqlx::query(*statement).execute(&mut *tx).await.map_err(failed)?;
+                }
+                tx.commit().await.map_err(failed)?;
             }
         }
         Ok(ModuleDb(pool))

@@ -775,6 +775,9 @@ async fn the_copilot_stops_at_the_monthly_limit_and_starts_again_next_month() {
     assert_eq!(refused.body["error"]["code"], -32001, "{:#}", refused.body);
     assert_eq!(refused.body["error"]["data"]["code"], "LIMIT_EXCEEDED");
     assert_eq!(refused.body["error"]["data"]["required"], "ai.monthly_requests");
+    // Every other tool too: a simulation over MCP is refused at the limit, and runs nothing.
+    let simulation = mcp(&app, &maya, call_tool(3, "simulate_event", simulation_of(7))).await;
+    assert_eq!(simulation.body["error"]["data"]["code"], "LIMIT_EXCEEDED", "{:#}", simulation.body);
     // Each company counts on its own.
     let sam = post(&app, "/v1/copilot/ask", &h.user("sam", "bluenote"), ask.clone()).await;
     sam.expect(StatusCode::OK);
@@ -958,11 +961,12 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
     assert_eq!(refused.body["error"]["data"]["required"], "ai:copilot:ask");
     assert!(refused.body["result"].is_null());
 
+    // Every tool call counts against the month: list_invoices was the first.
     let maya_asks = mcp(&app, &maya, call_tool(7, "copilot_ask", json!({"question": "Our tours?"}))).await;
-    assert_eq!(maya_asks.body["result"]["structuredContent"]["used"], 1, "{:#}", maya_asks.body);
+    assert_eq!(maya_asks.body["result"]["structuredContent"]["used"], 2, "{:#}", maya_asks.body);
     assert!(maya_asks.body["result"]["structuredContent"]["answer"].as_str().unwrap().contains("encore spring tour"));
     let rest = post(&app, "/v1/copilot/ask", &maya, json!({"question": "q"})).await;
-    assert_eq!(rest.body["used"], 2);
+    assert_eq!(rest.body["used"], 3);
 
     for (message, code) in [
         (call_tool(8, "delete_everything", json!({})), -32602),
@@ -1026,9 +1030,10 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
     let listed = current("tools/list", None, json!({"_meta": meta})).send(&app).await;
     listed.expect(StatusCode::OK);
     assert_eq!(tools(&listed).len(), 7, "{:#}", listed.body);
-    let called = current("tools/call", Some("list_tours"), json!({"name": "list_tours", "arguments": {}, "_meta": meta}))
-        .send(&app)
-        .await;
+    let called =
+        current("tools/call", Some("list_tours"), json!({"name": "list_tours", "arguments": {}, "_meta": meta}))
+            .send(&app)
+            .await;
     assert_eq!(ids(&called.body["result"]["structuredContent"]["tours"]), ["encore-1"], "{:#}", called.body);
 
     let huge = json!({"jsonrpc": "2.0", "id": 16, "method": "ping", "params": {"pad": "x".repeat(70 * 1024)}});
@@ -1253,8 +1258,23 @@ kisum_tests::on_both_backends!(
     module_records_survive_a_restart,
     module_lists_come_in_pages,
     currency_limits_hold_across_replicas,
-    conversations_survive_a_restart
+    conversations_survive_a_restart,
+    modules_start_together_on_one_database
 );
+
+/// Issue 20: modules starting at once on one new database all create (or find) their tables.
+async fn modules_start_together_on_one_database(backend: kisum_tests::Backend) {
+    let db = kisum_tests::TestDb::new(backend).await;
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { ModuleDb::connect(&url).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}
 
 impl Harness {
     /// The module with what it keeps in `db`.
@@ -1546,6 +1566,23 @@ async fn the_copilot_converses_with_the_callers_access() {
     assert_eq!(figures(&simulated), figures(&again));
     assert!(figures(&simulated)["tickets"]["p50"].as_i64().unwrap() <= 1800);
 
+    // Numbers as people write them: a decimal comma, thousands grouped; the capacity given needs no venue.
+    let written = say("Simulate a show at 45,50 EUR with 1.200 tickets").await;
+    let calls: Vec<&Value> = written.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["tool_calls"].as_array().into_iter().flatten())
+        .collect();
+    assert_eq!(calls.len(), 1, "{:#}", written.body);
+    assert_eq!(calls[0]["name"], "simulate_event");
+    assert_eq!(calls[0]["arguments"]["capacity"], 1200);
+    assert_eq!(calls[0]["arguments"]["tiers"][0]["price"], 4550);
+    // Words that only contain an intent's word ask for nothing.
+    let nothing = say("However, should we prevent that?").await;
+    assert!(tool_outcomes(&nothing.body["messages"]).is_empty(), "{:#}", nothing.body);
+    assert!(nothing.body["answer"].as_str().unwrap().starts_with("I can look up"));
+
     // maya loses `venue:venue:read`: the venue module refuses the lookup, and the answer says so.
     h.restrict_maya("venue:venue:read");
     let refused = say("Which venues are free on 2026-06-02?").await;
@@ -1557,7 +1594,7 @@ async fn the_copilot_converses_with_the_callers_access() {
     );
     assert!(!answer.contains("encore hall"), "{answer}");
     assert_eq!(tool_outcomes(&refused.body["messages"]), [("find_venues".to_owned(), "refused".to_owned())]);
-    assert_eq!(refused.body["used"], 6);
+    assert_eq!(refused.body["used"], 8);
 
     // The conversation is kept, in order, every turn whole; its owner's only.
     let kept = get(&app, &format!("/v1/copilot/sessions/{id}"), &maya).await;
@@ -1565,7 +1602,7 @@ async fn the_copilot_converses_with_the_callers_access() {
     let messages = kept.body["messages"].as_array().unwrap();
     let questions: Vec<&str> =
         messages.iter().filter(|m| m["role"] == "user").map(|m| m["content"].as_str().unwrap()).collect();
-    assert_eq!(questions.len(), 6);
+    assert_eq!(questions.len(), 8);
     assert_eq!(messages.last().unwrap()["content"], refused.body["answer"]);
     let mine = get(&app, "/v1/copilot/sessions", &maya).await;
     assert_eq!(ids(&mine.body["sessions"]), [id.as_str()]);
@@ -1585,7 +1622,7 @@ async fn the_copilot_converses_with_the_callers_access() {
     }
     expect_hidden(&post(&app, "/v1/copilot/sessions/encore-99/messages", &maya, json!({"question": "q"})).await);
     let counted = post(&app, "/v1/copilot/ask", &maya, json!({"question": "Our tours?"})).await;
-    assert_eq!(counted.body["used"], 7);
+    assert_eq!(counted.body["used"], 9);
 }
 
 /// Issue 20: a conversation kept in the database is still there, whole, after a restart, and goes on.

@@ -41,22 +41,23 @@ struct Cli {
     mcp: McpArgs,
 }
 
-/// The ai module's copilot: where its lookups find the other modules, and who plans.
+/// The ai module's copilot: where its lookups find the other modules, and who plans (global: before or
+/// after the subcommand).
 #[derive(Debug, Clone, Args)]
 struct CopilotArgs {
     /// A module's base URL for the copilot's lookups, as `NAME=URL` (repeatable); default: the module's
     /// port on 127.0.0.1.
-    #[arg(long = "module-url", value_parser = module_url)]
+    #[arg(long = "module-url", value_parser = module_url, global = true)]
     module_urls: Vec<(Module, String)>,
     /// Plan with an OpenAI-compatible chat-completions API at this base URL (up to `/chat/completions`,
     /// such as `https://api.openai.com/v1`) instead of the embedded intent rules.
-    #[arg(long, env = "KISUM_COPILOT_PROVIDER_URL")]
+    #[arg(long, env = "KISUM_COPILOT_PROVIDER_URL", global = true)]
     copilot_provider_url: Option<String>,
     /// The provider's model.
-    #[arg(long, env = "KISUM_COPILOT_MODEL", default_value = "gpt-4o-mini")]
+    #[arg(long, env = "KISUM_COPILOT_MODEL", default_value = "gpt-4o-mini", global = true)]
     copilot_model: String,
     /// The provider's API key (sent as a bearer token; never logged).
-    #[arg(long, env = "KISUM_COPILOT_API_KEY")]
+    #[arg(long, env = "KISUM_COPILOT_API_KEY", global = true)]
     copilot_api_key: Option<kisum_client::Secret>,
 }
 
@@ -80,20 +81,21 @@ impl CopilotArgs {
     }
 }
 
-/// The ai module's MCP endpoint: where clients reach it, and which `Host`s and `Origin`s it accepts.
+/// The ai module's MCP endpoint: where clients reach it, and which `Host`s and `Origin`s it accepts
+/// (global: before or after the subcommand).
 #[derive(Debug, Clone, Args)]
 struct McpArgs {
     /// The URL clients reach the ai module at, when not the one it listens on (behind a proxy): the
     /// MCP endpoint's protected-resource metadata names `<URL>/mcp`.
-    #[arg(long, env = "KISUM_PUBLIC_URL")]
+    #[arg(long, env = "KISUM_PUBLIC_URL", global = true)]
     public_url: Option<String>,
     /// A `Host` the MCP endpoint accepts besides loopback (`ai.example.com` or `ai.example.com:443`;
     /// repeatable). Others are refused: DNS rebinding.
-    #[arg(long = "mcp-allowed-host", env = "KISUM_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(long = "mcp-allowed-host", env = "KISUM_MCP_ALLOWED_HOSTS", value_delimiter = ',', global = true)]
     allowed_hosts: Vec<String>,
     /// A browser origin the MCP endpoint accepts (`https://app.example.com:443`; repeatable). Without
     /// one, requests that carry an `Origin` are refused.
-    #[arg(long = "mcp-allowed-origin", env = "KISUM_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(long = "mcp-allowed-origin", env = "KISUM_MCP_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
     allowed_origins: Vec<String>,
 }
 
@@ -198,12 +200,6 @@ struct ModuleArgs {
     #[cfg(feature = "actix")]
     #[arg(long)]
     actix: bool,
-    /// The ai module's copilot.
-    #[command(flatten)]
-    copilot: CopilotArgs,
-    /// The ai module's MCP endpoint.
-    #[command(flatten)]
-    mcp: McpArgs,
 }
 
 /// `remote` with the client secret `KISUM_ADMIN_CLIENT_SECRET` when it names none (a module or console
@@ -364,12 +360,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
             feed.abort();
             served
         }
-        Some(Service::Finance(m)) => module(Module::Finance, m, &cli.boot, &net, stop).await,
-        Some(Service::Artist(m)) => module(Module::Artist, m, &cli.boot, &net, stop).await,
-        Some(Service::Venue(m)) => module(Module::Venue, m, &cli.boot, &net, stop).await,
-        Some(Service::Promoters(m)) => module(Module::Promoters, m, &cli.boot, &net, stop).await,
-        Some(Service::Touring(m)) => module(Module::Touring, m, &cli.boot, &net, stop).await,
-        Some(Service::Ai(m)) => module(Module::Ai, m, &cli.boot, &net, stop).await,
+        Some(Service::Finance(m)) => module(Module::Finance, m, &cli.boot, (&cli.copilot, &cli.mcp), &net, stop).await,
+        Some(Service::Artist(m)) => module(Module::Artist, m, &cli.boot, (&cli.copilot, &cli.mcp), &net, stop).await,
+        Some(Service::Venue(m)) => module(Module::Venue, m, &cli.boot, (&cli.copilot, &cli.mcp), &net, stop).await,
+        Some(Service::Promoters(m)) => {
+            module(Module::Promoters, m, &cli.boot, (&cli.copilot, &cli.mcp), &net, stop).await
+        }
+        Some(Service::Touring(m)) => module(Module::Touring, m, &cli.boot, (&cli.copilot, &cli.mcp), &net, stop).await,
+        Some(Service::Ai(m)) => module(Module::Ai, m, &cli.boot, (&cli.copilot, &cli.mcp), &net, stop).await,
     }
 }
 
@@ -399,6 +397,7 @@ async fn module(
     module: Module,
     m: ModuleArgs,
     boot: &Boot,
+    (copilot, mcp): (&CopilotArgs, &McpArgs),
     net: &Net,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
@@ -415,8 +414,8 @@ async fn module(
         return actix_touring(module, config, &companies, &db, m.listen.listen, net, stop).await;
     }
     let (listener, url) = net.listen(m.listen.listen, module.default_port()).await?;
-    let mcp = m.mcp.config(&url, &config.issuer);
-    let options = kisum_modules::Options { db: Some(db), copilot: m.copilot.config(net)?, mcp };
+    let options =
+        kisum_modules::Options { db: Some(db), copilot: copilot.config(net)?, mcp: mcp.config(&url, &config.issuer) };
     let (app, feed) = module.start(config, &companies, &options).await?;
     println!("{:<10} {url}", module.name());
     let served = net.serve(listener, app, stop).await;

@@ -43,6 +43,7 @@ struct Env {
     console: String,
     auth: String,
     core: String,
+    touring: String,
     driver: String,
     data: PathBuf,
     _platform: Proc,
@@ -89,7 +90,7 @@ fn start() -> Env {
         .expect("start kisum-platform");
     let stdout = platform.stdout.take().unwrap();
     let platform = Proc(platform);
-    let (mut console, mut auth, mut core) = (None, None, None);
+    let (mut console, mut auth, mut core, mut touring) = (None, None, None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         let url = |service: &str| {
@@ -98,12 +99,13 @@ fn start() -> Env {
         console = console.or_else(|| url("Console"));
         auth = auth.or_else(|| url("Auth"));
         core = core.or_else(|| url("Core"));
+        touring = touring.or_else(|| url("touring"));
         if line.starts_with("Ctrl-C") {
             break;
         }
     }
     let console = console.expect("the deployment printed the console's URL");
-    let (auth, core) = (auth.expect("Auth's URL"), core.expect("Core's URL"));
+    let (auth, core, touring) = (auth.expect("Auth's URL"), core.expect("Core's URL"), touring.expect("touring's URL"));
     let port = free_port();
     let driver = Proc(
         Command::new("/usr/bin/chromedriver")
@@ -119,7 +121,7 @@ fn start() -> Env {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    Env { console, auth, core, driver: driver_url, data, _platform: platform, _driver: driver }
+    Env { console, auth, core, touring, driver: driver_url, data, _platform: platform, _driver: driver }
 }
 
 /// A new browser (its own profile: a second browser is a second, separate context).
@@ -527,6 +529,53 @@ async fn headers_cookies_and_escaping(env: &Env) {
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
 }
 
+/// Issue 20: a module's list comes a page at a time (the module's cursor): 60 tours make two pages.
+async fn lists_come_in_pages(env: &Env) {
+    let http = reqwest::Client::new();
+    let session: Value = http
+        .post(format!("{}/v1/sessions", env.auth))
+        .json(&json!({"user": "maya", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token: Value = http
+        .post(format!("{}/oauth/token", env.auth))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", session["refresh_token"].as_str().unwrap()),
+            ("company", "encore"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    for n in 0..60 {
+        let planned = http
+            .post(format!("{}/v1/tours", env.touring))
+            .bearer_auth(token)
+            .json(&json!({"name": format!("Paged tour {n}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(planned.status(), 201);
+    }
+    let c = browser(env).await;
+    sign_in(env, &c, "maya").await;
+    open(env, &c, "/m/touring").await;
+    assert!(!text(&c, "table").await.contains("Paged tour 59"), "the first page holds the oldest 50");
+    css(&c, "a[data-page=next]").await.click().await.unwrap();
+    text_with(&c, "table", "Paged tour 59").await;
+    assert!(present(&c, "a[data-page=first]").await);
+    assert!(!present(&c, "a[data-page=next]").await, "two pages in all");
+    c.close().await.unwrap();
+}
+
 /// Issue 20: the owner holds a conversation with the copilot in the console: it looks up her venues with
 /// her access and runs a simulation, every turn kept and listed.
 async fn owner_converses_with_the_copilot(env: &Env) {
@@ -590,6 +639,7 @@ fn main() {
         ("journey_5_staff_override_reaches_the_member", |e| Box::pin(staff_override_reaches_the_member(e))),
         ("owner_manages_an_agent", |e| Box::pin(owner_manages_an_agent(e))),
         ("headers_cookies_and_escaping", |e| Box::pin(headers_cookies_and_escaping(e))),
+        ("lists_come_in_pages", |e| Box::pin(lists_come_in_pages(e))),
         // Last: it turns encore's AI trial into a plan.
         ("owner_converses_with_the_copilot", |e| Box::pin(owner_converses_with_the_copilot(e))),
     ];

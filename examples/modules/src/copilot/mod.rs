@@ -27,6 +27,8 @@ const MAX_ROUNDS: usize = 4;
 const MAX_CALLS: usize = 8;
 /// Messages a conversation holds, at most: past it, a new session is needed.
 pub(crate) const MAX_MESSAGES: usize = 400;
+/// The most messages one turn adds: the question, each round's calls and their results, the answer.
+pub(crate) const MAX_TURN: usize = 2 + MAX_ROUNDS * (1 + MAX_CALLS);
 
 /// How the copilot plans and where its tools find the other modules.
 #[derive(Debug, Clone)]
@@ -193,6 +195,6 @@ impl From<Session> for SessionSummary {
 pub(crate) fn full() -> ApiError {
     ApiError::new(
         ErrorCode::Conflict,
-        format!("this conversation holds {MAX_MESSAGES} messages, the most one can; start a new session"),
+        format!("this conversation is full (at most {MAX_MESSAGES} messages); start a new session"),
     )
 }

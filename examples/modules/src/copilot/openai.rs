@@ -18,6 +18,8 @@ use super::tools::{Tool, ToolCall};
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most messages of a conversation sent, the latest ones (with the system prompt before them).
 const HISTORY: usize = 40;
+/// The most characters of one tool result sent; past it the result is cut, and says so.
+const MAX_TOOL_CONTENT: usize = 16_000;
 
 const SYSTEM: &str = "You are Kisum's event-intelligence copilot for a live-music company. Answer from the \
     tools' results only; call a tool to look something up. When a tool was refused, say so and why (the \
@@ -45,18 +47,34 @@ impl Planner for OpenAi {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
         }
-        let response = request.send().await.map_err(|e| failed(&format!("cannot be reached ({e})")))?;
+        // reqwest's errors name the URL (which may hold credentials): logged here, never answered.
+        let response = request.send().await.map_err(|e| {
+            tracing::warn!(error = %e.without_url(), "the copilot's model provider cannot be reached");
+            failed("cannot be reached")
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(failed(&format!("answered {status}")));
         }
-        let answer: Value = response.json().await.map_err(|e| failed(&format!("answered no JSON ({e})")))?;
+        let answer: Value = response.json().await.map_err(|e| {
+            tracing::warn!(error = %e.without_url(), "the copilot's model provider answered no JSON");
+            failed("answered no JSON")
+        })?;
         step(&answer)
     }
 }
 
 /// The chat-completions request for `messages` with `tools` as functions.
 pub(crate) fn request(model: &str, messages: &[Message], tools: &[&'static Tool]) -> Value {
+    // Earlier turns are sent as their questions and answers only: what a tool gave then was read with the
+    // caller's access then, and the provider must not answer from it now (the caller may have lost it).
+    let current = messages.iter().rposition(|m| m.role == Role::User).unwrap_or(0);
+    let messages: Vec<&Message> = messages
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| *i >= current || (m.role != Role::Tool && m.tool_calls.is_empty()))
+        .map(|(_, m)| m)
+        .collect();
     let start = messages.len().saturating_sub(HISTORY);
     // A cut never starts on a tool result whose call was cut off.
     let start = messages
@@ -64,7 +82,7 @@ pub(crate) fn request(model: &str, messages: &[Message], tools: &[&'static Tool]
         .and_then(|kept| kept.iter().position(|m| m.role == Role::User))
         .map_or(start, |i| start + i);
     let mut sent = vec![json!({ "role": "system", "content": SYSTEM })];
-    sent.extend(messages.get(start..).unwrap_or_default().iter().map(message));
+    sent.extend(messages.get(start..).unwrap_or_default().iter().map(|m| message(m)));
     let functions: Vec<Value> = tools
         .iter()
         .map(|t| {
@@ -89,11 +107,14 @@ fn message(m: &Message) -> Value {
                 "function": { "name": c.name, "arguments": c.arguments.to_string() }
             })).collect::<Vec<_>>()
         }),
-        Role::Tool => json!({
-            "role": "tool",
-            "tool_call_id": m.tool_call_id,
-            "content": m.result.as_ref().map_or_else(|| m.content.clone(), |r| json!(r).to_string())
-        }),
+        Role::Tool => {
+            let mut content = m.result.as_ref().map_or_else(|| m.content.clone(), |r| json!(r).to_string());
+            if let Some((cut, _)) = content.char_indices().nth(MAX_TOOL_CONTENT) {
+                content.truncate(cut);
+                content.push_str("… (cut: the result was longer)");
+            }
+            json!({ "role": "tool", "tool_call_id": m.tool_call_id, "content": content })
+        }
     }
 }
 

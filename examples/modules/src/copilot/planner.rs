@@ -108,19 +108,44 @@ enum Intent {
     Simulate,
 }
 
+/// Word beginnings that name an intent (a word of the question must start with one).
 const WORDS: &[(Intent, &[&str])] = &[
-    (Intent::Simulate, &["simulat", "forecast", "p&l", "profit", "break-even", "break even", "what if", "sell out"]),
-    (Intent::Venues, &["venue", "hall", "capacity", "availab", "contract", "room"]),
-    (Intent::Artists, &["artist", "band", "booking", "agency", "act "]),
-    (Intent::Invoices, &["invoice", "billing", "finance", "owe", "paid", "revenue"]),
+    (Intent::Simulate, &["simulat", "forecast", "p&l", "profit", "break-even", "breakeven"]),
+    (Intent::Venues, &["venue", "hall", "availab", "contract", "room"]),
+    (Intent::Artists, &["artist", "band", "booking", "booked", "agency", "agencies"]),
+    (Intent::Invoices, &["invoice", "billing", "financ", "owe", "paid", "unpaid"]),
     (Intent::Events, &["event", "show", "gig", "concert"]),
     (Intent::Tours, &["tour"]),
 ];
 
+/// Phrases that name an intent wherever they stand.
+const PHRASES: &[(Intent, &str)] =
+    &[(Intent::Simulate, "break even"), (Intent::Simulate, "what if"), (Intent::Simulate, "sell out")];
+
+/// The words of `text`, lowercased: runs of letters, digits, `&` and `-`.
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '&' || c == '-'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn intents(question: &str) -> Vec<Intent> {
-    let q = question.to_lowercase();
-    let mut found: Vec<Intent> =
-        WORDS.iter().filter(|(_, words)| words.iter().any(|w| q.contains(w))).map(|(intent, _)| *intent).collect();
+    let words = words(question);
+    let lower = question.to_lowercase();
+    let mut found: Vec<Intent> = Vec::new();
+    for (intent, starts) in WORDS {
+        let named = words.iter().any(|w| starts.iter().any(|s| w.starts_with(s)));
+        let phrased = PHRASES.iter().any(|(i, p)| i == intent && lower.contains(p));
+        // "capacity" asks about the venues, unless it gives a number (a simulation's input).
+        let capacity = *intent == Intent::Venues
+            && words.iter().any(|w| w.starts_with("capacit"))
+            && number_near(question, CAPACITY_WORDS).is_none();
+        if named || phrased || capacity {
+            found.push(*intent);
+        }
+    }
     // A simulation of a show is not a question about the events.
     if found.contains(&Intent::Simulate) {
         found.retain(|i| *i != Intent::Events && *i != Intent::Invoices);
@@ -155,7 +180,7 @@ fn plan(messages: &[Message], tools: &[&'static Tool]) -> Step {
                 Intent::Events => (LIST_EVENTS, json!({})),
                 Intent::Tours => (LIST_TOURS, json!({})),
                 // Without a capacity in the question, the first venue's is looked up first.
-                Intent::Simulate if number_before(question, CAPACITY_WORDS).is_none() => {
+                Intent::Simulate if number_near(question, CAPACITY_WORDS).is_none() => {
                     if intents.contains(&Intent::Venues) {
                         continue;
                     }
@@ -227,11 +252,11 @@ const CAPACITY_WORDS: &[&str] = &["capacity", "seats", "tickets", "people", "cap
 const PRICE_WORDS: &[&str] = &["eur", "€", "euro", "euros"];
 
 /// The number written right before one of `words` (`1200 seats`), or right after (`capacity 1200`,
-/// `capacity of 1200`).
-fn number_before(question: &str, words: &[&str]) -> Option<f64> {
-    let q = question.to_lowercase().replace(['€'], " € ").replace(',', "");
+/// `capacity of 1200`). Numbers may group thousands (`1,200`, `1.200`, `12k`) and have a decimal comma or
+/// point (`45,50`, `45.5`).
+fn number_near(question: &str, words: &[&str]) -> Option<f64> {
+    let q = question.to_lowercase().replace('€', " € ");
     let tokens: Vec<&str> = q.split_whitespace().collect();
-    let number = |t: &str| t.trim_matches(|c: char| !c.is_ascii_digit() && c != '.').parse::<f64>().ok();
     for (i, token) in tokens.iter().enumerate() {
         let word = token.trim_matches(|c: char| !c.is_alphanumeric() && c != '€');
         if !words.iter().any(|w| word == *w || word.starts_with(w) && w.len() > 3) {
@@ -247,14 +272,53 @@ fn number_before(question: &str, words: &[&str]) -> Option<f64> {
     None
 }
 
+/// A written number: digits with `,` or `.` between them, and an optional `k` (thousands). A separator
+/// followed by exactly three digits groups thousands, unless it is the only one of two kinds that comes
+/// last; any other is the decimal point.
+fn number(token: &str) -> Option<f64> {
+    let token = token.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ','));
+    let token = token.trim_end_matches(['.', ',']);
+    let (digits, scale) = match token.strip_suffix(['k', 'K']) {
+        Some(rest) => (rest, 1000.0),
+        None => (token, 1.0),
+    };
+    if !digits.starts_with(|c: char| c.is_ascii_digit())
+        || !digits.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+    {
+        return None;
+    }
+    let separators: Vec<(usize, char)> = digits.char_indices().filter(|(_, c)| *c == '.' || *c == ',').collect();
+    let groups: Vec<&str> = digits.split(['.', ',']).collect();
+    let decimal_at = match separators.as_slice() {
+        [] => None,
+        // Of two kinds, the last is the decimal point (`1.234,56`, `1,234.56`).
+        seps @ [(_, first), ..] if seps.iter().any(|(_, c)| c != first) => seps.last().map(|(i, _)| *i),
+        // One kind: thousands when every group after the first has three digits (`1,200`, `1.200.000`).
+        _ if groups.iter().skip(1).all(|g| g.len() == 3) => None,
+        [(i, _)] => Some(*i),
+        _ => return None,
+    };
+    let mut plain = String::with_capacity(digits.len());
+    for (i, c) in digits.char_indices() {
+        match c {
+            '.' | ',' if Some(i) == decimal_at => plain.push('.'),
+            '.' | ',' => {}
+            c => plain.push(c),
+        }
+    }
+    plain.parse::<f64>().ok().map(|n| n * scale)
+}
+
 /// The simulation the question describes: capacity from it (or `capacity`, or 1,000), one tier at its
 /// price (or EUR 35), fixed costs half of a sold-out house's revenue, 80 % ± 10 % sell-through over 60
 /// days, 10,000 runs, seed 1.
 fn simulation_inputs(question: &str, capacity: Option<u64>) -> Value {
-    let capacity =
-        number_before(question, CAPACITY_WORDS).map(|n| n.clamp(1.0, 1_000_000.0) as u64).or(capacity).unwrap_or(1_000);
-    let price =
-        number_before(question, PRICE_WORDS).map_or(3_500, |p| (p.clamp(0.0, 100_000.0) * 100.0).round() as u64);
+    let capacity = number_near(question, CAPACITY_WORDS)
+        .filter(|n| *n >= 1.0)
+        .map(|n| n.min(1_000_000.0) as u64)
+        .or(capacity)
+        .unwrap_or(1_000);
+    let price = number_near(question, PRICE_WORDS).map_or(3_500, |p| (p.clamp(0.0, 100_000.0) * 100.0).round() as u64);
     let fixed = capacity.saturating_mul(price) / 2;
     json!({
         "capacity": capacity,
@@ -283,6 +347,13 @@ fn compose(done: &[(ToolCall, Outcome)], venues_for_capacity: bool) -> String {
                     ),
                     None => "You have no venue to take a capacity from; I assumed 1000.".to_owned(),
                 }
+            }
+            Outcome::Ok { data } if data.get("truncated").and_then(Value::as_bool) == Some(true) => {
+                format!(
+                    "{}\n(Only the first {} are shown: there are more.)",
+                    describe(&call.name, data),
+                    crate::records::MAX_PAGE
+                )
             }
             Outcome::Ok { data } => describe(&call.name, data),
             Outcome::Refused { problem } => format!("I could not {}: {}.", what(&call.name), refusal(problem)),

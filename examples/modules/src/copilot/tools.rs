@@ -2,7 +2,8 @@
 //! token (the platform's audience, `kisum`, which every module is part of; it is never sent anywhere
 //! else, never to a model provider), so every answer holds exactly what the caller may read: a module
 //! that refuses makes the tool's result that refusal. The simulation runs here, behind
-//! `ai:simulation:run`.
+//! `ai:simulation:run`. A lookup reads the first 200 records of a list (the largest page) and says when
+//! there were more (`truncated`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -168,8 +169,8 @@ impl Reach {
     }
 
     async fn venues(&self, token: &str, name: Option<&str>, date: Option<&str>) -> Outcome {
-        let venues = match self.records(Module::Venue, "/v1/venues", "venues", token).await {
-            Ok(venues) => venues,
+        let (venues, truncated) = match self.records(Module::Venue, "/v1/venues", "venues", token).await {
+            Ok(found) => found,
             Err(outcome) => return outcome,
         };
         let venues: Vec<Value> = venues
@@ -186,12 +187,12 @@ impl Reach {
                 venue
             })
             .collect();
-        Outcome::Ok { data: json!({ "venues": venues }) }
+        Outcome::Ok { data: json!({ "venues": venues, "truncated": truncated }) }
     }
 
     async fn artists(&self, token: &str, name: Option<&str>) -> Outcome {
-        let artists = match self.records(Module::Artist, "/v1/artists", "artists", token).await {
-            Ok(artists) => artists,
+        let (artists, truncated) = match self.records(Module::Artist, "/v1/artists", "artists", token).await {
+            Ok(found) => found,
             Err(outcome) => return outcome,
         };
         let mut found = Vec::new();
@@ -213,15 +214,15 @@ impl Reach {
             }
             found.push(artist);
         }
-        Outcome::Ok { data: json!({ "artists": found }) }
+        Outcome::Ok { data: json!({ "artists": found, "truncated": truncated }) }
     }
 
     async fn invoices(&self, token: &str, status: Option<&str>) -> Outcome {
         if status.is_some_and(|s| s != "draft" && s != "approved") {
             return Outcome::Failed { detail: "`status` is draft or approved".into() };
         }
-        let invoices = match self.records(Module::Finance, "/v1/invoices", "invoices", token).await {
-            Ok(invoices) => invoices,
+        let (invoices, truncated) = match self.records(Module::Finance, "/v1/invoices", "invoices", token).await {
+            Ok(found) => found,
             Err(outcome) => return outcome,
         };
         let invoices: Vec<Value> = invoices
@@ -234,21 +235,22 @@ impl Reach {
             let amount = invoice.get("amount").and_then(Value::as_u64).unwrap_or(0);
             *totals.entry(currency.to_owned()).or_insert(0) += amount;
         }
-        Outcome::Ok { data: json!({ "invoices": invoices, "totals": totals }) }
+        Outcome::Ok { data: json!({ "invoices": invoices, "totals": totals, "truncated": truncated }) }
     }
 
     async fn list(&self, module: Module, path: &str, key: &str, token: &str) -> Outcome {
         match self.records(module, path, key, token).await {
-            Ok(records) => Outcome::Ok { data: json!({ key: records }) },
+            Ok((records, truncated)) => Outcome::Ok { data: json!({ key: records, "truncated": truncated }) },
             Err(outcome) => outcome,
         }
     }
 
-    /// The first page of list `path` of `module`: the array under `key`.
-    async fn records(&self, module: Module, path: &str, key: &str, token: &str) -> Result<Vec<Value>, Outcome> {
+    /// The first page of list `path` of `module`: the array under `key`, and whether there were more.
+    async fn records(&self, module: Module, path: &str, key: &str, token: &str) -> Result<(Vec<Value>, bool), Outcome> {
         let page = self.get(module, &format!("{path}?limit={LOOKUP_LIMIT}"), token).await?;
+        let more = page.get("next").is_some_and(|n| !n.is_null());
         match page.get(key).and_then(Value::as_array) {
-            Some(records) => Ok(records.clone()),
+            Some(records) => Ok((records.clone(), more)),
             None => Err(Outcome::Failed { detail: format!("the {module} module answered without `{key}`") }),
         }
     }
