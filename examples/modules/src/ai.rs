@@ -277,13 +277,19 @@ async fn say(
     Ok((StatusCode::CREATED, Json(said)))
 }
 
-/// The principal a conversation belongs to: `user:maya`, or the agent acting.
+/// Whom a conversation belongs to: `user:maya`; or, for an agent acting for a user, the agent *for that
+/// user* (`agent:copilot for user:maya`), so that one agent acting for two users never shows one the
+/// other's conversations.
 fn owner(access: &Access) -> Result<String, ApiError> {
-    access
+    let principal = access
         .caller()
         .principal()
-        .map(ToString::to_string)
-        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "conversations belong to users and agents"))
+        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "conversations belong to users and agents"))?;
+    let claims = access.caller().claims().claims();
+    Ok(match &claims.act {
+        Some(_) => format!("{principal} for user:{}", claims.sub),
+        None => principal.to_string(),
+    })
 }
 
 /// The caller's bearer token, which the layer verified: the tools reach the modules with it.

@@ -1061,6 +1061,34 @@ async fn mcp_lists_and_calls_only_what_the_caller_may() {
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED, "{get:?}");
 }
 
+/// Issue 20: an agent's conversations are its own *for the user it acts for*: acting for leo, it sees
+/// none of those it held for maya, and neither user sees the agent's.
+#[tokio::test]
+async fn an_agents_conversations_are_kept_per_user() {
+    let doc = world_with(|w| {
+        let leo = w["memberships"].as_array_mut().unwrap().iter_mut().find(|m| m["user"] == "leo").unwrap();
+        leo["roles"] = json!(["owner"]);
+        w["delegations"].as_array_mut().unwrap().push(json!({
+            "id": "leo-ai-to-copilot", "company": "encore", "from": {"user": "leo"}, "to": {"agent": "copilot"},
+            "grants": ["ai:*"], "not_before": "2026-03-01T00:00:00Z",
+            "expires_at": "2026-05-01T00:00:00Z", "redelegable": false
+        }));
+    });
+    let h = harness_on(&doc);
+    let app = h.app(Module::Ai).await;
+    let for_maya = h.agent("copilot", "maya", "encore");
+    let for_leo = h.agent("copilot", "leo", "encore");
+    let started = post(&app, "/v1/copilot/sessions", &for_maya, json!({"title": "For maya"})).await;
+    started.expect(StatusCode::CREATED);
+    assert_eq!(started.body["owner"], "agent:copilot for user:maya");
+    let path = format!("/v1/copilot/sessions/{}", started.body["id"].as_str().unwrap());
+    get(&app, &path, &for_maya).await.expect(StatusCode::OK);
+    expect_hidden(&get(&app, &path, &for_leo).await);
+    expect_hidden(&get(&app, &path, &h.user("maya", "encore")).await);
+    assert!(get(&app, "/v1/copilot/sessions", &for_leo).await.body["sessions"].as_array().unwrap().is_empty());
+    assert_eq!(get(&app, "/v1/copilot/sessions", &for_maya).await.body["sessions"].as_array().unwrap().len(), 1);
+}
+
 /// Issue 20: an agent's token over MCP sees the tools of what the user it acts for delegated to it —
 /// never what another user delegated to the same agent.
 #[tokio::test]

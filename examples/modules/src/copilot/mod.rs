@@ -154,12 +154,12 @@ fn outcome_name(outcome: &tools::Outcome) -> &'static str {
     }
 }
 
-/// A conversation: its owner (the principal that started it, in its company) and its messages.
+/// A conversation: its owner (who started it, in its company) and its messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
     pub(crate) id: String,
     pub(crate) company: kisum_client::access::CompanyId,
-    /// `user:maya` (or the agent acting).
+    /// `user:maya`, or `agent:copilot for user:maya` for an agent acting for her.
     pub(crate) owner: String,
     pub(crate) title: String,
     pub(crate) created_at: Timestamp,
