@@ -154,13 +154,9 @@ impl Kisum {
     /// their own header types.
     pub async fn authenticate_header(&self, value: Option<&str>) -> Result<Caller, Refusal> {
         let value = value.ok_or_else(|| Refusal::new(ErrorCode::Unauthenticated, "this route needs a bearer token"))?;
-        let token = Some(value)
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
-            .map(|(_, t)| t.trim())
-            .ok_or_else(|| {
-                Refusal::new(ErrorCode::Unauthenticated, "the Authorization header is not `Bearer <token>`")
-            })?;
+        let token = bearer_token(value).ok_or_else(|| {
+            Refusal::new(ErrorCode::Unauthenticated, "the Authorization header is not `Bearer <token>`")
+        })?;
         let expect = match &self.inner.audience {
             Some(a) => Expect::new(Accept::Both).with_audience(a),
             None => Expect::new(Accept::Both),
@@ -513,6 +509,15 @@ where
             None => Box::pin(serve),
         }
     }
+}
+
+/// The token of an `Authorization` header's value `Bearer <token>` (the scheme in any case), as
+/// [`Kisum::authenticate`] reads it: what a module forwards when it calls another with its caller's token.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    value
+        .split_once(' ')
+        .filter(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
+        .map(|(_, t)| t.trim())
 }
 
 /// Which company owns a module's record. Put them on the guards ([`Require::owned_by`]) so that guards

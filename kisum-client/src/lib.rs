@@ -33,6 +33,7 @@ pub use args::{RemoteArgs, VerifyArgs};
 pub use feed::{FeedReader, FeedSink, Revocations, follow, follow_with, load_revocations};
 pub use guard::{
     Access, Caller, Counters, Kisum, KisumLayer, KisumService, OwnerLookup, Owners, Require, RequireService,
+    bearer_token,
 };
 pub use keys::Keys;
 pub use problem::Refusal;

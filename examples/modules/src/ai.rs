@@ -297,8 +297,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).and(v.get(7..)))
-        .map(str::trim)
+        .and_then(kisum_client::bearer_token)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "a bearer token is required"))
 }
 

@@ -40,7 +40,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use crate::ai::{ASK, Ai};
-use crate::copilot::tools::{self, Outcome, TOOLS, ToolCall};
+use crate::copilot::tools::{self, Outcome, TOOLS, Tool as CopilotTool, ToolCall};
 
 /// A refusal (a server error code of JSON-RPC's reserved range): the problem is in `data`.
 pub(crate) const REFUSED: i32 = -32001;
@@ -217,11 +217,10 @@ impl ServerHandler for KisumMcp {
     ) -> Result<ListToolsResult, ErrorData> {
         let (caller, _) = caller(&context)?;
         let mut listed = Vec::new();
-        for (name, permission, described) in catalog() {
-            if allowed(&self.ai.kisum, &caller, permission).await?.is_ok() {
-                let schema = described.get("inputSchema").and_then(Value::as_object).cloned().unwrap_or_default();
-                let description = described.get("description").and_then(Value::as_str).unwrap_or_default().to_owned();
-                listed.push(Tool::new(name, description, Arc::new(schema)));
+        for tool in catalog() {
+            if allowed(&self.ai.kisum, &caller, tool.permission).await?.is_ok() {
+                let schema = (tool.parameters)().as_object().cloned().unwrap_or_default();
+                listed.push(Tool::new(tool.name, tool.description, Arc::new(schema)));
             }
         }
         Ok(ListToolsResult::with_all_items(listed))
@@ -233,9 +232,10 @@ impl ServerHandler for KisumMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let (caller, token) = caller(&context)?;
-        let Some((name, permission, _)) = catalog().find(|(name, _, _)| *name == request.name) else {
+        let Some(tool) = catalog().find(|t| t.name == request.name) else {
             return Err(ErrorData::invalid_params(format!("no tool `{}`", truncated(&request.name)), None));
         };
+        let (name, permission) = (tool.name, tool.permission);
         let access = match allowed(&self.ai.kisum, &caller, permission).await? {
             Ok(access) => access,
             Err(refusal) => return Err(refused(&crate::refused(&refusal))),
@@ -268,23 +268,25 @@ impl ServerHandler for KisumMcp {
     }
 }
 
-/// `copilot_ask`, then the copilot's own tools: name, permission, description (with `inputSchema`).
-fn catalog() -> impl Iterator<Item = (&'static str, &'static str, Value)> {
-    let ask = (
-        COPILOT_ASK,
-        ASK,
+/// `copilot_ask`, as the endpoint offers it beside the copilot's own tools.
+const ASK_TOOL: CopilotTool = CopilotTool {
+    name: COPILOT_ASK,
+    description: "Asks the copilot a question; it looks things up with your access (counts against the \
+        company's ai.monthly_requests)",
+    permission: ASK,
+    parameters: || {
         json!({
-            "description": "Asks the copilot a question; it looks things up with your access (counts against \
-                the company's ai.monthly_requests)",
-            "inputSchema": {
-                "type": "object",
-                "properties": { "question": { "type": "string", "description": "The question" } },
-                "required": ["question"],
-                "additionalProperties": false
-            }
-        }),
-    );
-    std::iter::once(ask).chain(TOOLS.iter().map(|t| (t.name, t.permission, tools::describe(t))))
+            "type": "object",
+            "properties": { "question": { "type": "string", "description": "The question" } },
+            "required": ["question"],
+            "additionalProperties": false
+        })
+    },
+};
+
+/// `copilot_ask`, then the copilot's own tools.
+fn catalog() -> impl Iterator<Item = &'static CopilotTool> {
+    std::iter::once(&ASK_TOOL).chain(TOOLS.iter())
 }
 
 /// The verified caller of the HTTP request behind `context`, and its bearer token.
@@ -302,9 +304,8 @@ fn caller(context: &RequestContext<RoleServer>) -> Result<(Caller, String), Erro
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(7..))
-        .unwrap_or_default()
-        .trim()
+        .and_then(kisum_client::bearer_token)
+        .ok_or_else(|| ErrorData::internal_error("the request's bearer token is missing", None))?
         .to_owned();
     Ok((caller, token))
 }

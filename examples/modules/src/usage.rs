@@ -80,29 +80,11 @@ impl ModuleDb {
         } else {
             return Err("the modules' database (--db): expected sqlite://FILE or postgres://…".to_owned());
         };
-        // In one transaction; on PostgreSQL under a lock, so that modules starting together do not race
-        // on the catalog (concurrent `CREATE … IF NOT EXISTS` can fail there).
         match &pool {
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin().await.map_err(failed)?;
-                for statement in SCHEMA {
-                    sqlx::query(*statement).execute(&mut *tx).await.map_err(failed)?;
-                }
-                tx.commit().await.map_err(failed)?;
-            }
-            Pool::Postgres(p) => {
-                let mut tx = p.begin().await.map_err(failed)?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(SCHEMA_LOCK)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(failed)?;
-                for statement in SCHEMA {
-                    sqlx::query(*statement).execute(&mut *tx).await.map_err(failed)?;
-                }
-                tx.commit().await.map_err(failed)?;
-            }
+            Pool::Sqlite(p) => sqlite::create_schema(p).await,
+            Pool::Postgres(p) => postgres::create_schema(p).await,
         }
+        .map_err(failed)?;
         Ok(ModuleDb(pool))
     }
 }
@@ -144,23 +126,9 @@ impl Usage {
             }
             Usage::Stored(db) => {
                 let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-                let counted: Option<i64> = match &db.0 {
-                    Pool::Sqlite(pool) => {
-                        sqlx::query_scalar(COUNT)
-                            .bind(company.as_str())
-                            .bind(month)
-                            .bind(limit)
-                            .fetch_optional(pool)
-                            .await
-                    }
-                    Pool::Postgres(pool) => {
-                        sqlx::query_scalar(COUNT)
-                            .bind(company.as_str())
-                            .bind(month)
-                            .bind(limit)
-                            .fetch_optional(pool)
-                            .await
-                    }
+                let counted = match &db.0 {
+                    Pool::Sqlite(pool) => sqlite::count(pool, company.as_str(), month, limit).await,
+                    Pool::Postgres(pool) => postgres::count(pool, company.as_str(), month, limit).await,
                 }
                 .map_err(unavailable)?;
                 Ok(counted.map(|n| u64::try_from(n).unwrap_or(0)))
@@ -173,4 +141,43 @@ impl Usage {
 fn unavailable(e: sqlx::Error) -> ApiError {
     tracing::error!(error = %e, "the usage counter failed");
     ApiError::new(ErrorCode::UpstreamUnavailable, "the usage counter is unavailable; retry")
+}
+
+/// The statements of this file, written once for each backend's pool type; `$lock` is the statement that
+/// serializes schema creation, where the backend needs one.
+macro_rules! usage_queries {
+    ($pool:ty, $lock:expr) => {
+        /// Creates the modules' tables where missing, in one transaction (under `$lock` when given, so
+        /// that modules starting together do not race on PostgreSQL's catalog).
+        pub(super) async fn create_schema(pool: &$pool) -> Result<(), sqlx::Error> {
+            let mut tx = pool.begin().await?;
+            let lock: Option<&'static str> = $lock;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(super::SCHEMA_LOCK).execute(&mut *tx).await?;
+            }
+            for statement in super::SCHEMA {
+                sqlx::query(*statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }
+
+        /// [`super::COUNT`]: the new count, or no row at the limit.
+        pub(super) async fn count(
+            pool: &$pool,
+            company: &str,
+            month: &str,
+            limit: i64,
+        ) -> Result<Option<i64>, sqlx::Error> {
+            sqlx::query_scalar(super::COUNT).bind(company).bind(month).bind(limit).fetch_optional(pool).await
+        }
+    };
+}
+
+mod sqlite {
+    // SQLite serializes writers: the transaction's first write takes its lock.
+    usage_queries!(sqlx::SqlitePool, None);
+}
+
+mod postgres {
+    usage_queries!(sqlx::PgPool, Some("SELECT pg_advisory_xact_lock($1)"));
 }

@@ -529,31 +529,20 @@ async fn headers_cookies_and_escaping(env: &Env) {
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
 }
 
+/// The JSON body of `request`'s answer.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Issue 20: a module's list comes a page at a time (the module's cursor): 60 tours make two pages.
 async fn lists_come_in_pages(env: &Env) {
     let http = reqwest::Client::new();
-    let session: Value = http
-        .post(format!("{}/v1/sessions", env.auth))
-        .json(&json!({"user": "maya", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token: Value = http
-        .post(format!("{}/oauth/token", env.auth))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", session["refresh_token"].as_str().unwrap()),
-            ("company", "encore"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session =
+        json_of(http.post(format!("{}/v1/sessions", env.auth)).json(&json!({"user": "maya", "password": PASSWORD})))
+            .await;
+    let refresh = session["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh), ("company", "encore")];
+    let token = json_of(http.post(format!("{}/oauth/token", env.auth)).form(&form)).await;
     let token = token["access_token"].as_str().unwrap();
     for n in 0..60 {
         let planned = http
@@ -581,16 +570,12 @@ async fn lists_come_in_pages(env: &Env) {
 async fn owner_converses_with_the_copilot(env: &Env) {
     // By the wall clock encore's AI trial has ended: platform staff make it a plan (the Admin API).
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/oauth/token", env.auth))
-        .basic_auth("platform-admin", Some(ADMIN_SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = json_of(
+        http.post(format!("{}/oauth/token", env.auth))
+            .basic_auth("platform-admin", Some(ADMIN_SECRET))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
     let activated = http
         .patch(format!("{}/admin/v1/companies/encore/subscriptions/enc-ai", env.core))
         .bearer_auth(token["access_token"].as_str().unwrap())

@@ -336,8 +336,3 @@ async fn simulate(access: &Access, args: &Value) -> Outcome {
         Err(e) => Outcome::Failed { detail: format!("the simulation failed: {e}") },
     }
 }
-
-/// The tools as an MCP or chat-completions client lists them.
-pub(crate) fn describe(tool: &Tool) -> Value {
-    json!({ "name": tool.name, "description": tool.description, "inputSchema": (tool.parameters)() })
-}
