@@ -143,14 +143,14 @@ fn unavailable(e: sqlx::Error) -> ApiError {
     ApiError::new(ErrorCode::UpstreamUnavailable, "the usage counter is unavailable; retry")
 }
 
-/// The statements of this file, written once for each backend's pool type; `$lock` is the statement that
-/// serializes schema creation, where the backend needs one.
+/// The statements of this file, written once for each backend's pool type. Schema creation is
+/// serialized: `$begin` starts its transaction and `$lock`, where given, takes a lock first.
 macro_rules! usage_queries {
-    ($pool:ty, $lock:expr) => {
-        /// Creates the modules' tables where missing, in one transaction (under `$lock` when given, so
-        /// that modules starting together do not race on PostgreSQL's catalog).
+    ($pool:ty, begin: $begin:expr, lock: $lock:expr) => {
+        /// Creates the modules' tables where missing, in one transaction that no other module's creation
+        /// runs beside (modules starting together on one new database).
         pub(super) async fn create_schema(pool: &$pool) -> Result<(), sqlx::Error> {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with($begin).await?;
             let lock: Option<&'static str> = $lock;
             if let Some(lock) = lock {
                 sqlx::query(lock).bind(super::SCHEMA_LOCK).execute(&mut *tx).await?;
@@ -174,10 +174,12 @@ macro_rules! usage_queries {
 }
 
 mod sqlite {
-    // SQLite serializes writers: the transaction's first write takes its lock.
-    usage_queries!(sqlx::SqlitePool, None);
+    // The write lock from the start: a deferred transaction that read the schema first could not wait
+    // for another writer (SQLITE_BUSY at once, whatever the busy timeout).
+    usage_queries!(sqlx::SqlitePool, begin: "BEGIN IMMEDIATE", lock: None);
 }
 
 mod postgres {
-    usage_queries!(sqlx::PgPool, Some("SELECT pg_advisory_xact_lock($1)"));
+    // Concurrent `CREATE … IF NOT EXISTS` can fail on PostgreSQL's catalog: an advisory lock first.
+    usage_queries!(sqlx::PgPool, begin: "BEGIN", lock: Some("SELECT pg_advisory_xact_lock($1)"));
 }
